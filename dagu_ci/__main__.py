@@ -1,0 +1,3 @@
+from dagu_ci.cli import main
+
+main()
