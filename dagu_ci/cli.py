@@ -1,0 +1,161 @@
+"""The command line. Thin: parse options, build the core objects, map errors to exit codes."""
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from typing import Any, Callable, List, Optional, Sequence
+
+import click
+
+from dagu_ci import __version__
+from dagu_ci.errors import DaguCIError, ExitCode, UsageError
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+def connection_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """URL, auth and TLS options shared by every command that talks to a server."""
+    options = [
+        click.option("--url", envvar="DAGU_URL", default="http://localhost:8080", show_default=True, show_envvar=True,
+                     help="Dagu server base URL, including any base path."),
+        click.option("--api-path", envvar="DAGU_API_PATH", show_envvar=True, metavar="PATH",
+                     help="API path under the URL (e.g. /api/v1); skips auto-detection."),
+        click.option("--token", envvar="DAGU_API_TOKEN", show_envvar=True, metavar="TOKEN",
+                     help="Bearer token: an API key (dagu_...) or a token."),
+        click.option("--username", envvar="DAGU_USERNAME", show_envvar=True, help="Basic auth user."),
+        click.option("--password", envvar="DAGU_PASSWORD", show_envvar=True, help="Basic auth password."),
+        click.option("--ca-cert", envvar="DAGU_CA_CERT", show_envvar=True, metavar="PATH",
+                     help="CA bundle to verify the server's TLS certificate."),
+        click.option("--insecure", is_flag=True, envvar="DAGU_INSECURE", help="Skip TLS verification (prints a warning)."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+@click.group(context_settings=CONTEXT)
+@click.version_option(__version__, "--version", prog_name="dagu-ci", message="%(prog)s %(version)s")
+def cli() -> None:
+    """Run Dagu DAGs from CI as if they were the pipeline's own steps."""
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("dag")
+@connection_options
+@click.option("--param", "param_items", multiple=True, metavar="KEY=VALUE", help="A DAG param; repeatable.")
+@click.option("--params", "params_text", metavar="TEXT", help='Params as a JSON object, a YAML mapping, or K=V K2="v 2".')
+@click.option("--run-id", metavar="ID", help="Run id (1-64 of [-a-zA-Z0-9_]). Default: derived from the CI job, so a retried job attaches instead of starting twice.")
+@click.option("--enqueue", is_flag=True, help="Enqueue the run instead of starting it now.")
+@click.option("--singleton", is_flag=True, help="Refuse to start while another run of the DAG is active.")
+@click.option("--timeout", type=click.FloatRange(min=0), default=0, show_default=True, metavar="SECONDS",
+              help="Stop the run and exit 124 after this long; 0 means no limit.")
+@click.option("--poll-interval", type=click.FloatRange(min=0.05), default=1.0, show_default=True, metavar="SECONDS",
+              help="Base status poll interval; backs off while nothing changes.")
+@click.option("--start-timeout", type=click.FloatRange(min=0), default=60, show_default=True, metavar="SECONDS",
+              help="How long to retry an unreachable server before the run has started (exit 4).")
+@click.option("--no-logs", is_flag=True, help="Show step statuses only, not their logs.")
+@click.option("--no-stop-on-cancel", is_flag=True, help="Leave the run going when the CI job is cancelled.")
+@click.option("--fail-on-partial", is_flag=True, help="Exit 1 when the run only partially succeeds.")
+@click.option("--result-file", type=click.Path(dir_okay=False, writable=True), metavar="PATH",
+              help="Write a JSON result (run id, status, exit code, url, steps) here.")
+def run(dag: str, param_items: Sequence[str], params_text: Optional[str], run_id: Optional[str], enqueue: bool,
+        singleton: bool, timeout: float, poll_interval: float, start_timeout: float, no_logs: bool,
+        no_stop_on_cancel: bool, fail_on_partial: bool, result_file: Optional[str], **connection: Any) -> int:
+    """Start DAG (its file name as Dagu lists it), stream its logs, and exit with its status.
+
+    \b
+    Example:
+      dagu-ci run deploy --url https://dagu.example.com --param VERSION=1.2.3
+
+    \b
+    Exit codes: 0 succeeded (or partial), 1 failed, 2 usage/input error,
+    3 aborted or rejected, 4 server unreachable or API error,
+    124 --timeout, 130 SIGINT, 143 SIGTERM.
+    """
+    from dagu_ci.params import merge_params
+    from dagu_ci.reporters.plain import PlainReporter
+    from dagu_ci.runner import Runner, RunRequest
+
+    params = merge_params(params_text, param_items)
+    reporter = PlainReporter()
+    client = _client(connection, start_timeout, reporter)
+    request = RunRequest(
+        dag=dag,
+        params=params,
+        run_id=run_id,
+        enqueue=enqueue,
+        singleton=singleton,
+        timeout=timeout,
+        poll_interval=poll_interval,
+        logs=not no_logs,
+        stop_on_cancel=not no_stop_on_cancel,
+        fail_on_partial=fail_on_partial,
+        result_file=result_file,
+    )
+    try:
+        return Runner(client, reporter, request).run()
+    finally:
+        reporter.close()
+        client.close()
+
+
+def _client(connection: dict, retry_for: float, reporter: Any) -> Any:
+    from dagu_ci.client import Connection, DaguClient
+    from dagu_ci.events import Level, Notice
+
+    conn = Connection(**connection)
+    if conn.ca_cert and not os.path.isfile(conn.ca_cert):
+        raise UsageError(f"--ca-cert {conn.ca_cert}: no such file")
+    if bool(conn.username) != bool(conn.password):
+        raise UsageError("--username and --password go together")
+    if conn.insecure:
+        reporter.handle(Notice("TLS verification is off (--insecure)", Level.WARNING))
+    return DaguClient(conn, retry_for=retry_for)
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    """Console entry point: one-line errors, never a traceback, exit codes from the README."""
+    secrets = [os.environ.get(name, "") for name in ("DAGU_API_TOKEN", "DAGU_PASSWORD")]
+    args = list(sys.argv[1:] if argv is None else argv)
+    secrets += _secret_args(args)
+    try:
+        code = cli.main(args=args, prog_name="dagu-ci", standalone_mode=False)
+    except click.exceptions.NoArgsUsage as exc:  # bare `dagu-ci`: show help, like git
+        click.echo(exc.ctx.get_help() if exc.ctx else str(exc))
+        code = ExitCode.USAGE
+    except click.UsageError as exc:
+        hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
+        _fail(f"{exc.format_message()}{hint}", secrets)
+        code = ExitCode.USAGE
+    except click.exceptions.Abort:
+        code = ExitCode.SIGINT
+    except DaguCIError as exc:
+        _fail(exc.message, secrets)
+        code = exc.exit_code
+    except KeyboardInterrupt:
+        code = ExitCode.SIGINT
+    except Exception as exc:  # noqa: BLE001 - the promise is: no traceback, ever
+        if os.environ.get("DAGU_CI_DEBUG"):
+            traceback.print_exc()
+        _fail(f"internal error: {type(exc).__name__}: {exc} (set DAGU_CI_DEBUG=1 for details)", secrets)
+        code = ExitCode.SERVER
+    sys.exit(int(code or 0))
+
+
+def _fail(message: str, secrets: List[str]) -> None:
+    for secret in secrets:
+        if secret:
+            message = message.replace(secret, "***")
+    click.echo(f"dagu-ci: error: {' '.join(message.split())}", err=True)
+
+
+def _secret_args(args: List[str]) -> List[str]:
+    found = []
+    for index, arg in enumerate(args):
+        for flag in ("--token", "--password"):
+            if arg == flag and index + 1 < len(args):
+                found.append(args[index + 1])
+            elif arg.startswith(flag + "="):
+                found.append(arg.split("=", 1)[1])
+    return found

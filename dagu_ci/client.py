@@ -1,0 +1,530 @@
+"""HTTP client for Dagu's REST API: auth, retries, version detection, endpoints.
+
+Facts this module leans on are in ../shared/dagu/API.md; section numbers below
+point there.
+"""
+from __future__ import annotations
+
+import email.utils
+import random
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import requests
+
+from dagu_ci import __version__
+from dagu_ci.errors import ServerError, UsageError
+from dagu_ci.models import LogPage, RunSnapshot
+
+Version = Tuple[int, int, int]
+
+MIN_SUPPORTED: Version = (1, 17, 0)
+JSON_PARAMS_SINCE: Version = (1, 30, 0)
+LITERAL_PARAMS_SINCE: Version = (2, 3, 0)
+LOG_DOWNLOAD_SINCE: Version = (2, 0, 0)
+
+RETRYABLE_STATUSES = {429, 500, 502, 503, 504}
+# A 500 with a Dagu JSON error body is usually a deterministic answer, not a blip.
+MAX_JSON_500_RETRIES = 2
+BACKOFF_BASE = 0.5
+BACKOFF_CAP = 8.0
+CONNECT_TIMEOUT = 5.0
+READ_TIMEOUT = 30.0
+
+_VERSION = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)")
+
+
+def parse_version(text: Any) -> Optional[Version]:
+    """'2.6.5', 'v2.6.5-23-gabc' -> (2, 6, 5); 'dev' and '0.0.0' -> None (API.md §2.2)."""
+    match = _VERSION.match(str(text or "").strip())
+    if not match:
+        return None
+    version = (int(match.group(1)), int(match.group(2)), int(match.group(3)))
+    return None if version == (0, 0, 0) else version
+
+
+def format_version(version: Optional[Version]) -> str:
+    return ".".join(map(str, version)) if version else "unknown"
+
+
+@dataclass(frozen=True)
+class Connection:
+    """Everything needed to talk to one server. Secrets never leave this object."""
+
+    url: str = "http://localhost:8080"
+    api_path: Optional[str] = None
+    token: Optional[str] = None
+    username: Optional[str] = None
+    password: Optional[str] = None
+    ca_cert: Optional[str] = None
+    insecure: bool = False
+
+    @property
+    def secrets(self) -> List[str]:
+        return [s for s in (self.token, self.password) if s]
+
+    @property
+    def has_credentials(self) -> bool:
+        return bool(self.token or (self.username and self.password))
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    version: Optional[Version]
+    version_text: str
+    api_root: str  # absolute, e.g. http://host/base/api/v1
+    modern_v1: bool  # True: 2.x at /api/v1; False: 1.17-1.30 at /api/v2
+
+    def at_least(self, version: Version) -> bool:
+        """Unknown (dev) versions are assumed to be the newest of their family."""
+        if self.version is None:
+            return self.modern_v1 or version < (2, 0, 0)
+        return self.version >= version
+
+    @property
+    def json_params(self) -> bool:
+        if self.version is None:
+            return self.modern_v1
+        return self.version >= JSON_PARAMS_SINCE
+
+
+@dataclass
+class Retry:
+    """How long to keep trying. `deadline` is a monotonic time; None means no retries."""
+
+    deadline: Optional[float]
+
+    @classmethod
+    def for_seconds(cls, seconds: Optional[float]) -> "Retry":
+        return cls(None if seconds is None else time.monotonic() + seconds)
+
+    def remaining(self) -> float:
+        return 0.0 if self.deadline is None else self.deadline - time.monotonic()
+
+
+class ApiError(ServerError):
+    """A non-2xx answer that retrying did not (or should not) fix."""
+
+    def __init__(self, message: str, status: int, code: str = "", server_message: str = ""):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.server_message = server_message
+
+
+RetryHook = Callable[[str, float], None]
+
+
+@dataclass
+class _Transient:
+    reason: str
+    retry_after: Optional[float] = None
+    json_500: bool = False
+
+
+class DaguClient:
+    def __init__(self, connection: Connection, retry_for: float = 60.0):
+        self.connection = connection
+        self.base_url, url_user, url_password = _split_url(connection.url)
+        self.display_url = self.base_url
+        self.retry_for = retry_for
+        self.on_retry: Optional[RetryHook] = None  # told about each transient failure
+        self.on_recover: Optional[Callable[[float], None]] = None
+        self.server: Optional[ServerInfo] = None
+        self._session = requests.Session()
+        self._session.headers.update(
+            {"Accept": "application/json", "User-Agent": f"dagu-ci/{__version__}"}
+        )
+        self._session.trust_env = True
+        username = connection.username or url_user
+        password = connection.password or url_password
+        if connection.token:
+            self._session.headers["Authorization"] = f"Bearer {connection.token}"
+        elif username and password:
+            self._session.auth = (username, password)
+        self._has_credentials = bool(connection.token or (username and password))
+        self._secrets = [s for s in (connection.token, password) if s]
+        if connection.insecure:
+            self._session.verify = False
+            import urllib3
+
+            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+        elif connection.ca_cert:
+            self._session.verify = connection.ca_cert
+
+    # -- detection -------------------------------------------------------------
+
+    def detect(self) -> ServerInfo:
+        """Find the API root and server version (API.md §2.3)."""
+        retry = Retry.for_seconds(self.retry_for)
+        if self.connection.api_path:
+            root = self.base_url + "/" + self.connection.api_path.strip("/")
+            health = self._probe_json(root + "/health", retry)
+            if health is None:
+                raise UsageError(
+                    f"{self.display_url} with API path {self.connection.api_path} "
+                    "does not look like a Dagu server API (no JSON at /health)"
+                )
+            text = str(health.get("version", ""))
+            version = parse_version(text)
+            modern_v1 = version >= (2, 0, 0) if version else not root.endswith("/api/v2")
+            return self._remember(ServerInfo(version, text, root, modern_v1))
+
+        health = self._probe_json(self.base_url + "/api/v1/health", retry)
+        if health is not None and "version" in health:
+            text = str(health.get("version"))
+            version = parse_version(text)
+            if version is not None:
+                if version < MIN_SUPPORTED:
+                    raise UsageError(
+                        f"Dagu {format_version(version)} at {self.display_url} is not supported: "
+                        "dagu-ci needs Dagu 1.17 or newer"
+                    )
+                root = "/api/v1" if version >= (2, 0, 0) else "/api/v2"
+                return self._remember(
+                    ServerInfo(version, text, self.base_url + root, version >= (2, 0, 0))
+                )
+        return self._remember(self._probe_family(retry))
+
+    def _probe_family(self, retry: Retry) -> ServerInfo:
+        """The version did not say; ask the endpoints each family has."""
+        v2_health = self._probe_json(self.base_url + "/api/v2/health", retry)
+        if v2_health is not None and "status" in v2_health:
+            text = str(v2_health.get("version", ""))
+            return ServerInfo(parse_version(text), text, self.base_url + "/api/v2", False)
+        runs = self._probe_json(self.base_url + "/api/v1/dag-runs", retry, params={"limit": 1})
+        if runs is not None and "dagRuns" in runs:
+            return ServerInfo(None, "", self.base_url + "/api/v1", True)
+        dags = self._probe_json(self.base_url + "/api/v1/dags", retry)
+        if dags is not None and "DAGs" in dags:
+            raise UsageError(
+                f"the Dagu server at {self.display_url} is older than 1.17 and not supported"
+            )
+        raise UsageError(
+            f"{self.display_url} does not look like a Dagu server API "
+            "(check --url; use --api-path for a custom API base path)"
+        )
+
+    def _remember(self, info: ServerInfo) -> ServerInfo:
+        self.server = info
+        return info
+
+    def _probe_json(self, url: str, retry: Retry, params: Optional[dict] = None) -> Optional[dict]:
+        """GET url; a JSON object, or None when the answer is not Dagu's JSON."""
+        response = self._send("GET", url, params=params, retry=retry, allow=(404,))
+        if response.status_code == 401:
+            raise self._auth_error()
+        if response.status_code != 200 or not _is_json(response):
+            return None
+        try:
+            body = response.json()
+        except ValueError:
+            return None
+        return body if isinstance(body, dict) else None
+
+    # -- endpoints ------------------------------------------------------------
+
+    @property
+    def api(self) -> ServerInfo:
+        if self.server is None:
+            self.detect()
+        assert self.server is not None
+        return self.server
+
+    def get_dag(self, file_name: str) -> Dict[str, Any]:
+        """GET /dags/{file}: the DAG's definition; its `.dag.name` keys run endpoints."""
+        try:
+            return self._get_json(f"/dags/{_seg(file_name)}", Retry.for_seconds(self.retry_for))
+        except ApiError as exc:
+            if exc.status in (404, 400) or exc.code == "not_found":
+                raise UsageError(
+                    f"DAG {file_name!r} not found on {self.display_url}"
+                    + (f" ({exc.server_message})" if exc.status == 400 and exc.server_message else "")
+                ) from None
+            raise
+
+    def post_start(self, file_name: str, body: Mapping[str, Any], enqueue: bool) -> requests.Response:
+        """One POST /start or /enqueue attempt, no retries: the caller decides (API.md §3)."""
+        action = "enqueue" if enqueue else "start"
+        url = f"{self.api.api_root}/dags/{_seg(file_name)}/{action}"
+        return self._send("POST", url, json=dict(body), retry=Retry(None), allow=(400, 404, 409, 500))
+
+    def get_run(self, dag_name: str, run_id: str, retry: Optional[Retry] = None) -> RunSnapshot:
+        body = self._get_json(
+            f"/dag-runs/{_seg(dag_name)}/{_seg(run_id)}",
+            retry or Retry.for_seconds(self.retry_for),
+        )
+        return RunSnapshot.from_api(body.get("dagRunDetails") or {})
+
+    def find_run(self, dag_name: str, run_id: str) -> Optional[RunSnapshot]:
+        """The run, or None if the server has no record of it (yet)."""
+        try:
+            return self.get_run(dag_name, run_id)
+        except ApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def read_log(
+        self,
+        dag_name: str,
+        run_id: str,
+        step: str,
+        stream: str,
+        retry: Retry,
+        **query: int,
+    ) -> Optional[LogPage]:
+        """One step-log read; None while the log file does not exist (API.md §7.1)."""
+        params: Dict[str, Any] = {"stream": stream}  # required: without it the server panics
+        params.update({k: v for k, v in query.items() if v})
+        url = f"{self.api.api_root}/dag-runs/{_seg(dag_name)}/{_seg(run_id)}/steps/{_seg(step)}/log"
+        try:
+            body = self._json(self._send("GET", url, params=params, retry=retry))
+        except ApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return LogPage.from_api(body)
+
+    def download_log(self, dag_name: str, run_id: str, step: str, stream: str, retry: Retry) -> Optional[str]:
+        """The whole raw log file (>= 2.0); None where the server cannot."""
+        if not self.api.at_least(LOG_DOWNLOAD_SINCE):
+            return None
+        url = (
+            f"{self.api.api_root}/dag-runs/{_seg(dag_name)}/{_seg(run_id)}"
+            f"/steps/{_seg(step)}/log/download"
+        )
+        response = self._send("GET", url, params={"stream": stream}, retry=retry, allow=(404,))
+        if response.status_code != 200:
+            return None
+        return response.content.decode("utf-8", errors="replace")
+
+    def stop(self, dag_name: str, run_id: str, retry: Optional[Retry] = None) -> None:
+        """POST /stop (no body needed); asynchronous, the run ends as aborted (API.md §5.1)."""
+        url = f"{self.api.api_root}/dag-runs/{_seg(dag_name)}/{_seg(run_id)}/stop"
+        self._send("POST", url, json={}, retry=retry or Retry.for_seconds(10.0))
+
+    def reject(self, dag_name: str, run_id: str, step: str, reason: str) -> None:
+        url = (
+            f"{self.api.api_root}/dag-runs/{_seg(dag_name)}/{_seg(run_id)}"
+            f"/steps/{_seg(step)}/reject"
+        )
+        self._send("POST", url, json={"reason": reason}, retry=Retry.for_seconds(10.0))
+
+    def dequeue(self, dag_name: str, run_id: str, retry: Optional[Retry] = None) -> None:
+        url = f"{self.api.api_root}/dag-runs/{_seg(dag_name)}/{_seg(run_id)}/dequeue"
+        self._send("GET", url, retry=retry or Retry.for_seconds(10.0))
+
+    def ui_url(self, dag_name: str, run_id: str) -> str:
+        return f"{self.display_url}/dag-runs/{_seg(dag_name)}/{_seg(run_id)}"
+
+    # -- transport ------------------------------------------------------------
+
+    def _get_json(self, path: str, retry: Retry) -> Dict[str, Any]:
+        return self._json(self._send("GET", self.api.api_root + path, retry=retry))
+
+    def _json(self, response: requests.Response) -> Dict[str, Any]:
+        if not _is_json(response):
+            raise UsageError(
+                f"{self.display_url} does not look like a Dagu server API "
+                f"(got {response.headers.get('Content-Type') or 'no content type'} "
+                f"from {self._path_of(response.url)})"
+            )
+        try:
+            body = response.json()
+        except ValueError:
+            raise ServerError(f"invalid JSON from {self._path_of(response.url)}") from None
+        if not isinstance(body, dict):
+            raise ServerError(f"unexpected JSON from {self._path_of(response.url)}")
+        return body
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        *,
+        retry: Retry,
+        params: Optional[Mapping[str, Any]] = None,
+        json: Optional[Mapping[str, Any]] = None,
+        allow: Tuple[int, ...] = (),
+    ) -> requests.Response:
+        """Send with retries on connection errors, 5xx and 429 until retry.deadline.
+
+        2xx and the `allow`ed statuses are returned; 401/403 and other errors raise.
+        """
+        attempt = 0
+        json_500s = 0
+        failing_since: Optional[float] = None
+        while True:
+            transient: Optional[_Transient]
+            try:
+                response = self._session.request(
+                    method,
+                    url,
+                    params=params,
+                    json=json,
+                    timeout=(CONNECT_TIMEOUT, READ_TIMEOUT),
+                    allow_redirects=method == "GET",
+                )
+            except requests.exceptions.SSLError:
+                raise UsageError(
+                    f"TLS verification failed for {self.display_url}: "
+                    "pass --ca-cert with the server's CA, or --insecure"
+                ) from None
+            except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+                response = None
+                transient = _Transient(_describe_transport_error(exc))
+            else:
+                transient = self._transient(response)
+                if transient and transient.json_500:
+                    json_500s += 1
+                    if json_500s > MAX_JSON_500_RETRIES or 500 in allow:
+                        transient = None
+            if transient is None:
+                assert response is not None
+                if failing_since is not None and self.on_recover:
+                    self.on_recover(time.monotonic() - failing_since)
+                return self._accept(response, allow)
+            attempt += 1
+            if failing_since is None:
+                failing_since = time.monotonic()
+            delay = backoff_delay(attempt, transient.retry_after)
+            if delay > retry.remaining():
+                raise ServerError(
+                    f"Dagu at {self.display_url} is unreachable or failing: {transient.reason}"
+                    f" ({method} {self._path_of(url)}, {attempt} attempt{'s' if attempt > 1 else ''})"
+                )
+            if self.on_retry:
+                self.on_retry(transient.reason, delay)
+            time.sleep(delay)
+
+    def _transient(self, response: requests.Response) -> Optional[_Transient]:
+        if response.status_code not in RETRYABLE_STATUSES:
+            return None
+        retry_after = _retry_after(response.headers.get("Retry-After"))
+        code, _ = error_fields(response)
+        reason = f"HTTP {response.status_code}" + (f" ({code})" if code else "")
+        return _Transient(reason, retry_after, json_500=response.status_code == 500 and bool(code))
+
+    def _accept(self, response: requests.Response, allow: Tuple[int, ...]) -> requests.Response:
+        status = response.status_code
+        if 200 <= status < 300 or status in allow:
+            return response
+        if status == 401:
+            raise self._auth_error()
+        code, message = error_fields(response)
+        if status == 403:
+            raise UsageError(
+                f"permission denied by {self.display_url}"
+                + (f": {message}" if message else "")
+                + " (a CI key needs the operator role or higher)"
+            )
+        raise ApiError(
+            f"Dagu at {self.display_url} answered HTTP {status}"
+            + (f" {code}" if code else "")
+            + (f": {message}" if message else "")
+            + f" ({response.request.method} {self._path_of(response.url)})",
+            status,
+            code,
+            message,
+        )
+
+    def _auth_error(self) -> UsageError:
+        if self._has_credentials:
+            return UsageError(f"authentication refused by {self.display_url} (HTTP 401): check the token or username/password")
+        return UsageError(
+            f"{self.display_url} requires authentication: set DAGU_API_TOKEN (--token) "
+            "or DAGU_USERNAME and DAGU_PASSWORD"
+        )
+
+    def _path_of(self, url: str) -> str:
+        path = urlsplit(url).path
+        base_path = urlsplit(self.base_url).path
+        return path[len(base_path):] if base_path and path.startswith(base_path) else path
+
+    def redact(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    def close(self) -> None:
+        self._session.close()
+
+
+def error_fields(response: requests.Response) -> Tuple[str, str]:
+    """(code, message) of a Dagu error body; ("", "") when it is not one."""
+    if not _is_json(response):
+        return "", ""
+    try:
+        body = response.json()
+    except ValueError:
+        return "", ""
+    if not isinstance(body, dict):
+        return "", ""
+    return str(body.get("code") or ""), str(body.get("message") or "")
+
+
+def _is_json(response: requests.Response) -> bool:
+    return "json" in response.headers.get("Content-Type", "").lower()
+
+
+def _seg(value: str) -> str:
+    """Percent-encode one path segment (step names may hold spaces)."""
+    return quote(value, safe="")
+
+
+def _split_url(url: str) -> Tuple[str, Optional[str], Optional[str]]:
+    """Validate --url; move any user:password out of it so it is never printed."""
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UsageError(f"bad --url {url!r}: expected http(s)://host[:port][/base-path]")
+    netloc = parts.hostname
+    if ":" in netloc:  # IPv6 literal
+        netloc = f"[{netloc}]"
+    try:
+        port = parts.port
+    except ValueError:
+        raise UsageError(f"bad --url {url!r}: invalid port") from None
+    if port:
+        netloc += f":{port}"
+    clean = urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
+    return clean, parts.username, parts.password
+
+
+def _describe_transport_error(exc: Exception) -> str:
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return "connection timed out"
+    if isinstance(exc, requests.exceptions.ReadTimeout):
+        return "no answer within the read timeout"
+    text = str(exc)
+    if "Name or service not known" in text or "nodename nor servname" in text or "Temporary failure in name resolution" in text:
+        return "host name not found"
+    if "Connection refused" in text:
+        return "connection refused"
+    if "Connection reset" in text or "RemoteDisconnected" in text or "Connection aborted" in text:
+        return "connection dropped"
+    return "connection failed"
+
+
+def _retry_after(value: Optional[str]) -> Optional[float]:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def backoff_delay(attempt: int, retry_after: Optional[float]) -> float:
+    if retry_after is not None:
+        return min(retry_after, 60.0)
+    ceiling = min(BACKOFF_CAP, BACKOFF_BASE * (2 ** (attempt - 1)))
+    return random.uniform(ceiling / 2, ceiling)  # jitter: many CI jobs may retry at once

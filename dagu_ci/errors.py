@@ -1,0 +1,52 @@
+"""Exit codes and the errors that carry them to the CLI."""
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    SUCCEEDED = 0
+    FAILED = 1
+    USAGE = 2
+    ABORTED = 3
+    SERVER = 4
+    TIMEOUT = 124
+    SIGINT = 130
+    SIGTERM = 143
+
+
+class DaguCIError(Exception):
+    """An error the user should see as one line, with a defined exit code."""
+
+    exit_code = ExitCode.SERVER
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class UsageError(DaguCIError):
+    """Bad input: option, param, unknown DAG, refused credentials, not a Dagu URL."""
+
+    exit_code = ExitCode.USAGE
+
+
+class ServerError(DaguCIError):
+    """The server could not be reached, or answered with an error after retries."""
+
+    exit_code = ExitCode.SERVER
+
+
+class Cancelled(BaseException):
+    """Raised in the main thread by the SIGINT/SIGTERM handler.
+
+    A BaseException so that no `except Exception` on the way up swallows it.
+    """
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+class TimedOut(BaseException):
+    """The run did not end within --timeout."""

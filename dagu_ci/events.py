@@ -1,0 +1,75 @@
+"""What the follower tells reporters. Reporters turn these into host-native output."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Optional, Sequence, Union
+
+from dagu_ci.client import ServerInfo
+from dagu_ci.models import RunSnapshot, RunStatus, StepSnapshot
+from dagu_ci.result import RunResult
+
+
+class Level(Enum):
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+
+@dataclass(frozen=True)
+class ServerDetected:
+    url: str
+    server: ServerInfo
+
+
+@dataclass(frozen=True)
+class RunAccepted:
+    """The run exists on the server: started by us, or attached to (409 already_exists)."""
+
+    dag_file: str
+    dag_name: str
+    run_id: str
+    url: str
+    attached: bool
+    queued: bool
+    params: str
+
+
+@dataclass(frozen=True)
+class RunStatusChanged:
+    snapshot: RunSnapshot
+    previous: Optional[RunStatus]
+
+
+@dataclass(frozen=True)
+class StepStarted:
+    step: StepSnapshot
+
+
+@dataclass(frozen=True)
+class StepLog:
+    step: str
+    stream: str  # "stdout" or "stderr"
+    lines: Sequence[str]
+
+
+@dataclass(frozen=True)
+class StepFinished:
+    step: StepSnapshot
+
+
+@dataclass(frozen=True)
+class Notice:
+    text: str
+    level: Level = Level.INFO
+    step: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class RunFinished:
+    result: RunResult
+
+
+Event = Union[
+    ServerDetected, RunAccepted, RunStatusChanged, StepStarted, StepLog, StepFinished, Notice, RunFinished
+]

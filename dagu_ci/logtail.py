@@ -1,0 +1,205 @@
+"""Gap-free, duplicate-free incremental reading of step logs (API.md §7.3).
+
+The server serves a log by 1-based line offsets, may be mid-way through
+writing the last line, re-reads the file on every call, and estimates
+`totalLines` for files of 10 KB and more (offset reads stop at the estimate).
+One `StreamCursor` per (step, stream) remembers how far the user has seen.
+"""
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Callable, Deque, Dict, List, Optional, Tuple
+
+from dagu_ci.client import DaguClient, Retry
+from dagu_ci.models import LogPage, StepSnapshot
+
+PAGE = 1000
+ANCHOR = 24  # lines of context used to find our place in a tail window
+RELEASE_AFTER = 2.0  # seconds a trailing line must stay unchanged before it is shown
+TOO_LONG_NOTICE = "[dagu-ci] a line longer than 64 KB cannot be read through this server's API (Dagu < 2.0); the rest of this log is skipped"
+
+
+class ReadMode(Enum):
+    LIVE = "live"  # step running: the last line may be half-written, hold it back
+    FLUSH = "flush"  # step finished: show everything, but its last line may still grow
+    FINAL = "final"  # run finished: every line is complete
+
+
+@dataclass
+class StreamCursor:
+    path: str = ""
+    emitted: int = 0  # complete lines shown
+    partial: str = ""  # already-shown beginning of line `emitted + 1`
+    held: str = ""
+    held_since: float = 0.0
+    recent: Deque[str] = field(default_factory=lambda: deque(maxlen=ANCHOR))
+    skipped: bool = False  # unreadable (too-long line on an old server)
+
+
+@dataclass
+class Chunk:
+    lines: List[str]
+    restarted: bool = False  # the log path changed: a new attempt began
+    notices: List[str] = field(default_factory=list)
+
+
+class LogTailer:
+    def __init__(
+        self,
+        client: DaguClient,
+        dag_name: str,
+        run_id: str,
+        retry: Callable[[], Retry],
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.client = client
+        self.dag_name = dag_name
+        self.run_id = run_id
+        self._retry = retry
+        self._clock = clock
+        self._cursors: Dict[Tuple[str, str], StreamCursor] = {}
+
+    def streams(self, step: StepSnapshot) -> List[Tuple[str, str]]:
+        """(stream, path) pairs to read; a merged log is read once."""
+        pairs = [("stdout", step.stdout)]
+        if not step.merged:
+            pairs.append(("stderr", step.stderr))
+        return [(stream, path) for stream, path in pairs if path]
+
+    def read(self, step: StepSnapshot, stream: str, path: str, mode: ReadMode) -> Chunk:
+        cursor = self._cursors.get((step.name, stream))
+        restarted = cursor is not None and cursor.path != path
+        if cursor is None or restarted:
+            cursor = self._cursors[(step.name, stream)] = StreamCursor(path=path)
+        chunk = Chunk([], restarted=restarted)
+        if cursor.skipped:
+            return chunk
+        while True:
+            offset = cursor.emitted + 1
+            page = self._read(step.name, stream, offset=offset, limit=PAGE)
+            if page is None:
+                return chunk
+            if page.too_long:
+                self._read_whole(step.name, stream, cursor, mode, chunk)
+                return chunk
+            lines = list(page.lines)
+            full = len(lines) >= PAGE
+            if mode is ReadMode.FINAL:
+                self._take(cursor, lines, chunk)
+                if full:
+                    continue
+                if _maybe_capped(page, offset, len(lines)):
+                    self._reconcile(step.name, stream, cursor, page, chunk)
+                return chunk
+            # The last line returned may be half-written: never count it complete yet.
+            tail = lines.pop() if lines else None
+            self._take(cursor, lines, chunk)
+            if full:
+                continue
+            if tail is not None:
+                if mode is ReadMode.LIVE:
+                    self._hold(cursor, tail, chunk)
+                else:
+                    self._show_partial(cursor, tail, chunk)
+            return chunk
+
+    # -- pieces ---------------------------------------------------------------
+
+    def _read(self, step: str, stream: str, **query: int) -> Optional[LogPage]:
+        return self.client.read_log(self.dag_name, self.run_id, step, stream, self._retry(), **query)
+
+    def _take(self, cursor: StreamCursor, lines: List[str], chunk: Chunk) -> None:
+        """Lines known to be complete: show them, minus any part shown already."""
+        for line in lines:
+            if cursor.partial:
+                shown, cursor.partial = cursor.partial, ""
+                cursor.held = ""
+                if line.startswith(shown):
+                    line = line[len(shown):]
+                    if not line:
+                        cursor.emitted += 1
+                        cursor.recent.append(shown)
+                        continue
+            chunk.lines.append(line)
+            cursor.emitted += 1
+            cursor.recent.append(line)
+
+    def _hold(self, cursor: StreamCursor, tail: str, chunk: Chunk) -> None:
+        """The last line may be half-written. Show it once it has stayed still a while."""
+        now = self._clock()
+        if tail != cursor.held:
+            cursor.held, cursor.held_since = tail, now
+            return
+        if now - cursor.held_since >= RELEASE_AFTER:
+            self._show_partial(cursor, tail, chunk)
+
+    def _show_partial(self, cursor: StreamCursor, text: str, chunk: Chunk) -> None:
+        new = text[len(cursor.partial):] if text.startswith(cursor.partial) else text
+        if new:
+            chunk.lines.append(new)
+            cursor.partial = text
+
+    def _reconcile(self, step: str, stream: str, cursor: StreamCursor, page: LogPage, chunk: Chunk) -> None:
+        """The estimate may hide the end of the file: find it from the true tail (cheap)."""
+        window = 4 * ANCHOR
+        while window < page.total_lines:
+            tail = self._read(step, stream, tail=window)
+            if tail is None:
+                return
+            lines = list(tail.lines)
+            if len(lines) < window:  # the window holds the whole file
+                self._take(cursor, lines[cursor.emitted:], chunk)
+                return
+            start = _after_anchor(lines, list(cursor.recent))
+            if start is not None:
+                self._take(cursor, lines[start:], chunk)
+                return
+            window *= 4
+        self._head_pages(step, stream, cursor, chunk)
+
+    def _head_pages(self, step: str, stream: str, cursor: StreamCursor, chunk: Chunk) -> None:
+        """Exact but costly fallback: `head` reads are not capped by the estimate."""
+        while True:
+            page = self._read(step, stream, head=cursor.emitted + PAGE)
+            if page is None:
+                return
+            fresh = list(page.lines[cursor.emitted:])
+            self._take(cursor, fresh, chunk)
+            if len(fresh) < PAGE:
+                return
+
+    def _read_whole(self, step: str, stream: str, cursor: StreamCursor, mode: ReadMode, chunk: Chunk) -> None:
+        """A line over 64 KB blocks offset reads; only the raw download gets past it."""
+        if mode is ReadMode.LIVE:
+            return
+        text = self.client.download_log(self.dag_name, self.run_id, step, stream, self._retry())
+        if text is None:
+            cursor.skipped = True
+            chunk.notices.append(TOO_LONG_NOTICE)
+            return
+        lines = text.split("\n")
+        if lines and lines[-1] == "":
+            lines.pop()
+        lines = [line[:-1] if line.endswith("\r") else line for line in lines]
+        self._take(cursor, lines[cursor.emitted:], chunk)
+
+
+def _maybe_capped(page: LogPage, offset: int, count: int) -> bool:
+    """Did the read stop at the estimated total rather than at the end of the file?"""
+    return page.is_estimate and offset + count - 1 >= page.total_lines
+
+
+def _after_anchor(window: List[str], anchor: List[str]) -> Optional[int]:
+    """Index in `window` just after the one place `anchor` ends; None if absent or ambiguous."""
+    if not anchor:
+        return None
+    size = len(anchor)
+    found = [
+        end
+        for end in range(size, len(window) + 1)
+        if window[end - size:end] == anchor
+    ]
+    return found[0] if len(found) == 1 else None

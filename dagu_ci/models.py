@@ -1,0 +1,235 @@
+"""Typed run and step snapshots, normalised across Dagu server versions.
+
+Status integers are stable across versions; the labels are not (API.md §4.3),
+so everything here keys on the integers and carries its own spelling.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from enum import IntEnum
+from typing import Any, Mapping, Optional, Tuple
+
+
+class RunStatus(IntEnum):
+    NOT_STARTED = 0
+    RUNNING = 1
+    FAILED = 2
+    ABORTED = 3
+    SUCCEEDED = 4
+    QUEUED = 5
+    PARTIALLY_SUCCEEDED = 6
+    WAITING = 7
+    REJECTED = 8
+
+    @classmethod
+    def parse(cls, value: Any) -> "RunStatus":
+        try:
+            return cls(int(value))
+        except (TypeError, ValueError):
+            return cls.NOT_STARTED
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in _TERMINAL_RUN
+
+
+_TERMINAL_RUN = {
+    RunStatus.FAILED,
+    RunStatus.ABORTED,
+    RunStatus.SUCCEEDED,
+    RunStatus.PARTIALLY_SUCCEEDED,
+    RunStatus.REJECTED,
+}
+
+
+class StepStatus(IntEnum):
+    NOT_STARTED = 0
+    RUNNING = 1
+    FAILED = 2
+    ABORTED = 3
+    SUCCEEDED = 4
+    SKIPPED = 5
+    PARTIALLY_SUCCEEDED = 6
+    WAITING = 7
+    REJECTED = 8
+    RETRYING = 9
+
+    @classmethod
+    def parse(cls, value: Any) -> "StepStatus":
+        try:
+            return cls(int(value))
+        except (TypeError, ValueError):
+            return cls.NOT_STARTED
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+    @property
+    def is_finished(self) -> bool:
+        """Its log will not grow any more (the final drain may run)."""
+        return self in _FINISHED_STEP
+
+    @property
+    def has_started(self) -> bool:
+        return self != StepStatus.NOT_STARTED
+
+
+_FINISHED_STEP = {
+    StepStatus.FAILED,
+    StepStatus.ABORTED,
+    StepStatus.SUCCEEDED,
+    StepStatus.SKIPPED,
+    StepStatus.PARTIALLY_SUCCEEDED,
+    StepStatus.REJECTED,
+}
+
+HANDLER_KEYS = ("onInit", "onSuccess", "onFailure", "onAbort", "onCancel", "onWait", "onExit")
+
+_FRACTION = re.compile(r"(\.\d{1,6})\d*")
+
+
+def parse_time(value: Any) -> Optional[datetime]:
+    """RFC 3339 as Go writes it; "" and "-" mean "not set" (API.md §4.2)."""
+    if not isinstance(value, str) or value in ("", "-") or value.startswith("0001-01-01"):
+        return None
+    text = value.strip().replace("Z", "+00:00").replace("z", "+00:00")
+    text = _FRACTION.sub(lambda m: m.group(1), text, count=1)  # Go may write nanoseconds
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def _seconds_between(start: Optional[datetime], end: Optional[datetime]) -> Optional[float]:
+    if start is None or end is None:
+        return None
+    return max(0.0, (end - start).total_seconds())
+
+
+@dataclass(frozen=True)
+class StepSnapshot:
+    name: str
+    status: StepStatus
+    stdout: str = ""
+    stderr: str = ""
+    started_at: Optional[datetime] = None
+    finished_at: Optional[datetime] = None
+    retry_count: int = 0
+    handler: bool = False
+    error: str = ""
+
+    @classmethod
+    def from_api(cls, node: Mapping[str, Any], handler: bool = False) -> "StepSnapshot":
+        step = node.get("step") or {}
+        return cls(
+            name=str(step.get("name") or ""),
+            status=StepStatus.parse(node.get("status")),
+            stdout=str(node.get("stdout") or ""),
+            stderr=str(node.get("stderr") or ""),
+            started_at=parse_time(node.get("startedAt")),
+            finished_at=parse_time(node.get("finishedAt")),
+            retry_count=int(node.get("retryCount") or 0),
+            handler=handler,
+            error=str(node.get("error") or ""),
+        )
+
+    @property
+    def merged(self) -> bool:
+        """stdout and stderr are one file (logOutput: merged): read it once."""
+        return bool(self.stdout) and self.stdout == self.stderr
+
+    @property
+    def duration(self) -> Optional[float]:
+        return _seconds_between(self.started_at, self.finished_at)
+
+
+@dataclass(frozen=True)
+class RunSnapshot:
+    dag_name: str
+    run_id: str
+    status: RunStatus
+    steps: Tuple[StepSnapshot, ...] = ()
+    started_at: Optional[datetime] = None
+    finished_at: Optional[datetime] = None
+    params: str = ""
+    auto_retry_count: int = 0
+    auto_retry_limit: Optional[int] = None
+    raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def from_api(cls, details: Mapping[str, Any]) -> "RunSnapshot":
+        steps = [StepSnapshot.from_api(node) for node in details.get("nodes") or []]
+        for key in HANDLER_KEYS:
+            node = details.get(key)
+            if isinstance(node, Mapping) and (node.get("step") or {}).get("name"):
+                steps.append(StepSnapshot.from_api(node, handler=True))
+        limit = details.get("autoRetryLimit")
+        return cls(
+            dag_name=str(details.get("name") or ""),
+            run_id=str(details.get("dagRunId") or ""),
+            status=RunStatus.parse(details.get("status")),
+            steps=tuple(steps),
+            started_at=parse_time(details.get("startedAt")),
+            finished_at=parse_time(details.get("finishedAt")),
+            params=str(details.get("params") or ""),
+            auto_retry_count=int(details.get("autoRetryCount") or 0),
+            auto_retry_limit=int(limit) if isinstance(limit, int) else None,
+            raw=details,
+        )
+
+    @property
+    def auto_retry_pending(self) -> bool:
+        """Failed, but Dagu (>= 2.3) will run it again as a new attempt (API.md §4.3)."""
+        return (
+            self.status == RunStatus.FAILED
+            and self.auto_retry_limit is not None
+            and self.auto_retry_count < self.auto_retry_limit
+        )
+
+    @property
+    def is_over(self) -> bool:
+        return self.status.is_terminal and not self.auto_retry_pending
+
+    @property
+    def duration(self) -> Optional[float]:
+        return _seconds_between(self.started_at, self.finished_at)
+
+    def step(self, name: str) -> Optional[StepSnapshot]:
+        for step in self.steps:
+            if step.name == name:
+                return step
+        return None
+
+
+@dataclass(frozen=True)
+class LogPage:
+    """One step-log read (API.md §7.1). Zero and false fields are omitted by the server."""
+
+    lines: Tuple[str, ...]
+    total_lines: int = 0
+    has_more: bool = False
+    is_estimate: bool = False
+    too_long: bool = False
+
+    @classmethod
+    def from_api(cls, body: Mapping[str, Any]) -> "LogPage":
+        content = str(body.get("content") or "")
+        count = int(body.get("lineCount") or 0)
+        too_long = count == 0 and content == "Error: Line too long to read."
+        # lineCount tells one empty line (content "") from no lines at all.
+        lines = tuple(content.split("\n")) if count > 0 else ()
+        return cls(
+            lines=lines,
+            total_lines=int(body.get("totalLines") or 0),
+            has_more=bool(body.get("hasMore")),
+            is_estimate=bool(body.get("isEstimate")),
+            too_long=too_long,
+        )

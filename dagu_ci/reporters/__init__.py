@@ -1,0 +1,61 @@
+"""Reporters turn follower events into output for one CI host."""
+from __future__ import annotations
+
+from dagu_ci.events import (
+    Event,
+    Notice,
+    RunAccepted,
+    RunFinished,
+    RunStatusChanged,
+    ServerDetected,
+    StepFinished,
+    StepLog,
+    StepStarted,
+)
+
+
+class Reporter:
+    """Base: dispatch each event to an `on_*` method. Subclasses override what they need."""
+
+    def handle(self, event: Event) -> None:
+        method = getattr(self, _HANDLERS[type(event)])
+        method(event)
+
+    def on_server(self, event: ServerDetected) -> None: ...
+    def on_accepted(self, event: RunAccepted) -> None: ...
+    def on_status(self, event: RunStatusChanged) -> None: ...
+    def on_step_started(self, event: StepStarted) -> None: ...
+    def on_log(self, event: StepLog) -> None: ...
+    def on_step_finished(self, event: StepFinished) -> None: ...
+    def on_notice(self, event: Notice) -> None: ...
+    def on_finished(self, event: RunFinished) -> None: ...
+
+    def close(self) -> None:
+        """Called once at the very end, whatever happened."""
+
+
+class Fanout(Reporter):
+    """Several reporters at once (e.g. a host's console plus a JUnit file)."""
+
+    def __init__(self, *reporters: Reporter):
+        self.reporters = list(reporters)
+
+    def handle(self, event: Event) -> None:
+        for reporter in self.reporters:
+            reporter.handle(event)
+
+    def close(self) -> None:
+        for reporter in self.reporters:
+            reporter.close()
+
+
+_HANDLERS = {
+    ServerDetected: "on_server",
+    RunAccepted: "on_accepted",
+    RunStatusChanged: "on_status",
+    StepStarted: "on_step_started",
+    StepLog: "on_log",
+    StepFinished: "on_step_finished",
+    Notice: "on_notice",
+    RunFinished: "on_finished",
+}

@@ -1,0 +1,93 @@
+"""The outcome of a run: exit code rules and the JSON result document."""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, Dict, Optional
+
+from dagu_ci.errors import ExitCode
+from dagu_ci.models import RunSnapshot, RunStatus
+
+
+class Ending(Enum):
+    """Why we stopped following."""
+
+    FINISHED = "finished"  # the run reached a terminal status by itself
+    TIMEOUT = "timeout"
+    CANCELLED = "cancelled"  # CI cancelled us (SIGINT/SIGTERM)
+
+
+def exit_code_for(status: RunStatus, fail_on_partial: bool = False) -> ExitCode:
+    if status == RunStatus.SUCCEEDED:
+        return ExitCode.SUCCEEDED
+    if status == RunStatus.PARTIALLY_SUCCEEDED:
+        return ExitCode.FAILED if fail_on_partial else ExitCode.SUCCEEDED
+    if status == RunStatus.FAILED:
+        return ExitCode.FAILED
+    if status in (RunStatus.ABORTED, RunStatus.REJECTED):
+        return ExitCode.ABORTED
+    return ExitCode.SERVER  # still active: we could not see it end
+
+
+@dataclass
+class RunResult:
+    dag_file: str
+    dag_name: str
+    run_id: str
+    url: str
+    snapshot: Optional[RunSnapshot]
+    exit_code: int
+    ending: Ending = Ending.FINISHED
+    duration: Optional[float] = None
+    message: str = ""
+
+    @property
+    def status(self) -> RunStatus:
+        return self.snapshot.status if self.snapshot else RunStatus.NOT_STARTED
+
+    def to_dict(self) -> Dict[str, Any]:
+        steps = []
+        for step in self.snapshot.steps if self.snapshot else ():
+            steps.append(
+                {
+                    "name": step.name,
+                    "status": step.status.label,
+                    "status_code": int(step.status),
+                    "duration": _round(step.duration),
+                    "handler": step.handler,
+                }
+            )
+        return {
+            "run_id": self.run_id,
+            "dag": self.dag_file,
+            "name": self.dag_name,
+            "status": self.status.label,
+            "status_code": int(self.status),
+            "exit_code": int(self.exit_code),
+            "ending": self.ending.value,
+            "url": self.url,
+            "duration": _round(self.duration),
+            "started_at": _iso(self.snapshot.started_at if self.snapshot else None),
+            "finished_at": _iso(self.snapshot.finished_at if self.snapshot else None),
+            "steps": steps,
+        }
+
+    def write(self, path: str) -> None:
+        """Atomically, so a reader never sees half a document."""
+        directory = os.path.dirname(os.path.abspath(path))
+        os.makedirs(directory, exist_ok=True)
+        temp = f"{path}.tmp{os.getpid()}"
+        with open(temp, "w", encoding="utf-8") as handle:
+            json.dump(self.to_dict(), handle, indent=2)
+            handle.write("\n")
+        os.replace(temp, path)
+
+
+def _round(value: Optional[float]) -> Optional[float]:
+    return None if value is None else round(value, 3)
+
+
+def _iso(value: Any) -> Optional[str]:
+    return value.isoformat() if value is not None else None
