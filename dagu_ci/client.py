@@ -25,6 +25,7 @@ MIN_SUPPORTED: Version = (1, 17, 0)
 JSON_PARAMS_SINCE: Version = (1, 30, 0)
 LITERAL_PARAMS_SINCE: Version = (2, 3, 0)
 LOG_DOWNLOAD_SINCE: Version = (2, 0, 0)
+OUTPUTS_SINCE: Version = (1, 29, 0)
 
 RETRYABLE_STATUSES = {429, 500, 502, 503, 504}
 # A 500 with a Dagu JSON error body is usually a deterministic answer, not a blip.
@@ -301,6 +302,14 @@ class DaguClient:
         if response.status_code != 200:
             return None
         return response.content.decode("utf-8", errors="replace")
+
+    def get_outputs(self, dag_name: str, run_id: str) -> Dict[str, Any]:
+        """The run's collected outputs (>= 1.29; written before the final status, API.md §9)."""
+        if not self.api.at_least(OUTPUTS_SINCE):
+            return {}
+        body = self._get_json(f"/dag-runs/{_seg(dag_name)}/{_seg(run_id)}/outputs", Retry.for_seconds(10.0))
+        outputs = body.get("outputs")
+        return dict(outputs) if isinstance(outputs, dict) else {}
 
     def stop(self, dag_name: str, run_id: str, retry: Optional[Retry] = None) -> None:
         """POST /stop (no body needed); asynchronous, the run ends as aborted (API.md §5.1)."""

@@ -66,10 +66,18 @@ class Notice:
 
 
 @dataclass(frozen=True)
+class Tick:
+    """Once per poll, whether or not anything changed: lets reporters show progress
+    or a heartbeat without a timer of their own."""
+
+    snapshot: RunSnapshot
+
+
+@dataclass(frozen=True)
 class RunFinished:
     result: RunResult
 
 
 Event = Union[
-    ServerDetected, RunAccepted, RunStatusChanged, StepStarted, StepLog, StepFinished, Notice, RunFinished
+    ServerDetected, RunAccepted, RunStatusChanged, StepStarted, StepLog, StepFinished, Notice, Tick, RunFinished
 ]

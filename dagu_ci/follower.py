@@ -25,6 +25,7 @@ from dagu_ci.events import (
     StepFinished,
     StepLog,
     StepStarted,
+    Tick,
 )
 from dagu_ci.logtail import LogTailer, ReadMode
 from dagu_ci.models import RunSnapshot, StepSnapshot
@@ -83,6 +84,7 @@ class Follower:
         while True:
             snapshot = self._poll()
             changed = self._observe(snapshot)
+            self.emit(Tick(snapshot))
             if snapshot.is_over:
                 self._drain_all(snapshot)
                 return snapshot

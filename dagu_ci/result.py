@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Dict, Optional
 
@@ -42,6 +42,7 @@ class RunResult:
     ending: Ending = Ending.FINISHED
     duration: Optional[float] = None
     message: str = ""
+    outputs: Dict[str, Any] = field(default_factory=dict)
 
     @property
     def status(self) -> RunStatus:
@@ -72,6 +73,7 @@ class RunResult:
             "started_at": _iso(self.snapshot.started_at if self.snapshot else None),
             "finished_at": _iso(self.snapshot.finished_at if self.snapshot else None),
             "steps": steps,
+            "outputs": self.outputs,
         }
 
     def write(self, path: str) -> None:

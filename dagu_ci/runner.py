@@ -221,11 +221,21 @@ class Runner:
             exit_code=int(code),
             ending=ending,
             duration=snapshot.duration if snapshot and snapshot.duration is not None else time.monotonic() - self._began,
+            outputs=self._outputs(dag_name, run_id, snapshot),
         )
         if self.request.result_file:
             result.write(self.request.result_file)
         self.reporter.handle(RunFinished(result))
         return int(code)
+
+    def _outputs(self, dag_name: str, run_id: str, snapshot: Optional[RunSnapshot]) -> Dict[str, Any]:
+        if snapshot is None or not snapshot.is_over:
+            return {}
+        try:
+            return self.client.get_outputs(dag_name, run_id)
+        except DaguCIError as exc:
+            self._say(f"could not read the run's outputs: {exc.message}", Level.WARNING)
+            return {}
 
     def _say(self, text: str, level: Level = Level.INFO) -> None:
         self.reporter.handle(Notice(text, level))

@@ -11,6 +11,7 @@ from dagu_ci.events import (
     StepFinished,
     StepLog,
     StepStarted,
+    Tick,
 )
 
 
@@ -28,6 +29,7 @@ class Reporter:
     def on_log(self, event: StepLog) -> None: ...
     def on_step_finished(self, event: StepFinished) -> None: ...
     def on_notice(self, event: Notice) -> None: ...
+    def on_tick(self, event: Tick) -> None: ...
     def on_finished(self, event: RunFinished) -> None: ...
 
     def close(self) -> None:
@@ -57,5 +59,6 @@ _HANDLERS = {
     StepLog: "on_log",
     StepFinished: "on_step_finished",
     Notice: "on_notice",
+    Tick: "on_tick",
     RunFinished: "on_finished",
 }
