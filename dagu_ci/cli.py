@@ -10,6 +10,7 @@ import click
 
 from dagu_ci import __version__
 from dagu_ci.errors import DaguCIError, ExitCode, UsageError
+from dagu_ci.reporters.hosts import REPORTER_CHOICES
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -59,9 +60,15 @@ def cli() -> None:
 @click.option("--fail-on-partial", is_flag=True, help="Exit 1 when the run only partially succeeds.")
 @click.option("--result-file", type=click.Path(dir_okay=False, writable=True), metavar="PATH",
               help="Write a JSON result (run id, status, exit code, url, steps) here.")
+@click.option("--junit", type=click.Path(dir_okay=False, writable=True), metavar="PATH",
+              help="Write a JUnit XML report here: one testcase per DAG step.")
+@click.option("--reporter", "reporter_name", type=click.Choice(REPORTER_CHOICES), default="auto", show_default=True,
+              envvar="DAGU_CI_REPORTER", show_envvar=True,
+              help="Output format; auto picks github or gitlab inside those CI hosts, else plain.")
 def run(dag: str, param_items: Sequence[str], params_text: Optional[str], run_id: Optional[str], enqueue: bool,
         singleton: bool, timeout: float, poll_interval: float, start_timeout: float, no_logs: bool,
-        no_stop_on_cancel: bool, fail_on_partial: bool, result_file: Optional[str], **connection: Any) -> int:
+        no_stop_on_cancel: bool, fail_on_partial: bool, result_file: Optional[str], junit: Optional[str],
+        reporter_name: str, **connection: Any) -> int:
     """Start DAG (its file name as Dagu lists it), stream its logs, and exit with its status.
 
     \b
@@ -74,11 +81,11 @@ def run(dag: str, param_items: Sequence[str], params_text: Optional[str], run_id
     124 --timeout, 130 SIGINT, 143 SIGTERM.
     """
     from dagu_ci.params import merge_params
-    from dagu_ci.reporters.plain import PlainReporter
+    from dagu_ci.reporters.hosts import make_reporter
     from dagu_ci.runner import Runner, RunRequest
 
     params = merge_params(params_text, param_items)
-    reporter = PlainReporter()
+    reporter = make_reporter(reporter_name, junit, secrets=(connection["token"], connection["password"]))
     client = _client(connection, start_timeout, reporter)
     request = RunRequest(
         dag=dag,

@@ -1,0 +1,109 @@
+"""GitLab CI: a collapsible log section per step and a dotenv report for later jobs.
+
+Sections use the escape format GitLab documents
+(`\\e[0Ksection_start:<unix time>:<name>[collapsed=true]\\r\\e[0K<header>`).
+The dotenv file (path in DAGU_DOTENV, which the template sets) holds
+DAGU_RUN_ID, DAGU_RUN_URL, DAGU_RUN_DAG, DAGU_STATUS, DAGU_EXIT_CODE,
+DAGU_DURATION and DAGU_OUTPUTS. It never holds DAGU_DAG, DAGU_PARAMS or DAGU_URL:
+dotenv variables outrank a later job's own `variables:`, and the template reads those.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from typing import IO, Callable, Dict, List, Mapping, Optional
+
+from dagu_ci.events import Level, Notice, RunAccepted, RunFinished
+from dagu_ci.models import StepSnapshot, StepStatus
+from dagu_ci.reporters.grouped import GroupedReporter, write_atomic
+from dagu_ci.term import Style
+
+DOTENV_LIMIT = 5 * 1024  # GitLab rejects a bigger dotenv report (and so fails the job)
+_SLUG = re.compile(r"[^a-zA-Z0-9_.-]+")
+_MARKER = re.compile(r"section_(start|end):")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+
+
+def section_start(name: str, header: str, at: float, collapsed: bool = False) -> str:
+    option = "[collapsed=true]" if collapsed else ""
+    return f"\033[0Ksection_start:{int(at)}:{name}{option}\r\033[0K{header}"
+
+
+def section_end(name: str, at: float) -> str:
+    return f"\033[0Ksection_end:{int(at)}:{name}\r\033[0K"
+
+
+class GitLabReporter(GroupedReporter):
+    def __init__(
+        self,
+        out: Optional[IO[str]] = None,
+        style: Optional[Style] = None,
+        env: Mapping[str, str] = os.environ,
+        clock: Callable[[], float] = time.time,
+    ):
+        super().__init__(out, style)
+        self.dotenv_path = env.get("DAGU_DOTENV") or None
+        self.clock = clock
+        self._sections: Dict[str, str] = {}  # step name -> open section's name
+        self._count = 0
+        self._dotenv: Dict[str, str] = {}
+
+    # -- sections -------------------------------------------------------------
+
+    def open_group(self, step: StepSnapshot, finished: Optional[StepSnapshot]) -> None:
+        self._count += 1
+        name = f"dagu_step_{self._count}_{_SLUG.sub('_', step.name)[:40]}"
+        self._sections[step.name] = name
+        # A step shown whole after the fact keeps its own times, so GitLab shows its duration.
+        at = finished.started_at.timestamp() if finished and finished.started_at else self.clock()
+        collapsed = finished is not None and finished.status == StepStatus.SUCCEEDED
+        arrow = "▶" if self.style.unicode else ">>"
+        header = self.style.paint(f"{arrow} {_CONTROL.sub(' ', step.name)}", "bold")
+        self.write([section_start(name, header, at, collapsed)])
+
+    def close_group(self, step: StepSnapshot) -> None:
+        name = self._sections.pop(step.name, None)
+        if name is None:
+            return
+        at = step.finished_at.timestamp() if step.finished_at else self.clock()
+        self.write([section_end(name, at)])
+
+    def write_log(self, lines: List[str]) -> None:
+        # A remote line must not close or open our sections.
+        self.write([_MARKER.sub(lambda m: f"section_{m.group(1)}\u200b:", line) for line in lines])
+
+    # -- dotenv ---------------------------------------------------------------
+
+    def on_accepted(self, event: RunAccepted) -> None:
+        super().on_accepted(event)
+        self._update({"DAGU_RUN_ID": event.run_id, "DAGU_RUN_URL": event.url, "DAGU_RUN_DAG": event.dag_file})
+
+    def on_finished(self, event: RunFinished) -> None:
+        super().on_finished(event)
+        result = event.result
+        values = {
+            "DAGU_RUN_ID": result.run_id,
+            "DAGU_RUN_URL": result.url,
+            "DAGU_RUN_DAG": result.dag_file,
+            "DAGU_STATUS": result.status.label,
+            "DAGU_EXIT_CODE": str(result.exit_code),
+            "DAGU_DURATION": f"{result.duration:.3f}" if result.duration is not None else "",
+            "DAGU_OUTPUTS": json.dumps(result.outputs, sort_keys=True, separators=(",", ":")),
+        }
+        if len(_dotenv_text({**self._dotenv, **values})) > DOTENV_LIMIT:
+            values["DAGU_OUTPUTS"] = ""
+            self.handle(Notice("the run's outputs are too big for GitLab's dotenv report; DAGU_OUTPUTS is empty", Level.WARNING))
+        self._update(values)
+
+    def _update(self, values: Dict[str, str]) -> None:
+        if not self.dotenv_path:
+            return
+        self._dotenv.update(values)
+        write_atomic(self.dotenv_path, _dotenv_text(self._dotenv))
+
+
+def _dotenv_text(values: Dict[str, str]) -> str:
+    # One line per variable: GitLab's dotenv has no multi-line values.
+    return "".join(f"{key}={_CONTROL.sub(' ', value)}\n" for key, value in values.items())
