@@ -128,10 +128,10 @@ def main(argv: Optional[List[str]] = None) -> None:
     secrets += _secret_args(args)
     try:
         code = cli.main(args=args, prog_name="dagu-ci", standalone_mode=False)
-    except click.exceptions.NoArgsUsage as exc:  # bare `dagu-ci`: show help, like git
-        click.echo(exc.ctx.get_help() if exc.ctx else str(exc))
-        code = ExitCode.USAGE
     except click.UsageError as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError" and exc.ctx:  # bare `dagu-ci` (click >= 8.2)
+            click.echo(exc.ctx.get_help())
+            sys.exit(ExitCode.USAGE)
         hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
         _fail(f"{exc.format_message()}{hint}", secrets)
         code = ExitCode.USAGE
