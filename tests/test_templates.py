@@ -1,0 +1,79 @@
+"""The host files users copy: the GitLab CI template and the README's workflows, checked with
+the hosts' own schemas and linters."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.dirname(sys.executable)
+
+
+def tool(name):
+    """A test tool from the venv (pip install -e '.[test]'), else from PATH; skip without it."""
+    path = os.path.join(BIN, name)
+    found = path if os.path.exists(path) else shutil.which(name)
+    if not found:
+        pytest.skip(f"{name} is not installed (pip install -e '.[test]')")
+    return found
+
+
+def template_documents():
+    with open(os.path.join(ROOT, ".gitlab-ci-template.yml"), encoding="utf-8") as handle:
+        return list(yaml.safe_load_all(handle))
+
+
+def test_both_template_documents_match_gitlabs_schema(tmp_path):
+    """check-jsonschema reads one document per file, and the spec header makes two."""
+    checker = tool("check-jsonschema")
+    header, jobs = template_documents()
+    for name, document in (("header", header), ("jobs", jobs)):
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps(document))
+        proc = subprocess.run([checker, "--builtin-schema", "vendor.gitlab-ci", str(path)], capture_output=True, text=True)
+        assert proc.returncode == 0, f"{name}: {proc.stdout}{proc.stderr}"
+
+
+def test_template_inputs_and_hidden_job():
+    header, jobs = template_documents()
+    inputs = header["spec"]["inputs"]
+    assert list(inputs) == ["dag", "url", "params", "timeout", "stage", "image"]
+    assert "default" not in inputs["image"]  # no published image to default to: the user names theirs
+    job = jobs[".dagu-run"]
+    assert job["image"] == {"name": "$[[ inputs.image ]]", "entrypoint": [""]}
+    assert job["artifacts"] == {"when": "always", "reports": {"dotenv": "dagu.env", "junit": "dagu-junit.xml"}}
+    text = json.dumps(jobs)
+    # Credentials only from CI/CD variables, which dagu-ci reads itself: never an input, never on argv.
+    assert not re.search(r"inputs\.(token|password|username)", text)
+    assert not re.search(r"--(token|password)", text)
+
+
+def test_readme_workflows_pass_actionlint(tmp_path):
+    linter = tool("actionlint")
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as handle:
+        blocks = re.findall(r"```yaml\n# \.github/workflows/(\S+)\n(.*?)```", handle.read(), re.S)
+    assert len(blocks) >= 2
+    paths = []
+    for name, body in blocks:
+        path = tmp_path / name
+        path.write_text(body)
+        paths.append(str(path))
+    proc = subprocess.run([linter, "-no-color", *paths], capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_readme_gitlab_example_matches_gitlabs_schema(tmp_path):
+    checker = tool("check-jsonschema")
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as handle:
+        (body,) = re.findall(r"```yaml\n# \.gitlab-ci\.yml\n(.*?)```", handle.read(), re.S)
+    path = tmp_path / "gitlab-ci.json"
+    path.write_text(json.dumps(yaml.safe_load(body)))
+    proc = subprocess.run([checker, "--builtin-schema", "vendor.gitlab-ci", str(path)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
