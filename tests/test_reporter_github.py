@@ -95,7 +95,7 @@ def test_masks_secrets_before_anything_else(tmp_path):
 def test_outputs_written_when_accepted_then_completed_at_the_end(tmp_path):
     out, reporter = github(tmp_path)
     reporter.handle(accepted())
-    assert (tmp_path / "output").read_text() == f"run-id=r-1\nurl=http://dagu.test/dag-runs/deploy/r-1\n"
+    assert (tmp_path / "output").read_text() == "run-id=r-1\nurl=http://dagu.test/dag-runs/deploy/r-1\n"
     feed(reporter, [finished(RunStatus.SUCCEEDED, step("build"), outputs={"VERSION": "1.2.3", "N": 2})])
     assert (tmp_path / "output").read_text() == (
         "run-id=r-1\nurl=http://dagu.test/dag-runs/deploy/r-1\n"

@@ -5,24 +5,11 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
-import sys
 
-import pytest
 import yaml
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.path.dirname(sys.executable)
-
-
-def tool(name):
-    """A test tool from the venv (pip install -e '.[test]'), else from PATH; skip without it."""
-    path = os.path.join(BIN, name)
-    found = path if os.path.exists(path) else shutil.which(name)
-    if not found:
-        pytest.skip(f"{name} is not installed (pip install -e '.[test]')")
-    return found
+from tests.hosttools import ROOT, tool
 
 
 def template_documents():

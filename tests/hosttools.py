@@ -1,0 +1,29 @@
+"""Helpers for the host tests: test tools from the venv, the entrypoint as a host runs it."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ENTRYPOINT = os.path.join(ROOT, "entrypoint.py")
+BIN = os.path.dirname(sys.executable)
+
+
+def tool(name: str) -> str:
+    """A test tool from the venv (pip install -e '.[test]'), else from PATH; skip without it."""
+    path = os.path.join(BIN, name)
+    found = path if os.path.exists(path) else shutil.which(name)
+    if not found:
+        pytest.skip(f"{name} is not installed (pip install -e '.[test]')")
+    return found
+
+
+def run_entrypoint(*args: str, env=None, cwd=ROOT, input=None, python=sys.executable, **kwargs):
+    """`python entrypoint.py ARGS` with only the given environment (plus PATH with dagu-ci on it)."""
+    full = {"PATH": f"{BIN}{os.pathsep}/usr/local/bin:/usr/bin:/bin", "PYTHONUNBUFFERED": "1", **(env or {})}
+    return subprocess.run([python, ENTRYPOINT, *args], capture_output=True, text=True, env=full, cwd=cwd,
+                          input=input, timeout=120, **kwargs)
