@@ -1,0 +1,642 @@
+"""Run execution: attempts, step threads, status rules, queue, stop, approval, retries.
+
+Everything that changes run state holds `Engine.lock`; waiters use `Engine.changed`.
+Step threads write real files through `LogWriter`; a single flusher thread flushes
+all open writers every 500 ms, like Dagu's per-node output flusher.
+"""
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Callable, Dict, Iterable, List, Optional, Tuple
+
+from .dags import Approval, Dag, Fail, HANDLER_KEYS, Lines, Output, Sleep, Step, Write, fill
+from .logs import LogWriter
+from .params import ResolvedParams
+from .versions import ACTIVE_STATUSES, TERMINAL_STATUSES, ServerVersion
+
+FLUSH_INTERVAL = 0.5
+
+
+def rfc3339(moment: Optional[float] = None) -> str:
+    """time.RFC3339 as Go prints it: second precision, local offset, Z for UTC."""
+    text = datetime.fromtimestamp(time.time() if moment is None else moment).astimezone().isoformat(
+        timespec="seconds"
+    )
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def uuid7() -> str:
+    """A UUIDv7, as GenDAGRunID makes when the client gives no dagRunId."""
+    millis = int(time.time() * 1000) & ((1 << 48) - 1)
+    rand = int.from_bytes(os.urandom(10), "big")
+    value = (millis << 80) | (0x7 << 76) | ((rand >> 64) & 0xFFF) << 64 | (0b10 << 62) | (rand & ((1 << 62) - 1))
+    return str(uuid.UUID(int=value))
+
+
+def camel_key(key: str) -> str:
+    """ScreamingSnakeToCamel: output names as /outputs reports them."""
+    parts = [p.lower() for p in key.split("_") if p]
+    return (parts[0] + "".join(p[:1].upper() + p[1:] for p in parts[1:])) if parts else ""
+
+
+def _safe_name(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+
+
+def _stamp() -> str:
+    now = time.time()
+    return time.strftime("%Y%m%d.%H%M%S", time.localtime(now)) + f".{int(now * 1000) % 1000:03d}"
+
+
+@dataclass
+class NodeState:
+    step: Step
+    status: int = 0
+    started_at: str = "-"  # exec.NewNodeFromStep: "-" until the step starts
+    finished_at: str = "-"
+    stdout: str = ""  # paths are assigned when the step starts
+    stderr: str = ""
+    error: str = ""
+    retry_count: int = 0
+    done_count: int = 0
+    approved_at: str = ""
+    rejected_at: str = ""
+    exit_code: Optional[int] = None
+
+    @property
+    def name(self) -> str:
+        return self.step.name
+
+
+@dataclass
+class Attempt:
+    number: int  # 1 for the first attempt
+    attempt_id: str
+    trigger_type: str
+    directory: str
+    nodes: "OrderedDict[str, NodeState]"
+    handlers: "OrderedDict[str, NodeState]"
+    status: int = 0
+    started_at: str = ""
+    finished_at: str = ""
+    log_file: str = ""
+    outputs: Dict[str, str] = field(default_factory=dict)
+    auto_retry_count: int = 0
+    cancel: threading.Event = field(default_factory=threading.Event)
+    canceled: bool = False
+    finished: bool = False
+    active_steps: int = 0
+    decisions: Dict[str, str] = field(default_factory=dict)  # step -> "approve" | "reject"
+
+    def node(self, name: str) -> Optional[NodeState]:
+        if name in self.nodes:
+            return self.nodes[name]
+        for key, node in self.handlers.items():
+            if name in (key, node.name):
+                return node
+        return None
+
+
+class Run:
+    """One dagRunId of one DAG name. Its status is its latest attempt's status."""
+
+    def __init__(
+        self,
+        dag: Dag,
+        name: str,
+        run_id: str,
+        params: ResolvedParams,
+        labels: List[str],
+        queued: bool,
+    ):
+        self.dag = dag
+        self.name = name
+        self.run_id = run_id
+        self.resolved = params
+        self.labels = list(labels)
+        self.attempts: List[Attempt] = []
+        self.queued_at = rfc3339() if queued else ""
+        self.created_monotonic = time.monotonic()
+        self.finished_at_monotonic: Optional[float] = None
+        self.status_history: List[Tuple[float, int]] = []
+        self.auto_retry_limit = dag.auto_retry_limit
+        self.retry_pending = False
+        self.retry_timer: Optional[threading.Timer] = None
+        self.queue_release = threading.Event()
+
+    # -- what tests inspect ---------------------------------------------------
+    @property
+    def params(self) -> str:
+        """The params string exactly as the start/enqueue request sent it."""
+        return self.resolved.raw
+
+    @property
+    def parsed_params(self) -> Dict[str, str]:
+        """What the server understood from that string alone (positional keys "1", "2"...)."""
+        return dict(self.resolved.received)
+
+    @property
+    def effective_params(self) -> Dict[str, str]:
+        return dict(self.resolved.effective)
+
+    @property
+    def attempt(self) -> Attempt:
+        return self.attempts[-1]
+
+    @property
+    def status(self) -> int:
+        return self.attempt.status
+
+    @property
+    def nodes(self) -> List[NodeState]:
+        return list(self.attempt.nodes.values())
+
+    @property
+    def outputs(self) -> Dict[str, str]:
+        return dict(self.attempt.outputs)
+
+    @property
+    def auto_retry_count(self) -> int:
+        return self.attempt.auto_retry_count
+
+    def node(self, name: str) -> NodeState:
+        found = self.attempt.node(name)
+        if found is None:
+            raise KeyError(name)
+        return found
+
+    def __repr__(self) -> str:
+        return f"<Run {self.name}/{self.run_id} status={self.status} attempts={len(self.attempts)}>"
+
+
+class Engine:
+    def __init__(
+        self,
+        version: ServerVersion,
+        log_root: str,
+        stop_delay: float = 0.1,
+        env: Optional[Dict[str, str]] = None,
+    ):
+        self.version = version
+        self.log_root = log_root
+        self.stop_delay = stop_delay
+        self.env = dict(env or {})
+        self.lock = threading.RLock()
+        self.changed = threading.Condition(self.lock)
+        self._runs: "OrderedDict[Tuple[str, str], Run]" = OrderedDict()
+        self._writers: List[LogWriter] = []
+        self._writers_lock = threading.Lock()
+        self._closing = threading.Event()
+        self._threads: List[threading.Thread] = []
+        self._flusher = threading.Thread(target=self._flush_loop, name="fakedagu-flusher", daemon=True)
+        self._flusher.start()
+
+    # -- lookup ----------------------------------------------------------------
+    def find(self, name: str, run_id: str) -> Optional[Run]:
+        with self.lock:
+            return self._runs.get((name, run_id))
+
+    def latest(self, name: str) -> Optional[Run]:
+        with self.lock:
+            for run in reversed(self._runs.values()):
+                if run.name == name:
+                    return run
+        return None
+
+    def all_runs(self) -> List[Run]:
+        with self.lock:
+            return list(self._runs.values())
+
+    def runs_of(self, name: str) -> List[Run]:
+        with self.lock:
+            return [r for r in self._runs.values() if name in (r.name, r.dag.file)]
+
+    def alive_runs(self, name: str) -> List[Run]:
+        """Runs with an agent process (running), as procStore counts them for singleton."""
+        with self.lock:
+            return [r for r in self._runs.values() if r.name == name and r.status == 1]
+
+    def queued_runs(self, name: str) -> List[Run]:
+        with self.lock:
+            return [r for r in self._runs.values() if r.name == name and r.status == 5]
+
+    # -- creation --------------------------------------------------------------
+    def create_run(
+        self,
+        dag: Dag,
+        name: str,
+        run_id: str,
+        params: ResolvedParams,
+        labels: List[str],
+        enqueue: bool,
+        queue_delay: Optional[float],
+    ) -> Run:
+        with self.changed:
+            run = Run(dag, name, run_id, params, labels, queued=enqueue)
+            self._runs[(name, run_id)] = run
+            attempt = self._new_attempt(run, "manual", auto_retry_count=0)
+            if enqueue:
+                self._set_status(run, attempt, 5)
+                self._spawn(self._wait_in_queue, run, queue_delay, name=f"queue-{run_id}")
+            else:
+                self._begin(run, attempt)
+            return run
+
+    def _new_attempt(self, run: Run, trigger: str, auto_retry_count: int) -> Attempt:
+        number = len(run.attempts) + 1
+        directory = os.path.join(self.log_root, _safe_name(run.name), _safe_name(run.run_id), f"attempt_{number}")
+        os.makedirs(directory, exist_ok=True)
+        nodes = OrderedDict((s.name, NodeState(s)) for s in run.dag.steps)
+        handlers = OrderedDict((k, NodeState(run.dag.handlers[k])) for k in HANDLER_KEYS if k in run.dag.handlers)
+        attempt = Attempt(
+            number=number,
+            attempt_id=uuid.uuid4().hex[:12],
+            trigger_type=trigger,
+            directory=directory,
+            nodes=nodes,
+            handlers=handlers,
+            auto_retry_count=auto_retry_count,
+        )
+        run.attempts.append(attempt)
+        return attempt
+
+    def _begin(self, run: Run, attempt: Attempt) -> None:
+        """Start an attempt's agent: status 1 at once, so /start can answer (API.md §3.5)."""
+        attempt.started_at = rfc3339()
+        attempt.log_file = os.path.join(
+            attempt.directory, f"{_safe_name(run.name)}.{_stamp()}.{run.run_id[:8]}.log"
+        )
+        with open(attempt.log_file, "a", encoding="utf-8") as handle:
+            handle.write(f'time={attempt.started_at} level=INFO msg="DAG run started" dagRunId={run.run_id}\n')
+        self._set_status(run, attempt, 1)
+        self._spawn(self._execute, run, attempt, name=f"run-{run.run_id}-{attempt.number}")
+
+    # -- the agent ---------------------------------------------------------------
+    def _execute(self, run: Run, attempt: Attempt) -> None:
+        while True:
+            with self.changed:
+                if not attempt.canceled:
+                    self._start_ready(run, attempt)
+                if attempt.active_steps == 0:
+                    break
+                self.changed.wait(0.2)
+        with self.changed:
+            outcome = self._compute_status(attempt, final=True)
+        for key in self._handlers_for(outcome):
+            node = attempt.handlers.get(key)
+            if node is not None:
+                with self.changed:
+                    self._prepare_node(run, attempt, node, key)
+                    attempt.active_steps += 1
+                self._run_step(run, attempt, node, cancel=None)
+        with self.changed:
+            attempt.finished = True
+            attempt.finished_at = rfc3339()
+            self._log(attempt, f'msg="DAG run finished" status={outcome}')
+            self._set_status(run, attempt, outcome)
+            if outcome == 2 and self._auto_retry_due(run, attempt):
+                self._schedule_auto_retry(run)
+
+    @staticmethod
+    def _handlers_for(status: int) -> List[str]:
+        first = {4: "onSuccess", 6: "onSuccess", 2: "onFailure", 8: "onFailure", 3: "onAbort"}.get(status)
+        return ([first] if first else []) + ["onExit"]
+
+    def _start_ready(self, run: Run, attempt: Attempt) -> None:
+        """isReady() from runtime/runner.go, repeated until nothing changes."""
+        progress = True
+        while progress:
+            progress = False
+            for node in attempt.nodes.values():
+                if node.status != 0:
+                    continue
+                verdict = self._readiness(attempt, node)
+                if verdict == "wait":
+                    continue
+                progress = True
+                if verdict == "start":
+                    self._prepare_node(run, attempt, node, node.name)
+                    attempt.active_steps += 1
+                    self._spawn(self._run_step, run, attempt, node, attempt.cancel, name=f"step-{node.name}")
+        self._refresh(run, attempt)
+
+    @staticmethod
+    def _readiness(attempt: Attempt, node: NodeState) -> str:
+        for dep_name in node.step.depends:
+            dep = attempt.nodes[dep_name]
+            if dep.status in (4, 6):
+                continue
+            if dep.status == 2:
+                if dep.step.continue_on_failure:
+                    continue
+                node.status, node.error = 3, "upstream failed"
+                return "aborted"
+            if dep.status == 5:
+                node.status, node.error = 5, "upstream skipped"
+                return "skipped"
+            if dep.status == 3:
+                node.status = 3
+                return "aborted"
+            if dep.status == 8:
+                node.status, node.error = 3, "upstream rejected"
+                return "aborted"
+            return "wait"  # not started, running, waiting or retrying
+        return "start"
+
+    def _prepare_node(self, run: Run, attempt: Attempt, node: NodeState, label: str) -> None:
+        base = os.path.join(attempt.directory, f"{_safe_name(label)}.{_stamp()}.{run.run_id[:8]}")
+        if run.dag.log_output == "merged":
+            node.stdout = node.stderr = base + ".log"
+        else:
+            node.stdout, node.stderr = base + ".out", base + ".err"
+        node.status = 1
+        node.started_at = rfc3339()
+        node.finished_at = ""
+        node.error = ""
+        self._log(attempt, f'msg="Step started" step={node.name}')
+
+    def _run_step(self, run: Run, attempt: Attempt, node: NodeState, cancel: Optional[threading.Event]) -> None:
+        step = node.step
+        values = dict(run.resolved.effective)
+        stdout = self._open_writer(node.stdout)
+        stderr = stdout if node.stderr == node.stdout else self._open_writer(node.stderr)
+        outcome, code = "ok", 0
+        try:
+            for action in step.actions:
+                if cancel is not None and cancel.is_set():
+                    outcome = "aborted"
+                    break
+                if isinstance(action, Write):
+                    writer = stderr if action.stream == "stderr" else stdout
+                    writer.write(fill(action.text, values) + ("\n" if action.newline else ""))
+                elif isinstance(action, Lines):
+                    writer = stderr if action.stream == "stderr" else stdout
+                    template = fill(action.template, values)
+                    writer.write("".join(template.replace("{i}", str(i)) + "\n" for i in range(1, action.count + 1)))
+                elif isinstance(action, Sleep):
+                    if cancel is not None:
+                        if cancel.wait(action.seconds):
+                            outcome = "aborted"
+                            break
+                    else:
+                        time.sleep(action.seconds)
+                elif isinstance(action, Fail):
+                    if step.fails_on(action, attempt.number):
+                        outcome, code = "failed", action.code
+                        break
+                elif isinstance(action, Approval):
+                    stdout.flush()
+                    stderr.flush()
+                    outcome = self._await_decision(run, attempt, node, cancel)
+                    break
+                elif isinstance(action, Output):
+                    with self.lock:
+                        attempt.outputs[camel_key(action.key)] = fill(action.value, values)
+        finally:
+            # Dagu flushes and closes the outputs before it records the node's final state.
+            for writer in {id(stdout): stdout, id(stderr): stderr}.values():
+                self._close_writer(writer)
+        with self.changed:
+            if outcome == "ok" and cancel is not None and cancel.is_set():
+                outcome = "aborted"
+            node.finished_at = rfc3339()
+            if outcome == "failed":
+                node.status, node.exit_code, node.error = 2, code, f"exit status {code}"
+            elif outcome == "aborted":
+                node.status = 3
+            elif outcome == "rejected":
+                node.status = 8
+                node.rejected_at = node.rejected_at or rfc3339()
+            else:
+                node.status, node.exit_code = 4, 0
+            if node.status != 3:
+                node.done_count += 1
+            attempt.active_steps -= 1
+            self._log(attempt, f'msg="Step finished" step={node.name} status={node.status}')
+            self._refresh(run, attempt)
+
+    def _await_decision(
+        self, run: Run, attempt: Attempt, node: NodeState, cancel: Optional[threading.Event]
+    ) -> str:
+        with self.changed:
+            node.status = 7
+            self._refresh(run, attempt)
+            while True:
+                decision = attempt.decisions.get(node.name)
+                if decision == "approve":
+                    return "approved"
+                if decision == "reject":
+                    return "rejected"
+                if cancel is not None and cancel.is_set():
+                    return "aborted"
+                self.changed.wait(0.1)
+
+    # -- status rules ------------------------------------------------------------
+    @staticmethod
+    def _compute_status(attempt: Attempt, final: bool) -> int:
+        """Runner.Status() from runtime/runner.go (handlers are not part of the plan)."""
+        nodes = list(attempt.nodes.values())
+        statuses = [n.status for n in nodes]
+        if attempt.canceled and not all(s in (4, 5, 6) for s in statuses):
+            return 3
+        if 1 in statuses:
+            return 1
+        if 8 in statuses:
+            return 8
+        if 7 in statuses:
+            return 7
+        if 0 in statuses and not final:
+            return 1
+        plain_failure = any(n.status == 2 and not n.step.continue_on_failure for n in nodes)
+        soft_failure = any((n.status == 2 and n.step.continue_on_failure) or n.status == 6 for n in nodes)
+        succeeded = any(s in (4, 6) for s in statuses)
+        if not plain_failure and soft_failure and succeeded:
+            return 6
+        if 2 in statuses:
+            return 2
+        return 4
+
+    def _refresh(self, run: Run, attempt: Attempt) -> None:
+        if attempt.finished or attempt.status in (0, 5) or attempt is not run.attempt:
+            return
+        status = self._compute_status(attempt, final=False)
+        if status in TERMINAL_STATUSES:
+            status = 1  # handlers still to run: the run is final only when the agent ends
+        self._set_status(run, attempt, status)
+
+    def _set_status(self, run: Run, attempt: Attempt, status: int) -> None:
+        if attempt.status == status and run.status_history:
+            return
+        attempt.status = status
+        now = time.monotonic()
+        run.status_history.append((now, status))
+        pending = status == 2 and run.retry_pending
+        if status in TERMINAL_STATUSES and not pending:
+            run.finished_at_monotonic = now
+        elif status in ACTIVE_STATUSES:
+            run.finished_at_monotonic = None
+        self.changed.notify_all()
+
+    # -- DAG-level auto retry (v2.3.0+) ---------------------------------------------
+    def _auto_retry_due(self, run: Run, attempt: Attempt) -> bool:
+        limit = run.auto_retry_limit
+        return bool(self.version.has_auto_retry and limit and attempt.auto_retry_count < limit)
+
+    def _schedule_auto_retry(self, run: Run) -> None:
+        run.retry_pending = True
+        run.finished_at_monotonic = None
+        timer = threading.Timer(run.dag.auto_retry_delay, self._auto_retry, args=(run,))
+        timer.daemon = True
+        run.retry_timer = timer
+        timer.start()
+
+    def _auto_retry(self, run: Run) -> None:
+        with self.changed:
+            if not run.retry_pending or self._closing.is_set():
+                return
+            run.retry_pending = False
+            count = run.attempt.auto_retry_count + 1
+            attempt = self._new_attempt(run, "retry", auto_retry_count=count)
+            self._begin(run, attempt)
+
+    # -- operations the API triggers -----------------------------------------------
+    def stop(self, run: Run) -> None:
+        """Asynchronous, like a signal to the agent: steps abort after `stop_delay`."""
+        with self.changed:
+            if run.retry_pending:
+                # A failed run waiting for its auto-retry: cancel the retry, mark it aborted.
+                run.retry_pending = False
+                if run.retry_timer is not None:
+                    run.retry_timer.cancel()
+                self._set_status(run, run.attempt, 3)
+                return
+            attempt = run.attempt
+
+        def signal() -> None:
+            with self.changed:
+                attempt.canceled = True
+                attempt.cancel.set()
+                self.changed.notify_all()
+
+        timer = threading.Timer(self.stop_delay, signal)
+        timer.daemon = True
+        timer.start()
+
+    def decide(self, run: Run, step: str, decision: str) -> None:
+        with self.changed:
+            attempt = run.attempt
+            node = attempt.nodes[step]
+            if decision == "approve":
+                node.approved_at = rfc3339()
+            else:
+                node.rejected_at = rfc3339()
+            attempt.decisions[step] = decision
+            self.changed.notify_all()
+
+    def dequeue(self, run: Run) -> None:
+        with self.changed:
+            attempt = run.attempt
+            attempt.finished = True
+            attempt.finished_at = rfc3339()
+            self._set_status(run, attempt, 3)
+            run.queue_release.set()
+
+    def release_queue(self) -> None:
+        with self.lock:
+            for run in self._runs.values():
+                if run.status == 5:
+                    run.queue_release.set()
+
+    def _wait_in_queue(self, run: Run, delay: Optional[float]) -> None:
+        released = run.queue_release.wait(delay)  # None: until released or dequeued
+        with self.changed:
+            if self._closing.is_set() or run.status != 5:
+                return
+            if not released and delay is None:
+                return
+            self._begin(run, run.attempt)
+
+    def retry(self, run: Run) -> bool:
+        """A new attempt of a finished run (same dagRunId, new log paths). False if active."""
+        with self.changed:
+            if run.status in ACTIVE_STATUSES or run.retry_pending or not run.attempt.finished:
+                return False
+            attempt = self._new_attempt(run, "retry", auto_retry_count=run.attempt.auto_retry_count)
+            self._begin(run, attempt)
+            return True
+
+    # -- waiting -----------------------------------------------------------------
+    def wait_for(self, predicate: Callable[[], bool], timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        with self.changed:
+            while not predicate():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self.changed.wait(min(remaining, 0.1))
+            return True
+
+    # -- files -------------------------------------------------------------------
+    def _open_writer(self, path: str) -> LogWriter:
+        writer = LogWriter(path)
+        with self._writers_lock:
+            self._writers.append(writer)
+        return writer
+
+    def _close_writer(self, writer: LogWriter) -> None:
+        writer.close()
+        with self._writers_lock:
+            if writer in self._writers:
+                self._writers.remove(writer)
+
+    def _flush_loop(self) -> None:
+        while not self._closing.wait(FLUSH_INTERVAL):
+            with self._writers_lock:
+                writers = list(self._writers)
+            for writer in writers:
+                writer.flush()
+
+    def _log(self, attempt: Attempt, message: str) -> None:
+        if attempt.log_file:
+            with open(attempt.log_file, "a", encoding="utf-8") as handle:
+                handle.write(f"time={rfc3339()} level=INFO {message}\n")
+
+    def _spawn(self, target: Callable, *args: object, name: str) -> None:
+        thread = threading.Thread(target=target, args=args, name=f"fakedagu-{name}", daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    # -- shutdown ------------------------------------------------------------------
+    def shutdown(self, timeout: float = 2.0) -> None:
+        """Abort everything still running and wait briefly for the threads to end."""
+        with self.changed:
+            self._closing.set()
+            for run in self._runs.values():
+                if run.retry_timer is not None:
+                    run.retry_timer.cancel()
+                run.queue_release.set()
+                for attempt in run.attempts:
+                    attempt.canceled = True
+                    attempt.cancel.set()
+                    for node in attempt.nodes.values():
+                        if node.status == 7:
+                            attempt.decisions.setdefault(node.name, "reject")
+            self.changed.notify_all()
+        deadline = time.monotonic() + timeout
+        for thread in list(self._threads):
+            thread.join(max(0.0, deadline - time.monotonic()))
+        with self._writers_lock:
+            writers = list(self._writers)
+        for writer in writers:
+            writer.close()
+
+
+def iter_nodes(attempt: Attempt) -> Iterable[NodeState]:
+    yield from attempt.nodes.values()
+    yield from attempt.handlers.values()

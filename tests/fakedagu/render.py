@@ -1,0 +1,197 @@
+"""JSON shapes of the modern API, per version (API.md §4.2, transformer.go at each tag).
+
+Go's `ptrOf()` drops zero values, so optional fields are omitted when empty; a few
+fields are always present (autoRetryCount, artifactsAvailable) and two are `null`
+when a run has no labels (labels/tags are `&s.Labels` on a nil slice).
+"""
+from __future__ import annotations
+
+import json
+from typing import Any, Dict, List, Optional
+
+from .dags import Dag, Step
+from .engine import Attempt, NodeState, Run
+from .params import escaped_defaults, param_strings
+from .versions import ServerVersion, node_status_label, status_label
+
+
+def step_json(step: Step, version: ServerVersion) -> Dict[str, Any]:
+    body: Dict[str, Any] = {
+        "name": step.name,
+        "commands": [{"command": step.command or "fake-step"}],
+        "preconditions": [],
+    }
+    if step.depends:
+        body["depends"] = list(step.depends)
+    if step.is_approval and version.has_approval:
+        body["approval"] = {}
+    return body
+
+
+def node_json(node: NodeState, version: ServerVersion) -> Dict[str, Any]:
+    body: Dict[str, Any] = {
+        "step": step_json(node.step, version),
+        "stdout": node.stdout,
+        "stderr": node.stderr,
+        "startedAt": node.started_at,
+        "finishedAt": node.finished_at,
+        "status": node.status,
+        "statusLabel": node_status_label(version, node.status),
+        "retryCount": node.retry_count,
+        "doneCount": node.done_count,
+    }
+    # v1.24.0 renamed children -> subRuns.
+    if version.at_least(1, 24, 0):
+        body["subRuns"], body["subRunsRepeated"] = [], []
+    else:
+        body["children"], body["childrenRepeated"] = [], []
+    if node.error:
+        body["error"] = node.error
+    if node.approved_at:
+        body["approvedAt"] = node.approved_at
+    if node.rejected_at:
+        body["rejectedAt"] = node.rejected_at
+    return body
+
+
+def _handler_key(key: str, version: ServerVersion) -> str:
+    return "onCancel" if key == "onAbort" and not version.at_least(2, 3, 0) else key
+
+
+def _labels(run: Optional[Run]) -> Optional[List[str]]:
+    return list(run.labels) if run is not None and run.labels else None
+
+
+def _common(
+    version: ServerVersion,
+    run: Optional[Run],
+    attempt: Optional[Attempt],
+    name: str,
+    details: bool,
+) -> Dict[str, Any]:
+    run_id = run.run_id if run else ""
+    status = attempt.status if attempt else 0
+    body: Dict[str, Any] = {
+        "name": name,
+        "dagRunId": run_id,
+        "status": status,
+        "statusLabel": status_label(version, status),
+        "startedAt": attempt.started_at if attempt else "",
+        "finishedAt": attempt.finished_at if attempt else "",
+    }
+    # DAGRunSummary lost log/root*/parent* in v2.1.0; details keep them.
+    if details or not version.at_least(2, 1, 0):
+        body["rootDAGRunName"] = name if run else ""
+        body["rootDAGRunId"] = run_id
+        body["log"] = attempt.log_file if attempt else ""
+    if run is not None and run.resolved.joined:
+        body["params"] = run.resolved.joined
+    if run is not None and run.queued_at:
+        body["queuedAt"] = run.queued_at
+    if version.at_least(1, 30, 0) and attempt is not None and attempt.started_at:
+        body["workerId"] = "local"
+    if version.at_least(2, 0, 0) and attempt is not None:
+        body["triggerType"] = attempt.trigger_type
+    if version.at_least(2, 3, 0):
+        body["autoRetryCount"] = attempt.auto_retry_count if attempt else 0
+        body["autoRetryLimit"] = run.auto_retry_limit if run is not None else None
+    if version.at_least(2, 5, 0):
+        body["artifactsAvailable"] = False
+    if version.at_least(2, 0, 0):
+        labels = _labels(run)
+        body["tags"] = labels  # null when the run has none
+        if version.at_least(2, 6, 0):
+            body["labels"] = labels
+    return body
+
+
+def run_details(version: ServerVersion, run: Run, attempt: Optional[Attempt] = None) -> Dict[str, Any]:
+    attempt = attempt or run.attempt
+    body = _common(version, run, attempt, run.name, details=True)
+    body["preconditions"] = []
+    body["nodes"] = [node_json(n, version) for n in attempt.nodes.values()]
+    for key, node in attempt.handlers.items():
+        body[_handler_key(key, version)] = node_json(node, version)
+    return body
+
+
+def initial_details(version: ServerVersion, dag: Dag) -> Dict[str, Any]:
+    """exec.InitialStatus(dag): what latestDAGRun shows for a DAG that never ran."""
+    body = _common(version, None, None, dag.dag_name, details=True)
+    body["preconditions"] = []
+    body["nodes"] = [node_json(NodeState(s), version) for s in dag.steps]
+    for key, step in dag.handlers.items():
+        body[_handler_key(key, version)] = node_json(NodeState(step), version)
+    return body
+
+
+def run_summary(version: ServerVersion, run: Run) -> Dict[str, Any]:
+    return _common(version, run, run.attempt, run.name, details=False)
+
+
+def dag_details(version: ServerVersion, dag: Dag) -> Dict[str, Any]:
+    body: Dict[str, Any] = {
+        "name": dag.dag_name,
+        "schedule": [],
+        "preconditions": [],
+        "steps": [step_json(s, version) for s in dag.steps],
+        "maxActiveRuns": 1,
+    }
+    if dag.description:
+        body["description"] = dag.description
+    if dag.params:
+        body["params"] = param_strings(dag.params)
+        body["defaultParams"] = escaped_defaults(dag.params)
+    handler_on = {
+        {"onSuccess": "success", "onFailure": "failure", "onAbort": "abort", "onExit": "exit"}[k]: step_json(s, version)
+        for k, s in dag.handlers.items()
+    }
+    if handler_on:
+        if not version.at_least(2, 3, 0) and "abort" in handler_on:
+            handler_on["cancel"] = handler_on.pop("abort")
+        body["handlerOn"] = handler_on
+    if dag.labels:
+        body["tags"] = list(dag.labels)
+        if version.at_least(2, 6, 0):
+            body["labels"] = list(dag.labels)
+    return body
+
+
+def dag_summary(version: ServerVersion, dag: Dag) -> Dict[str, Any]:
+    body: Dict[str, Any] = {"name": dag.dag_name, "schedule": []}
+    if dag.description:
+        body["description"] = dag.description
+    if dag.params:
+        body["params"] = param_strings(dag.params)
+        body["defaultParams"] = escaped_defaults(dag.params)
+    if dag.labels:
+        body["tags"] = list(dag.labels)
+        if version.at_least(2, 6, 0):
+            body["labels"] = list(dag.labels)
+    return body
+
+
+def outputs_json(version: ServerVersion, run: Run) -> Dict[str, Any]:
+    """GetDAGRunOutputs: outputs are written just before the final status (API.md §9)."""
+    attempt = run.attempt
+    if not attempt.finished or not attempt.outputs:
+        return {
+            "metadata": {
+                "dagName": "",
+                "dagRunId": "",
+                "attemptId": "",
+                "status": "",
+                "completedAt": "0001-01-01T00:00:00Z",
+            },
+            "outputs": {},
+        }
+    metadata: Dict[str, Any] = {
+        "dagName": run.name,
+        "dagRunId": run.run_id,
+        "attemptId": attempt.attempt_id,
+        "status": status_label(version, attempt.status),
+        "completedAt": attempt.finished_at,
+    }
+    if run.resolved.effective:
+        metadata["params"] = json.dumps(dict(run.resolved.effective), separators=(",", ":"))
+    return {"metadata": metadata, "outputs": dict(attempt.outputs)}

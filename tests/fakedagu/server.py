@@ -1,0 +1,373 @@
+"""FakeDagu: the public face of the fake server (start/stop, inspection, fault injection)."""
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Dict, Iterable, List, Optional, Pattern, Tuple, Union
+from urllib.parse import parse_qs
+
+from .api import Config, DaguAPI
+from .dags import Dag
+from .engine import Engine, Run
+from .transport import Incoming, Listener, Reply, SPA_HTML
+from .versions import ServerVersion
+
+Auth = Optional[Tuple[str, ...]]
+
+
+@dataclass
+class RequestRecord:
+    """One request as the fake saw it (kept for assertions and benchmarks)."""
+
+    time: float  # time.monotonic() when the request arrived
+    wall_time: float  # time.time() at the same moment
+    method: str
+    path: str  # below the base path, e.g. /api/v1/dag-runs/deploy/r1
+    query: Dict[str, str]  # first value of each query parameter
+    url: str  # path and query as sent, base path included
+    status: int  # 0 when the connection was dropped
+    bytes_out: int
+    response: bytes
+    body: bytes
+    headers: Dict[str, str]
+    duration: float
+    fault: bool = False
+
+
+@dataclass
+class Fault:
+    """Answer the next `remaining` matching requests with a canned reply."""
+
+    path: Pattern[str]
+    method: Optional[str]
+    status: int
+    remaining: Optional[int]  # None: every matching request, until cleared
+    retry_after: Optional[Union[int, float, str]] = None
+    body: Optional[Union[bytes, str]] = None
+    delay: float = 0.0
+    html: bool = False
+    drop: bool = False
+    content_type: Optional[str] = None
+    hits: int = 0
+
+    @property
+    def passthrough(self) -> bool:
+        """status 200 with nothing canned: only a delay in front of the real answer."""
+        return self.status == 200 and self.body is None and not self.html and not self.drop
+
+    def matches(self, method: str, path: str) -> bool:
+        if self.remaining is not None and self.remaining <= 0:
+            return False
+        if self.method is not None and self.method.upper() != method:
+            return False
+        return self.path.search(path) is not None
+
+    def reply(self) -> Reply:
+        if self.drop:
+            return Reply(0, drop=True)
+        if self.html:
+            return Reply.html()
+        headers: List[Tuple[str, str]] = []
+        if self.retry_after is not None:
+            headers.append(("Retry-After", str(self.retry_after)))
+        if self.body is None:
+            body = f"{self.status} fault injected by fakedagu\n".encode()
+            headers.append(("Content-Type", self.content_type or "text/plain; charset=utf-8"))
+        else:
+            body = self.body.encode() if isinstance(self.body, str) else self.body
+            content_type = self.content_type or ("application/json" if body[:1] in (b"{", b"[") else "text/plain")
+            headers.append(("Content-Type", content_type))
+        return Reply(self.status, body, headers)
+
+
+class FakeDagu:
+    """A fake Dagu server on real HTTP. Use as a context manager or call start()/stop()."""
+
+    def __init__(
+        self,
+        version: str = "2.6.5",
+        auth: Auth = None,
+        base_path: str = "",
+        flavor: Optional[str] = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        queue_delay: Optional[float] = 1.0,
+        start_timeout: float = 0.5,
+        start_latency: float = 0.0,
+        stop_delay: float = 0.1,
+        log_dir: Optional[str] = None,
+        server_env: Optional[Dict[str, str]] = None,
+    ):
+        if auth is not None:
+            if auth[0] == "basic" and len(auth) != 3 or auth[0] == "token" and len(auth) != 2:
+                raise ValueError('auth is ("basic", user, password) or ("token", secret)')
+            if auth[0] not in ("basic", "token"):
+                raise ValueError(f"unknown auth kind {auth[0]!r}")
+        base_path = "/" + base_path.strip("/") if base_path.strip("/") else ""
+        self.version = ServerVersion.parse(version, flavor)
+        self.auth = auth
+        self.base_path = base_path
+        self.host = host
+        self._config = Config(start_timeout, start_latency, queue_delay)
+        self._own_log_dir = log_dir is None
+        self.log_dir = log_dir or tempfile.mkdtemp(prefix="fakedagu-")
+        self.engine = Engine(self.version, self.log_dir, stop_delay=stop_delay, env=server_env)
+        self._dags: Dict[str, Dag] = {}
+        self._api = DaguAPI(self.version, self.engine, self._dags, self._config, auth, time.monotonic())
+        self._listener = Listener(host, port, self._handle)
+        self._records: List[RequestRecord] = []
+        self._faults: List[Fault] = []
+        self._lock = threading.Lock()
+        self._outage_timer: Optional[threading.Timer] = None
+        self.errors: List[str] = []  # tracebacks of bugs in the fake itself (answered 500)
+        self._started = False
+
+    # -- lifecycle -----------------------------------------------------------------
+    def start(self) -> "FakeDagu":
+        if not self._started:
+            self._listener.open()
+            self._started = True
+        return self
+
+    def stop(self) -> None:
+        if self._outage_timer is not None:
+            self._outage_timer.cancel()
+        self._listener.close()
+        self.engine.shutdown()
+        if self._own_log_dir:
+            shutil.rmtree(self.log_dir, ignore_errors=True)
+        self._started = False
+
+    def __enter__(self) -> "FakeDagu":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- addresses -------------------------------------------------------------------
+    @property
+    def port(self) -> int:
+        return self._listener.port
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}{self.base_path}"
+
+    @property
+    def api_url(self) -> str:
+        return self.url + self.version.api_prefix
+
+    # -- DAGs and runs ------------------------------------------------------------
+    def add_dag(self, dag: Dag) -> Dag:
+        with self.engine.lock:
+            self._dags[dag.file] = dag
+        return dag
+
+    @property
+    def dags(self) -> List[Dag]:
+        return list(self._dags.values())
+
+    @property
+    def queue_delay(self) -> Optional[float]:
+        return self._config.queue_delay
+
+    @queue_delay.setter
+    def queue_delay(self, value: Optional[float]) -> None:
+        self._config.queue_delay = value
+
+    @property
+    def start_timeout(self) -> float:
+        return self._config.start_timeout
+
+    @start_timeout.setter
+    def start_timeout(self, value: float) -> None:
+        self._config.start_timeout = value
+
+    @property
+    def runs(self) -> List[Run]:
+        return self.engine.all_runs()
+
+    def runs_of(self, name: str) -> List[Run]:
+        """Runs whose DAG name or file name is `name`, oldest first."""
+        return self.engine.runs_of(name)
+
+    def find_run(self, name: str, run_id: str) -> Optional[Run]:
+        return self.engine.find(name, run_id)
+
+    def get_run(self, name: str, run_id: str) -> Run:
+        run = self.engine.find(name, run_id)
+        if run is None:
+            known = [f"{r.name}/{r.run_id}" for r in self.engine.all_runs()]
+            raise KeyError(f"no run {name}/{run_id}; runs: {known}")
+        return run
+
+    def wait_for_run(self, name: str, run_id: str, timeout: float = 10.0) -> Run:
+        if not self.engine.wait_for(lambda: self.engine.find(name, run_id) is not None, timeout):
+            raise TimeoutError(f"run {name}/{run_id} did not appear within {timeout}s")
+        return self.get_run(name, run_id)
+
+    def wait_for_status(
+        self, name: str, run_id: str, statuses: Union[int, Iterable[int]], timeout: float = 10.0
+    ) -> Run:
+        wanted = {statuses} if isinstance(statuses, int) else set(statuses)
+
+        def reached() -> bool:
+            run = self.engine.find(name, run_id)
+            return run is not None and run.status in wanted
+
+        if not self.engine.wait_for(reached, timeout):
+            run = self.engine.find(name, run_id)
+            seen = run.status if run else "no run"
+            raise TimeoutError(f"run {name}/{run_id} not in {sorted(wanted)} after {timeout}s (status: {seen})")
+        return self.get_run(name, run_id)
+
+    def approve(self, name: str, run_id: str, step: str) -> None:
+        self._decide(name, run_id, step, "approve")
+
+    def reject(self, name: str, run_id: str, step: str) -> None:
+        self._decide(name, run_id, step, "reject")
+
+    def _decide(self, name: str, run_id: str, step: str, decision: str) -> None:
+        run = self.get_run(name, run_id)
+        with self.engine.lock:
+            node = run.attempt.nodes.get(step)
+            if node is None or node.status != 7:
+                raise ValueError(f"step {step} of {name}/{run_id} is not waiting for approval")
+            self.engine.decide(run, step, decision)
+
+    def stop_run(self, name: str, run_id: str) -> None:
+        """What the Stop button in the UI does (no HTTP request recorded)."""
+        self.engine.stop(self.get_run(name, run_id))
+
+    def retry_run(self, name: str, run_id: str) -> bool:
+        return self.engine.retry(self.get_run(name, run_id))
+
+    def release_queue(self) -> None:
+        """Let the "scheduler" start every queued run now."""
+        self.engine.release_queue()
+
+    # -- requests ------------------------------------------------------------------
+    @property
+    def requests(self) -> List[RequestRecord]:
+        with self._lock:
+            return list(self._records)
+
+    def clear_requests(self) -> None:
+        with self._lock:
+            self._records.clear()
+
+    def fault(
+        self,
+        path: str = r".*",
+        method: Optional[str] = None,
+        status: int = 503,
+        count: Optional[int] = 1,
+        retry_after: Optional[Union[int, float, str]] = None,
+        body: Optional[Union[bytes, str]] = None,
+        delay: float = 0.0,
+        html: bool = False,
+        drop: bool = False,
+        content_type: Optional[str] = None,
+    ) -> Fault:
+        """The next `count` requests whose path (below the base path) matches the regex
+        get this answer. `delay` sleeps first; status 200 with no body only delays."""
+        injected = Fault(
+            re.compile(path), method, status, count, retry_after, body, delay, html, drop, content_type
+        )
+        with self._lock:
+            self._faults.append(injected)
+        return injected
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    def _take_fault(self, method: str, path: str) -> Optional[Fault]:
+        with self._lock:
+            for injected in self._faults:
+                if injected.matches(method, path):
+                    if injected.remaining is not None:
+                        injected.remaining -= 1
+                    injected.hits += 1
+                    return injected
+        return None
+
+    # -- outages -------------------------------------------------------------------
+    def outage(self, seconds: float) -> None:
+        """Stop listening now and listen again on the same port after `seconds`.
+        Returns at once; runs keep executing meanwhile."""
+        self.outage_start()
+        timer = threading.Timer(seconds, self.outage_end)
+        timer.daemon = True
+        self._outage_timer = timer
+        timer.start()
+
+    def outage_start(self) -> None:
+        self._listener.close()
+
+    def outage_end(self) -> None:
+        if self._started:
+            self._listener.open()
+
+    @property
+    def listening(self) -> bool:
+        return self._listener.listening
+
+    # -- the request path --------------------------------------------------------------
+    def _handle(self, handler: object) -> None:
+        began, wall = time.monotonic(), time.time()
+        incoming: Incoming = handler.incoming()  # type: ignore[attr-defined]
+        raw_path, _, query_string = incoming.target.partition("?")
+        below_base = raw_path[len(self.base_path):] if raw_path.startswith(self.base_path) else raw_path
+        injected = self._take_fault(incoming.method, below_base)
+        if injected is not None and injected.delay:
+            time.sleep(injected.delay)
+        if injected is not None and not injected.passthrough:
+            reply = injected.reply()
+        else:
+            reply = self._answer(incoming, raw_path, query_string)
+        sent = handler.send(reply)  # type: ignore[attr-defined]
+        record = RequestRecord(
+            time=began,
+            wall_time=wall,
+            method=incoming.method,
+            path=below_base,
+            query={k: v[0] for k, v in parse_qs(query_string, keep_blank_values=True).items()},
+            url=incoming.target,
+            status=reply.status,
+            bytes_out=sent,
+            response=reply.body,
+            body=incoming.body,
+            headers=incoming.headers,
+            duration=time.monotonic() - began,
+            fault=injected is not None,
+        )
+        with self._lock:
+            self._records.append(record)
+
+    def _answer(self, incoming: Incoming, raw_path: str, query_string: str) -> Reply:
+        # chi's RedirectSlashes runs first, for every method (a POST loses its body).
+        if len(raw_path) > 1 and raw_path.endswith("/"):
+            location = raw_path.rstrip("/") or "/"
+            if query_string:
+                location += "?" + query_string
+            return Reply(301, b"", [("Location", location)])
+        if self.base_path:
+            if raw_path != self.base_path and not raw_path.startswith(self.base_path + "/"):
+                return Reply.text(404, "404 page not found\n")
+            path = raw_path[len(self.base_path):] or "/"
+        else:
+            path = raw_path
+        try:
+            return self._api.dispatch(incoming, path, query_string)
+        except Exception:  # a bug in the fake: answer like a recovered panic, keep the trace
+            self.errors.append(traceback.format_exc())
+            return Reply.empty(500)
+
+
+__all__ = ["FakeDagu", "Fault", "RequestRecord", "SPA_HTML"]
