@@ -420,6 +420,7 @@ class Engine:
             attempt.active_steps -= 1
             self._log(attempt, f'msg="Step finished" step={node.name} status={node.status}')
             self._refresh(run, attempt)
+            self.changed.notify_all()  # wake the attempt's scheduler even if the run status held
 
     def _await_decision(
         self, run: Run, attempt: Attempt, node: NodeState, cancel: Optional[threading.Event]

@@ -100,6 +100,11 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "fakedagu"
     sys_version = ""
 
+    def setup(self) -> None:
+        super().setup()
+        # Go sets TCP_NODELAY; without it headers and body in separate writes stall ~40 ms.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
     def _dispatch(self) -> None:
         self.server.handle_request_fn(self)  # type: ignore[attr-defined]
 
