@@ -25,5 +25,8 @@ def tool(name: str) -> str:
 def run_entrypoint(*args: str, env=None, cwd=ROOT, input=None, python=sys.executable, **kwargs):
     """`python entrypoint.py ARGS` with only the given environment (plus PATH with dagu-ci on it)."""
     full = {"PATH": f"{BIN}{os.pathsep}/usr/local/bin:/usr/bin:/bin", "PYTHONUNBUFFERED": "1", **(env or {})}
-    return subprocess.run([python, ENTRYPOINT, *args], capture_output=True, text=True, env=full, cwd=cwd,
-                          input=input, timeout=120, **kwargs)
+    proc = subprocess.run([python, ENTRYPOINT, *args], capture_output=True, env=full, cwd=cwd,
+                          input=input.encode() if input else None, timeout=120, **kwargs)
+    # Decoded by hand: text mode would turn the CRs of GitLab's section markers into newlines.
+    proc.stdout, proc.stderr = proc.stdout.decode(), proc.stderr.decode()
+    return proc

@@ -17,7 +17,8 @@ def gitlab(tmp_path):
 
 
 def sections(text):
-    """(kind, name, collapsed, header) per GitLab section marker, plus the other lines."""
+    """(kind, time, name, collapsed, header) per GitLab section marker, plus the other lines.
+    Each section must end where it began, no earlier than it began."""
     markers, other = [], []
     for line in text.split("\n"):
         match = SECTION.fullmatch(line)
@@ -25,6 +26,8 @@ def sections(text):
             markers.append((match.group(1), int(match.group(2)), match.group(3), bool(match.group(4)), match.group(5)))
         else:
             other.append(line)
+    for start, end in zip(markers[::2], markers[1::2]):
+        assert (start[0], end[0], start[2]) == ("start", "end", end[2]) and end[1] >= start[1], (start, end)
     return markers, other
 
 

@@ -13,7 +13,7 @@ import json
 import os
 import re
 import time
-from typing import IO, Callable, Dict, List, Mapping, Optional
+from typing import IO, Callable, Dict, List, Mapping, Optional, Tuple
 
 from dagu_ci.events import Level, Notice, RunAccepted, RunFinished
 from dagu_ci.models import StepSnapshot, StepStatus
@@ -46,7 +46,7 @@ class GitLabReporter(GroupedReporter):
         super().__init__(out, style)
         self.dotenv_path = env.get("DAGU_DOTENV") or None
         self.clock = clock
-        self._sections: Dict[str, str] = {}  # step name -> open section's name
+        self._sections: Dict[str, Tuple[str, bool]] = {}  # step name -> (section, shown whole)
         self._count = 0
         self._dotenv: Dict[str, str] = {}
 
@@ -55,19 +55,21 @@ class GitLabReporter(GroupedReporter):
     def open_group(self, step: StepSnapshot, finished: Optional[StepSnapshot]) -> None:
         self._count += 1
         name = f"dagu_step_{self._count}_{_SLUG.sub('_', step.name)[:40]}"
-        self._sections[step.name] = name
-        # A step shown whole after the fact keeps its own times, so GitLab shows its duration.
-        at = finished.started_at.timestamp() if finished and finished.started_at else self.clock()
+        # A step shown whole after the fact keeps its own (server) times, so GitLab shows its
+        # duration; a live one uses ours at both ends, never a mix of two clocks.
+        whole = finished is not None and finished.started_at is not None and finished.finished_at is not None
+        self._sections[step.name] = (name, whole)
+        at = finished.started_at.timestamp() if whole else self.clock()  # type: ignore[union-attr]
         collapsed = finished is not None and finished.status == StepStatus.SUCCEEDED
         arrow = "▶" if self.style.unicode else ">>"
         header = self.style.paint(f"{arrow} {_CONTROL.sub(' ', step.name)}", "bold")
         self.write([section_start(name, header, at, collapsed)])
 
     def close_group(self, step: StepSnapshot) -> None:
-        name = self._sections.pop(step.name, None)
-        if name is None:
+        name, whole = self._sections.pop(step.name, ("", False))
+        if not name:
             return
-        at = step.finished_at.timestamp() if step.finished_at else self.clock()
+        at = step.finished_at.timestamp() if whole and step.finished_at else self.clock()
         self.write([section_end(name, at)])
 
     def write_log(self, lines: List[str]) -> None:
