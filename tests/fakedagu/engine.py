@@ -597,11 +597,15 @@ class Engine:
                 self._writers.remove(writer)
 
     def _flush_loop(self) -> None:
-        while not self._closing.wait(FLUSH_INTERVAL):
+        # Each node has its own 500 ms ticker in Dagu, started with the step; so flushes
+        # happen at step start + 0.5 s, + 1.0 s, ... whatever the other steps do.
+        while not self._closing.wait(0.02):
+            now = time.monotonic()
             with self._writers_lock:
-                writers = list(self._writers)
-            for writer in writers:
+                due = [w for w in self._writers if now >= w.next_flush]
+            for writer in due:
                 writer.flush()
+                writer.next_flush += FLUSH_INTERVAL
 
     def _log(self, attempt: Attempt, message: str) -> None:
         if attempt.log_file:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Iterator, List, Tuple
 
@@ -180,6 +181,7 @@ class LogWriter:
         self._lock = threading.Lock()
         self._buffer = bytearray()
         self._closed = False
+        self.next_flush = time.monotonic() + 0.5  # the engine's flusher advances this
         # Created at step start, like Data.Setup: an empty file, not a missing one.
         self._file = open(path, "ab", buffering=0)
 
