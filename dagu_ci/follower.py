@@ -122,8 +122,9 @@ class Follower:
 
     def _observe_step(self, step: StepSnapshot) -> bool:
         changed = False
-        if step.name in self._finished and not step.status.is_finished:
-            # A new attempt runs the step again: announce it afresh.
+        seen = self._finished.get(step.name)
+        if seen is not None and (not step.status.is_finished or seen.stdout != step.stdout):
+            # A new attempt runs the step again (new log files): announce it afresh.
             del self._finished[step.name]
             self._started.discard(step.name)
         if step.status.has_started and step.name not in self._started:
@@ -159,12 +160,8 @@ class Follower:
         if not self.options.logs:
             return
         for step in snapshot.steps:
-            if step.name not in self._started:
-                continue
-            for stream, path in self.tailer.streams(step):
-                chunk = self.tailer.read(step, stream, path, ReadMode.FINAL)
-                if chunk.lines:
-                    self.emit(StepLog(step.name, stream, chunk.lines))
+            if step.name in self._started:
+                self._tail(step, ReadMode.FINAL)
 
     # -- time and outages -----------------------------------------------------
 

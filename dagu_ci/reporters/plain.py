@@ -28,6 +28,7 @@ class PlainReporter(Reporter):
         self.out = out or sys.stdout
         self.style = style or Style.for_stream(self.out)
         self._running: Set[str] = set()
+        self._parallel: Set[str] = set()  # steps that ran alongside another: their lines get a tag
 
     # -- events ---------------------------------------------------------------
 
@@ -60,12 +61,14 @@ class PlainReporter(Reporter):
 
     def on_step_started(self, event: StepStarted) -> None:
         self._running.add(event.step.name)
+        if len(self._running) > 1:
+            self._parallel |= self._running
         arrow = "▶" if self.style.unicode else ">>"
         self.write([self.style.paint(f"{arrow} {event.step.name}", "bold")])
 
     def on_log(self, event: StepLog) -> None:
         lines = event.lines
-        if len(self._running) > 1:
+        if event.step in self._parallel:
             tag = f"[{event.step}] "
             lines = [tag + line for line in lines]
         if event.stream == "stderr" and self.style.color:

@@ -1,0 +1,121 @@
+"""Shared fixtures: a fake Dagu server per test, and the dagu-ci CLI as a subprocess."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from typing import Dict, Iterator, List, Optional
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Host variables that would change how dagu-ci behaves (run ids, reporters, credentials).
+_HOST_PREFIXES = ("GITHUB_", "GITLAB_", "CI_", "INPUT_", "DAGU_", "RUNNER_")
+_HOST_NAMES = {"CI", "BUILD_TAG", "JENKINS_URL", "NO_COLOR", "FORCE_COLOR", "TERM"}
+
+
+def clean_env(extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(_HOST_PREFIXES) and key not in _HOST_NAMES
+    }
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra or {})
+    return env
+
+
+@dataclass
+class CliResult:
+    code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+def cli_command(*args: str) -> List[str]:
+    return [sys.executable, "-m", "dagu_ci", *args]
+
+
+def run_cli(*args: str, env: Optional[Dict[str, str]] = None, timeout: float = 90) -> CliResult:
+    proc = subprocess.run(
+        cli_command(*args), capture_output=True, text=True, env=clean_env(env), timeout=timeout, cwd=ROOT
+    )
+    return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+class LiveCli:
+    """dagu-ci running in the background; its output is collected as it comes."""
+
+    def __init__(self, args: List[str], env: Optional[Dict[str, str]] = None):
+        self.proc = subprocess.Popen(
+            cli_command(*args),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=clean_env(env),
+            cwd=ROOT,
+        )
+        self._out: List[str] = []
+        self._err: List[str] = []
+        self._readers = [
+            threading.Thread(target=self._pump, args=(self.proc.stdout, self._out), daemon=True),
+            threading.Thread(target=self._pump, args=(self.proc.stderr, self._err), daemon=True),
+        ]
+        for reader in self._readers:
+            reader.start()
+
+    @staticmethod
+    def _pump(stream, sink: List[str]) -> None:
+        for line in stream:
+            sink.append(line)
+
+    @property
+    def stdout(self) -> str:
+        return "".join(self._out)
+
+    def wait_for(self, text: str, timeout: float = 15.0) -> None:
+        deadline = time.monotonic() + timeout
+        while text not in self.stdout:
+            if time.monotonic() > deadline or self.proc.poll() is not None and text not in self.stdout:
+                raise AssertionError(f"{text!r} never appeared in:\n{self.stdout}{''.join(self._err)}")
+            time.sleep(0.05)
+
+    def send_signal(self, sig: int) -> None:
+        self.proc.send_signal(sig)
+
+    def finish(self, timeout: float = 60.0) -> CliResult:
+        self.proc.wait(timeout=timeout)
+        for reader in self._readers:
+            reader.join(timeout=5)
+        return CliResult(self.proc.returncode, self.stdout, "".join(self._err))
+
+
+def start_cli(*args: str, env: Optional[Dict[str, str]] = None) -> LiveCli:
+    return LiveCli(list(args), env)
+
+
+@pytest.fixture
+def fake_factory() -> Iterator:
+    """Make and start fake servers; all are stopped at the end of the test."""
+    from tests.fakedagu import FakeDagu
+
+    started = []
+
+    def make(*dags, **kwargs):
+        server = FakeDagu(**kwargs)
+        for dag in dags:
+            server.add_dag(dag)
+        server.__enter__()
+        started.append(server)
+        return server
+
+    yield make
+    for server in reversed(started):
+        server.__exit__(None, None, None)
