@@ -1,6 +1,6 @@
 """The GitLab template run for real by gitlab-ci-local (pinned 4.56.2: later ones need Node 22).
 
-Install: `npm_config_nodedir=/usr npm install --prefix .dagu-ci/node gitlab-ci-local@4.56.2`
+Install: `npm_config_nodedir=/usr npm install --prefix .tools/node gitlab-ci-local@4.56.2`
 (the nodedir lets its re2 module build offline from Debian's node headers) and Debian's rsync.
 """
 from __future__ import annotations
@@ -23,12 +23,12 @@ VERSION = "4.56.2"
 def gitlab_ci_local() -> str:
     if not shutil.which("node") or not shutil.which("npm"):
         pytest.skip("node and npm are needed to run gitlab-ci-local")
-    for path in (os.environ.get("GITLAB_CI_LOCAL"), os.path.join(ROOT, ".dagu-ci", "node", "node_modules", ".bin",
+    for path in (os.environ.get("GITLAB_CI_LOCAL"), os.path.join(ROOT, ".tools", "node", "node_modules", ".bin",
                                                                    "gitlab-ci-local"), shutil.which("gitlab-ci-local")):
         if path and os.path.exists(path):
             break
     else:
-        pytest.skip(f"gitlab-ci-local is not installed (npm install --prefix .dagu-ci/node gitlab-ci-local@{VERSION})")
+        pytest.skip(f"gitlab-ci-local is not installed (npm install --prefix .tools/node gitlab-ci-local@{VERSION})")
     if not shutil.which("rsync"):
         pytest.skip("gitlab-ci-local needs rsync (apt-get install rsync)")
     return path
