@@ -12,7 +12,24 @@ from enum import IntEnum
 from typing import Any, Mapping, Optional, Tuple
 
 
-class RunStatus(IntEnum):
+class _Status:
+    """Shared by run and step statuses: lenient parsing and our own spelling."""
+
+    NOT_STARTED: "_Status"
+
+    @classmethod
+    def parse(cls, value: Any) -> Any:
+        try:
+            return cls(int(value))  # type: ignore[call-arg]
+        except (TypeError, ValueError):
+            return cls.NOT_STARTED
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()  # type: ignore[attr-defined]
+
+
+class RunStatus(_Status, IntEnum):
     NOT_STARTED = 0
     RUNNING = 1
     FAILED = 2
@@ -22,17 +39,6 @@ class RunStatus(IntEnum):
     PARTIALLY_SUCCEEDED = 6
     WAITING = 7
     REJECTED = 8
-
-    @classmethod
-    def parse(cls, value: Any) -> "RunStatus":
-        try:
-            return cls(int(value))
-        except (TypeError, ValueError):
-            return cls.NOT_STARTED
-
-    @property
-    def label(self) -> str:
-        return self.name.lower()
 
     @property
     def is_terminal(self) -> bool:
@@ -48,7 +54,7 @@ _TERMINAL_RUN = {
 }
 
 
-class StepStatus(IntEnum):
+class StepStatus(_Status, IntEnum):
     NOT_STARTED = 0
     RUNNING = 1
     FAILED = 2
@@ -59,17 +65,6 @@ class StepStatus(IntEnum):
     WAITING = 7
     REJECTED = 8
     RETRYING = 9
-
-    @classmethod
-    def parse(cls, value: Any) -> "StepStatus":
-        try:
-            return cls(int(value))
-        except (TypeError, ValueError):
-            return cls.NOT_STARTED
-
-    @property
-    def label(self) -> str:
-        return self.name.lower()
 
     @property
     def is_finished(self) -> bool:

@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Dict, Optional
 
 from dagu_ci.errors import ExitCode
+from dagu_ci.files import write_atomic
 from dagu_ci.models import RunSnapshot, RunStatus
 
 
@@ -77,14 +77,7 @@ class RunResult:
         }
 
     def write(self, path: str) -> None:
-        """Atomically, so a reader never sees half a document."""
-        directory = os.path.dirname(os.path.abspath(path))
-        os.makedirs(directory, exist_ok=True)
-        temp = f"{path}.tmp{os.getpid()}"
-        with open(temp, "w", encoding="utf-8") as handle:
-            json.dump(self.to_dict(), handle, indent=2)
-            handle.write("\n")
-        os.replace(temp, path)
+        write_atomic(path, json.dumps(self.to_dict(), indent=2) + "\n")
 
 
 def _round(value: Optional[float]) -> Optional[float]:

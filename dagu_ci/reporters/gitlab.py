@@ -17,7 +17,8 @@ from typing import IO, Callable, Dict, List, Mapping, Optional, Tuple
 
 from dagu_ci.events import Level, Notice, RunAccepted, RunFinished
 from dagu_ci.models import StepSnapshot, StepStatus
-from dagu_ci.reporters.grouped import GroupedReporter, write_atomic
+from dagu_ci.files import write_atomic
+from dagu_ci.reporters.grouped import GroupedReporter
 from dagu_ci.term import Style
 
 DOTENV_LIMIT = 5 * 1024  # GitLab rejects a bigger dotenv report (and so fails the job)

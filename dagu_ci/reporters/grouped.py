@@ -2,7 +2,6 @@
 plus the bits each host's files need (last log lines, atomic writes)."""
 from __future__ import annotations
 
-import os
 from collections import deque
 from dataclasses import dataclass, field
 from typing import IO, Deque, Dict, List, Optional, Union
@@ -35,16 +34,6 @@ class StepTails(Reporter):
         if not lines and step.error:
             lines = step.error.splitlines()
         return lines
-
-
-def write_atomic(path: str, text: str) -> None:
-    """A reader (the CI host collecting artifacts) never sees half a file."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    temp = f"{path}.tmp{os.getpid()}"
-    with open(temp, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(temp, path)
 
 
 @dataclass
