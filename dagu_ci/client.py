@@ -188,9 +188,10 @@ class DaguClient:
                 return self._remember(
                     ServerInfo(version, text, self.base_url + root, version >= (2, 0, 0))
                 )
-        return self._remember(self._probe_family(retry))
+        reported = str(health.get("version", "")) if health else ""
+        return self._remember(self._probe_family(retry, reported))
 
-    def _probe_family(self, retry: Retry) -> ServerInfo:
+    def _probe_family(self, retry: Retry, reported: str) -> ServerInfo:
         """The version did not say; ask the endpoints each family has."""
         v2_health = self._probe_json(self.base_url + "/api/v2/health", retry)
         if v2_health is not None and "status" in v2_health:
@@ -198,7 +199,7 @@ class DaguClient:
             return ServerInfo(parse_version(text), text, self.base_url + "/api/v2", False)
         runs = self._probe_json(self.base_url + "/api/v1/dag-runs", retry, params={"limit": 1})
         if runs is not None and "dagRuns" in runs:
-            return ServerInfo(None, "", self.base_url + "/api/v1", True)
+            return ServerInfo(None, reported, self.base_url + "/api/v1", True)
         dags = self._probe_json(self.base_url + "/api/v1/dags", retry)
         if dags is not None and "DAGs" in dags:
             raise UsageError(

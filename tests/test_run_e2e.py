@@ -470,3 +470,23 @@ def test_timeout_stops_the_run_and_exits_124(fake_factory):
     assert result.code == 124, result.output
     assert server.get_run("deploy", "slowpoke").status == 3
     assert "timed out after 1.5s" in result.stdout
+
+
+def test_quiet_step_shows_its_last_line_live(fake_factory):
+    # The last line read is held back (it may be half-written) until it stays unchanged for a while.
+    steps = [Step("deploy", [out("waiting for rollout"), sleep(6), out("rolled out")])]
+    server = fake_factory(simple_dag(steps=steps))
+    proc = start_cli("run", "deploy", "--url", server.url, *FAST)
+    began = time.monotonic()
+    proc.wait_for("waiting for rollout\n", timeout=5)
+    assert time.monotonic() - began < 5.5  # well before the step ends
+    assert "rolled out" not in proc.stdout
+    result = proc.finish()
+    assert log_lines(result.stdout) == ["waiting for rollout", "rolled out"]
+
+
+def test_dev_version_of_2x_is_probed(fake_factory):
+    server = fake_factory(simple_dag(), version="dev", flavor="v2x")
+    result = run(server, "deploy")
+    assert result.code == 0, result.output
+    assert "Dagu dev at" in result.stdout
