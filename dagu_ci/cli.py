@@ -10,7 +10,10 @@ import click
 
 from dagu_ci import __version__
 from dagu_ci.errors import DaguCIError, ExitCode, UsageError
-from dagu_ci.reporters.hosts import REPORTER_CHOICES
+
+# The same as dagu_ci.reporters.hosts.REPORTER_CHOICES (a test checks), spelled out here
+# because importing the reporters would slow down `--version` and `--help`.
+REPORTER_CHOICES = ["auto", "plain", "github", "gitlab"]
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -51,8 +54,9 @@ def cli() -> None:
 @click.option("--singleton", is_flag=True, help="Refuse to start while another run of the DAG is active.")
 @click.option("--timeout", type=click.FloatRange(min=0), default=0, show_default=True, metavar="SECONDS",
               help="Stop the run and exit 124 after this long; 0 means no limit.")
-@click.option("--poll-interval", type=click.FloatRange(min=0.05), default=1.0, show_default=True, metavar="SECONDS",
-              help="Base status poll interval; backs off while nothing changes.")
+@click.option("--poll-interval", type=click.FloatRange(min=0.05), default=0.5, show_default=True, metavar="SECONDS",
+              help="Base poll interval; backs off while nothing changes.")
+@click.option("--no-push", is_flag=True, help="Poll only; do not use the server's events stream (Dagu >= 2.3).")
 @click.option("--start-timeout", type=click.FloatRange(min=0), default=60, show_default=True, metavar="SECONDS",
               help="How long to retry an unreachable server before the run has started (exit 4).")
 @click.option("--no-logs", is_flag=True, help="Show step statuses only, not their logs.")
@@ -66,7 +70,7 @@ def cli() -> None:
               envvar="DAGU_CI_REPORTER", show_envvar=True,
               help="Output format; auto picks github or gitlab inside those CI hosts, else plain.")
 def run(dag: str, param_items: Sequence[str], params_text: Optional[str], run_id: Optional[str], enqueue: bool,
-        singleton: bool, timeout: float, poll_interval: float, start_timeout: float, no_logs: bool,
+        singleton: bool, timeout: float, poll_interval: float, no_push: bool, start_timeout: float, no_logs: bool,
         no_stop_on_cancel: bool, fail_on_partial: bool, result_file: Optional[str], junit: Optional[str],
         reporter_name: str, **connection: Any) -> int:
     """Start DAG (its file name as Dagu lists it), stream its logs, and exit with its status.
@@ -95,6 +99,7 @@ def run(dag: str, param_items: Sequence[str], params_text: Optional[str], run_id
         singleton=singleton,
         timeout=timeout,
         poll_interval=poll_interval,
+        push=not no_push,
         logs=not no_logs,
         stop_on_cancel=not no_stop_on_cancel,
         fail_on_partial=fail_on_partial,

@@ -135,26 +135,29 @@ class DaguClient:
         self.on_retry: Optional[RetryHook] = None  # told about each transient failure
         self.on_recover: Optional[Callable[[float], None]] = None
         self.server: Optional[ServerInfo] = None
-        self._session = requests.Session()
-        self._session.headers.update(
-            {"Accept": "application/json", "User-Agent": f"dagu-ci/{__version__}"}
-        )
-        self._session.trust_env = True
-        username = connection.username or url_user
-        password = connection.password or url_password
-        if connection.token:
-            self._session.headers["Authorization"] = f"Bearer {connection.token}"
-        elif username and password:
-            self._session.auth = (username, password)
-        self._has_credentials = bool(connection.token or (username and password))
-        self._secrets = [s for s in (connection.token, password) if s]
+        self._username = connection.username or url_user
+        self._password = connection.password or url_password
+        self._has_credentials = bool(connection.token or (self._username and self._password))
+        self._secrets = [s for s in (connection.token, self._password) if s]
         if connection.insecure:
-            self._session.verify = False
             import urllib3
 
             urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
-        elif connection.ca_cert:
-            self._session.verify = connection.ca_cert
+        self._session = self.new_session()
+
+    def new_session(self) -> requests.Session:
+        """A session with our auth and TLS settings (one per thread: Session is not thread-safe)."""
+        session = requests.Session()
+        session.headers.update({"Accept": "application/json", "User-Agent": f"dagu-ci/{__version__}"})
+        if self.connection.token:
+            session.headers["Authorization"] = f"Bearer {self.connection.token}"
+        elif self._username and self._password:
+            session.auth = (self._username, self._password)
+        if self.connection.insecure:
+            session.verify = False
+        elif self.connection.ca_cert:
+            session.verify = self.connection.ca_cert
+        return session
 
     # -- detection -------------------------------------------------------------
 

@@ -1,19 +1,22 @@
-"""The wait-and-tail loop: poll a run until it ends, streaming every step's log.
+"""The wait-and-tail loop: follow a run until it ends, streaming every step's log.
 
-    1. Read the run's status.
+    1. Read the run's status (pushed by the server where it can, else polled).
     2. Announce what changed: the run's status, steps that started.
-    3. Read each started step's new log lines (a finished step gets its last lines).
+    3. Read the new log lines of each started step that is due: busy logs often,
+       quiet ones rarely, a finished step's last lines at once.
     4. Announce steps that finished.
     5. If the run is over, read every step once more and return the final snapshot.
-    6. Otherwise wait (longer while nothing changes) and go to 1.
+    6. Otherwise wait (longer while nothing changes, or until the server pushes)
+       and go to 1.
 
 The loop knows nothing of CI hosts: it emits events, and reporters render them.
 """
 from __future__ import annotations
 
+import queue
 import time
 from dataclasses import dataclass
-from typing import Callable, Dict, Optional, Set
+from typing import Callable, Dict, Optional, Set, Tuple
 
 from dagu_ci.client import DaguClient, Retry
 from dagu_ci.errors import ServerError, TimedOut
@@ -29,25 +32,30 @@ from dagu_ci.events import (
 )
 from dagu_ci.logtail import LogTailer, ReadMode
 from dagu_ci.models import RunSnapshot, StepSnapshot
+from dagu_ci.push import Closed, LogTouched, Pushed, PushStream
 
 Sink = Callable[[Event], None]
 
-MAX_INTERVAL = 5.0
+STATUS_CAP = 3.0  # longest wait between status polls while nothing changes
+LOG_CAP = 15.0  # longest wait between reads of a quiet log
+WATCHDOG = 10.0  # status poll while the server pushes, in case the stream goes quiet
+PUSHED_LOG_CAP = 60.0  # a quiet log's safety-net read while the server says when logs change
 OUTAGE_NOTICE_EVERY = 30.0
 
 
 @dataclass
 class FollowOptions:
-    poll_interval: float = 1.0
+    poll_interval: float = 0.5
     logs: bool = True
     deadline: Optional[float] = None  # monotonic; TimedOut when passed
     max_outage: float = 1800.0  # give up after this long without an answer
+    push: bool = True  # use the server's events stream where it has one
 
 
 class Backoff:
-    """The base interval while things change; up to 1.5x longer each quiet poll."""
+    """The base interval while things change; up to 1.5x longer each quiet round."""
 
-    def __init__(self, base: float, cap: float = MAX_INTERVAL):
+    def __init__(self, base: float, cap: float):
         self.base = base
         self.cap = max(base, cap)
         self.current = base
@@ -55,6 +63,37 @@ class Backoff:
     def next(self, changed: bool) -> float:
         self.current = self.base if changed else min(self.current * 1.5, self.cap)
         return self.current
+
+
+StreamKey = Tuple[str, str]
+
+
+class LogSchedule:
+    """When each log stream is next read: soon while it is busy, rarer while it is quiet."""
+
+    def __init__(self, base: float):
+        self.base = base
+        self.cap = LOG_CAP
+        self._due: Dict[StreamKey, float] = {}
+        self._interval: Dict[StreamKey, float] = {}
+
+    def due(self, key: StreamKey, now: float) -> bool:
+        return self._due.get(key, 0.0) <= now
+
+    def record(self, key: StreamKey, now: float, active: bool, release_at: Optional[float]) -> None:
+        interval = self.base if active else min(self._interval.get(key, self.base) * 2, self.cap)
+        self._interval[key] = interval
+        due = now + interval
+        # A held-back last line is re-read when it may be released, so it shows promptly.
+        self._due[key] = min(due, release_at) if release_at is not None else due
+
+    def touch(self, step: str) -> None:
+        for key in self._due:
+            if key[0] == step:
+                self._due[key] = 0.0
+
+    def next_due(self) -> Optional[float]:
+        return min(self._due.values()) if self._due else None
 
 
 class Follower:
@@ -72,34 +111,43 @@ class Follower:
         self.emit = emit
         self.options = options
         self.tailer = LogTailer(client, dag_name, run_id, self._retry)
+        self.schedule = LogSchedule(options.poll_interval)
         self.last: Optional[RunSnapshot] = None
         self._started: Set[str] = set()
         self._finished: Dict[str, StepSnapshot] = {}
+        self._push: Optional[PushStream] = None
+        self._push_tried = False
+        self._last_status = 0.0
         self._last_outage_notice = 0.0
         client.on_retry = self._on_retry
         client.on_recover = self._on_recover
 
     def follow(self) -> RunSnapshot:
-        backoff = Backoff(self.options.poll_interval)
-        while True:
-            snapshot = self._poll()
-            changed = self._observe(snapshot)
-            self.emit(Tick(snapshot))
-            if snapshot.is_over:
-                self._drain_all(snapshot)
-                return snapshot
-            self._sleep(backoff.next(changed))
+        backoff = Backoff(self.options.poll_interval, STATUS_CAP)
+        snapshot = self._poll()
+        try:
+            while True:
+                changed = self._observe(snapshot)
+                self.emit(Tick(snapshot))
+                if snapshot.is_over:
+                    self._drain_all(snapshot)
+                    return snapshot
+                self._open_push(snapshot)
+                snapshot = self._next(backoff.next(changed))
+        finally:
+            self._close_push()
 
-    def settle(self, seconds: float, interval: float = 0.25) -> RunSnapshot:
+    def settle(self, seconds: float, interval: float = 0.25) -> Optional[RunSnapshot]:
         """After a stop: keep following briefly until the run shows its end."""
         self.options.deadline = time.monotonic() + seconds
         self.options.poll_interval = interval
+        self.schedule.base = interval
         try:
             return self.follow()
         except (TimedOut, ServerError):
-            return self.last or self.client.get_run(self.dag_name, self.run_id, Retry.for_seconds(2))
+            return self.last
 
-    # -- one poll -------------------------------------------------------------
+    # -- one round ------------------------------------------------------------
 
     def _poll(self) -> RunSnapshot:
         try:
@@ -108,7 +156,41 @@ class Follower:
             if self._past_deadline():
                 raise TimedOut() from None
             raise
+        self._last_status = time.monotonic()
         return snapshot
+
+    def _next(self, interval: float) -> RunSnapshot:
+        """Wait for the next thing worth a look: a pushed snapshot, a log due, or status time."""
+        status_due = self._last_status + (WATCHDOG if self._push else interval)
+        wake = status_due
+        next_log = self.schedule.next_due()
+        if next_log is not None:
+            wake = min(wake, next_log)
+        timeout = self._bounded(max(0.0, wake - time.monotonic()))
+        if self._push is None:
+            time.sleep(timeout)
+        else:
+            try:
+                message = self._push.messages.get(timeout=timeout)
+            except queue.Empty:
+                pass
+            else:
+                if isinstance(message, Pushed):
+                    self._last_status = time.monotonic()
+                    return message.snapshot
+                if isinstance(message, LogTouched):
+                    self.schedule.touch(message.step)
+                    return self._current()
+                assert isinstance(message, Closed)
+                self._close_push()  # quietly back to polling
+                return self._poll()
+        if self._past_deadline():
+            raise TimedOut()
+        return self._poll() if time.monotonic() >= status_due else self._current()
+
+    def _current(self) -> RunSnapshot:
+        assert self.last is not None
+        return self.last
 
     def _observe(self, snapshot: RunSnapshot) -> bool:
         previous = self.last
@@ -144,7 +226,11 @@ class Follower:
 
     def _tail(self, step: StepSnapshot, mode: ReadMode) -> bool:
         shown = False
+        now = time.monotonic()
         for stream, path in self.tailer.streams(step):
+            key = (step.name, stream)
+            if mode is ReadMode.LIVE and not self.schedule.due(key, now):
+                continue
             chunk = self.tailer.read(step, stream, path, mode)
             if chunk.restarted:
                 self.emit(Notice(f"{step.name}: a new attempt began; its log starts afresh", step=step.name))
@@ -153,6 +239,7 @@ class Follower:
             if chunk.lines:
                 self.emit(StepLog(step.name, stream, chunk.lines))
                 shown = True
+            self.schedule.record(key, now, active=chunk.active, release_at=chunk.release_at)
         return shown
 
     def _drain_all(self, snapshot: RunSnapshot) -> None:
@@ -162,6 +249,25 @@ class Follower:
         for step in snapshot.steps:
             if step.name in self._started:
                 self._tail(step, ReadMode.FINAL)
+
+    # -- push -----------------------------------------------------------------
+
+    def _open_push(self, snapshot: RunSnapshot) -> None:
+        """Once, after the first look: subscribe to the run and its steps' logs."""
+        if self._push_tried or not self.options.push or not PushStream.available(self.client):
+            return
+        self._push_tried = True
+        steps = [step.name for step in snapshot.steps] if self.options.logs else []
+        self._push = PushStream(self.client, self.dag_name, self.run_id, steps).open()
+        if self.options.logs:
+            # Log reads are woken by the server; periodic ones are only a safety net.
+            self.schedule.cap = PUSHED_LOG_CAP
+
+    def _close_push(self) -> None:
+        if self._push is not None:
+            self._push.close()
+            self._push = None
+            self.schedule.cap = LOG_CAP
 
     # -- time and outages -----------------------------------------------------
 
@@ -174,13 +280,13 @@ class Follower:
     def _past_deadline(self) -> bool:
         return self.options.deadline is not None and time.monotonic() >= self.options.deadline
 
-    def _sleep(self, seconds: float) -> None:
-        if self.options.deadline is not None:
-            remaining = self.options.deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimedOut()
-            seconds = min(seconds, remaining)
-        time.sleep(seconds)
+    def _bounded(self, seconds: float) -> float:
+        if self.options.deadline is None:
+            return seconds
+        remaining = self.options.deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimedOut()
+        return min(seconds, remaining)
 
     def _on_retry(self, reason: str, delay: float) -> None:
         now = time.monotonic()

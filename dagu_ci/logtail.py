@@ -44,6 +44,8 @@ class Chunk:
     lines: List[str]
     restarted: bool = False  # the log path changed: a new attempt began
     notices: List[str] = field(default_factory=list)
+    active: bool = False  # the log grew (new lines, or a held-back line changed)
+    release_at: Optional[float] = None  # when a held-back trailing line may be shown (if unchanged)
 
 
 class LogTailer:
@@ -104,6 +106,7 @@ class LogTailer:
                     self._hold(cursor, tail, chunk)
                 else:
                     self._show_partial(cursor, tail, chunk)
+            chunk.active = chunk.active or bool(chunk.lines)
             return chunk
 
     # -- pieces ---------------------------------------------------------------
@@ -132,9 +135,11 @@ class LogTailer:
         now = self._clock()
         if tail != cursor.held:
             cursor.held, cursor.held_since = tail, now
-            return
-        if now - cursor.held_since >= RELEASE_AFTER:
+            chunk.active = True
+        elif now - cursor.held_since >= RELEASE_AFTER:
             self._show_partial(cursor, tail, chunk)
+        if tail != cursor.partial:
+            chunk.release_at = cursor.held_since + RELEASE_AFTER
 
     def _show_partial(self, cursor: StreamCursor, text: str, chunk: Chunk) -> None:
         new = text[len(cursor.partial):] if text.startswith(cursor.partial) else text

@@ -34,7 +34,8 @@ class RunRequest:
     enqueue: bool = False
     singleton: bool = False
     timeout: float = 0.0
-    poll_interval: float = 1.0
+    poll_interval: float = 0.5
+    push: bool = True
     logs: bool = True
     stop_on_cancel: bool = True
     fail_on_partial: bool = False
@@ -87,7 +88,7 @@ class Runner:
                     dag_name,
                     run_id,
                     self.reporter.handle,
-                    FollowOptions(request.poll_interval, request.logs, deadline),
+                    FollowOptions(request.poll_interval, request.logs, deadline, push=request.push),
                 )
                 snapshot = self._follower.follow()
                 return self._finish(dag_name, run_id, snapshot, Ending.FINISHED, exit_code_for(snapshot.status, request.fail_on_partial))

@@ -87,3 +87,10 @@ def test_reporter_choice(choice, env, console, tmp_path):
     kinds = [type(r) for r in reporter.reporters]
     assert kinds == [console, Progress, JUnitReporter]
     assert [type(r) for r in make_reporter(choice, env=env, out=Out()).reporters] == [console, Progress]
+
+
+def test_cli_reporter_choices_match_the_hosts():
+    from dagu_ci.cli import REPORTER_CHOICES as cli_choices
+    from dagu_ci.reporters.hosts import REPORTER_CHOICES
+
+    assert cli_choices == REPORTER_CHOICES

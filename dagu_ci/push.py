@@ -1,0 +1,152 @@
+"""Server push (Dagu >= 2.3): the multiplexed events stream, as wake-ups (API.md §8).
+
+A `dagrun` message carries a full run snapshot, the same as the REST answer, so
+it replaces a poll. A `steplog` message is only a tail snapshot with no offsets,
+so it just says "read this step's log now"; the offset reads stay the source of
+truth. Any trouble (no endpoint, auth, a drop) ends the stream quietly and the
+follower goes back to polling.
+"""
+from __future__ import annotations
+
+import json
+import queue
+import threading
+from dataclasses import dataclass
+from typing import Iterable, List, Optional, Union
+
+import requests
+
+from dagu_ci.client import DaguClient
+from dagu_ci.models import RunSnapshot
+
+PUSH_SINCE = (2, 3, 0)
+READ_TIMEOUT = 35.0  # the server sends a heartbeat every 10 s by default
+MAX_TOPICS = 20  # the server's default per connection
+
+
+@dataclass(frozen=True)
+class Pushed:
+    """A run snapshot pushed by the server."""
+
+    snapshot: RunSnapshot
+
+
+@dataclass(frozen=True)
+class LogTouched:
+    """A step's log changed: read it."""
+
+    step: str
+
+
+@dataclass(frozen=True)
+class Closed:
+    """The stream ended; poll from now on."""
+
+    reason: str
+
+
+Message = Union[Pushed, LogTouched, Closed]
+
+
+class PushStream:
+    """One SSE connection, read by a daemon thread into a queue."""
+
+    def __init__(self, client: DaguClient, dag_name: str, run_id: str, steps: Iterable[str]):
+        self.client = client
+        self.dag_name = dag_name
+        self.run_id = run_id
+        self.messages: "queue.Queue[Message]" = queue.Queue()
+        self.subscribed: List[str] = []
+        self.live = False
+        self._response: Optional[requests.Response] = None
+        self._session = client.new_session()
+        self._topics = [f"dagrun:{dag_name}/{run_id}"] + [
+            f"steplog:{dag_name}/{run_id}/{step}" for step in steps
+        ][: MAX_TOPICS - 1]
+        self._thread = threading.Thread(target=self._read, name="dagu-ci-push", daemon=True)
+
+    @classmethod
+    def available(cls, client: DaguClient) -> bool:
+        return client.api.modern_v1 and client.api.at_least(PUSH_SINCE)
+
+    def open(self) -> "PushStream":
+        self.live = True
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        self.live = False
+        response = self._response
+        if response is not None:
+            try:
+                response.close()  # unblocks the reader thread
+            except Exception:  # noqa: BLE001 - closing a dead socket may raise anything
+                pass
+        self._session.close()
+
+    def log_topics(self) -> bool:
+        """Did the server accept steplog topics? Then logs need no periodic reads."""
+        return any(topic.startswith("steplog:") for topic in self.subscribed)
+
+    # -- the reader thread ----------------------------------------------------
+
+    def _read(self) -> None:
+        reason = "stream ended"
+        try:
+            response = self._session.get(
+                f"{self.client.api.api_root}/events/stream",
+                params=[("topic", topic) for topic in self._topics],
+                headers={"Accept": "text/event-stream"},
+                stream=True,
+                timeout=(5.0, READ_TIMEOUT),
+            )
+            self._response = response
+            if response.status_code != 200 or "text/event-stream" not in response.headers.get("Content-Type", ""):
+                reason = f"no events stream (HTTP {response.status_code})"
+                return
+            for event, data in _frames(response.iter_lines(decode_unicode=True)):
+                if not self.live:
+                    return
+                self._dispatch(event, data)
+        except Exception as exc:  # noqa: BLE001 - any failure means: fall back to polling
+            reason = f"events stream failed ({type(exc).__name__})"
+        finally:
+            self.live = False
+            self.messages.put(Closed(reason))
+
+    def _dispatch(self, event: str, data: str) -> None:
+        try:
+            body = json.loads(data)
+        except ValueError:
+            return
+        if not isinstance(body, dict):
+            return
+        if event == "control":
+            self.subscribed = [str(t) for t in body.get("subscribed") or []]
+            return
+        if event != "message":
+            return
+        topic = str(body.get("topic") or "")
+        payload = body.get("payload") or {}
+        if topic.startswith("dagrun:") and isinstance(payload, dict) and payload.get("dagRunDetails"):
+            self.messages.put(Pushed(RunSnapshot.from_api(payload["dagRunDetails"])))
+        elif topic.startswith("steplog:"):
+            self.messages.put(LogTouched(topic.rsplit("/", 1)[-1]))
+
+
+def _frames(lines: Iterable[str]):
+    """(event, data) per SSE frame; comments (heartbeats) and ids are skipped."""
+    event, data = "message", []
+    for line in lines:
+        if line is None:
+            continue
+        if line == "":
+            if data:
+                yield event, "\n".join(data)
+            event, data = "message", []
+        elif line.startswith(":"):
+            continue
+        elif line.startswith("event:"):
+            event = line[6:].strip()
+        elif line.startswith("data:"):
+            data.append(line[5:].lstrip(" ") if line[5:6] == " " else line[5:])
