@@ -39,7 +39,7 @@ Sink = Callable[[Event], None]
 STATUS_CAP = 3.0  # longest wait between status polls while nothing changes
 LOG_CAP = 15.0  # longest wait between reads of a quiet log
 WATCHDOG = 10.0  # status poll while the server pushes, in case the stream goes quiet
-PUSHED_LOG_CAP = 60.0  # a quiet log's safety-net read while the server says when logs change
+PUSHED_LOG_CAP = 300.0  # a quiet log's safety-net read while the server says when logs change
 OUTAGE_NOTICE_EVERY = 30.0
 
 
@@ -161,7 +161,10 @@ class Follower:
 
     def _next(self, interval: float) -> RunSnapshot:
         """Wait for the next thing worth a look: a pushed snapshot, a log due, or status time."""
-        status_due = self._last_status + (WATCHDOG if self._push else interval)
+        # With push, keep polling while things change (quickest end detection) and let the
+        # server's pushes plus a slow watchdog cover the quiet stretches (least load).
+        quiet = interval >= STATUS_CAP
+        status_due = self._last_status + (WATCHDOG if self._push and quiet else interval)
         wake = status_due
         next_log = self.schedule.next_due()
         if next_log is not None:
@@ -239,6 +242,8 @@ class Follower:
             if chunk.lines:
                 self.emit(StepLog(step.name, stream, chunk.lines))
                 shown = True
+            # Where the server says when logs change, periodic reads are only a safety net.
+            self.schedule.cap = PUSHED_LOG_CAP if self._push and self._push.log_topics() else LOG_CAP
             self.schedule.record(key, now, active=chunk.active, release_at=chunk.release_at)
         return shown
 
@@ -259,15 +264,11 @@ class Follower:
         self._push_tried = True
         steps = [step.name for step in snapshot.steps] if self.options.logs else []
         self._push = PushStream(self.client, self.dag_name, self.run_id, steps).open()
-        if self.options.logs:
-            # Log reads are woken by the server; periodic ones are only a safety net.
-            self.schedule.cap = PUSHED_LOG_CAP
 
     def _close_push(self) -> None:
         if self._push is not None:
             self._push.close()
             self._push = None
-            self.schedule.cap = LOG_CAP
 
     # -- time and outages -----------------------------------------------------
 
