@@ -1,0 +1,42 @@
+"""Provenance labels from each CI host, and the run state files backstops read."""
+from dagu_ci import state
+from dagu_ci.provenance import detect, label_field
+
+
+def test_github_provenance():
+    env = {"GITHUB_ACTIONS": "true", "GITHUB_SERVER_URL": "https://github.com", "GITHUB_REPOSITORY": "acme/app",
+           "GITHUB_RUN_ID": "42", "GITHUB_RUN_ATTEMPT": "2", "GITHUB_SHA": "abc123", "GITHUB_REF_NAME": "main"}
+    assert detect(env).labels() == [
+        "ci=github", "ci-url=https://github.com/acme/app/actions/runs/42/attempts/2", "sha=abc123", "ref=main"
+    ]
+
+
+def test_gitlab_and_jenkins_provenance():
+    gitlab = {"GITLAB_CI": "true", "CI_JOB_URL": "https://gl/x/-/jobs/7", "CI_COMMIT_SHA": "def", "CI_COMMIT_REF_NAME": "feature x"}
+    assert detect(gitlab).labels() == ["ci=gitlab", "ci-url=https://gl/x/-/jobs/7", "sha=def", "ref=feature-x"]
+    jenkins = {"JENKINS_URL": "https://j/", "BUILD_URL": "https://j/job/a/3/", "GIT_COMMIT": "f00", "BRANCH_NAME": "rel"}
+    assert detect(jenkins).labels() == ["ci=jenkins", "ci-url=https://j/job/a/3/", "sha=f00", "ref=rel"]
+    assert detect({}) is None
+
+
+def test_label_field_by_version():
+    assert label_field(lambda v: v <= (2, 6, 5)) == "labels"
+    assert label_field(lambda v: v <= (2, 4, 0)) == "tags"
+    assert label_field(lambda v: v <= (2, 1, 0)) is None
+
+
+def test_state_files_round_trip_and_forget(tmp_path):
+    directory = state.state_dir({"GITHUB_WORKSPACE": str(tmp_path)})
+    assert directory == str(tmp_path / ".dagu-ci")
+    run = state.RunState(url="http://dagu:8080", dag="deploy", name="deploy-prod", run_id="r1")
+    state.save(directory, run)
+    (loaded,) = state.load_all(directory)
+    assert (loaded.url, loaded.dag, loaded.name, loaded.run_id) == ("http://dagu:8080", "deploy", "deploy-prod", "r1")
+    assert loaded.pid > 0 and loaded.started_at > 0
+    state.forget(directory, run)
+    assert state.load_all(directory) == []
+
+
+def test_state_dir_fallbacks(tmp_path):
+    assert state.state_dir({"CI_PROJECT_DIR": "/builds/x"}) == "/builds/x/.dagu-ci"
+    assert state.state_dir({}, cwd=str(tmp_path)) == str(tmp_path / ".dagu-ci")
