@@ -31,6 +31,10 @@ def connection_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--password", envvar="DAGU_PASSWORD", show_envvar=True, help="Basic auth password."),
         click.option("--ca-cert", envvar="DAGU_CA_CERT", show_envvar=True, metavar="PATH",
                      help="CA bundle to verify the server's TLS certificate."),
+        click.option("--client-cert", envvar="DAGU_CLIENT_CERT", show_envvar=True, metavar="PATH",
+                     help="Client certificate for mutual TLS (PEM; may include the key)."),
+        click.option("--client-key", envvar="DAGU_CLIENT_KEY", show_envvar=True, metavar="PATH",
+                     help="Private key for --client-cert, if not in the same file."),
         click.option("--insecure", is_flag=True, envvar="DAGU_INSECURE", help="Skip TLS verification (prints a warning)."),
     ]
     for option in reversed(options):
@@ -117,8 +121,11 @@ def _client(connection: dict, retry_for: float, reporter: Any) -> Any:
     from dagu_ci.events import Level, Notice
 
     conn = Connection(**connection)
-    if conn.ca_cert and not os.path.isfile(conn.ca_cert):
-        raise UsageError(f"--ca-cert {conn.ca_cert}: no such file")
+    for flag, path in (("--ca-cert", conn.ca_cert), ("--client-cert", conn.client_cert), ("--client-key", conn.client_key)):
+        if path and not os.path.isfile(path):
+            raise UsageError(f"{flag} {path}: no such file")
+    if conn.client_key and not conn.client_cert:
+        raise UsageError("--client-key needs --client-cert")
     if bool(conn.username) != bool(conn.password):
         raise UsageError("--username and --password go together")
     if conn.insecure:

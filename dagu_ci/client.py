@@ -61,6 +61,8 @@ class Connection:
     username: Optional[str] = None
     password: Optional[str] = None
     ca_cert: Optional[str] = None
+    client_cert: Optional[str] = None  # mutual TLS: our certificate (may hold the key too)
+    client_key: Optional[str] = None
     insecure: bool = False
 
     @property
@@ -157,6 +159,12 @@ class DaguClient:
             session.verify = False
         elif self.connection.ca_cert:
             session.verify = self.connection.ca_cert
+        if self.connection.client_cert:
+            session.cert = (
+                (self.connection.client_cert, self.connection.client_key)
+                if self.connection.client_key
+                else self.connection.client_cert
+            )
         return session
 
     # -- detection -------------------------------------------------------------
@@ -381,15 +389,16 @@ class DaguClient:
                     json=json,
                     timeout=(CONNECT_TIMEOUT, READ_TIMEOUT),
                     allow_redirects=method == "GET",
+                    # Explicit: requests lets REQUESTS_CA_BUNDLE override a session's verify.
+                    verify=self._session.verify,
                 )
-            except requests.exceptions.SSLError:
-                raise UsageError(
-                    f"TLS verification failed for {self.display_url}: "
-                    "pass --ca-cert with the server's CA, or --insecure"
-                ) from None
+            except requests.exceptions.SSLError as exc:
+                raise self._tls_error(exc) from None
             except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
                 response = None
                 transient = _Transient(_describe_transport_error(exc))
+            except OSError as exc:  # e.g. a client certificate file that is not PEM
+                raise UsageError(f"TLS setup failed: {exc.strerror or exc} (check --client-cert/--client-key)") from None
             else:
                 transient = self._transient(response)
                 if transient and transient.json_500:
@@ -444,6 +453,18 @@ class DaguClient:
             code,
             message,
         )
+
+    def _tls_error(self, exc: Exception) -> UsageError:
+        text = str(exc)
+        if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
+            return UsageError(
+                f"TLS verification failed for {self.display_url}: "
+                "pass --ca-cert with the server's CA, or --insecure"
+            )
+        if "PEM" in text or "key values mismatch" in text.lower():
+            return UsageError("the client certificate or key could not be loaded (check --client-cert/--client-key)")
+        hint = "" if self.connection.client_cert else " (does the server require a client certificate? --client-cert)"
+        return UsageError(f"TLS handshake with {self.display_url} failed{hint}")
 
     def _auth_error(self) -> UsageError:
         if self._has_credentials:

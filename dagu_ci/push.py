@@ -99,6 +99,7 @@ class PushStream:
                 headers={"Accept": "text/event-stream"},
                 stream=True,
                 timeout=(5.0, READ_TIMEOUT),
+                verify=self._session.verify,  # see DaguClient._send
             )
             self._response = response
             if response.status_code != 200 or "text/event-stream" not in response.headers.get("Content-Type", ""):

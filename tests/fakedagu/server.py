@@ -8,7 +8,7 @@ import threading
 import time
 import traceback
 from dataclasses import dataclass, field
-from typing import Dict, Iterable, List, Optional, Pattern, Tuple, Union
+from typing import Any, Dict, Iterable, List, Optional, Pattern, Tuple, Union
 from urllib.parse import parse_qs
 
 from .api import Config, DaguAPI
@@ -102,6 +102,7 @@ class FakeDagu:
         stop_delay: float = 0.1,
         log_dir: Optional[str] = None,
         server_env: Optional[Dict[str, str]] = None,
+        tls: Optional[Any] = None,
     ):
         if auth is not None:
             if auth[0] == "basic" and len(auth) != 3 or auth[0] == "token" and len(auth) != 2:
@@ -119,7 +120,7 @@ class FakeDagu:
         self.engine = Engine(self.version, self.log_dir, stop_delay=stop_delay, env=server_env)
         self._dags: Dict[str, Dag] = {}
         self._api = DaguAPI(self.version, self.engine, self._dags, self._config, auth, time.monotonic())
-        self._listener = Listener(host, port, self._handle)
+        self._listener = Listener(host, port, self._handle, tls)
         self._records: List[RequestRecord] = []
         self._faults: List[Fault] = []
         self._lock = threading.Lock()
@@ -156,7 +157,8 @@ class FakeDagu:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}{self.base_path}"
+        scheme = "https" if self._listener.tls is not None else "http"
+        return f"{scheme}://{self.host}:{self.port}{self.base_path}"
 
     @property
     def api_url(self) -> str:

@@ -147,9 +147,10 @@ class _Handler(BaseHTTPRequestHandler):
 class Listener:
     """A server on a fixed host and port that can stop listening and listen again."""
 
-    def __init__(self, host: str, port: int, handle: Callable[[_Handler], None]):
+    def __init__(self, host: str, port: int, handle: Callable[[_Handler], None], tls: Optional[Any] = None):
         self.host = host
         self.port = port
+        self.tls = tls  # an ssl.SSLContext: serve HTTPS (with client-certificate checks if it asks)
         self._handle = handle
         self._server: Optional[_Server] = None
         self._thread: Optional[threading.Thread] = None
@@ -164,6 +165,8 @@ class Listener:
             if self._server is not None:
                 return
             server = _Server((self.host, self.port), self._handle)
+            if self.tls is not None:
+                server.socket = self.tls.wrap_socket(server.socket, server_side=True)
             self.port = server.server_port
             thread = threading.Thread(
                 target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="fakedagu-http", daemon=True
