@@ -23,6 +23,9 @@ COPY dagu_ci ./dagu_ci
 RUN pip install --no-cache-dir --no-deps . \
     && rm -rf build ./*.egg-info
 COPY entrypoint.py /usr/local/bin/dagu-ci-entrypoint
+# The action's post-entrypoint: the same script, which reads its name as "stop --from-state".
+RUN chmod 0755 /usr/local/bin/dagu-ci-entrypoint \
+    && ln -s /usr/local/bin/dagu-ci-entrypoint /usr/local/bin/dagu-ci-post
 
 # No USER: GitHub runs container actions as root (its workspace and output files need it),
 # and Jenkins picks the agent's uid itself; no HOME or writable directory is needed.

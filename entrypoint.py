@@ -14,10 +14,13 @@ import sys
 from typing import List, Mapping, Optional
 
 # input -> CLI option, by kind. Secrets go through the environment, never argv.
-VALUE_INPUTS = ("url", "api-path", "username", "ca-cert", "params", "run-id", "timeout", "poll-interval",
-                "start-timeout", "junit")
-FLAG_INPUTS = ("enqueue", "singleton", "insecure", "fail-on-partial")  # default false
-NEGATED_INPUTS = {"logs": "--no-logs", "stop-on-cancel": "--no-stop-on-cancel"}  # default true
+CONNECTION_INPUTS = ("url", "api-path", "username", "ca-cert", "client-cert", "client-key")
+VALUE_INPUTS = CONNECTION_INPUTS + ("params", "run-id", "timeout", "poll-interval", "start-timeout", "junit",
+                                    "on-waiting", "queue-timeout", "cancel-superseded")
+FLAG_INPUTS = ("enqueue", "singleton", "insecure", "fail-on-partial", "dry-run")  # default false
+NEGATED_INPUTS = {"logs": "--no-logs", "stop-on-cancel": "--no-stop-on-cancel",
+                  "wait-auto-retry": "--no-wait-auto-retry"}  # default true
+POST_NAME = "dagu-ci-post"  # the action's post-entrypoint: a link to this file
 SECRET_INPUTS = {"token": "DAGU_API_TOKEN", "password": "DAGU_PASSWORD"}
 TRUE, FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
 
@@ -55,6 +58,18 @@ def action_args(env: Mapping[str, str]) -> List[str]:
     return args
 
 
+def post_args(env: Mapping[str, str]) -> List[str]:
+    """The action's post step: stop what a cancelled or failed main step left running."""
+    args = ["stop", "--from-state"]
+    for name in CONNECTION_INPUTS:
+        value = read_input(env, name)
+        if value:
+            args += [f"--{name}", value]
+    if read_flag(env, "insecure", False):
+        args.append("--insecure")
+    return args
+
+
 def action_secrets(env: Mapping[str, str]) -> dict:
     return {var: read_input(env, name) for name, var in SECRET_INPUTS.items() if read_input(env, name)}
 
@@ -74,10 +89,14 @@ def cli_args(argv: List[str], env: Mapping[str, str], commands) -> Optional[List
     return None
 
 
-def main(argv: List[str]) -> None:
+def main(argv: List[str], program: str = "") -> None:
     from dagu_ci import cli
 
     try:
+        if os.path.basename(program) == POST_NAME:
+            os.environ.update(action_secrets(os.environ))
+            cli.main(post_args(os.environ))
+            return
         args = cli_args(argv, os.environ, cli.cli.commands)
     except InputError as exc:
         print(f"dagu-ci: error: {exc}", file=sys.stderr)
@@ -95,4 +114,4 @@ def main(argv: List[str]) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main(sys.argv[1:], sys.argv[0])

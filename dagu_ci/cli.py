@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 import traceback
 from typing import Any, Callable, List, Optional, Sequence
 
@@ -66,6 +67,17 @@ def cli() -> None:
 @click.option("--no-logs", is_flag=True, help="Show step statuses only, not their logs.")
 @click.option("--no-stop-on-cancel", is_flag=True, help="Leave the run going when the CI job is cancelled.")
 @click.option("--fail-on-partial", is_flag=True, help="Exit 1 when the run only partially succeeds.")
+@click.option("--on-waiting", type=click.Choice(["wait", "fail"]), default="wait", show_default=True,
+              help="When the run waits for human approval: keep waiting (within --timeout), or exit 3 and leave it waiting.")
+@click.option("--queue-timeout", type=click.FloatRange(min=0), default=0, show_default=True, metavar="SECONDS",
+              help="Dequeue the run and exit 124 if it has not left the queue after this long; 0 means no limit.")
+@click.option("--no-wait-auto-retry", is_flag=True,
+              help="Exit on the first failure even when Dagu (>= 2.3) will retry the run by itself.")
+@click.option("--cancel-superseded", metavar="KEY",
+              help="Stop this DAG's active runs started with the same KEY (e.g. the branch) before starting.")
+@click.option("--dry-run", is_flag=True, help="Check server, auth, DAG and params; print what would start; start nothing.")
+@click.option("--state-dir", envvar="DAGU_CI_STATE_DIR", show_envvar=True, metavar="DIR",
+              help="Where the run's state file goes (default: .dagu-ci/ in the CI workspace).")
 @click.option("--result-file", type=click.Path(dir_okay=False, writable=True), metavar="PATH",
               help="Write a JSON result (run id, status, exit code, url, steps) here.")
 @click.option("--junit", type=click.Path(dir_okay=False, writable=True), metavar="PATH",
@@ -75,8 +87,9 @@ def cli() -> None:
               help="Output format; auto picks github or gitlab inside those CI hosts, else plain.")
 def run(dag: str, param_items: Sequence[str], params_text: Optional[str], run_id: Optional[str], enqueue: bool,
         singleton: bool, timeout: float, poll_interval: float, no_push: bool, start_timeout: float, no_logs: bool,
-        no_stop_on_cancel: bool, fail_on_partial: bool, result_file: Optional[str], junit: Optional[str],
-        reporter_name: str, **connection: Any) -> int:
+        no_stop_on_cancel: bool, fail_on_partial: bool, on_waiting: str, queue_timeout: float,
+        no_wait_auto_retry: bool, cancel_superseded: Optional[str], dry_run: bool, state_dir: Optional[str],
+        result_file: Optional[str], junit: Optional[str], reporter_name: str, **connection: Any) -> int:
     """Start DAG (its file name as Dagu lists it), stream its logs, and exit with its status.
 
     \b
@@ -108,12 +121,76 @@ def run(dag: str, param_items: Sequence[str], params_text: Optional[str], run_id
         stop_on_cancel=not no_stop_on_cancel,
         fail_on_partial=fail_on_partial,
         result_file=result_file,
+        on_waiting=on_waiting,
+        queue_timeout=queue_timeout,
+        wait_auto_retry=not no_wait_auto_retry,
+        cancel_superseded=cancel_superseded,
+        dry_run=dry_run,
+        state_dir=state_dir,
     )
     try:
         return Runner(client, reporter, request).run()
     finally:
         reporter.close()
         client.close()
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("dag", required=False)
+@click.argument("run_id", required=False)
+@connection_options
+@click.option("--from-state", is_flag=True,
+              help="Stop the runs named by state files (what a cancelled job left behind).")
+@click.option("--state-dir", envvar="DAGU_CI_STATE_DIR", show_envvar=True, metavar="DIR",
+              help="Where state files are (default: .dagu-ci/ in the CI workspace).")
+@click.option("--wait", "wait_seconds", type=click.FloatRange(min=0), default=0, metavar="SECONDS",
+              help="Wait up to this long for the run to show it ended.")
+def stop(dag: Optional[str], run_id: Optional[str], from_state: bool, state_dir: Optional[str],
+         wait_seconds: float, **connection: Any) -> int:
+    """Stop a run (dequeue it if queued, reject it if waiting for approval).
+
+    \b
+    Examples:
+      dagu-ci stop deploy gh-123-1-deploy-5be1c0aa
+      dagu-ci stop --from-state     # in a post/after_script/aborted step
+    """
+    from dagu_ci import state
+    from dagu_ci.backstop import end_run, stop_from_state
+    from dagu_ci.reporters.plain import PlainReporter
+
+    reporter = PlainReporter()
+    if from_state:
+        if dag or run_id:
+            raise UsageError("--from-state takes no DAG or RUN_ID")
+        directory = state_dir or state.state_dir(os.environ)
+
+        def client_for(run: "state.RunState") -> Any:
+            # The state file names the server; credentials still come from the environment.
+            options = dict(connection, url=run.url, api_path=run.api_path or connection["api_path"])
+            return _client(options, 30.0, reporter)
+
+        stop_from_state(directory, client_for, reporter.say)
+        return 0
+    if not (dag and run_id):
+        raise UsageError("stop needs DAG and RUN_ID, or --from-state")
+    client = _client(connection, 30.0, reporter)
+    name = str((client.get_dag(dag).get("dag") or {}).get("name") or dag)
+    snapshot = client.find_run(name, run_id)
+    if snapshot is None:
+        raise UsageError(f"no run {run_id!r} of {dag!r} on {client.display_url}")
+    if snapshot.is_over:
+        reporter.say(f"run {run_id} already ended ({snapshot.status.label}); nothing to stop")
+        return 0
+    end_run(client, name, run_id, snapshot.status)
+    reporter.say(f"stop requested for run {run_id} of {name} ({snapshot.status.label} until now)")
+    deadline = time.monotonic() + wait_seconds
+    while wait_seconds and time.monotonic() < deadline:
+        snapshot = client.get_run(name, run_id)
+        if snapshot.is_over:
+            reporter.say(f"run {run_id} is {snapshot.status.label}")
+            break
+        time.sleep(0.25)
+    return 0
 
 
 def _client(connection: dict, retry_for: float, reporter: Any) -> Any:

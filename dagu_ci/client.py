@@ -10,7 +10,7 @@ import random
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import requests
@@ -315,6 +315,23 @@ class DaguClient:
             return None
         return response.content.decode("utf-8", errors="replace")
 
+    def list_runs(
+        self,
+        dag_name: str,
+        statuses: Iterable[int] = (),
+        labels: Iterable[str] = (),
+        label_param: str = "labels",
+    ) -> List[Dict[str, Any]]:
+        """GET /dag-runs filtered by name, status and labels (`tags` before 2.6): summaries."""
+        query: List[Tuple[str, Any]] = [("name", dag_name)]
+        query += [("status", int(status)) for status in statuses]
+        wanted = list(labels)
+        if wanted:
+            query.append((label_param, ",".join(wanted)))
+        body = self._json(self._send("GET", self.api.api_root + "/dag-runs", params=query, retry=Retry.for_seconds(self.retry_for)))
+        runs = body.get("dagRuns") or []
+        return [run for run in runs if isinstance(run, dict)]
+
     def get_outputs(self, dag_name: str, run_id: str) -> Dict[str, Any]:
         """The run's collected outputs (>= 1.29; written before the final status, API.md §9)."""
         if not self.api.at_least(OUTPUTS_SINCE):
@@ -368,7 +385,7 @@ class DaguClient:
         url: str,
         *,
         retry: Retry,
-        params: Optional[Mapping[str, Any]] = None,
+        params: Any = None,
         json: Optional[Mapping[str, Any]] = None,
         allow: Tuple[int, ...] = (),
     ) -> requests.Response:

@@ -50,3 +50,14 @@ class Cancelled(BaseException):
 
 class TimedOut(BaseException):
     """The run did not end within --timeout."""
+
+
+class PolicyEnd(BaseException):
+    """A policy ends the follow early (e.g. --on-waiting fail, --queue-timeout)."""
+
+    def __init__(self, message: str, exit_code: int, stop_run: bool, ending: str):
+        super().__init__(message)
+        self.message = message
+        self.exit_code = exit_code
+        self.stop_run = stop_run
+        self.ending = ending

@@ -50,6 +50,8 @@ class FollowOptions:
     deadline: Optional[float] = None  # monotonic; TimedOut when passed
     max_outage: float = 1800.0  # give up after this long without an answer
     push: bool = True  # use the server's events stream where it has one
+    wait_auto_retry: bool = True  # a failed run Dagu will retry is not over yet
+    check: Optional[Callable[[RunSnapshot], None]] = None  # policies: may raise PolicyEnd
 
 
 class Backoff:
@@ -129,7 +131,9 @@ class Follower:
             while True:
                 changed = self._observe(snapshot)
                 self.emit(Tick(snapshot))
-                if snapshot.is_over:
+                if self.options.check:
+                    self.options.check(snapshot)
+                if self._is_over(snapshot):
                     self._drain_all(snapshot)
                     return snapshot
                 self._open_push(snapshot)
@@ -146,6 +150,11 @@ class Follower:
             return self.follow()
         except (TimedOut, ServerError):
             return self.last
+
+    def _is_over(self, snapshot: RunSnapshot) -> bool:
+        if self.options.wait_auto_retry:
+            return snapshot.is_over
+        return snapshot.status.is_terminal
 
     # -- one round ------------------------------------------------------------
 

@@ -16,6 +16,8 @@ class Ending(Enum):
 
     FINISHED = "finished"  # the run reached a terminal status by itself
     TIMEOUT = "timeout"
+    QUEUE_TIMEOUT = "queue-timeout"  # never left the queue in time; dequeued
+    LEFT_WAITING = "left-waiting"  # --on-waiting fail: the run still waits for approval
     CANCELLED = "cancelled"  # CI cancelled us (SIGINT/SIGTERM)
 
 

@@ -1,7 +1,9 @@
-"""`dagu-ci run`, start to finish: detect, resolve, start (or attach), follow, settle, report.
+"""`dagu-ci run`, start to finish: detect, resolve, check, start (or attach), follow, report.
 
-Cancellation and timeouts always end in a stop request for the remote run,
-so a CI job never leaves an orphaned run behind.
+Cancellation, timeouts and policies always end in a stop request for the remote
+run where one is due, so a CI job never leaves an orphaned run behind. From the
+moment the run exists until it ends, a state file names it, so a later CI step
+(`dagu-ci stop --from-state`) can stop it even if this process is killed.
 """
 from __future__ import annotations
 
@@ -10,10 +12,12 @@ import signal
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterator, Mapping, Optional
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional
 
+from dagu_ci import provenance, state
+from dagu_ci.backstop import end_run
 from dagu_ci.client import LITERAL_PARAMS_SINCE, DaguClient, Retry, backoff_delay, error_fields
-from dagu_ci.errors import Cancelled, DaguCIError, ExitCode, ServerError, TimedOut, UsageError
+from dagu_ci.errors import Cancelled, DaguCIError, ExitCode, PolicyEnd, ServerError, TimedOut, UsageError
 from dagu_ci.events import Level, Notice, RunAccepted, RunFinished, ServerDetected
 from dagu_ci.follower import FollowOptions, Follower
 from dagu_ci.models import RunSnapshot, RunStatus, StepStatus
@@ -24,6 +28,12 @@ from dagu_ci.runid import derive_run_id, validate_run_id
 
 SETTLE_SECONDS = 15.0  # how long to watch a stopped run reach "aborted"
 MAX_START_500S = 3  # a 500 with a Dagu error body is rarely a blip (API.md §3.5)
+ACTIVE = (RunStatus.RUNNING, RunStatus.QUEUED, RunStatus.WAITING)
+
+
+class OnWaiting:
+    WAIT = "wait"
+    FAIL = "fail"
 
 
 @dataclass
@@ -40,13 +50,24 @@ class RunRequest:
     stop_on_cancel: bool = True
     fail_on_partial: bool = False
     result_file: Optional[str] = None
+    on_waiting: str = OnWaiting.WAIT
+    queue_timeout: float = 0.0
+    wait_auto_retry: bool = True
+    cancel_superseded: Optional[str] = None
+    dry_run: bool = False
+    state_dir: Optional[str] = None  # None: derived from the CI host's workspace
 
 
 @dataclass
-class _Accepted:
+class Plan:
+    """Everything decided before the start request."""
+
     dag_name: str
     run_id: str
-    attached: bool
+    params: str
+    labels: List[str]
+    label_field: Optional[str]
+    declared_params: List[str]
 
 
 class Runner:
@@ -57,66 +78,51 @@ class Runner:
         self.env = env
         self._began = time.monotonic()
         self._follower: Optional[Follower] = None
+        self._state: Optional[state.RunState] = None
+        self._state_dir = request.state_dir or state.state_dir(env)
 
     def run(self) -> int:
+        plan = self._prepare()
+        if self.request.dry_run:
+            return self._dry_run(plan)
+        return self._guarded(plan.dag_name, plan.run_id, lambda: self._launch(plan))
+
+    def attach(self, dag_name: str, run_id: str) -> int:
+        """Follow a run that exists already, exactly as `run` would from its start on."""
+        return self._guarded(dag_name, run_id, lambda: None)
+
+    # -- before the start -----------------------------------------------------
+
+    def _prepare(self) -> Plan:
         request = self.request
         server = self.client.detect()
         self.reporter.handle(ServerDetected(self.client.display_url, server))
-        dag_name = self._resolve_name()
+        dag = self.client.get_dag(request.dag)
+        if dag.get("suspended"):
+            raise UsageError(f"DAG {request.dag!r} is suspended on {self.client.display_url}: resume it in the Dagu UI first")
+        dag_name = str((dag.get("dag") or {}).get("name") or request.dag)
         params = encode_params(request.params, server.json_params) if request.params else ""
         self._warn_expansion()
         run_id = validate_run_id(request.run_id) if request.run_id else derive_run_id(self.env, request.dag, params)
-        deadline = self._began + request.timeout if request.timeout > 0 else None
+        labels = self._labels()
+        return Plan(
+            dag_name=dag_name,
+            run_id=run_id,
+            params=params,
+            labels=labels,
+            label_field=provenance.label_field(server.at_least),
+            declared_params=_declared_params(dag),
+        )
 
-        with _signals_raise_cancelled():
-            accepted: Optional[_Accepted] = None
-            try:
-                accepted = self._start(dag_name, run_id, params)
-                self.reporter.handle(
-                    RunAccepted(
-                        dag_file=request.dag,
-                        dag_name=dag_name,
-                        run_id=run_id,
-                        url=self.client.ui_url(dag_name, run_id),
-                        attached=accepted.attached,
-                        queued=request.enqueue,
-                        params=params,
-                    )
-                )
-                self._follower = Follower(
-                    self.client,
-                    dag_name,
-                    run_id,
-                    self.reporter.handle,
-                    FollowOptions(request.poll_interval, request.logs, deadline, push=request.push),
-                )
-                snapshot = self._follower.follow()
-                return self._finish(dag_name, run_id, snapshot, Ending.FINISHED, exit_code_for(snapshot.status, request.fail_on_partial))
-            except TimedOut:
-                self._say(f"timed out after {request.timeout:g}s; stopping the run", Level.ERROR)
-                snapshot = self._stop(dag_name, run_id)
-                return self._finish(dag_name, run_id, snapshot, Ending.TIMEOUT, ExitCode.TIMEOUT)
-            except Cancelled as cancel:
-                code = ExitCode.SIGINT if cancel.signum == signal.SIGINT else ExitCode.SIGTERM
-                if not request.stop_on_cancel:
-                    self._say("cancelled; the run was left running (--no-stop-on-cancel)", Level.WARNING)
-                    snapshot = self.client.find_run(dag_name, run_id) if accepted else None
-                else:
-                    snapshot = self._stop(dag_name, run_id)  # stop first, explain after
-                    self._say("cancelled by the CI job; the run was stopped", Level.WARNING)
-                return self._finish(dag_name, run_id, snapshot, Ending.CANCELLED, code)
-
-    # -- steps ----------------------------------------------------------------
-
-    def _resolve_name(self) -> str:
-        """Run endpoints key on the DAG's name, which may differ from its file name."""
-        body = self.client.get_dag(self.request.dag)
-        name = (body.get("dag") or {}).get("name")
-        return str(name or self.request.dag)
+    def _labels(self) -> List[str]:
+        origin = provenance.detect(self.env)
+        labels = origin.labels() if origin else []
+        if self.request.cancel_superseded:
+            labels.append(provenance.label(provenance.GROUP_KEY, self.request.cancel_superseded))
+        return labels
 
     def _warn_expansion(self) -> None:
-        server = self.client.api
-        if server.at_least(LITERAL_PARAMS_SINCE):
+        if self.client.api.at_least(LITERAL_PARAMS_SINCE):
             return
         keys = expanding_values(self.request.params)
         if keys:
@@ -125,17 +131,77 @@ class Runner:
                 Level.WARNING,
             )
 
-    def _start(self, dag_name: str, run_id: str, params: str) -> _Accepted:
-        """POST start (or enqueue) until the run exists. Safe to repeat: the id is fixed."""
+    def _dry_run(self, plan: Plan) -> int:
+        """Everything up to the start has been checked (server, auth, DAG); say what would run."""
+        undeclared = [key for key in self.request.params if plan.declared_params and key not in plan.declared_params]
+        if undeclared:
+            self._say(
+                f"params {', '.join(undeclared)} are not declared by {self.request.dag} "
+                f"(it declares {', '.join(plan.declared_params)})",
+                Level.WARNING,
+            )
+        verb = "enqueue" if self.request.enqueue else "start"
+        self._say(f"dry run: would {verb} {plan.dag_name} (file {self.request.dag}) as run {plan.run_id}")
+        if plan.params:
+            self._say(f"dry run: params {plan.params}")
+        if plan.labels and plan.label_field:
+            self._say(f"dry run: {plan.label_field} {', '.join(plan.labels)}")
+        self._say("dry run: nothing was started")
+        return int(ExitCode.SUCCEEDED)
+
+    # -- start ----------------------------------------------------------------
+
+    def _launch(self, plan: Plan) -> None:
+        if self.request.cancel_superseded:
+            self._cancel_superseded(plan)
+        attached = self._start(plan)
+        self._remember(plan.dag_name, plan.run_id)
+        self.reporter.handle(
+            RunAccepted(
+                dag_file=self.request.dag,
+                dag_name=plan.dag_name,
+                run_id=plan.run_id,
+                url=self.client.ui_url(plan.dag_name, plan.run_id),
+                attached=attached,
+                queued=self.request.enqueue,
+                params=plan.params,
+            )
+        )
+
+    def _cancel_superseded(self, plan: Plan) -> None:
+        """Stop the older active runs of this DAG in the same group (a CI concurrency group)."""
+        group = provenance.label(provenance.GROUP_KEY, self.request.cancel_superseded or "")
+        param = "labels" if plan.label_field != "tags" else "tags"
+        if plan.label_field is None:
+            self._say("--cancel-superseded needs Dagu 2.2 or newer (run labels); skipped", Level.WARNING)
+            return
+        runs = self.client.list_runs(plan.dag_name, [int(s) for s in ACTIVE], [group], label_param=param)
+        for run in runs:
+            run_id = str(run.get("dagRunId") or "")
+            carried = list(run.get("labels") or []) + list(run.get("tags") or [])
+            # Check the labels ourselves too: a server that ignores the filter must not make us stop strangers.
+            if not run_id or run_id == plan.run_id or group not in carried:
+                continue
+            if RunStatus.parse(run.get("status")) not in ACTIVE:
+                continue
+            self._say(f"superseded: stopping run {run_id} of {plan.dag_name} ({group})")
+            self._end_run(plan.dag_name, run_id, RunStatus.parse(run.get("status")))
+
+    def _start(self, plan: Plan) -> bool:
+        """POST start (or enqueue) until the run exists; True if it existed already (attach).
+
+        Safe to repeat: the run id is fixed, so a second POST gets 409 for our own run.
+        """
         request = self.request
-        body: Dict[str, Any] = {"dagRunId": run_id}  # always a JSON body: none is a 500
-        if params:
-            body["params"] = params
+        body: Dict[str, Any] = {"dagRunId": plan.run_id}  # always a JSON body: none is a 500
+        if plan.params:
+            body["params"] = plan.params
         if request.singleton:
             body["singleton"] = True
+        if plan.labels and plan.label_field:
+            body[plan.label_field] = plan.labels
         retry = Retry.for_seconds(self.client.retry_for)
-        attempt = 0
-        server_errors = 0
+        attempt = server_errors = 0
         reason = ""
         while True:
             attempt += 1
@@ -147,19 +213,21 @@ class Runner:
                 status = response.status_code
                 code, message = error_fields(response)
                 if status == 200:
-                    return _Accepted(dag_name, run_id, attached=False)
+                    return False
                 if status == 409:
                     if "dag-run id" in message.lower():
-                        return _Accepted(dag_name, run_id, attached=True)
+                        return True
                     raise ServerError(
-                        f"{request.dag} was not started: {message or 'conflict'} (HTTP 409"
-                        f"{' ' + code if code else ''}); another run is active and --singleton is set"
-                        if request.singleton
-                        else f"{request.dag} was not started: {message or 'conflict'} (HTTP 409{' ' + code if code else ''})"
+                        f"{request.dag} was not started: {message or 'conflict'} (HTTP 409{' ' + code if code else ''})"
+                        + ("; another run is active and --singleton is set" if request.singleton else "")
                     )
-                if status in (400, 404):
-                    if status == 404:
-                        raise UsageError(f"DAG {request.dag!r} not found on {self.client.display_url}")
+                if status == 400 and plan.label_field in body and ("label" in message.lower() or "tag" in message.lower()):
+                    self._say(f"the server refused the provenance labels ({message}); starting without them", Level.WARNING)
+                    del body[plan.label_field]
+                    continue
+                if status == 404:
+                    raise UsageError(f"DAG {request.dag!r} not found on {self.client.display_url}")
+                if status == 400:
                     raise UsageError(f"the server refused to start {request.dag}: {message or 'bad request'}")
                 server_errors += 1
                 reason = f"HTTP {status}" + (f" {code}" if code else "") + (f": {message}" if message else "")
@@ -169,8 +237,8 @@ class Runner:
                         + ("" if self.client.api.at_least((2, 0, 0)) else " (on Dagu 1.x this often means the params were rejected)")
                     )
             # Uncertain: the server may have created the run anyway.
-            if self._exists(dag_name, run_id):
-                return _Accepted(dag_name, run_id, attached=False)
+            if self._exists(plan.dag_name, plan.run_id):
+                return False
             delay = backoff_delay(attempt, None)
             if delay > retry.remaining():
                 raise ServerError(f"could not start {request.dag} on {self.client.display_url}: {reason}")
@@ -182,35 +250,87 @@ class Runner:
         except DaguCIError:
             return False
 
+    def _remember(self, dag_name: str, run_id: str) -> None:
+        """Name the run on disk before anything else can go wrong."""
+        self._state = state.RunState(
+            url=self.client.display_url,
+            dag=self.request.dag,
+            name=dag_name,
+            run_id=run_id,
+            api_path=self.client.connection.api_path or "",
+        )
+        try:
+            state.save(self._state_dir, self._state)
+        except OSError as exc:
+            self._say(f"could not write the run's state file in {self._state_dir}: {exc.strerror}", Level.WARNING)
+
+    # -- follow and end -------------------------------------------------------
+
+    def _guarded(self, dag_name: str, run_id: str, begin: Callable[[], None]) -> int:
+        request = self.request
+        with _signals_raise_cancelled():
+            try:
+                begin()
+                snapshot = self._follow(dag_name, run_id)
+                return self._finish(dag_name, run_id, snapshot, Ending.FINISHED, exit_code_for(snapshot.status, request.fail_on_partial))
+            except PolicyEnd as end:
+                snapshot = self._stop(dag_name, run_id) if end.stop_run else self._last()
+                self._say(end.message, Level.ERROR)
+                return self._finish(dag_name, run_id, snapshot, Ending(end.ending), end.exit_code)
+            except TimedOut:
+                snapshot = self._stop(dag_name, run_id)  # stop first, explain after
+                self._say(f"timed out after {request.timeout:g}s; the run was stopped", Level.ERROR)
+                return self._finish(dag_name, run_id, snapshot, Ending.TIMEOUT, ExitCode.TIMEOUT)
+            except Cancelled as cancel:
+                code = ExitCode.SIGINT if cancel.signum == signal.SIGINT else ExitCode.SIGTERM
+                if not request.stop_on_cancel:
+                    self._say("cancelled; the run was left running (--no-stop-on-cancel)", Level.WARNING)
+                    return self._finish(dag_name, run_id, self._last(), Ending.CANCELLED, code)
+                snapshot = self._stop(dag_name, run_id)  # stop first, explain after
+                self._say("cancelled by the CI job; the run was stopped", Level.WARNING)
+                return self._finish(dag_name, run_id, snapshot, Ending.CANCELLED, code)
+
+    def _follow(self, dag_name: str, run_id: str) -> RunSnapshot:
+        request = self.request
+        deadline = self._began + request.timeout if request.timeout > 0 else None
+        self._follower = Follower(
+            self.client,
+            dag_name,
+            run_id,
+            self.reporter.handle,
+            FollowOptions(
+                request.poll_interval,
+                request.logs,
+                deadline,
+                push=request.push,
+                wait_auto_retry=request.wait_auto_retry,
+                check=_Policies(request, self.client.ui_url(dag_name, run_id)).check,
+            ),
+        )
+        return self._follower.follow()
+
+    def _last(self) -> Optional[RunSnapshot]:
+        return self._follower.last if self._follower else None
+
     def _stop(self, dag_name: str, run_id: str) -> Optional[RunSnapshot]:
-        """Stop (or dequeue, or reject) the run, then watch it settle briefly."""
-        try:
-            snapshot = self.client.find_run(dag_name, run_id)
-        except DaguCIError:
-            snapshot = None
-        try:
-            if snapshot is None or snapshot.is_over:
-                return snapshot
-            if snapshot.status == RunStatus.QUEUED:
-                self.client.dequeue(dag_name, run_id)
-            elif snapshot.status == RunStatus.WAITING:
-                self._reject_waiting(dag_name, run_id, snapshot)
-            else:
-                self.client.stop(dag_name, run_id)
-        except DaguCIError as exc:
-            self._say(f"could not stop run {run_id}: {exc.message}", Level.ERROR)
-            return snapshot
+        """End the run (stop, dequeue or reject), then watch it settle briefly."""
+        last = self._last()
+        if last is not None and last.is_over:
+            return last
+        if not self._end_run(dag_name, run_id, last.status if last else None):
+            return last
         # Keep the same follower, so log cursors carry on and nothing shows twice.
         follower = self._follower or Follower(
             self.client, dag_name, run_id, self.reporter.handle, FollowOptions(logs=self.request.logs)
         )
         return follower.settle(SETTLE_SECONDS)
 
-    def _reject_waiting(self, dag_name: str, run_id: str, snapshot: RunSnapshot) -> None:
-        """A waiting run has no process to stop; rejecting its approval ends it (status 8)."""
-        for step in snapshot.steps:
-            if step.status == StepStatus.WAITING:
-                self.client.reject(dag_name, run_id, step.name, "CI job cancelled or timed out")
+    def _end_run(self, dag_name: str, run_id: str, status: Optional[RunStatus]) -> bool:
+        try:
+            return end_run(self.client, dag_name, run_id, status)
+        except DaguCIError as exc:
+            self._say(f"could not stop run {run_id}: {exc.message}", Level.ERROR)
+            return False
 
     def _finish(self, dag_name: str, run_id: str, snapshot: Optional[RunSnapshot], ending: Ending, code: int) -> int:
         result = RunResult(
@@ -226,6 +346,11 @@ class Runner:
         )
         if self.request.result_file:
             result.write(self.request.result_file)
+        # Left waiting on purpose, or ended (a pending auto-retry counts when we were told
+        # not to wait for it): no backstop should stop it later.
+        settled = snapshot is not None and (snapshot.status.is_terminal or ending is Ending.LEFT_WAITING)
+        if self._state is not None and (settled or not self.request.stop_on_cancel):
+            state.forget(self._state_dir, self._state)  # nothing left for a backstop to stop
         self.reporter.handle(RunFinished(result))
         return int(code)
 
@@ -240,6 +365,50 @@ class Runner:
 
     def _say(self, text: str, level: Level = Level.INFO) -> None:
         self.reporter.handle(Notice(text, level))
+
+
+class _Policies:
+    """Checked on every snapshot: --on-waiting and --queue-timeout."""
+
+    def __init__(self, request: RunRequest, url: str):
+        self.request = request
+        self.url = url
+        self.ran = False
+        self.queued_since: Optional[float] = None
+
+    def check(self, snapshot: RunSnapshot) -> None:
+        status = snapshot.status
+        if status not in (RunStatus.QUEUED, RunStatus.NOT_STARTED) or any(s.status.has_started for s in snapshot.steps):
+            self.ran = True
+        if status == RunStatus.WAITING and self.request.on_waiting == OnWaiting.FAIL:
+            steps = ", ".join(s.name for s in snapshot.steps if s.status == StepStatus.WAITING) or "a step"
+            raise PolicyEnd(
+                f"run waits for approval of {steps}; it was left waiting (--on-waiting fail). Approve it at {self.url}",
+                ExitCode.ABORTED,
+                stop_run=False,
+                ending=Ending.LEFT_WAITING.value,
+            )
+        if status == RunStatus.QUEUED and not self.ran and self.request.queue_timeout > 0:
+            now = time.monotonic()
+            self.queued_since = self.queued_since or now
+            if now - self.queued_since >= self.request.queue_timeout:
+                raise PolicyEnd(
+                    f"the run never started: still queued after {self.request.queue_timeout:g}s; it was dequeued",
+                    ExitCode.TIMEOUT,
+                    stop_run=True,
+                    ending=Ending.QUEUE_TIMEOUT.value,
+                )
+
+
+def _declared_params(dag: Mapping[str, Any]) -> List[str]:
+    """Names the DAG declares: `params` entries like "KEY=default" (API.md §4.1)."""
+    names = []
+    for item in (dag.get("dag") or {}).get("params") or []:
+        text = str(item.get("name") if isinstance(item, dict) else item)
+        name = text.split("=", 1)[0].strip()
+        if name and not name.isdigit():
+            names.append(name)
+    return names
 
 
 @contextmanager

@@ -44,7 +44,12 @@ def test_every_action_input_is_mapped_and_outputs_are_the_documented_ones():
     mapped = {"dag", *ep.VALUE_INPUTS, *ep.FLAG_INPUTS, *ep.NEGATED_INPUTS, *ep.SECRET_INPUTS}
     assert set(action["inputs"]) == mapped
     assert list(action["outputs"]) == ["run-id", "status", "exit-code", "url", "outputs", "duration"]
-    assert action["runs"] == {"using": "docker", "image": "Dockerfile"}
+    assert action["runs"] == {
+        "using": "docker",
+        "image": "Dockerfile",
+        "post-entrypoint": "/usr/local/bin/dagu-ci-post",
+        "post-if": "cancelled() || failure()",
+    }
     for name, spec in action["inputs"].items():
         if name in ep.FLAG_INPUTS or name in ep.NEGATED_INPUTS:
             assert spec["default"] == ("true" if name in ep.NEGATED_INPUTS else "false"), name
