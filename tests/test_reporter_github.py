@@ -169,3 +169,17 @@ def test_without_github_files_nothing_is_written(tmp_path):
     feed(reporter, [accepted(), finished(RunStatus.SUCCEEDED, step("a"))])
     assert list(tmp_path.iterdir()) == []
     assert "deploy run r-1 succeeded" in out.getvalue()
+
+
+def test_waiting_run_gets_a_notice_with_the_approval_link():
+    from dagu_ci.events import RunAccepted, RunStatusChanged
+    from dagu_ci.models import RunSnapshot, RunStatus, StepSnapshot, StepStatus
+    from dagu_ci.reporters.github import GitHubReporter
+    import io
+
+    out = io.StringIO()
+    reporter = GitHubReporter(out, env={})
+    reporter.handle(RunAccepted("deploy", "deploy", "r1", "http://dagu/dag-runs/deploy/r1", False, False, ""))
+    waiting = RunSnapshot("deploy", "r1", RunStatus.WAITING, (StepSnapshot("gate", StepStatus.WAITING),))
+    reporter.handle(RunStatusChanged(waiting, RunStatus.RUNNING))
+    assert "::notice title=Dagu run waits for approval::gate waits for approval: http://dagu/dag-runs/deploy/r1" in out.getvalue()

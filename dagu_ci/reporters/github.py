@@ -12,9 +12,10 @@ import os
 import secrets
 from typing import IO, Dict, Iterable, List, Mapping, Optional
 
-from dagu_ci.events import Event, Level, Notice, RunAccepted, RunFinished
+from dagu_ci.events import Event, Level, Notice, RunAccepted, RunFinished, RunStatusChanged
 from dagu_ci.models import RunStatus, StepSnapshot, StepStatus
 from dagu_ci.reporters.grouped import GroupedReporter, StepTails
+from dagu_ci.reporters.plain import waiting_steps
 from dagu_ci.result import Ending, RunResult
 from dagu_ci.term import Style, format_duration
 
@@ -103,6 +104,15 @@ class GitHubReporter(GroupedReporter):
         self._accepted = event
         # Early, so a job killed mid-run still tells later steps which run it was.
         self.set_outputs({"run-id": event.run_id, "url": event.url})
+
+    def on_status(self, event: RunStatusChanged) -> None:
+        super().on_status(event)
+        if event.snapshot.status == RunStatus.WAITING:
+            self.command(
+                "notice",
+                f"{waiting_steps(event.snapshot)} waits for approval: {self.run_url}",
+                title="Dagu run waits for approval",
+            )
 
     def on_notice(self, event: Notice) -> None:
         if event.step is None and event.level is not Level.INFO:

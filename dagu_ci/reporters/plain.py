@@ -15,7 +15,7 @@ from dagu_ci.events import (
     StepLog,
     StepStarted,
 )
-from dagu_ci.models import RunStatus, StepSnapshot
+from dagu_ci.models import RunSnapshot, RunStatus, StepSnapshot, StepStatus
 from dagu_ci.reporters import Reporter
 from dagu_ci.result import Ending
 from dagu_ci.term import Style, format_duration
@@ -28,6 +28,7 @@ class PlainReporter(Reporter):
         self.out = out or sys.stdout
         self.style = style or Style.for_stream(self.out)
         self._running: Set[str] = set()
+        self.run_url = ""
         self._parallel: Set[str] = set()  # steps that ran alongside another: their lines get a tag
 
     # -- events ---------------------------------------------------------------
@@ -36,6 +37,7 @@ class PlainReporter(Reporter):
         self.say(f"Dagu {event.server.version_text or 'of unknown version'} at {event.url}")
 
     def on_accepted(self, event: RunAccepted) -> None:
+        self.run_url = event.url
         verb = "attached to existing" if event.attached else ("queued" if event.queued else "started")
         name = event.dag_name if event.dag_name == event.dag_file else f"{event.dag_name} (file {event.dag_file})"
         self.say(f"{verb} run {event.run_id} of {name}")
@@ -48,8 +50,7 @@ class PlainReporter(Reporter):
         if status == RunStatus.QUEUED:
             self.say("run is queued; waiting for the scheduler to start it")
         elif status == RunStatus.WAITING:
-            waiting = [s.name for s in event.snapshot.steps if s.status.name == "WAITING"]
-            self.say(f"run is waiting for approval of {', '.join(waiting) or 'a step'} in the Dagu UI")
+            self.say(f"run is waiting for approval of {waiting_steps(event.snapshot)}: approve or reject it at {self.run_url}")
         elif status == RunStatus.RUNNING and event.previous in (RunStatus.QUEUED, RunStatus.WAITING):
             self.say("run is running")
         elif event.snapshot.auto_retry_pending:
@@ -127,6 +128,10 @@ class PlainReporter(Reporter):
             cells[1] = self.style.paint(cells[1], self.style.status_color(step.status))
             lines.append(("  " + "  ".join(cells)).rstrip())
         return lines
+
+
+def waiting_steps(snapshot: RunSnapshot) -> str:
+    return ", ".join(s.name for s in snapshot.steps if s.status == StepStatus.WAITING) or "a step"
 
 
 def _row(step: StepSnapshot) -> List[str]:
