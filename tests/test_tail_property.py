@@ -1,0 +1,47 @@
+"""Property: whatever a step writes, in whatever pieces and pauses, the follower shows
+every line exactly once, in order, whole (stdout and stderr alike)."""
+from __future__ import annotations
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from dagu_ci.client import Connection, DaguClient
+from dagu_ci.events import StepLog
+from dagu_ci.follower import FollowOptions, Follower
+from tests.fakedagu import Dag, FakeDagu, Step, raw, sleep
+
+piece = st.tuples(
+    st.text(alphabet="abcxyz019 -é", min_size=0, max_size=12),
+    st.booleans(),  # ends the line
+    st.sampled_from(["stdout", "stderr"]),
+    st.sampled_from([0.0, 0.0, 0.1, 0.3, 0.6]),  # pauses across the server's 500 ms flush
+)
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(piece, min_size=1, max_size=14))
+def test_every_line_exactly_once_in_order(pieces):
+    actions, written = [], {"stdout": "", "stderr": ""}
+    for text, newline, stream, pause in pieces:
+        chunk = text + ("\n" if newline else "")
+        actions.append(raw(chunk, stream=stream))
+        written[stream] += chunk
+        if pause:
+            actions.append(sleep(pause))
+    expected = {stream: text.split("\n")[:-1] if text.endswith("\n") else text.split("\n") for stream, text in written.items()}
+    expected = {stream: lines for stream, lines in expected.items() if written[stream]}
+
+    with FakeDagu(version="2.6.5") as server:
+        server.add_dag(Dag(file="p", steps=[Step("s", actions)]))
+        client = DaguClient(Connection(url=server.url))
+        client.detect()
+        assert client.post_start("p", {"dagRunId": "prop"}, enqueue=False).status_code == 200
+        seen = {"stdout": [], "stderr": []}
+
+        def collect(event):
+            if isinstance(event, StepLog):
+                seen[event.stream].extend(event.lines)
+
+        Follower(client, "p", "prop", collect, FollowOptions(poll_interval=0.05, push=False)).follow()
+        client.close()
+    assert {stream: lines for stream, lines in seen.items() if lines or stream in expected} == expected
