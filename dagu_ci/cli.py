@@ -50,8 +50,10 @@ def cli() -> None:
 
 
 @cli.command(context_settings=CONTEXT)
-@click.argument("dag")
+@click.argument("dag", required=False)
 @connection_options
+@click.option("--spec", type=click.Path(dir_okay=False), metavar="PATH",
+              help="Run this DAG file from the repository without installing it (Dagu >= 2.0).")
 @click.option("--param", "param_items", multiple=True, metavar="KEY=VALUE", help="A DAG param; repeatable.")
 @click.option("--params", "params_text", metavar="TEXT", help='Params as a JSON object, a YAML mapping, or K=V K2="v 2".')
 @click.option("--run-id", metavar="ID", help="Run id (1-64 of [-a-zA-Z0-9_]). Default: derived from the CI job, so a retried job attaches instead of starting twice.")
@@ -85,7 +87,7 @@ def cli() -> None:
 @click.option("--reporter", "reporter_name", type=click.Choice(REPORTER_CHOICES), default="auto", show_default=True,
               envvar="DAGU_CI_REPORTER", show_envvar=True,
               help="Output format; auto picks github or gitlab inside those CI hosts, else plain.")
-def run(dag: str, param_items: Sequence[str], params_text: Optional[str], run_id: Optional[str], enqueue: bool,
+def run(dag: Optional[str], spec: Optional[str], param_items: Sequence[str], params_text: Optional[str], run_id: Optional[str], enqueue: bool,
         singleton: bool, timeout: float, poll_interval: float, no_push: bool, start_timeout: float, no_logs: bool,
         no_stop_on_cancel: bool, fail_on_partial: bool, on_waiting: str, queue_timeout: float,
         no_wait_auto_retry: bool, cancel_superseded: Optional[str], dry_run: bool, state_dir: Optional[str],
@@ -93,8 +95,9 @@ def run(dag: str, param_items: Sequence[str], params_text: Optional[str], run_id
     """Start DAG (its file name as Dagu lists it), stream its logs, and exit with its status.
 
     \b
-    Example:
+    Examples:
       dagu-ci run deploy --url https://dagu.example.com --param VERSION=1.2.3
+      dagu-ci run --spec dags/deploy.yaml      # the DAG as changed in this pull request
 
     \b
     Exit codes: 0 succeeded (or partial), 1 failed, 2 usage/input error,
@@ -105,6 +108,12 @@ def run(dag: str, param_items: Sequence[str], params_text: Optional[str], run_id
     from dagu_ci.reporters.hosts import make_reporter
     from dagu_ci.runner import Runner, RunRequest
 
+    if not dag and not spec:
+        raise UsageError("run needs a DAG (its file name on the server), or --spec PATH")
+    if spec and not dag:
+        from dagu_ci.dagfile import load_dag_file
+
+        dag = str(load_dag_file(spec)[1].get("name") or os.path.splitext(os.path.basename(spec))[0])
     params = merge_params(params_text, param_items)
     reporter = make_reporter(reporter_name, junit, secrets=(connection["token"], connection["password"]))
     client = _client(connection, start_timeout, reporter)
@@ -127,6 +136,7 @@ def run(dag: str, param_items: Sequence[str], params_text: Optional[str], run_id
         cancel_superseded=cancel_superseded,
         dry_run=dry_run,
         state_dir=state_dir,
+        spec=spec,
     )
     try:
         return Runner(client, reporter, request).run()

@@ -26,6 +26,7 @@ JSON_PARAMS_SINCE: Version = (1, 30, 0)
 LITERAL_PARAMS_SINCE: Version = (2, 3, 0)
 LOG_DOWNLOAD_SINCE: Version = (2, 0, 0)
 OUTPUTS_SINCE: Version = (1, 29, 0)
+SPEC_RUNS_SINCE: Version = (2, 0, 0)
 
 RETRYABLE_STATUSES = {429, 500, 502, 503, 504}
 # A 500 with a Dagu JSON error body is usually a deterministic answer, not a blip.
@@ -263,6 +264,11 @@ class DaguClient:
         """One POST /start or /enqueue attempt, no retries: the caller decides (API.md §3)."""
         action = "enqueue" if enqueue else "start"
         url = f"{self.api.api_root}/dags/{_seg(file_name)}/{action}"
+        return self._send("POST", url, json=dict(body), retry=Retry(None), allow=(400, 404, 409, 500))
+
+    def post_spec_run(self, body: Mapping[str, Any], enqueue: bool) -> requests.Response:
+        """One POST /dag-runs (or /dag-runs/enqueue): a run of an inline YAML spec (2.x)."""
+        url = f"{self.api.api_root}/dag-runs" + ("/enqueue" if enqueue else "")
         return self._send("POST", url, json=dict(body), retry=Retry(None), allow=(400, 404, 409, 500))
 
     def get_run(self, dag_name: str, run_id: str, retry: Optional[Retry] = None) -> RunSnapshot:

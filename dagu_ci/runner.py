@@ -16,7 +16,8 @@ from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional
 
 from dagu_ci import provenance, state
 from dagu_ci.backstop import end_run
-from dagu_ci.client import LITERAL_PARAMS_SINCE, DaguClient, Retry, backoff_delay, error_fields
+from dagu_ci.client import LITERAL_PARAMS_SINCE, SPEC_RUNS_SINCE, DaguClient, Retry, backoff_delay, error_fields
+from dagu_ci.dagfile import load_dag_file
 from dagu_ci.errors import Cancelled, DaguCIError, ExitCode, PolicyEnd, ServerError, TimedOut, UsageError
 from dagu_ci.events import Level, Notice, RunAccepted, RunFinished, ServerDetected
 from dagu_ci.follower import FollowOptions, Follower
@@ -56,6 +57,7 @@ class RunRequest:
     cancel_superseded: Optional[str] = None
     dry_run: bool = False
     state_dir: Optional[str] = None  # None: derived from the CI host's workspace
+    spec: Optional[str] = None  # a DAG file from the repository, run inline (Dagu >= 2.0)
 
 
 @dataclass
@@ -68,6 +70,7 @@ class Plan:
     labels: List[str]
     label_field: Optional[str]
     declared_params: List[str]
+    spec_text: str = ""
 
 
 class Runner:
@@ -97,7 +100,11 @@ class Runner:
         request = self.request
         server = self.client.detect()
         self.reporter.handle(ServerDetected(self.client.display_url, server))
-        dag = self.client.get_dag(request.dag)
+        spec_text = ""
+        if request.spec:
+            spec_text, dag = self._inline_spec(request.spec)
+        else:
+            dag = self.client.get_dag(request.dag)
         if dag.get("suspended"):
             raise UsageError(f"DAG {request.dag!r} is suspended on {self.client.display_url}: resume it in the Dagu UI first")
         dag_name = str((dag.get("dag") or {}).get("name") or request.dag)
@@ -112,7 +119,18 @@ class Runner:
             labels=labels,
             label_field=provenance.label_field(server.at_least),
             declared_params=_declared_params(dag),
+            spec_text=spec_text,
         )
+
+    def _inline_spec(self, path: str) -> "tuple[str, Dict[str, Any]]":
+        """A DAG from the repository: checked here first, then sent whole (API.md: POST /dag-runs)."""
+        if not self.client.api.at_least(SPEC_RUNS_SINCE):
+            raise UsageError(
+                f"--spec needs Dagu 2.0 or newer; {self.client.display_url} runs {self.client.api.version_text or 'an older version'}"
+            )
+        text, spec = load_dag_file(path)
+        name = str(spec.get("name") or self.request.dag)
+        return text, {"dag": {"name": name, "params": spec.get("params") or []}}
 
     def _labels(self) -> List[str]:
         origin = provenance.detect(self.env)
@@ -194,6 +212,8 @@ class Runner:
         """
         request = self.request
         body: Dict[str, Any] = {"dagRunId": plan.run_id}  # always a JSON body: none is a 500
+        if plan.spec_text:
+            body.update(spec=plan.spec_text, name=plan.dag_name)
         if plan.params:
             body["params"] = plan.params
         if request.singleton:
@@ -206,7 +226,10 @@ class Runner:
         while True:
             attempt += 1
             try:
-                response = self.client.post_start(request.dag, body, request.enqueue)
+                if plan.spec_text:
+                    response = self.client.post_spec_run(body, request.enqueue)
+                else:
+                    response = self.client.post_start(request.dag, body, request.enqueue)
             except ServerError as exc:  # transport error or a retryable status
                 reason = exc.message
             else:
