@@ -23,7 +23,7 @@ demo: $(VENV)/.runtime
 	$(BIN)/python examples/demo.py
 
 test: $(VENV)/.test tools
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 4
 
 # Best effort: the gitlab-ci-local test skips, saying why, where these cannot be had.
 # nodedir lets its native module build from Debian's node headers, offline.
