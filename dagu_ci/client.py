@@ -16,7 +16,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import requests
 
 from dagu_ci import __version__
-from dagu_ci.errors import ServerError, UsageError
+from dagu_ci.errors import DaguCIError, ServerError, UsageError
 from dagu_ci.models import LogPage, RunSnapshot
 
 Version = Tuple[int, int, int]
@@ -337,6 +337,39 @@ class DaguClient:
         body = self._json(self._send("GET", self.api.api_root + "/dag-runs", params=query, retry=Retry.for_seconds(self.retry_for)))
         runs = body.get("dagRuns") or []
         return [run for run in runs if isinstance(run, dict)]
+
+    def queue_position(self, dag_name: str, run_id: str) -> Optional[Tuple[str, int, int]]:
+        """(queue, position, queued) of a queued run, where the server tells; None otherwise.
+
+        1.x (and early 2.x) list the queued runs in `/queues`; later 2.x only counts
+        them there and pages them at `/queues/{name}/items`.
+        """
+        retry = Retry.for_seconds(5.0)
+        try:
+            body = self._json(self._send("GET", self.api.api_root + "/queues", retry=retry))
+            for queue in body.get("queues") or []:
+                name = str(queue.get("name") or "")
+                queued = queue.get("queued")
+                if queued is None and queue.get("queuedCount"):
+                    queued = self._queue_items(name, retry)
+                for index, item in enumerate(queued or []):
+                    if item.get("dagRunId") == run_id and item.get("name") in (dag_name, None):
+                        return name, index + 1, int(queue.get("queuedCount") or len(queued))
+        except DaguCIError:
+            return None  # a nicety: never fail a run over it
+        return None
+
+    def _queue_items(self, queue: str, retry: Retry, pages: int = 5) -> List[Dict[str, Any]]:
+        items: List[Dict[str, Any]] = []
+        cursor = ""
+        for _ in range(pages):
+            query = {"limit": 100, **({"cursor": cursor} if cursor else {})}
+            body = self._json(self._send("GET", f"{self.api.api_root}/queues/{_seg(queue)}/items", params=query, retry=retry))
+            items += [item for item in body.get("items") or [] if isinstance(item, dict)]
+            cursor = str(body.get("nextCursor") or "")
+            if not cursor:
+                break
+        return items
 
     def get_outputs(self, dag_name: str, run_id: str) -> Dict[str, Any]:
         """The run's collected outputs (>= 1.29; written before the final status, API.md §9)."""

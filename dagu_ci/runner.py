@@ -327,7 +327,12 @@ class Runner:
                 deadline,
                 push=request.push,
                 wait_auto_retry=request.wait_auto_retry,
-                check=_Policies(request, self.client.ui_url(dag_name, run_id)).check,
+                check=_Policies(
+                    request,
+                    self.client.ui_url(dag_name, run_id),
+                    lambda: self.client.queue_position(dag_name, run_id),
+                    self._say,
+                ).check,
             ),
         )
         return self._follower.follow()
@@ -391,16 +396,24 @@ class Runner:
 
 
 class _Policies:
-    """Checked on every snapshot: --on-waiting and --queue-timeout."""
+    """Checked on every snapshot: --on-waiting and --queue-timeout, and where a queued run stands."""
 
-    def __init__(self, request: RunRequest, url: str):
+    QUEUE_LOOK_EVERY = 10.0
+
+    def __init__(self, request: RunRequest, url: str, position: Callable[[], Optional[tuple]], say: Callable[[str], None]):
         self.request = request
         self.url = url
         self.ran = False
         self.queued_since: Optional[float] = None
+        self._position = position
+        self._say = say
+        self._last_look = 0.0
+        self._last_position: Optional[tuple] = None
 
     def check(self, snapshot: RunSnapshot) -> None:
         status = snapshot.status
+        if status == RunStatus.QUEUED:
+            self._show_position()
         if status not in (RunStatus.QUEUED, RunStatus.NOT_STARTED) or any(s.status.has_started for s in snapshot.steps):
             self.ran = True
         if status == RunStatus.WAITING and self.request.on_waiting == OnWaiting.FAIL:
@@ -421,6 +434,17 @@ class _Policies:
                     stop_run=True,
                     ending=Ending.QUEUE_TIMEOUT.value,
                 )
+
+    def _show_position(self) -> None:
+        now = time.monotonic()
+        if now - self._last_look < self.QUEUE_LOOK_EVERY:
+            return
+        self._last_look = now
+        position = self._position()
+        if position and position != self._last_position:
+            queue, place, total = position
+            self._say(f"queue {queue}: position {place} of {total}")
+        self._last_position = position
 
 
 def _declared_params(dag: Mapping[str, Any]) -> List[str]:
