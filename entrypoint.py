@@ -16,10 +16,11 @@ from typing import List, Mapping, Optional
 # input -> CLI option, by kind. Secrets go through the environment, never argv.
 CONNECTION_INPUTS = ("url", "api-path", "username", "ca-cert", "client-cert", "client-key")
 VALUE_INPUTS = CONNECTION_INPUTS + ("params", "run-id", "timeout", "poll-interval", "start-timeout", "junit",
-                                    "on-waiting", "queue-timeout", "cancel-superseded")
+                                    "on-waiting", "queue-timeout", "cancel-superseded", "download-artifacts")
 FLAG_INPUTS = ("enqueue", "singleton", "insecure", "fail-on-partial", "dry-run")  # default false
 NEGATED_INPUTS = {"logs": "--no-logs", "stop-on-cancel": "--no-stop-on-cancel",
                   "wait-auto-retry": "--no-wait-auto-retry"}  # default true
+DEFAULT_ARTIFACTS_DIR = "dagu-artifacts"  # in the workspace, for actions/upload-artifact
 POST_NAME = "dagu-ci-post"  # the action's post-entrypoint: a link to this file
 SECRET_INPUTS = {"token": "DAGU_API_TOKEN", "password": "DAGU_PASSWORD"}
 TRUE, FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
@@ -51,6 +52,10 @@ def action_args(env: Mapping[str, str]) -> List[str]:
     args = ["run", dag]
     for name in VALUE_INPUTS:
         value = read_input(env, name)
+        if name == "download-artifacts" and value.lower() in TRUE:
+            value = os.path.join(env.get("GITHUB_WORKSPACE", "."), DEFAULT_ARTIFACTS_DIR)
+        elif name == "download-artifacts" and value.lower() in FALSE:
+            value = ""
         if value:
             args += [f"--{name}", value]
     args += [f"--{name}" for name in FLAG_INPUTS if read_flag(env, name, False)]

@@ -77,6 +77,8 @@ def cli() -> None:
               help="Exit on the first failure even when Dagu (>= 2.3) will retry the run by itself.")
 @click.option("--cancel-superseded", metavar="KEY",
               help="Stop this DAG's active runs started with the same KEY (e.g. the branch) before starting.")
+@click.option("--download-artifacts", type=click.Path(file_okay=False), metavar="DIR",
+              help="After the run, download its artifacts here (Dagu >= 2.5); nothing lands outside DIR.")
 @click.option("--dry-run", is_flag=True, help="Check server, auth, DAG and params; print what would start; start nothing.")
 @click.option("--state-dir", envvar="DAGU_CI_STATE_DIR", show_envvar=True, metavar="DIR",
               help="Where the run's state file goes (default: .dagu-ci/ in the CI workspace).")
@@ -90,7 +92,7 @@ def cli() -> None:
 def run(dag: Optional[str], spec: Optional[str], param_items: Sequence[str], params_text: Optional[str], run_id: Optional[str], enqueue: bool,
         singleton: bool, timeout: float, poll_interval: float, no_push: bool, start_timeout: float, no_logs: bool,
         no_stop_on_cancel: bool, fail_on_partial: bool, on_waiting: str, queue_timeout: float,
-        no_wait_auto_retry: bool, cancel_superseded: Optional[str], dry_run: bool, state_dir: Optional[str],
+        no_wait_auto_retry: bool, cancel_superseded: Optional[str], download_artifacts: Optional[str], dry_run: bool, state_dir: Optional[str],
         result_file: Optional[str], junit: Optional[str], reporter_name: str, **connection: Any) -> int:
     """Start DAG (its file name as Dagu lists it), stream its logs, and exit with its status.
 
@@ -137,6 +139,7 @@ def run(dag: Optional[str], spec: Optional[str], param_items: Sequence[str], par
         dry_run=dry_run,
         state_dir=state_dir,
         spec=spec,
+        download_artifacts=download_artifacts,
     )
     try:
         return Runner(client, reporter, request).run()

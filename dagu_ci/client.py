@@ -6,6 +6,7 @@ point there.
 from __future__ import annotations
 
 import email.utils
+import os
 import random
 import re
 import time
@@ -370,6 +371,29 @@ class DaguClient:
             if not cursor:
                 break
         return items
+
+    def list_artifacts(self, dag_name: str, run_id: str) -> List[Dict[str, Any]]:
+        """The run's artifact tree (>= 2.5, API.md §9)."""
+        base = f"/dag-runs/{_seg(dag_name)}/{_seg(run_id)}/artifacts"
+        body = self._json(self._send("GET", self.api.api_root + base, params={"recursive": "true"}, retry=Retry.for_seconds(30.0)))
+        return [item for item in body.get("items") or [] if isinstance(item, dict)]
+
+    def download_artifact(self, dag_name: str, run_id: str, path: str, target: str) -> None:
+        """Stream one artifact to `target` (via a temporary file: never half a file)."""
+        url = f"{self.api.api_root}/dag-runs/{_seg(dag_name)}/{_seg(run_id)}/artifacts/download"
+        temp = f"{target}.part"
+        try:
+            response = self._session.get(
+                url, params={"path": path}, stream=True, timeout=(CONNECT_TIMEOUT, READ_TIMEOUT), verify=self._session.verify
+            )
+            with response:
+                self._accept(response, ())
+                with open(temp, "wb") as handle:
+                    for block in response.iter_content(64 * 1024):
+                        handle.write(block)
+        except requests.exceptions.RequestException as exc:
+            raise ServerError(f"could not download artifact {path}: {_describe_transport_error(exc)}") from None
+        os.replace(temp, target)
 
     def get_outputs(self, dag_name: str, run_id: str) -> Dict[str, Any]:
         """The run's collected outputs (>= 1.29; written before the final status, API.md §9)."""

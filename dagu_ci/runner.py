@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional
 
-from dagu_ci import provenance, state
+from dagu_ci import artifacts, provenance, state
 from dagu_ci.backstop import end_run
 from dagu_ci.client import LITERAL_PARAMS_SINCE, SPEC_RUNS_SINCE, DaguClient, Retry, backoff_delay, error_fields
 from dagu_ci.dagfile import load_dag_file
@@ -58,6 +58,7 @@ class RunRequest:
     dry_run: bool = False
     state_dir: Optional[str] = None  # None: derived from the CI host's workspace
     spec: Optional[str] = None  # a DAG file from the repository, run inline (Dagu >= 2.0)
+    download_artifacts: Optional[str] = None  # folder for the run's artifacts (Dagu >= 2.5)
 
 
 @dataclass
@@ -372,6 +373,8 @@ class Runner:
             duration=snapshot.duration if snapshot and snapshot.duration is not None else time.monotonic() - self._began,
             outputs=self._outputs(dag_name, run_id, snapshot),
         )
+        if self.request.download_artifacts and snapshot is not None and snapshot.is_over:
+            self._download_artifacts(dag_name, run_id, snapshot)
         if self.request.result_file:
             result.write(self.request.result_file)
         # Left waiting on purpose, or ended (a pending auto-retry counts when we were told
@@ -381,6 +384,18 @@ class Runner:
             state.forget(self._state_dir, self._state)  # nothing left for a backstop to stop
         self.reporter.handle(RunFinished(result))
         return int(code)
+
+    def _download_artifacts(self, dag_name: str, run_id: str, snapshot: RunSnapshot) -> None:
+        directory = self.request.download_artifacts or ""
+        if not self.client.api.at_least(artifacts.ARTIFACTS_SINCE) or not snapshot.raw.get("artifactsAvailable"):
+            self._say("the run has no artifacts to download")
+            return
+        try:
+            written = artifacts.download_all(self.client, dag_name, run_id, directory)
+        except DaguCIError as exc:
+            self._say(f"artifacts not downloaded: {exc.message}", Level.ERROR)
+            return
+        self._say(f"downloaded {len(written)} artifact{'s' if len(written) != 1 else ''} into {directory}")
 
     def _outputs(self, dag_name: str, run_id: str, snapshot: Optional[RunSnapshot]) -> Dict[str, Any]:
         if snapshot is None or not snapshot.is_over:

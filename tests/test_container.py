@@ -104,3 +104,14 @@ def test_image_gets_only_what_it_runs():
     with open(os.path.join(ROOT, "Dockerfile"), encoding="utf-8") as handle:
         copied = [line.split()[1] for line in handle if line.startswith("COPY ")]
     assert sorted(allowed) == sorted(copied)
+
+
+def test_download_artifacts_true_means_a_workspace_folder():
+    ep = load_entrypoint()
+    env = {"GITHUB_ACTIONS": "true", "INPUT_DAG": "d", "GITHUB_WORKSPACE": "/github/workspace",
+           "INPUT_DOWNLOAD-ARTIFACTS": "true"}
+    assert ep.action_args(env)[-2:] == ["--download-artifacts", "/github/workspace/dagu-artifacts"]
+    env["INPUT_DOWNLOAD-ARTIFACTS"] = "reports"
+    assert ep.action_args(env)[-2:] == ["--download-artifacts", "reports"]
+    env["INPUT_DOWNLOAD-ARTIFACTS"] = "false"
+    assert "--download-artifacts" not in ep.action_args(env)
