@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
 import traceback
@@ -10,7 +11,7 @@ from typing import Any, Callable, List, Optional, Sequence
 import click
 
 from dagu_ci import __version__
-from dagu_ci.errors import DaguCIError, ExitCode, UsageError
+from dagu_ci.errors import Cancelled, DaguCIError, ExitCode, UsageError
 
 # The same as dagu_ci.reporters.hosts.REPORTER_CHOICES (a test checks), spelled out here
 # because importing the reporters would slow down `--version` and `--help`.
@@ -244,6 +245,8 @@ def main(argv: Optional[List[str]] = None) -> None:
         code = exc.exit_code
     except KeyboardInterrupt:
         code = ExitCode.SIGINT
+    except Cancelled as cancel:  # a second signal while the first one's stop was under way
+        code = ExitCode.SIGINT if cancel.signum == signal.SIGINT else ExitCode.SIGTERM
     except Exception as exc:  # noqa: BLE001 - the promise is: no traceback, ever
         if os.environ.get("DAGU_CI_DEBUG"):
             traceback.print_exc()
