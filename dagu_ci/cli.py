@@ -5,7 +5,6 @@ import os
 import signal
 import sys
 import time
-import traceback
 from typing import Any, Callable, List, Optional, Sequence
 
 import click
@@ -249,6 +248,8 @@ def main(argv: Optional[List[str]] = None) -> None:
         code = ExitCode.SIGINT if cancel.signum == signal.SIGINT else ExitCode.SIGTERM
     except Exception as exc:  # noqa: BLE001 - the promise is: no traceback, ever
         if os.environ.get("DAGU_CI_DEBUG"):
+            import traceback  # only here: it costs start-up time on every call
+
             traceback.print_exc()
         _fail(f"internal error: {type(exc).__name__}: {exc} (set DAGU_CI_DEBUG=1 for details)", secrets)
         code = ExitCode.SERVER
