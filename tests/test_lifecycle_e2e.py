@@ -160,3 +160,25 @@ def test_github_post_entrypoint_stops_what_a_killed_main_step_left(fake_factory,
     assert "stopped run gh-killed of deploy" in proc.stdout
     assert "tok-post" not in proc.stdout + proc.stderr
     server.wait_for_status("deploy", "gh-killed", {3}, timeout=10)
+
+
+def test_cancel_superseded_stops_exactly_the_same_group(fake_factory):
+    server = fake_factory(dag(Step("long", [out("working"), sleep(30)])), version="2.6.5")
+    older = [start_cli("run", "deploy", "--url", server.url, *FAST, "--run-id", run_id, "--cancel-superseded", group)
+             for run_id, group in (("main-1", "main"), ("feature-1", "feature"))]
+    for run_id in ("main-1", "feature-1"):
+        server.wait_for_status("deploy", run_id, {1}, timeout=10)
+    plain = start_cli("run", "deploy", "--url", server.url, *FAST, "--run-id", "no-group")
+    server.wait_for_status("deploy", "no-group", {1}, timeout=10)
+
+    newer = start_cli("run", "deploy", "--url", server.url, *FAST, "--run-id", "main-2", "--cancel-superseded", "main")
+    newer.wait_for("superseded: stopping run main-1")
+    server.wait_for_status("deploy", "main-1", {3}, timeout=10)
+    assert older[0].finish().code == 3  # its follower sees the stop and exits as aborted
+    assert "dagu-ci-group=main" in server.get_run("deploy", "main-2").labels
+    assert server.get_run("deploy", "feature-1").status == 1
+    assert server.get_run("deploy", "no-group").status == 1
+    assert "feature-1" not in newer.stdout and "no-group" not in newer.stdout
+    for proc in (older[1], plain, newer):
+        proc.send_signal(signal.SIGTERM)
+        proc.finish()
