@@ -31,7 +31,8 @@ def test_both_template_documents_match_gitlabs_schema(tmp_path):
 def test_template_inputs_and_hidden_job():
     header, jobs = template_documents()
     inputs = header["spec"]["inputs"]
-    assert list(inputs) == ["dag", "url", "params", "timeout", "stage", "image"]
+    assert list(inputs) == ["dag", "url", "params", "timeout", "on-waiting", "queue-timeout", "cancel-superseded",
+                           "stage", "image"]
     assert "default" not in inputs["image"]  # no published image to default to: the user names theirs
     job = jobs[".dagu-run"]
     assert job["image"] == {"name": "$[[ inputs.image ]]", "entrypoint": [""]}
