@@ -14,6 +14,7 @@ from urllib.parse import parse_qs
 from .api import Config, DaguAPI
 from .dags import Dag
 from .engine import Engine, Run
+from .sse import EventHub, supported as sse_supported
 from .transport import Incoming, Listener, Reply, SPA_HTML
 from .versions import ServerVersion
 
@@ -37,6 +38,7 @@ class RequestRecord:
     headers: Dict[str, str]
     duration: float
     fault: bool = False
+    stream: bool = False  # an events stream: bytes_out, response and duration grow while it is open
 
 
 @dataclass
@@ -103,6 +105,9 @@ class FakeDagu:
         log_dir: Optional[str] = None,
         server_env: Optional[Dict[str, str]] = None,
         tls: Optional[Any] = None,
+        sse: bool = True,
+        sse_invalidation: float = 1.0,
+        sse_heartbeat: float = 10.0,
     ):
         if auth is not None:
             if auth[0] == "basic" and len(auth) != 3 or auth[0] == "token" and len(auth) != 2:
@@ -121,6 +126,12 @@ class FakeDagu:
         self._dags: Dict[str, Dag] = {}
         self._api = DaguAPI(self.version, self.engine, self._dags, self._config, auth, time.monotonic())
         self._listener = Listener(host, port, self._handle, tls)
+        # The events stream (>= 2.3.0; sse=False: not served, like an older server). The
+        # 1 s default is Dagu's event-store invalidation tick: see sse.py.
+        self.sse: Optional[EventHub] = (
+            EventHub(self.version, self.engine, self.version.api_prefix, sse_invalidation, sse_heartbeat)
+            if sse and sse_supported(self.version) else None
+        )
         self._records: List[RequestRecord] = []
         self._faults: List[Fault] = []
         self._lock = threading.Lock()
@@ -138,6 +149,8 @@ class FakeDagu:
     def stop(self) -> None:
         if self._outage_timer is not None:
             self._outage_timer.cancel()
+        if self.sse is not None:
+            self.sse.close()
         self._listener.close()
         self.engine.shutdown()
         if self._own_log_dir:
@@ -299,6 +312,11 @@ class FakeDagu:
                     return injected
         return None
 
+    def drop_streams(self) -> None:
+        """Cut every open events stream (the client should fall back to polling)."""
+        if self.sse is not None:
+            self.sse.drop_all()
+
     # -- outages -------------------------------------------------------------------
     def outage(self, seconds: float) -> None:
         """Stop listening now and listen again on the same port after `seconds`.
@@ -329,28 +347,47 @@ class FakeDagu:
         injected = self._take_fault(incoming.method, below_base)
         if injected is not None and injected.delay:
             time.sleep(injected.delay)
+
+        def record(status: int, sent: int, response: bytes, stream: bool = False) -> RequestRecord:
+            entry = RequestRecord(
+                time=began,
+                wall_time=wall,
+                method=incoming.method,
+                path=below_base,
+                query={k: v[0] for k, v in parse_qs(query_string, keep_blank_values=True).items()},
+                url=incoming.target,
+                status=status,
+                bytes_out=sent,
+                response=response,
+                body=incoming.body,
+                headers=incoming.headers,
+                duration=time.monotonic() - began,
+                fault=injected is not None,
+                stream=stream,
+            )
+            with self._lock:
+                self._records.append(entry)
+            return entry
+
         if injected is not None and not injected.passthrough:
             reply = injected.reply()
+        elif (
+            self.sse is not None
+            and (not self.base_path or raw_path.startswith(self.base_path + "/"))
+            and self.sse.handles(incoming.method, below_base)
+        ):
+            self.sse.serve(handler, incoming, below_base, query_string, self._refusal, record)
+            return
         else:
             reply = self._answer(incoming, raw_path, query_string)
         sent = handler.send(reply)  # type: ignore[attr-defined]
-        record = RequestRecord(
-            time=began,
-            wall_time=wall,
-            method=incoming.method,
-            path=below_base,
-            query={k: v[0] for k, v in parse_qs(query_string, keep_blank_values=True).items()},
-            url=incoming.target,
-            status=reply.status,
-            bytes_out=sent,
-            response=reply.body,
-            body=incoming.body,
-            headers=incoming.headers,
-            duration=time.monotonic() - began,
-            fault=injected is not None,
-        )
-        with self._lock:
-            self._records.append(record)
+        record(reply.status, sent, reply.body)
+
+    def _refusal(self, headers: Dict[str, str]) -> Optional[Reply]:
+        """The API's auth middleware, for the events stream: None when allowed."""
+        if self.auth and not self._api._authorized(headers):
+            return self._api._unauthorized()
+        return None
 
     def _answer(self, incoming: Incoming, raw_path: str, query_string: str) -> Reply:
         # chi's RedirectSlashes runs first, for every method (a POST loses its body).
