@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 
 GITLAB_CI_LOCAL := 4.56.2
 
-.PHONY: demo test tools clean
+.PHONY: demo test tools clean bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ demo: $(VENV)/.runtime
 
 test: $(VENV)/.test tools
 	$(BIN)/python -m pytest -q -n 4
+
+# Benchmarks of issue 5 against the fake server (~12 min); writes bench/RESULTS.md. Not a test.
+bench: $(VENV)/.test
+	$(BIN)/python -m bench
 
 # Best effort: the gitlab-ci-local test skips, saying why, where these cannot be had.
 # nodedir lets its native module build from Debian's node headers, offline.

@@ -1,0 +1,111 @@
+"""dagu-ci as a subprocess: exit time (a thread blocked in wait4), peak RSS, first output line."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Host variables that would change how dagu-ci behaves (run ids, reporters, credentials).
+_HOST_PREFIXES = ("GITHUB_", "GITLAB_", "CI_", "INPUT_", "DAGU_", "RUNNER_")
+_HOST_NAMES = {"CI", "BUILD_TAG", "JENKINS_URL", "NO_COLOR", "FORCE_COLOR", "TERM"}
+
+
+def command() -> List[str]:
+    """The installed console script, as a CI job runs it; else the module."""
+    script = os.path.join(os.path.dirname(sys.executable), "dagu-ci")
+    return [script] if os.access(script, os.X_OK) else [sys.executable, "-m", "dagu_ci"]
+
+
+def clean_env(state_dir: str) -> Dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(_HOST_PREFIXES) and k not in _HOST_NAMES}
+    env["DAGU_CI_STATE_DIR"] = state_dir
+    return env
+
+
+def has_option(subcommand: str, option: str) -> bool:
+    out = subprocess.run(command() + [subcommand, "--help"], capture_output=True, text=True, cwd=ROOT).stdout
+    return option in out
+
+
+@dataclass
+class Outcome:
+    started: float  # monotonic, just before the process was spawned
+    exited: float  # monotonic, when wait4 returned
+    code: int
+    maxrss_kb: int  # the child's own peak RSS (wait4's rusage)
+    first_line: Optional[float] = None  # monotonic, first stdout line containing the marker
+    stdout_path: str = ""
+    stderr: str = ""
+
+
+@dataclass
+class Launch:
+    """One dagu-ci process. `marker`: read stdout through a pipe and time the first line with it."""
+
+    args: List[str]
+    workdir: str
+    marker: Optional[str] = None
+    _done: threading.Event = field(default_factory=threading.Event)
+    _outcome: Optional[Outcome] = None
+
+    def __post_init__(self) -> None:
+        self.stdout_path = os.path.join(self.workdir, "stdout.txt")
+        self.stderr_path = os.path.join(self.workdir, "stderr.txt")
+        self._first: Optional[float] = None
+        out = subprocess.PIPE if self.marker else open(self.stdout_path, "wb")
+        err = open(self.stderr_path, "wb")
+        self.started = time.monotonic()
+        self.proc = subprocess.Popen(command() + self.args, stdout=out, stderr=err, cwd=ROOT,
+                                     env=clean_env(os.path.join(self.workdir, "state")))
+        if not self.marker:
+            out.close()
+        err.close()
+        if self.marker:
+            threading.Thread(target=self._pump, daemon=True).start()
+        threading.Thread(target=self._wait, daemon=True).start()
+
+    def _pump(self) -> None:
+        assert self.proc.stdout is not None
+        with open(self.stdout_path, "wb") as sink:
+            for line in self.proc.stdout:
+                if self._first is None and self.marker and self.marker.encode() in line:
+                    self._first = time.monotonic()
+                sink.write(line)
+
+    def _wait(self) -> None:
+        # wait4 returns the moment the child exits, with its rusage (ru_maxrss in KB on Linux).
+        _, status, usage = os.wait4(self.proc.pid, 0)
+        exited = time.monotonic()
+        self.proc.returncode = os.waitstatus_to_exitcode(status)
+        with open(self.stderr_path, "r", errors="replace") as handle:
+            stderr = handle.read()
+        self._outcome = Outcome(self.started, exited, self.proc.returncode, usage.ru_maxrss,
+                                stdout_path=self.stdout_path, stderr=stderr)
+        self._done.set()
+
+    def wait(self, timeout: float) -> Outcome:
+        if not self._done.wait(timeout):
+            self.proc.kill()
+            self._done.wait(5)
+            raise TimeoutError(f"dagu-ci {' '.join(self.args)} did not exit within {timeout}s")
+        assert self._outcome is not None
+        if self.marker:
+            deadline = time.monotonic() + 2  # the pipe reader may lag the exit a little
+            while self._first is None and time.monotonic() < deadline:
+                time.sleep(0.01)
+        self._outcome.first_line = self._first
+        return self._outcome
+
+
+def run_args(srv_url: str, dag: str, run_id: str, *extra: str) -> List[str]:
+    return ["run", dag, "--url", srv_url, "--run-id", run_id, *extra]
+
+
+def workdir(root: str) -> str:
+    return tempfile.mkdtemp(dir=root)

@@ -1,0 +1,237 @@
+"""`python -m bench [--quick|--smoke]`: measure every figure of issue 5, print one table,
+write bench/RESULTS.md (a full or --quick run) with the command and the machine."""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from typing import Callable, List, Optional
+
+from bench.cli import has_option
+from bench.scenarios import POLL, POLL_OLD, PUSH, Bench, RunResult, Running, Variant, count_lines, fixed_poller_baseline
+from bench.stats import Figure, at_least, at_most, markdown_table, text_table
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+NOT_YET = "n/a (not implemented yet)"
+
+
+@dataclass(frozen=True)
+class Sizes:
+    reps: int = 5
+    startup_reps: int = 10
+    active: float = 3.0  # seconds a busy run lasts
+    silence: float = 60.0  # the silent (and chatty) step's length
+    stagger: float = 6.0  # parallel long runs start this far apart, so their ends never overlap
+    log_lines: int = 100_000
+    rss_big: int = 1_000_000
+    rss_small: int = 10_000
+    heartbeat: Optional[float] = None  # the fake's SSE heartbeat; None: its default (10 s, as Dagu)
+
+    @property
+    def skip(self) -> float:
+        """Load is counted after the first 10 s (scaled for short silences)."""
+        return min(10.0, self.silence / 3)
+
+
+FULL = Sizes()
+QUICK = Sizes(silence=15.0, stagger=3.0)
+SMOKE = Sizes(reps=1, startup_reps=1, active=0.3, silence=1.0, stagger=0.2, log_lines=2000, rss_big=10_000,
+              rss_small=1_000, heartbeat=0.1)
+
+
+def staggered(bench: Bench, start: Callable[[Variant], Running], variants: List[Variant], sizes: Sizes) -> dict:
+    """reps x variants long runs in parallel, started `stagger` apart; results per variant label."""
+    running = []
+    for rep in range(sizes.reps):
+        for variant in variants:
+            running.append((variant.label, start(variant)))
+            time.sleep(sizes.stagger)
+    results: dict = {v.label: [] for v in variants}
+    for label, handle in running:
+        results[label].append(handle.finish(timeout=sizes.silence + 120))
+    return results
+
+
+def measure(sizes: Sizes, tmp: str, log: Callable[[str], None]) -> tuple:
+    bench = Bench(tmp, {"sse_heartbeat": sizes.heartbeat} if sizes.heartbeat else None)
+    poll_ok = has_option("run", "--no-push")
+    figures: List[Figure] = []
+
+    def fig(name: str, unit: str, target: str = "", check=None, samples=None, note: str = "", missing: str = "",
+            decimals: int = 2) -> Figure:
+        figure = Figure(name, unit, target, check, list(samples or []), note, missing, decimals)
+        figures.append(figure)
+        return figure
+
+    # 5. Start-up (first: nothing else is running yet).
+    log("start-up")
+    fig("5 start-up: dagu-ci --version", "ms", "<= 150", at_most(150),
+        [t * 1000 for t in bench.startup(["--version"], sizes.startup_reps)], decimals=0)
+    fig("5 start-up: dagu-ci run --help", "ms", "<= 150", at_most(150),
+        [t * 1000 for t in bench.startup(["run", "--help"], sizes.startup_reps)], decimals=0)
+
+    # 6. Time to first log line, default flags (push on 2.6.5).
+    log("time to first log line")
+    ttfl: List[float] = []
+    for _ in range(sizes.reps):
+        result = bench.first_line(PUSH)
+        if result.outcome.first_line is not None:
+            ttfl.append(result.outcome.first_line - result.outcome.started)
+    fig("6 time to first log line (incl. detection, start)", "s", "<= 1.0", at_most(1.0), ttfl)
+
+    # 1. End detection, a run active until its end.
+    targets = {PUSH.label: ("<= 0.3", at_most(0.3)), POLL.label: ("<= 0.5", at_most(0.5)),
+               POLL_OLD.label: ("<= 0.5", at_most(0.5))}
+    for variant in (PUSH, POLL, POLL_OLD):
+        name = f"1 end latency, active run: {variant.label}"
+        if variant is POLL and not poll_ok:
+            fig(name, "s", *targets[variant.label], missing=NOT_YET)
+            continue
+        log(name)
+        samples = [bench.end_latency_active(variant, sizes.active).latency for _ in range(sizes.reps)]
+        fig(name, "s", *targets[variant.label], samples)
+
+    # 1 + 2. A last step silent for `silence` s: end latency and REST load, push and poll in parallel.
+    variants = [PUSH] + ([POLL] if poll_ok else [])
+    log(f"silent step ({sizes.silence:.0f} s), {len(variants)} variant(s) x {sizes.reps}, staggered")
+    silent = staggered(bench, lambda v: bench.silent(v, sizes.silence), variants, sizes)
+    log(f"chatty step ({sizes.silence:.0f} s)")
+    chatty = staggered(bench, lambda v: bench.chatty(v, sizes.silence), variants, sizes)
+    silence_note = f"silent {sizes.silence:.0f} s"
+    fig(f"1 end latency, last step {silence_note}: push", "s", samples=[r.latency for r in silent[PUSH.label]])
+    name = f"1 end latency, last step {silence_note}: poll --no-push"
+    if poll_ok:
+        fig(name, "s", "<= 2", at_most(2.0), [r.latency for r in silent[POLL.label]])
+    else:
+        fig(name, "s", "<= 2", at_most(2.0), missing=NOT_YET)
+    base = fixed_poller_baseline(10.0)
+    fig("1 baseline: fixed 10 s poller (analytic, T/2)", "s", samples=[base["min"], base["median"], base["max"]],
+        note="uniform end phase: median T/2, range 0..T; not measured")
+    load_note = f"after the first {sizes.skip:.0f} s"
+    fig(f"2 REST req/min, {silence_note}: push", "req/min", "<= 6", at_most(6.0),
+        [r.rest_per_minute(sizes.skip) for r in silent[PUSH.label]], note=load_note, decimals=1)
+    name = f"2 REST req/min, {silence_note}: poll --no-push"
+    if poll_ok:
+        fig(name, "req/min", "<= 30", at_most(30.0),
+            [r.rest_per_minute(sizes.skip) for r in silent[POLL.label]], note=load_note, decimals=1)
+    else:
+        fig(name, "req/min", "<= 30", at_most(30.0), missing=NOT_YET)
+    for variant in variants:
+        fig(f"2 REST req/min, chatty step (4 lines/s): {variant.label}", "req/min",
+            samples=[r.rest_per_minute(sizes.skip) for r in chatty[variant.label]], note=load_note, decimals=1)
+    fig("2 baseline: fixed 10 s poller", "req/min", samples=[base["requests_per_minute"]], note="analytic", decimals=1)
+
+    # 3. Log efficiency and throughput, default flags.
+    log(f"log efficiency ({sizes.log_lines:,} lines)")
+    burst: List[RunResult] = [bench.big_log(PUSH, sizes.log_lines) for _ in range(sizes.reps)]
+    paced: List[RunResult] = [bench.big_log(PUSH, sizes.log_lines, bursts=10, pause=0.3) for _ in range(sizes.reps)]
+    n = f"{sizes.log_lines:,}"
+    fig(f"3 log bytes fetched / log bytes, {n} lines in one burst", "ratio", "<= 1.25", at_most(1.25),
+        [r.log_request_bytes / max(1, r.log_bytes) for r in burst], decimals=3,
+        note=f"step-log requests; all requests incl. status and stream: "
+             f"{_median([r.all_bytes / max(1, r.log_bytes) for r in burst]):.3f}")
+    fig(f"3 log bytes fetched / log bytes, {n} lines in 10 bursts 0.3 s apart", "ratio", "<= 1.25", at_most(1.25),
+        [r.log_request_bytes / max(1, r.log_bytes) for r in paced], decimals=3,
+        note=f"all requests: {_median([r.all_bytes / max(1, r.log_bytes) for r in paced]):.3f}")
+    complete = all(count_lines(r.outcome.stdout_path, b" line ") >= sizes.log_lines for r in burst)
+    fig(f"3 end-to-end lines/s, stdout to a file ({n} lines)", "lines/s", ">= 20,000", at_least(20_000),
+        [sizes.log_lines / (r.outcome.exited - r.began) for r in burst], decimals=0,
+        note="lines / (exit - run start); the step writes them all at once"
+             + ("" if complete else "; SOME OUTPUT MISSING"))
+
+    # 4. Peak RSS of the dagu-ci process.
+    rss = {}
+    for count in (sizes.rss_big, sizes.rss_small):
+        log(f"peak RSS ({count:,} lines)")
+        rss[count] = [bench.big_log(PUSH, count).outcome.maxrss_kb / 1024 for _ in range(sizes.reps)]
+    fig(f"4 peak RSS, {sizes.rss_big:,}-line log (~{sizes.rss_big * 80 / 1e6:.0f} MB)", "MB", "<= 60", at_most(60),
+        rss[sizes.rss_big], decimals=1, note="ru_maxrss of the dagu-ci process (wait4)")
+    fig(f"4 peak RSS, {sizes.rss_small:,}-line log", "MB", samples=rss[sizes.rss_small], decimals=1,
+        note=f"big - small: {_median(rss[sizes.rss_big]) - _median(rss[sizes.rss_small]):+.1f} MB (flat: ~0)")
+    return figures, bench.failures, poll_ok
+
+
+def _median(values: List[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def machine() -> List[str]:
+    cpu = "unknown"
+    try:
+        with open("/proc/cpuinfo") as handle:
+            cpu = next((l.split(":", 1)[1].strip() for l in handle if l.startswith("model name")), cpu)
+    except OSError:
+        pass
+    try:
+        cores = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
+    except OSError:
+        cores = str(os.cpu_count())
+    return [f"- nproc: {cores}", f"- CPU: {cpu}", f"- Python: {platform.python_version()} ({sys.executable})",
+            f"- OS: {platform.platform()}", f"- date: {time.strftime('%Y-%m-%d %H:%M:%S %z')}"]
+
+
+def results_md(figures: List[Figure], failures: List[str], command: str, elapsed: float, sizes: Sizes) -> str:
+    parts = [
+        "# dagu-ci benchmarks (issue 5)", "",
+        f"Produced by `{command}` in {elapsed / 60:.1f} min. Each figure: median of the samples (n), with min and max.",
+        "", "## Machine", "", *machine(), "", "## Figures", "", markdown_table(figures), "",
+        "## Method", "",
+        "- Every run uses a fresh fake Dagu server (`tests/fakedagu`, real HTTP on loopback) in the harness's "
+        "process and the real `dagu-ci run` CLI as a subprocess, default flags unless named "
+        "(push = a 2.6.5 server with its events stream; poll = `--no-push`, or a 2.2.0 server).",
+        "- The fake pushes run changes on Dagu's 1 s event-store invalidation tick (`sse_invalidation=1.0`), "
+        "so push figures include up to 1 s of server-side delay, as against a real server.",
+        "- End latency: the run's `finished_at_monotonic` (the fake persisting the terminal status) to the moment "
+        "a thread blocked in `wait4` on the CLI returns; same monotonic clock.",
+        f"- Active run: one step printing every 0.1 s for {sizes.active:.0f} s. Silent run: one step printing once, "
+        f"then nothing for {sizes.silence:.0f} s. Long runs go in parallel, started {sizes.stagger:.0f} s apart so "
+        "that no two ends overlap.",
+        f"- Load: REST requests (the stream connection excluded) from {sizes.skip:.0f} s after the run began to its "
+        "end, per minute. Chatty: a line every 0.25 s.",
+        "- Fixed 10 s poller baseline: analytic (a run ends at a uniformly random phase of the poll: wait "
+        "uniform on [0, 10) s, median and mean 5 s; 6 requests/min). Not measured.",
+        "- Log ratio: bytes of the step-log responses (JSON) over the log files' bytes. Lines/s: log lines over "
+        "(CLI exit - run start), stdout redirected to a file, for a step writing all its lines at once.",
+        "- Peak RSS: `ru_maxrss` of the dagu-ci process itself, from `os.wait4`.",
+        "- Start-up: wall time of the console script `dagu-ci`, stdout to /dev/null.",
+        "- Time to first log line: from just before spawning the CLI to the first stdout line holding the step's "
+        "first line (read through a pipe), against a 2.6.5 server.",
+    ]
+    if failures:
+        parts += ["", "## Runs that did not end as expected", ""] + [f"- {f}" for f in failures]
+    return "\n".join(parts) + "\n"
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true", help="silent/chatty steps of 15 s instead of 60 s")
+    mode.add_argument("--smoke", action="store_true", help="tiny sizes, 1 repetition (keeps the harness alive)")
+    parser.add_argument("--output", help="where to write the results (default: bench/RESULTS.md; none for --smoke)")
+    args = parser.parse_args(argv)
+    sizes = SMOKE if args.smoke else QUICK if args.quick else FULL
+    output = args.output or (None if args.smoke else os.path.join(HERE, "RESULTS.md"))
+    command = "make bench" if not (args.quick or args.smoke) else "python -m bench " + " ".join(argv or sys.argv[1:])
+
+    tmp = tempfile.mkdtemp(prefix="dagu-ci-bench-")
+    began = time.monotonic()
+    try:
+        figures, failures, _ = measure(sizes, tmp, lambda text: print(f"bench: {text}", file=sys.stderr, flush=True))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    elapsed = time.monotonic() - began
+    print(text_table(figures))
+    for failure in failures:
+        print(f"bench: warning: {failure}", file=sys.stderr)
+    if output:
+        with open(output, "w") as handle:
+            handle.write(results_md(figures, failures, command, elapsed, sizes))
+        print(f"bench: wrote {output} ({elapsed / 60:.1f} min)", file=sys.stderr)
+    return 0

@@ -1,0 +1,19 @@
+"""The benchmark harness still runs (tiny sizes, one repetition). No timing is asserted."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from tests.conftest import ROOT, clean_env
+
+
+def test_bench_smoke_prints_the_table():
+    proc = subprocess.run([sys.executable, "-m", "bench", "--smoke"], capture_output=True, text=True, cwd=ROOT,
+                          env=clean_env(), timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    table = proc.stdout
+    assert table.splitlines()[0].split()[:4] == ["figure", "median", "min", "max"]
+    for figure in ("1 end latency, active run: push", "2 REST req/min", "3 log bytes fetched", "4 peak RSS",
+                   "5 start-up: dagu-ci --version", "6 time to first log line"):
+        assert figure in table
+    assert "warning" not in proc.stderr, proc.stderr[-2000:]
