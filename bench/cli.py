@@ -28,6 +28,16 @@ def clean_env(state_dir: str) -> Dict[str, str]:
     return env
 
 
+# Peak RSS goes through a small wrapper: ru_maxrss of a child forked straight from the harness
+# would carry the harness's own high-water mark (Linux keeps it across fork and exec).
+_RSS_WRAPPER = (
+    "import resource, subprocess, sys\n"
+    "code = subprocess.call(sys.argv[2:])\n"
+    "open(sys.argv[1], 'w').write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))\n"
+    "sys.exit(code)\n"
+)
+
+
 def has_option(subcommand: str, option: str) -> bool:
     out = subprocess.run(command() + [subcommand, "--help"], capture_output=True, text=True, cwd=ROOT).stdout
     return option in out
@@ -38,7 +48,7 @@ class Outcome:
     started: float  # monotonic, just before the process was spawned
     exited: float  # monotonic, when wait4 returned
     code: int
-    maxrss_kb: int  # the child's own peak RSS (wait4's rusage)
+    maxrss_kb: int  # dagu-ci's peak RSS (0 unless the launch asked for it)
     first_line: Optional[float] = None  # monotonic, first stdout line containing the marker
     stdout_path: str = ""
     stderr: str = ""
@@ -51,6 +61,7 @@ class Launch:
     args: List[str]
     workdir: str
     marker: Optional[str] = None
+    rss: bool = False  # measure peak RSS through the wrapper (adds its start-up to the exit time)
     _done: threading.Event = field(default_factory=threading.Event)
     _outcome: Optional[Outcome] = None
 
@@ -61,7 +72,9 @@ class Launch:
         out = subprocess.PIPE if self.marker else open(self.stdout_path, "wb")
         err = open(self.stderr_path, "wb")
         self.started = time.monotonic()
-        self.proc = subprocess.Popen(command() + self.args, stdout=out, stderr=err, cwd=ROOT,
+        self.rss_path = os.path.join(self.workdir, "maxrss.txt")
+        prefix = [sys.executable, "-c", _RSS_WRAPPER, self.rss_path] if self.rss else []
+        self.proc = subprocess.Popen(prefix + command() + self.args, stdout=out, stderr=err, cwd=ROOT,
                                      env=clean_env(os.path.join(self.workdir, "state")))
         if not self.marker:
             out.close()
@@ -85,7 +98,11 @@ class Launch:
         self.proc.returncode = os.waitstatus_to_exitcode(status)
         with open(self.stderr_path, "r", errors="replace") as handle:
             stderr = handle.read()
-        self._outcome = Outcome(self.started, exited, self.proc.returncode, usage.ru_maxrss,
+        maxrss = 0
+        if self.rss and os.path.exists(self.rss_path):
+            with open(self.rss_path) as handle:
+                maxrss = int(handle.read() or 0)
+        self._outcome = Outcome(self.started, exited, self.proc.returncode, maxrss,
                                 stdout_path=self.stdout_path, stderr=stderr)
         self._done.set()
 

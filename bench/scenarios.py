@@ -70,15 +70,17 @@ class Bench:
         self.failures: List[str] = []  # runs that did not end as expected (reported, not fatal)
 
     # -- one run ----------------------------------------------------------------
-    def start(self, variant: Variant, dag: Dag, marker: Optional[str] = None) -> "Running":
+    def start(self, variant: Variant, dag: Dag, marker: Optional[str] = None, rss: bool = False) -> "Running":
         srv = FakeDagu(version=variant.version, **self.fake).start()
         srv.add_dag(dag)
         run_id = "bench-" + uuid.uuid4().hex[:12]
-        launch = Launch(run_args(srv.url, dag.file, run_id, *variant.flags), workdir(self.tmp), marker=marker)
+        launch = Launch(run_args(srv.url, dag.file, run_id, *variant.flags), workdir(self.tmp), marker=marker,
+                        rss=rss)
         return Running(self, srv, dag, run_id, launch)
 
-    def run(self, variant: Variant, dag: Dag, timeout: float, marker: Optional[str] = None) -> RunResult:
-        return self.start(variant, dag, marker).finish(timeout)
+    def run(self, variant: Variant, dag: Dag, timeout: float, marker: Optional[str] = None,
+            rss: bool = False) -> RunResult:
+        return self.start(variant, dag, marker, rss).finish(timeout)
 
     # -- the figures -----------------------------------------------------------
     def end_latency_active(self, variant: Variant, seconds: float) -> RunResult:
@@ -96,7 +98,8 @@ class Bench:
         actions = [a for i in range(ticks) for a in (out(f"chat line {i}"), sleep(0.25))]
         return self.start(variant, Dag(file="chatty", steps=[Step("talk", actions)]))
 
-    def big_log(self, variant: Variant, count: int, bursts: int = 1, pause: float = 0.0) -> RunResult:
+    def big_log(self, variant: Variant, count: int, bursts: int = 1, pause: float = 0.0,
+                rss: bool = False) -> RunResult:
         """A step writing `count` ~80-byte lines in `bursts` bursts (unique lines: anchors stay unambiguous)."""
         per = max(1, count // bursts)
         actions = []
@@ -104,7 +107,7 @@ class Bench:
             actions.append(lines(per, f"burst {burst:03d} line {{i}} " + "x" * 60))
             if pause:
                 actions.append(sleep(pause))
-        return self.run(variant, Dag(file="biglog", steps=[Step("log", actions)]), timeout=600)
+        return self.run(variant, Dag(file="biglog", steps=[Step("log", actions)]), timeout=600, rss=rss)
 
     def first_line(self, variant: Variant) -> RunResult:
         # Two lines at once: the first is complete for sure (a lone last line is held back up to 2 s
