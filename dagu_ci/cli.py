@@ -1,6 +1,7 @@
 """The command line. Thin: parse options, build the core objects, map errors to exit codes."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
@@ -49,6 +50,90 @@ def cli() -> None:
     """Run Dagu DAGs from CI as if they were the pipeline's own steps."""
 
 
+def json_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--json: a document for scripts instead of text for people (every command)."""
+    return click.option("--json", "as_json", is_flag=True, help="Print a JSON document for scripts.")(command)
+
+
+def follow_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """How `run`, `follow` and `retry --follow` watch a run and end: one set, one behaviour."""
+    options = [
+        click.option("--timeout", type=click.FloatRange(min=0), default=0, show_default=True, metavar="SECONDS",
+                     help="Stop the run and exit 124 after this long; 0 means no limit."),
+        click.option("--poll-interval", type=click.FloatRange(min=0.05), default=0.5, show_default=True, metavar="SECONDS",
+                     help="Base poll interval; backs off while nothing changes."),
+        click.option("--no-push", is_flag=True, help="Poll only; do not use the server's events stream (Dagu >= 2.3)."),
+        click.option("--no-logs", is_flag=True, help="Show step statuses only, not their logs."),
+        click.option("--no-stop-on-cancel", is_flag=True, help="Leave the run going when the CI job is cancelled."),
+        click.option("--fail-on-partial", is_flag=True, help="Exit 1 when the run only partially succeeds."),
+        click.option("--on-waiting", type=click.Choice(["wait", "fail"]), default="wait", show_default=True,
+                     help="When the run waits for human approval: keep waiting (within --timeout), or exit 3 and leave it waiting."),
+        click.option("--queue-timeout", type=click.FloatRange(min=0), default=0, show_default=True, metavar="SECONDS",
+                     help="Dequeue the run and exit 124 if it has not left the queue after this long; 0 means no limit."),
+        click.option("--no-wait-auto-retry", is_flag=True,
+                     help="Exit on the first failure even when Dagu (>= 2.3) will retry the run by itself."),
+        click.option("--download-artifacts", type=click.Path(file_okay=False), metavar="DIR",
+                     help="After the run, download its artifacts here (Dagu >= 2.5); nothing lands outside DIR."),
+        click.option("--state-dir", envvar="DAGU_CI_STATE_DIR", show_envvar=True, metavar="DIR",
+                     help="Where the run's state file goes (default: .dagu-ci/ in the CI workspace)."),
+        click.option("--result-file", type=click.Path(dir_okay=False, writable=True), metavar="PATH",
+                     help="Write a JSON result (run id, status, exit code, url, steps) here."),
+        click.option("--junit", type=click.Path(dir_okay=False, writable=True), metavar="PATH",
+                     help="Write a JUnit XML report here: one testcase per DAG step."),
+        click.option("--reporter", "reporter_name", type=click.Choice(REPORTER_CHOICES), default="auto", show_default=True,
+                     envvar="DAGU_CI_REPORTER", show_envvar=True,
+                     help="Output format; auto picks github or gitlab inside those CI hosts, else plain."),
+        click.option("--json", "as_json", is_flag=True, help="At the end, print the result document (as --result-file writes it)."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+CONNECTION_KEYS = ("url", "api_path", "token", "username", "password", "ca_cert", "client_cert", "client_key", "insecure")
+
+
+def _split(options: dict) -> "tuple[dict, dict]":
+    """(connection options, the rest)."""
+    connection = {key: options.pop(key) for key in CONNECTION_KEYS}
+    return connection, options
+
+
+def _runner(dag: str, connection: dict, follow: dict, retry_for: float, **fields: Any) -> Any:
+    """A Runner with the shared follow options applied; `fields` are the command's own."""
+    from dagu_ci.reporters.hosts import make_reporter
+    from dagu_ci.runner import Runner, RunRequest
+
+    reporter = make_reporter(follow.pop("reporter_name"), follow.pop("junit"), secrets=(connection["token"], connection["password"]))
+    client = _client(connection, retry_for, reporter)
+    request = RunRequest(
+        dag=dag,
+        timeout=follow["timeout"],
+        poll_interval=follow["poll_interval"],
+        push=not follow["no_push"],
+        logs=not follow["no_logs"],
+        stop_on_cancel=not follow["no_stop_on_cancel"],
+        fail_on_partial=follow["fail_on_partial"],
+        result_file=follow["result_file"],
+        on_waiting=follow["on_waiting"],
+        queue_timeout=follow["queue_timeout"],
+        wait_auto_retry=not follow["no_wait_auto_retry"],
+        state_dir=follow["state_dir"],
+        download_artifacts=follow["download_artifacts"],
+        print_json=follow["as_json"],
+        **fields,
+    )
+    return Runner(client, reporter, request)
+
+
+def _closing(runner: Any, action: Callable[[], int]) -> int:
+    try:
+        return action()
+    finally:
+        runner.reporter.close()
+        runner.client.close()
+
+
 @cli.command(context_settings=CONTEXT)
 @click.argument("dag", required=False)
 @connection_options
@@ -59,41 +144,14 @@ def cli() -> None:
 @click.option("--run-id", metavar="ID", help="Run id (1-64 of [-a-zA-Z0-9_]). Default: derived from the CI job, so a retried job attaches instead of starting twice.")
 @click.option("--enqueue", is_flag=True, help="Enqueue the run instead of starting it now.")
 @click.option("--singleton", is_flag=True, help="Refuse to start while another run of the DAG is active.")
-@click.option("--timeout", type=click.FloatRange(min=0), default=0, show_default=True, metavar="SECONDS",
-              help="Stop the run and exit 124 after this long; 0 means no limit.")
-@click.option("--poll-interval", type=click.FloatRange(min=0.05), default=0.5, show_default=True, metavar="SECONDS",
-              help="Base poll interval; backs off while nothing changes.")
-@click.option("--no-push", is_flag=True, help="Poll only; do not use the server's events stream (Dagu >= 2.3).")
 @click.option("--start-timeout", type=click.FloatRange(min=0), default=60, show_default=True, metavar="SECONDS",
               help="How long to retry an unreachable server before the run has started (exit 4).")
-@click.option("--no-logs", is_flag=True, help="Show step statuses only, not their logs.")
-@click.option("--no-stop-on-cancel", is_flag=True, help="Leave the run going when the CI job is cancelled.")
-@click.option("--fail-on-partial", is_flag=True, help="Exit 1 when the run only partially succeeds.")
-@click.option("--on-waiting", type=click.Choice(["wait", "fail"]), default="wait", show_default=True,
-              help="When the run waits for human approval: keep waiting (within --timeout), or exit 3 and leave it waiting.")
-@click.option("--queue-timeout", type=click.FloatRange(min=0), default=0, show_default=True, metavar="SECONDS",
-              help="Dequeue the run and exit 124 if it has not left the queue after this long; 0 means no limit.")
-@click.option("--no-wait-auto-retry", is_flag=True,
-              help="Exit on the first failure even when Dagu (>= 2.3) will retry the run by itself.")
 @click.option("--cancel-superseded", metavar="KEY",
               help="Stop this DAG's active runs started with the same KEY (e.g. the branch) before starting.")
-@click.option("--download-artifacts", type=click.Path(file_okay=False), metavar="DIR",
-              help="After the run, download its artifacts here (Dagu >= 2.5); nothing lands outside DIR.")
 @click.option("--dry-run", is_flag=True, help="Check server, auth, DAG and params; print what would start; start nothing.")
-@click.option("--state-dir", envvar="DAGU_CI_STATE_DIR", show_envvar=True, metavar="DIR",
-              help="Where the run's state file goes (default: .dagu-ci/ in the CI workspace).")
-@click.option("--result-file", type=click.Path(dir_okay=False, writable=True), metavar="PATH",
-              help="Write a JSON result (run id, status, exit code, url, steps) here.")
-@click.option("--junit", type=click.Path(dir_okay=False, writable=True), metavar="PATH",
-              help="Write a JUnit XML report here: one testcase per DAG step.")
-@click.option("--reporter", "reporter_name", type=click.Choice(REPORTER_CHOICES), default="auto", show_default=True,
-              envvar="DAGU_CI_REPORTER", show_envvar=True,
-              help="Output format; auto picks github or gitlab inside those CI hosts, else plain.")
-def run(dag: Optional[str], spec: Optional[str], param_items: Sequence[str], params_text: Optional[str], run_id: Optional[str], enqueue: bool,
-        singleton: bool, timeout: float, poll_interval: float, no_push: bool, start_timeout: float, no_logs: bool,
-        no_stop_on_cancel: bool, fail_on_partial: bool, on_waiting: str, queue_timeout: float,
-        no_wait_auto_retry: bool, cancel_superseded: Optional[str], download_artifacts: Optional[str], dry_run: bool, state_dir: Optional[str],
-        result_file: Optional[str], junit: Optional[str], reporter_name: str, **connection: Any) -> int:
+@follow_options
+def run(dag: Optional[str], spec: Optional[str], param_items: Sequence[str], params_text: Optional[str], run_id: Optional[str],
+        enqueue: bool, singleton: bool, start_timeout: float, cancel_superseded: Optional[str], dry_run: bool, **options: Any) -> int:
     """Start DAG (its file name as Dagu lists it), stream its logs, and exit with its status.
 
     \b
@@ -107,8 +165,6 @@ def run(dag: Optional[str], spec: Optional[str], param_items: Sequence[str], par
     124 --timeout, 130 SIGINT, 143 SIGTERM.
     """
     from dagu_ci.params import merge_params
-    from dagu_ci.reporters.hosts import make_reporter
-    from dagu_ci.runner import Runner, RunRequest
 
     if not dag and not spec:
         raise UsageError("run needs a DAG (its file name on the server), or --spec PATH")
@@ -117,34 +173,232 @@ def run(dag: Optional[str], spec: Optional[str], param_items: Sequence[str], par
 
         dag = str(load_dag_file(spec)[1].get("name") or os.path.splitext(os.path.basename(spec))[0])
     params = merge_params(params_text, param_items)
-    reporter = make_reporter(reporter_name, junit, secrets=(connection["token"], connection["password"]))
+    connection, follow = _split(options)
+    runner = _runner(dag, connection, follow, start_timeout, params=params, run_id=run_id, enqueue=enqueue,
+                     singleton=singleton, cancel_superseded=cancel_superseded, dry_run=dry_run, spec=spec)
+    return _closing(runner, runner.run)
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("dag")
+@click.argument("param_items", nargs=-1, metavar="[KEY=VALUE]...")
+@connection_options
+@click.option("--params", "params_text", metavar="TEXT", help='Params as a JSON object, a YAML mapping, or K=V K2="v 2".')
+@click.option("--run-id", metavar="ID", help="Run id (1-64 of [-a-zA-Z0-9_]). Default: derived from the CI job.")
+@click.option("--enqueue", is_flag=True, help="Enqueue the run instead of starting it now.")
+@click.option("--singleton", is_flag=True, help="Refuse to start while another run of the DAG is active (exit 4).")
+@click.option("--start-timeout", type=click.FloatRange(min=0), default=60, show_default=True, metavar="SECONDS",
+              help="How long to retry an unreachable server (exit 4).")
+@json_option
+def start(dag: str, param_items: Sequence[str], params_text: Optional[str], run_id: Optional[str], enqueue: bool,
+          singleton: bool, start_timeout: float, as_json: bool, **connection: Any) -> int:
+    """Start DAG without waiting; print the run id (details go to stderr).
+
+    \b
+    Examples:
+      RUN_ID=$(dagu-ci start deploy VERSION=1.2.3)
+      dagu-ci follow deploy "$RUN_ID"     # later, maybe in another job
+
+    \b
+    Exit codes: 0 started, 2 usage/input error, 4 server error or --singleton conflict.
+    """
+    from dagu_ci.params import merge_params
+    from dagu_ci.reporters.plain import PlainReporter
+    from dagu_ci.runner import Runner, RunRequest
+
+    reporter = PlainReporter(sys.stderr)  # stdout carries only the run id
     client = _client(connection, start_timeout, reporter)
-    request = RunRequest(
-        dag=dag,
-        params=params,
-        run_id=run_id,
-        enqueue=enqueue,
-        singleton=singleton,
-        timeout=timeout,
-        poll_interval=poll_interval,
-        push=not no_push,
-        logs=not no_logs,
-        stop_on_cancel=not no_stop_on_cancel,
-        fail_on_partial=fail_on_partial,
-        result_file=result_file,
-        on_waiting=on_waiting,
-        queue_timeout=queue_timeout,
-        wait_auto_retry=not no_wait_auto_retry,
-        cancel_superseded=cancel_superseded,
-        dry_run=dry_run,
-        state_dir=state_dir,
-        spec=spec,
-        download_artifacts=download_artifacts,
-    )
+    request = RunRequest(dag=dag, params=merge_params(params_text, param_items), run_id=run_id, enqueue=enqueue, singleton=singleton)
     try:
-        return Runner(client, reporter, request).run()
+        name, new_id = Runner(client, reporter, request).start()
+        url = client.ui_url(name, new_id)
     finally:
-        reporter.close()
+        client.close()
+    click.echo(json.dumps({"dag": dag, "name": name, "run_id": new_id, "url": url}) if as_json else new_id)
+    return 0
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("dag")
+@click.argument("run_id")
+@connection_options
+@follow_options
+def follow(dag: str, run_id: str, **options: Any) -> int:
+    """Attach to a run (running or ended; RUN_ID may be `latest`) and behave as `run` from there.
+
+    \b
+    Examples:
+      dagu-ci follow deploy "$RUN_ID"
+      dagu-ci follow nightly latest --no-logs
+
+    \b
+    Exit codes as `run`: 0 succeeded, 1 failed, 2 usage error or no such run,
+    3 aborted or rejected, 4 server error, 124 --timeout, 130/143 cancelled.
+    """
+    connection, follow_opts = _split(options)
+    runner = _runner(dag, connection, follow_opts, 30.0)
+    return _closing(runner, lambda: runner.follow(run_id))
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("dag")
+@click.argument("run_id")
+@connection_options
+@click.option("--step", metavar="STEP", help="Retry only this step.")
+@click.option("--follow", "follow_run", is_flag=True, help="Follow the retried run as `run` does, and exit with its status.")
+@follow_options
+def retry(dag: str, run_id: str, step: Optional[str], follow_run: bool, **options: Any) -> int:
+    """Retry an ended run (the same run id, a new attempt), or only one of its steps.
+
+    \b
+    Examples:
+      dagu-ci retry deploy gh-123-1-deploy-5be1c0aa --follow
+      dagu-ci retry nightly latest --step load --follow
+
+    \b
+    Exit codes: without --follow 0 requested, 2 usage error, 4 server error;
+    with --follow as `run`.
+    """
+    connection, follow_opts = _split(options)
+    runner = _runner(dag, connection, follow_opts, 30.0)
+    if follow_run:
+        return _closing(runner, lambda: runner.follow(run_id, retry=True, retry_step=step))
+    return _closing(runner, lambda: runner.retry_only(run_id, step))
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("dag")
+@click.argument("run_id", default="latest")
+@connection_options
+@json_option
+def status(dag: str, run_id: str, as_json: bool, **connection: Any) -> int:
+    """One snapshot of a run (default: the latest) and its steps.
+
+    \b
+    Examples:
+      dagu-ci status nightly              # exit 0 only if the latest run succeeded
+      dagu-ci status deploy "$RUN_ID" --json
+
+    \b
+    Exit codes: 0 succeeded (or partial), 1 failed, 2 usage error, 3 aborted or rejected,
+    4 server error, 5 still running, queued or waiting, 6 no such run (or never ran).
+    """
+    from dagu_ci import inspect
+
+    return _inspect(connection, as_json, lambda client, output: inspect.status(client, output, dag, run_id))
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("dag")
+@click.argument("run_id", default="latest")
+@connection_options
+@click.option("--step", metavar="STEP", help="Only this step's log (no header).")
+@click.option("--stderr", "use_stderr", is_flag=True, help="The stderr log instead of stdout.")
+@click.option("--tail", type=click.IntRange(min=1), metavar="N", help="Only the last N lines of each log.")
+@click.option("--follow", "follow_run", is_flag=True, help="Stream the logs until the run ends (as `run` shows them).")
+@click.option("--poll-interval", type=click.FloatRange(min=0.05), default=0.5, show_default=True, metavar="SECONDS",
+              help="With --follow: base poll interval.")
+@click.option("--reporter", "reporter_name", type=click.Choice(REPORTER_CHOICES), default="auto", show_default=True,
+              envvar="DAGU_CI_REPORTER", show_envvar=True, help="With --follow: output format.")
+@json_option
+def logs(dag: str, run_id: str, step: Optional[str], use_stderr: bool, tail: Optional[int], follow_run: bool,
+         poll_interval: float, reporter_name: str, as_json: bool, **connection: Any) -> int:
+    """Print a run's step logs (default: the latest run; every step, each under a header).
+
+    \b
+    Examples:
+      dagu-ci logs deploy "$RUN_ID" --step build --tail 50
+      dagu-ci logs nightly latest --stderr
+      dagu-ci logs deploy "$RUN_ID" --follow
+
+    \b
+    Exit codes: 0 printed, 2 usage error or no such run/step, 4 server error.
+    """
+    from dagu_ci import inspect
+
+    request = inspect.LogRequest(dag, run_id, step, "stderr" if use_stderr else "stdout", tail or 0)
+    if follow_run:
+        if tail or as_json:
+            raise UsageError("--follow streams whole logs: it takes no --tail or --json")
+        from dagu_ci.follower import FollowOptions
+        from dagu_ci.reporters.hosts import make_reporter
+
+        reporter = make_reporter(reporter_name, secrets=(connection["token"], connection["password"]))
+        client = _client(connection, 30.0, reporter)
+        try:
+            return inspect.follow_logs(client, reporter, request, FollowOptions(poll_interval))
+        except inspect.NoRun as exc:
+            raise UsageError(exc.message) from None
+        finally:
+            reporter.close()
+            client.close()
+    return _inspect(connection, as_json, lambda client, output: inspect.logs(client, output, request), no_run_is_usage=True)
+
+
+@cli.command(context_settings=CONTEXT)
+@connection_options
+@json_option
+def dags(as_json: bool, **connection: Any) -> int:
+    """List the server's DAGs: file, name, schedule, suspended, latest run.
+
+    \b
+    Examples:
+      dagu-ci dags
+      dagu-ci dags --json | jq -r '.[] | select(.latest_status == "failed") | .file'
+    """
+    from dagu_ci import inspect
+
+    return _inspect(connection, as_json, inspect.dags)
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("dag")
+@connection_options
+@click.option("--limit", type=click.IntRange(min=1, max=500), default=20, show_default=True, metavar="N", help="How many runs.")
+@json_option
+def history(dag: str, limit: int, as_json: bool, **connection: Any) -> int:
+    """A DAG's past runs, newest first: status, start time, duration.
+
+    \b
+    Examples:
+      dagu-ci history nightly --limit 5
+    """
+    from dagu_ci import inspect
+
+    return _inspect(connection, as_json, lambda client, output: inspect.history(client, output, dag, limit))
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("dag")
+@click.argument("run_id", default="latest")
+@connection_options
+@json_option
+def outputs(dag: str, run_id: str, as_json: bool, **connection: Any) -> int:
+    """A run's collected outputs (Dagu >= 1.29) as KEY=value lines, or JSON.
+
+    \b
+    Examples:
+      dagu-ci outputs build "$RUN_ID" >> "$GITHUB_ENV"
+      dagu-ci outputs build latest --json
+    """
+    from dagu_ci import inspect
+
+    return _inspect(connection, as_json, lambda client, output: inspect.outputs(client, output, dag, run_id), no_run_is_usage=True)
+
+
+def _inspect(connection: dict, as_json: bool, command: Callable[[Any, Any], int], no_run_is_usage: bool = False) -> int:
+    """Run a read-only command with a client and an output; only `status` exits 6 for "no run"."""
+    from dagu_ci import inspect
+    from dagu_ci.reporters.plain import PlainReporter
+
+    client = _client(connection, 30.0, PlainReporter(sys.stderr))
+    try:
+        return command(client, inspect.Output(as_json=as_json))
+    except inspect.NoRun as exc:
+        if no_run_is_usage:
+            raise UsageError(exc.message) from None
+        raise
+    finally:
         client.close()
 
 

@@ -28,6 +28,7 @@ LITERAL_PARAMS_SINCE: Version = (2, 3, 0)
 LOG_DOWNLOAD_SINCE: Version = (2, 0, 0)
 OUTPUTS_SINCE: Version = (1, 29, 0)
 SPEC_RUNS_SINCE: Version = (2, 0, 0)
+LATEST_ALIAS_SINCE: Version = (1, 22, 10)
 
 RETRYABLE_STATUSES = {429, 500, 502, 503, 504}
 # A 500 with a Dagu JSON error body is usually a deterministic answer, not a blip.
@@ -338,6 +339,47 @@ class DaguClient:
         body = self._json(self._send("GET", self.api.api_root + "/dag-runs", params=query, retry=Retry.for_seconds(self.retry_for)))
         runs = body.get("dagRuns") or []
         return [run for run in runs if isinstance(run, dict)]
+
+    def run_history(self, dag_name: str, limit: int = 20) -> List[RunSnapshot]:
+        """The DAG's newest runs first (summaries: no steps). `limit` is a query on 2.x; older
+        servers ignore it, so the list is cut here too, and filtered by exact name."""
+        query = {"name": dag_name, "limit": limit}
+        body = self._json(self._send("GET", self.api.api_root + "/dag-runs", params=query, retry=Retry.for_seconds(self.retry_for)))
+        runs = [RunSnapshot.from_api(run) for run in body.get("dagRuns") or [] if isinstance(run, dict)]
+        return [run for run in runs if run.dag_name == dag_name][:limit]
+
+    def latest_run(self, dag_name: str) -> Optional[RunSnapshot]:
+        """The DAG's newest run with its steps; None when it never ran.
+
+        `/dag-runs/{name}/latest` exists from 1.22.10; before that, the newest of the list.
+        """
+        if self.api.at_least(LATEST_ALIAS_SINCE):
+            return self.find_run(dag_name, "latest")
+        newest = self.run_history(dag_name, 1)
+        return self.find_run(dag_name, newest[0].run_id) if newest else None
+
+    def list_dags(self, per_page: int = 200, pages: int = 50) -> List[Dict[str, Any]]:
+        """GET /dags, every page: one DAGFile per DAG (fileName, dag, suspended, latestDAGRun)."""
+        items: List[Dict[str, Any]] = []
+        for page in range(1, pages + 1):
+            query = {"page": page, "perPage": per_page}
+            body = self._json(self._send("GET", self.api.api_root + "/dags", params=query, retry=Retry.for_seconds(self.retry_for)))
+            items += [item for item in body.get("dags") or [] if isinstance(item, dict)]
+            if page >= int((body.get("pagination") or {}).get("totalPages") or 1):
+                break
+        return items
+
+    def retry(self, dag_name: str, run_id: str, step: Optional[str] = None) -> None:
+        """POST /retry: a new attempt of the same run id, or of one step (API.md §5.2).
+
+        The body's id is the one 1.x actually retries, so it is always the path's id. Sent
+        once: a second POST after an unclear failure could start a second attempt.
+        """
+        body: Dict[str, Any] = {"dagRunId": run_id}
+        if step:
+            body["stepName"] = step
+        url = f"{self.api.api_root}/dag-runs/{_seg(dag_name)}/{_seg(run_id)}/retry"
+        self._send("POST", url, json=body, retry=Retry(None))
 
     def queue_position(self, dag_name: str, run_id: str) -> Optional[Tuple[str, int, int]]:
         """(queue, position, queued) of a queued run, where the server tells; None otherwise.

@@ -10,6 +10,8 @@ class ExitCode(IntEnum):
     USAGE = 2
     ABORTED = 3
     SERVER = 4
+    ACTIVE = 5  # `status`: the run is still running, queued or waiting
+    NO_RUN = 6  # `status`: the DAG has no such run (or never ran)
     TIMEOUT = 124
     SIGINT = 130
     SIGTERM = 143
@@ -35,6 +37,12 @@ class ServerError(DaguCIError):
     """The server could not be reached, or answered with an error after retries."""
 
     exit_code = ExitCode.SERVER
+
+
+class NoRun(DaguCIError):
+    """The DAG exists but has no such run (`status` exits 6 on it: a monitor's "never ran")."""
+
+    exit_code = ExitCode.NO_RUN
 
 
 class Cancelled(BaseException):

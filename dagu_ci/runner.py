@@ -7,6 +7,7 @@ moment the run exists until it ends, a state file names it, so a later CI step
 """
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -30,6 +31,7 @@ from dagu_ci.runid import derive_run_id, validate_run_id
 SETTLE_SECONDS = 15.0  # how long to watch a stopped run reach "aborted"
 MAX_START_500S = 3  # a 500 with a Dagu error body is rarely a blip (API.md §3.5)
 ACTIVE = (RunStatus.RUNNING, RunStatus.QUEUED, RunStatus.WAITING)
+RETRY_VISIBLE_WITHIN = 15.0  # how long a retried run may take to show its new attempt
 
 
 class OnWaiting:
@@ -59,6 +61,7 @@ class RunRequest:
     state_dir: Optional[str] = None  # None: derived from the CI host's workspace
     spec: Optional[str] = None  # a DAG file from the repository, run inline (Dagu >= 2.0)
     download_artifacts: Optional[str] = None  # folder for the run's artifacts (Dagu >= 2.5)
+    print_json: bool = False  # --json: the result document on stdout at the end
 
 
 @dataclass
@@ -91,9 +94,64 @@ class Runner:
             return self._dry_run(plan)
         return self._guarded(plan.dag_name, plan.run_id, lambda: self._launch(plan))
 
-    def attach(self, dag_name: str, run_id: str) -> int:
-        """Follow a run that exists already, exactly as `run` would from its start on."""
-        return self._guarded(dag_name, run_id, lambda: None)
+    def start(self) -> "tuple[str, str]":
+        """`dagu-ci start`: the same checks and start request as `run`, then return the run id.
+
+        No state file: the run is meant to outlive this process (a later job follows it).
+        """
+        plan = self._prepare()
+        if self.request.cancel_superseded:
+            self._cancel_superseded(plan)
+        attached = self._start(plan)
+        verb = "already existed:" if attached else ("queued" if self.request.enqueue else "started")
+        self._say(f"{verb} run {plan.run_id} of {plan.dag_name}; view: {self.client.ui_url(plan.dag_name, plan.run_id)}")
+        return plan.dag_name, plan.run_id
+
+    def follow(self, run_id: str, retry: bool = False, retry_step: Optional[str] = None) -> int:
+        """`follow` (and `retry --follow`): attach to an existing run (`latest` allowed) and
+        go on exactly as `run` does once its run exists."""
+        dag_name, snapshot = self._existing(run_id)
+
+        def begin() -> None:
+            if retry:
+                self._retry(dag_name, snapshot, retry_step)
+            self._accepted(dag_name, snapshot.run_id, attached=True)
+
+        return self._guarded(dag_name, snapshot.run_id, begin)
+
+    def retry_only(self, run_id: str, step: Optional[str] = None) -> int:
+        """`retry` without --follow: ask for the new attempt, see it begin, and leave it."""
+        dag_name, snapshot = self._existing(run_id)
+        self._retry(dag_name, snapshot, step)
+        self._say(f"view: {self.client.ui_url(dag_name, snapshot.run_id)}")
+        return int(ExitCode.SUCCEEDED)
+
+    def _existing(self, run_id: str) -> "tuple[str, RunSnapshot]":
+        server = self.client.detect()
+        self.reporter.handle(ServerDetected(self.client.display_url, server))
+        dag_name = str((self.client.get_dag(self.request.dag).get("dag") or {}).get("name") or self.request.dag)
+        snapshot = self.client.latest_run(dag_name) if run_id == "latest" else self.client.find_run(dag_name, run_id)
+        if snapshot is None:
+            what = "no runs" if run_id == "latest" else f"no run {run_id!r}"
+            raise UsageError(f"{self.request.dag} has {what} on {self.client.display_url}")
+        return dag_name, snapshot
+
+    def _retry(self, dag_name: str, before: RunSnapshot, step: Optional[str]) -> None:
+        """Ask for a new attempt, then wait until the server shows it: right after the 200 it
+        may still show the old attempt's end (API.md §3.5), which must not end our follow."""
+        if before.status in ACTIVE:
+            raise UsageError(f"run {before.run_id} is still {before.status.label}; only an ended run can be retried")
+        if step and before.step(step) is None:
+            raise UsageError(f"run {before.run_id} has no step {step!r} (steps: {', '.join(s.name for s in before.steps)})")
+        self.client.retry(dag_name, before.run_id, step)
+        self._say(f"retry requested for run {before.run_id}" + (f", step {step} only" if step else ""))
+        deadline = time.monotonic() + RETRY_VISIBLE_WITHIN
+        while time.monotonic() < deadline:
+            now = self.client.get_run(dag_name, before.run_id)
+            if now.status in ACTIVE or _attempt_key(now) != _attempt_key(before):
+                return
+            time.sleep(min(0.2, self.request.poll_interval))
+        raise ServerError(f"the server accepted the retry of run {before.run_id} but did not start it within {RETRY_VISIBLE_WITHIN:g}s")
 
     # -- before the start -----------------------------------------------------
 
@@ -174,16 +232,20 @@ class Runner:
         if self.request.cancel_superseded:
             self._cancel_superseded(plan)
         attached = self._start(plan)
-        self._remember(plan.dag_name, plan.run_id)
+        self._accepted(plan.dag_name, plan.run_id, attached, plan.params)
+
+    def _accepted(self, dag_name: str, run_id: str, attached: bool, params: str = "") -> None:
+        """The run exists: name it on disk, then announce it."""
+        self._remember(dag_name, run_id)
         self.reporter.handle(
             RunAccepted(
                 dag_file=self.request.dag,
-                dag_name=plan.dag_name,
-                run_id=plan.run_id,
-                url=self.client.ui_url(plan.dag_name, plan.run_id),
+                dag_name=dag_name,
+                run_id=run_id,
+                url=self.client.ui_url(dag_name, run_id),
                 attached=attached,
                 queued=self.request.enqueue,
-                params=plan.params,
+                params=params,
             )
         )
 
@@ -383,6 +445,8 @@ class Runner:
         if self._state is not None and (settled or not self.request.stop_on_cancel):
             state.forget(self._state_dir, self._state)  # nothing left for a backstop to stop
         self.reporter.handle(RunFinished(result))
+        if self.request.print_json:
+            print(json.dumps(result.to_dict(), indent=2), flush=True)
         return int(code)
 
     def _download_artifacts(self, dag_name: str, run_id: str, snapshot: RunSnapshot) -> None:
@@ -460,6 +524,11 @@ class _Policies:
             queue, place, total = position
             self._say(f"queue {queue}: position {place} of {total}")
         self._last_position = position
+
+
+def _attempt_key(snapshot: RunSnapshot) -> tuple:
+    """What changes with every attempt: its run log file (a timestamped name) and start time."""
+    return snapshot.raw.get("log"), snapshot.started_at
 
 
 def _declared_params(dag: Mapping[str, Any]) -> List[str]:

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import os
-from typing import IO, Mapping, Optional
+from datetime import datetime, timezone
+from typing import IO, List, Mapping, Optional, Sequence
 
 from dagu_ci.models import RunStatus, StepStatus
 
@@ -97,3 +98,33 @@ def format_duration(seconds: Optional[float]) -> str:
         return f"{minutes}m {secs:02d}s"
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h {minutes:02d}m"
+
+
+def format_ago(moment: Optional[datetime], now: Optional[datetime] = None) -> str:
+    """"3 min ago", "just now", "in 2 h": how people read times in a table."""
+    if moment is None:
+        return "-"
+    seconds = ((now or datetime.now(timezone.utc)) - moment).total_seconds()
+    future, seconds = seconds < 0, abs(seconds)
+    if seconds < 10:
+        return "just now"
+    for unit, size in (("day", 86400), ("h", 3600), ("min", 60), ("s", 1)):
+        if seconds >= size:
+            count = int(seconds // size)
+            text = f"{count} {unit}{'s' if unit == 'day' and count > 1 else ''}"
+            return f"in {text}" if future else f"{text} ago"
+    return "just now"  # unreachable: seconds >= 10 here
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[str]], style: Style,
+          colors: Sequence[str] = (), color_column: int = 1, indent: str = "  ") -> List[str]:
+    """Aligned columns; `colors[i]` paints row i's `color_column` (after padding, so
+    escape codes never skew the widths)."""
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    lines = [(indent + "  ".join(h.ljust(w) for h, w in zip(header, widths))).rstrip()]
+    for index, row in enumerate(rows):
+        cells = [str(cell).ljust(width) for cell, width in zip(row, widths)]
+        if index < len(colors) and colors[index]:
+            cells[color_column] = style.paint(cells[color_column], colors[index])
+        lines.append((indent + "  ".join(cells)).rstrip())
+    return lines

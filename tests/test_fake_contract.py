@@ -211,7 +211,9 @@ def drive(server: FakeDagu, rec: Recorder) -> None:
     rec.call("GET", run_t, "/dag-runs/deploy-prod/c1", 200)
     rec.call("GET", run_t, "/dag-runs/deploy-prod/latest", 200)
     rec.call("GET", "/dags", "/dags", 200)
+    rec.call("GET", "/dags", "/dags?page=1&perPage=200", 200)  # dagu-ci dags
     rec.call("GET", "/dag-runs", "/dag-runs?name=deploy-prod", 200)
+    rec.call("GET", "/dag-runs", "/dag-runs?name=deploy-prod&limit=1", 200)  # history, latest before 1.22.10
 
     step_t = run_t + "/steps/{stepName}/log"
     rec.call("GET", step_t, "/dag-runs/deploy-prod/c1/steps/test/log?stream=stdout&offset=5&limit=3", 200)
@@ -266,6 +268,12 @@ def drive(server: FakeDagu, rec: Recorder) -> None:
         rec.call("GET", run_t + "/outputs", "/dag-runs/flaky/f1/outputs", 200)
     rec.call("POST", run_t + "/retry", "/dag-runs/flaky/f1/retry", 200, json={"dagRunId": "f1"})
     rec.call("POST", run_t + "/retry", "/dag-runs/flaky/nope/retry", 404, json={"dagRunId": "nope"})
+    wait("flaky", "f1", {2}, timeout=10)
+    rec.call("POST", run_t + "/retry", "/dag-runs/flaky/f1/retry", 200, json={"dagRunId": "f1", "stepName": "flaky"})
+    wait("flaky", "f1", {2}, timeout=10)
+    assert len(server.get_run("flaky", "f1").attempts) == 3
+    if v.flavor == "v2x":
+        rec.call("POST", run_t + "/retry", "/dag-runs/flaky/f1/retry", 404, json={"dagRunId": "f1", "stepName": "nope"})
     rec.call("GET", "/dag-runs", "/dag-runs?status=2", 200)
 
 

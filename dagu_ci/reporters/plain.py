@@ -18,7 +18,7 @@ from dagu_ci.events import (
 from dagu_ci.models import RunSnapshot, RunStatus, StepSnapshot, StepStatus
 from dagu_ci.reporters import Reporter
 from dagu_ci.result import Ending
-from dagu_ci.term import Style, format_duration
+from dagu_ci.term import Style, format_duration, table
 
 PREFIX = "dagu-ci: "
 
@@ -121,13 +121,7 @@ class PlainReporter(Reporter):
         return self.style.paint(text, self.style.status_color(step.status))
 
     def _table(self, header: List[str], rows: List[List[str]], steps) -> List[str]:
-        widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
-        lines = ["  " + "  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip()]
-        for row, step in zip(rows, steps):
-            cells = [cell.ljust(width) for cell, width in zip(row, widths)]
-            cells[1] = self.style.paint(cells[1], self.style.status_color(step.status))
-            lines.append(("  " + "  ".join(cells)).rstrip())
-        return lines
+        return table(header, rows, self.style, [self.style.status_color(step.status) for step in steps])
 
 
 def waiting_steps(snapshot: RunSnapshot) -> str:

@@ -291,7 +291,7 @@ class DaguAPI:
                     "fileName": dag.file,
                     "dag": render.dag_summary(self.v, dag),
                     "latestDAGRun": render.run_summary(self.v, latest) if latest else self._initial_summary(dag),
-                    "suspended": False,
+                    "suspended": dag.suspended,
                     "errors": [],
                 }
             )
@@ -322,7 +322,7 @@ class DaguAPI:
             {
                 "dag": render.dag_details(self.v, dag),
                 "latestDAGRun": render.run_details(self.v, latest) if latest else render.initial_details(self.v, dag),
-                "suspended": False,
+                "suspended": dag.suspended,
                 "localDags": [],
                 "errors": [],
             },
@@ -452,6 +452,11 @@ class DaguAPI:
                 and (not run_id or run_id in r.run_id)
                 and (not statuses or r.status in statuses)
             ]
+            if self.v.flavor == "v2x":  # DAGRunListLimit (default 100); 1.x has no limit
+                limit = request.int_arg("limit") or 100
+                if not 1 <= limit <= 500:
+                    return Reply.error(400, "bad_request", "limit must be between 1 and 500")
+                runs = runs[:limit]
             return Reply.json(200, {"dagRuns": [render.run_summary(self.v, r) for r in runs]})
 
     # -- logs ----------------------------------------------------------------------
@@ -558,15 +563,19 @@ class DaguAPI:
             if error is not None:
                 return error
             assert run is not None
-            self.engine.retry(run)  # an active run: the subprocess refuses, the handler still says 200
+            step = body.get("stepName") or ""
+            if step and run.attempt.node(step) is None:
+                return Reply.error(404, "not_found", f"step {step} not found in DAG {name}")
+            self.engine.retry(run, step)  # an active run: the subprocess refuses, the handler still says 200
             return Reply.empty(200)
         run = self.engine.find(name, run_id)
         if run is None:
             return self._run_not_found(name, run_id)
         # v1.x spawns `dagu retry --run-id=<body id>`: the path id is not used for it (API.md §5.2).
         target = self.engine.find(name, body_id) if body_id else None
-        if target is not None:
-            self.engine.retry(target)
+        step = body.get("stepName") or ""
+        if target is not None and (not step or target.attempt.node(step) is not None):
+            self.engine.retry(target, step)  # an unknown step: the subprocess fails, silently
         return Reply.empty(200)
 
     def dequeue(self, request: Request) -> Reply:

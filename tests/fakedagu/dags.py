@@ -154,6 +154,8 @@ class Dag:
     auto_retry_delay: float = 0.3
     description: str = ""
     labels: List[str] = field(default_factory=list)
+    schedule: List[str] = field(default_factory=list)  # cron expressions
+    suspended: bool = False
 
     def __post_init__(self) -> None:
         if not self.file:

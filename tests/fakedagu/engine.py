@@ -563,12 +563,23 @@ class Engine:
                 return
             self._begin(run, run.attempt)
 
-    def retry(self, run: Run) -> bool:
-        """A new attempt of a finished run (same dagRunId, new log paths). False if active."""
+    def retry(self, run: Run, step: str = "") -> bool:
+        """A new attempt of a finished run (same dagRunId, new log paths). False if active.
+
+        With `step` (`dagu retry --step`), only that step runs again; the others keep
+        their previous results and log files.
+        """
         with self.changed:
             if run.status in ACTIVE_STATUSES or run.retry_pending or not run.attempt.finished:
                 return False
-            attempt = self._new_attempt(run, "retry", auto_retry_count=run.attempt.auto_retry_count)
+            previous = run.attempt
+            attempt = self._new_attempt(run, "retry", auto_retry_count=previous.auto_retry_count)
+            if step:
+                for name, node in attempt.nodes.items():
+                    if name != step:
+                        old = previous.nodes[name]
+                        for key in ("status", "started_at", "finished_at", "stdout", "stderr", "error", "exit_code"):
+                            setattr(node, key, getattr(old, key))
             self._begin(run, attempt)
             return True
 

@@ -132,7 +132,7 @@ def run_summary(version: ServerVersion, run: Run) -> Dict[str, Any]:
 def dag_details(version: ServerVersion, dag: Dag) -> Dict[str, Any]:
     body: Dict[str, Any] = {
         "name": dag.dag_name,
-        "schedule": [],
+        "schedule": [{"expression": e} for e in dag.schedule],
         "preconditions": [],
         "steps": [step_json(s, version) for s in dag.steps],
         "maxActiveRuns": 1,
@@ -158,7 +158,7 @@ def dag_details(version: ServerVersion, dag: Dag) -> Dict[str, Any]:
 
 
 def dag_summary(version: ServerVersion, dag: Dag) -> Dict[str, Any]:
-    body: Dict[str, Any] = {"name": dag.dag_name, "schedule": []}
+    body: Dict[str, Any] = {"name": dag.dag_name, "schedule": [{"expression": e} for e in dag.schedule]}
     if dag.description:
         body["description"] = dag.description
     if dag.params:

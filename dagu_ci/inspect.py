@@ -1,0 +1,265 @@
+"""Read-only commands: `status`, `logs`, `dags`, `history`, `outputs`.
+
+Each one asks the server, then prints either an aligned table for people or, with
+--json, a document for scripts. Following a run (`logs --follow`) goes through the
+core's Follower and reporters like `run` does; nothing here polls or tails by itself.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field
+from typing import IO, Any, Dict, List, Optional, Sequence
+
+from dagu_ci.client import DaguClient, Retry
+from dagu_ci.errors import ExitCode, NoRun, UsageError
+from dagu_ci.events import Event, StepFinished, StepLog, StepStarted
+from dagu_ci.follower import FollowOptions, Follower
+from dagu_ci.logtail import LogTailer, ReadMode
+from dagu_ci.models import RunSnapshot, RunStatus, StepSnapshot, parse_time
+from dagu_ci.reporters import Reporter
+from dagu_ci.result import RunResult, exit_code_for
+from dagu_ci.term import Style, format_ago, format_duration, table
+
+ACTIVE = (RunStatus.RUNNING, RunStatus.QUEUED, RunStatus.WAITING, RunStatus.NOT_STARTED)
+
+
+@dataclass
+class Output:
+    """Where a command writes: stdout, styled by the same rules as `run`'s output."""
+
+    out: IO[str] = field(default_factory=lambda: sys.stdout)
+    as_json: bool = False
+
+    def __post_init__(self) -> None:
+        self.style = Style.for_stream(self.out)
+
+    def lines(self, lines: Sequence[str]) -> None:
+        if lines:
+            self.out.write("\n".join(lines) + "\n")
+            self.out.flush()
+
+    def document(self, value: Any) -> None:
+        self.lines([json.dumps(value, indent=2, default=str)])
+
+    def status(self, status: RunStatus) -> str:
+        return self.style.paint(status.label.replace("_", " "), self.style.status_color(status))
+
+
+def dag_name_of(client: DaguClient, dag_file: str) -> str:
+    """Runs are keyed by the DAG's name, which may differ from its file name."""
+    return str((client.get_dag(dag_file).get("dag") or {}).get("name") or dag_file)
+
+
+def find_run(client: DaguClient, dag_file: str, run_id: str) -> RunSnapshot:
+    """The run (`latest`: the newest); NoRun when the DAG has no such run."""
+    name = dag_name_of(client, dag_file)
+    snapshot = client.latest_run(name) if run_id == "latest" else client.find_run(name, run_id)
+    if snapshot is None:
+        what = "never ran" if run_id == "latest" else f"has no run {run_id!r}"
+        raise NoRun(f"{dag_file} {what} on {client.display_url}")
+    return snapshot
+
+
+# -- status -----------------------------------------------------------------------
+
+
+def status_exit_code(status: RunStatus) -> int:
+    """0 succeeded (or partially), 1 failed, 3 aborted/rejected, 5 still active."""
+    if status in ACTIVE:
+        return int(ExitCode.ACTIVE)
+    return int(exit_code_for(status))
+
+
+def status(client: DaguClient, output: Output, dag_file: str, run_id: str) -> int:
+    try:
+        snapshot = find_run(client, dag_file, run_id)
+    except NoRun as exc:
+        if output.as_json:  # a monitor's script still gets a document
+            output.document({"dag": dag_file, "run_id": None, "status": None, "exit_code": int(ExitCode.NO_RUN), "message": exc.message})
+            return int(ExitCode.NO_RUN)
+        raise
+    code = status_exit_code(snapshot.status)
+    url = client.ui_url(snapshot.dag_name, snapshot.run_id)
+    if output.as_json:
+        result = RunResult(dag_file, snapshot.dag_name, snapshot.run_id, url, snapshot, code, duration=snapshot.duration)
+        output.document(result.to_dict())
+        return code
+    headline = f"{snapshot.dag_name} run {snapshot.run_id} {output.status(snapshot.status)}"
+    if snapshot.started_at:
+        headline += f", started {format_ago(snapshot.started_at)}"
+    if snapshot.duration is not None:
+        headline += f", took {format_duration(snapshot.duration)}"
+    lines = [headline]
+    if snapshot.steps:
+        rows = [[s.name, s.status.label.replace("_", " "), format_ago(s.started_at), format_duration(s.duration)] for s in snapshot.steps]
+        colors = [output.style.status_color(s.status) for s in snapshot.steps]
+        lines += table(["STEP", "STATUS", "STARTED", "DURATION"], rows, output.style, colors)
+    lines.append(f"view: {url}")
+    output.lines(lines)
+    return code
+
+
+# -- history and dags -------------------------------------------------------------
+
+
+def history(client: DaguClient, output: Output, dag_file: str, limit: int) -> int:
+    name = dag_name_of(client, dag_file)
+    runs = client.run_history(name, limit)
+    if output.as_json:
+        output.document([_run_summary(run) for run in runs])
+        return 0
+    if not runs:
+        output.lines([f"{dag_file} has no runs"])
+        return 0
+    rows = [[run.run_id, run.status.label.replace("_", " "), format_ago(run.started_at), format_duration(run.duration)] for run in runs]
+    colors = [output.style.status_color(run.status) for run in runs]
+    output.lines(table(["RUN ID", "STATUS", "STARTED", "DURATION"], rows, output.style, colors, indent=""))
+    return 0
+
+
+def dags(client: DaguClient, output: Output) -> int:
+    items = client.list_dags()
+    summaries = [_dag_summary(item) for item in items]
+    if output.as_json:
+        output.document(summaries)
+        return 0
+    if not summaries:
+        output.lines([f"no DAGs on {client.display_url}"])
+        return 0
+    rows, colors = [], []
+    for dag in summaries:
+        status = RunStatus.parse(dag["latest_status_code"]) if dag["latest_run_id"] else None
+        rows.append([
+            dag["file"], dag["name"], ", ".join(dag["schedule"]) or "-", "yes" if dag["suspended"] else "no",
+            status.label.replace("_", " ") if status else "never ran",
+            format_ago(parse_time(dag["latest_started_at"])) if status else "-",
+        ])
+        colors.append(output.style.status_color(status) if status else "dim")
+    output.lines(table(["FILE", "NAME", "SCHEDULE", "SUSPENDED", "LATEST", "STARTED"], rows, output.style, colors, color_column=4, indent=""))
+    return 0
+
+
+def _run_summary(run: RunSnapshot) -> Dict[str, Any]:
+    return {
+        "run_id": run.run_id,
+        "status": run.status.label,
+        "status_code": int(run.status),
+        "started_at": run.started_at.isoformat() if run.started_at else None,
+        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+        "duration": round(run.duration, 3) if run.duration is not None else None,
+    }
+
+
+def _dag_summary(item: Dict[str, Any]) -> Dict[str, Any]:
+    dag = item.get("dag") or {}
+    latest = RunSnapshot.from_api(item.get("latestDAGRun") or {})
+    schedule = [str(s.get("expression") if isinstance(s, dict) else s) for s in dag.get("schedule") or []]
+    return {
+        "file": str(item.get("fileName") or ""),
+        "name": str(dag.get("name") or item.get("fileName") or ""),
+        "schedule": schedule,
+        "suspended": bool(item.get("suspended")),
+        # A DAG that never ran reports an initial status with an empty run id (API.md §4.1).
+        "latest_run_id": latest.run_id or None,
+        "latest_status": latest.status.label if latest.run_id else None,
+        "latest_status_code": int(latest.status) if latest.run_id else None,
+        "latest_started_at": latest.started_at.isoformat() if latest.started_at else None,
+    }
+
+
+# -- outputs ----------------------------------------------------------------------
+
+
+def outputs(client: DaguClient, output: Output, dag_file: str, run_id: str) -> int:
+    snapshot = find_run(client, dag_file, run_id)
+    if not client.api.at_least((1, 29, 0)):
+        raise UsageError(f"outputs need Dagu 1.29 or newer; {client.display_url} runs {client.api.version_text or 'an older version'}")
+    values = client.get_outputs(snapshot.dag_name, snapshot.run_id)
+    if output.as_json:
+        output.document(values)
+    else:
+        output.lines([f"{key}={value}" for key, value in values.items()])
+    return 0
+
+
+# -- logs -------------------------------------------------------------------------
+
+
+@dataclass
+class LogRequest:
+    dag: str
+    run_id: str
+    step: Optional[str] = None
+    stream: str = "stdout"
+    tail: int = 0  # 0: the whole log
+
+
+def logs(client: DaguClient, output: Output, request: LogRequest) -> int:
+    """Every started step's log (or one step's), each under a header, read once."""
+    snapshot = find_run(client, request.dag, request.run_id)
+    steps = chosen_steps(snapshot, request.step)
+    tailer = LogTailer(client, snapshot.dag_name, snapshot.run_id, lambda: Retry.for_seconds(client.retry_for))
+    collected: Dict[str, List[str]] = {}
+    for step in steps:
+        path = step.stderr if request.stream == "stderr" else step.stdout
+        if not step.status.has_started or not path:
+            collected[step.name] = []
+            continue
+        if request.tail:
+            page = client.read_log(snapshot.dag_name, snapshot.run_id, step.name, request.stream, Retry.for_seconds(client.retry_for), tail=request.tail)
+            collected[step.name] = list(page.lines) if page else []
+        else:
+            # The run may still be going: FLUSH shows every line written so far.
+            mode = ReadMode.FINAL if step.status.is_finished else ReadMode.FLUSH
+            collected[step.name] = tailer.read(step, request.stream, path, mode).lines
+    if output.as_json:
+        output.document({"dag": request.dag, "run_id": snapshot.run_id, "stream": request.stream, "steps": [
+            {"name": step.name, "status": step.status.label, "lines": collected[step.name]} for step in steps
+        ]})
+        return 0
+    lines: List[str] = []
+    for step in steps:
+        if request.step is None:
+            header = f"── {step.name} ({step.status.label.replace('_', ' ')}) ──" if output.style.unicode else f"== {step.name} ({step.status.label}) =="
+            lines.append(output.style.paint(header, "bold"))
+        lines += collected[step.name]
+    output.lines(lines)
+    return 0
+
+
+def follow_logs(client: DaguClient, reporter: Reporter, request: LogRequest, options: FollowOptions) -> int:
+    """`logs --follow`: the core's follower, its events filtered to the chosen step and stream."""
+    snapshot = find_run(client, request.dag, request.run_id)
+    chosen_steps(snapshot, request.step)  # an unknown step is an error before anything streams
+    Follower(client, snapshot.dag_name, snapshot.run_id, LogFilter(reporter, request.step, request.stream).handle, options).follow()
+    return 0
+
+
+def chosen_steps(snapshot: RunSnapshot, step: Optional[str]) -> List[StepSnapshot]:
+    if step is None:
+        return list(snapshot.steps)
+    found = snapshot.step(step)
+    if found is None:
+        names = ", ".join(s.name for s in snapshot.steps)
+        raise UsageError(f"run {snapshot.run_id} has no step {step!r} (steps: {names})")
+    return [found]
+
+
+class LogFilter(Reporter):
+    """`logs --follow`: pass on only the chosen step's and stream's events."""
+
+    def __init__(self, inner: Reporter, step: Optional[str], stream: str):
+        self.inner = inner
+        self.step = step
+        self.stream = stream
+
+    def handle(self, event: Event) -> None:
+        if isinstance(event, StepLog) and (event.stream != self.stream or self.step not in (None, event.step)):
+            return
+        if isinstance(event, (StepStarted, StepFinished)) and self.step not in (None, event.step.name):
+            return
+        self.inner.handle(event)
+
+    def close(self) -> None:
+        self.inner.close()

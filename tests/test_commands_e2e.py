@@ -1,0 +1,260 @@
+"""The commands beside `run` (issue 4), end to end: the CLI as a subprocess against the fake."""
+from __future__ import annotations
+
+import json
+import re
+
+from tests.conftest import run_cli, start_cli
+from tests.fakedagu import Dag, Step, approval, err, fail, fail_on_attempt, out, output, sleep
+from tests.test_run_e2e import FAST, assert_clean_error, log_lines
+
+
+def cli(server, *args, env=None):
+    return run_cli(*args, "--url", server.url, env=env)
+
+
+def assert_start_error(result, code, pattern):
+    """`start` reports progress on stderr too; the error is its one last line."""
+    assert result.code == code, result.output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("dagu-ci: error: ")]
+    assert len(errors) == 1 and result.stderr.splitlines()[-1] == errors[0], result.stderr
+    assert re.search(pattern, errors[0]), errors[0]
+
+
+def two_steps(fail_build=False, **kwargs):
+    build = [out("compiling"), err("a warning"), output("IMAGE_TAG", "v7")] + ([fail(2)] if fail_build else [])
+    return Dag(
+        file=kwargs.pop("file", "deploy"),
+        name=kwargs.pop("name", "deploy"),
+        steps=kwargs.pop("steps", [Step("build", build), Step("test", [out("tests pass")], depends=["build"])]),
+        **kwargs,
+    )
+
+
+def finished_run(server, run_id, dag="deploy", name="deploy", status=4):
+    assert cli(server, "start", dag, "--run-id", run_id).code == 0
+    server.wait_for_status(name, run_id, {status}, timeout=10)
+
+
+# -- status: every exit code ------------------------------------------------------------
+
+
+def test_status_succeeded_exits_0_with_a_steps_table(fake_factory):
+    server = fake_factory(two_steps())
+    finished_run(server, "s1")
+    result = cli(server, "status", "deploy", "s1")
+    assert result.code == 0, result.output
+    assert re.search(r"^deploy run s1 succeeded, started (just now|\d+ s ago), took [\d.]+s$", result.stdout, re.M)
+    assert re.search(r"^  STEP\s+STATUS\s+STARTED\s+DURATION$", result.stdout, re.M)
+    assert re.search(r"^  build\s+succeeded\s+(just now|\d+ s ago)\s+[\d.]+s$", result.stdout, re.M)
+    assert f"view: {server.url}/dag-runs/deploy/s1" in result.stdout
+
+
+def test_status_latest_failed_exits_1_and_json(fake_factory):
+    server = fake_factory(two_steps(fail_build=True))
+    finished_run(server, "f1", status=2)
+    assert cli(server, "status", "deploy", "latest").code == 1
+    result = cli(server, "status", "deploy", "--json")  # latest by default
+    assert result.code == 1, result.output
+    document = json.loads(result.stdout)
+    assert document["run_id"] == "f1" and document["status"] == "failed" and document["exit_code"] == 1
+    assert [s["status"] for s in document["steps"]] == ["failed", "aborted"]
+
+
+def test_status_aborted_exits_3_running_exits_5(fake_factory):
+    server = fake_factory(two_steps(steps=[Step("long", [out("x"), sleep(30)])]))
+    assert cli(server, "start", "deploy", "--run-id", "a1").code == 0
+    server.wait_for_status("deploy", "a1", {1})
+    result = cli(server, "status", "deploy", "a1")
+    assert result.code == 5, result.output
+    assert "running" in result.stdout
+    server.stop_run("deploy", "a1")
+    server.wait_for_status("deploy", "a1", {3})
+    assert cli(server, "status", "deploy", "a1").code == 3
+
+
+def test_status_rejected_exits_3_waiting_exits_5(fake_factory):
+    server = fake_factory(two_steps(steps=[Step("gate", [approval()])]))
+    assert cli(server, "start", "deploy", "--run-id", "w1").code == 0
+    server.wait_for_status("deploy", "w1", {7})
+    assert cli(server, "status", "deploy", "w1").code == 5
+    server.reject("deploy", "w1", "gate")
+    server.wait_for_status("deploy", "w1", {8})
+    assert cli(server, "status", "deploy", "w1").code == 3
+
+
+def test_status_queued_exits_5(fake_factory):
+    server = fake_factory(two_steps(), queue_delay=None)
+    assert cli(server, "start", "deploy", "--enqueue", "--run-id", "q1").code == 0
+    result = cli(server, "status", "deploy", "q1")
+    assert result.code == 5, result.output
+    assert "queued" in result.stdout
+
+
+def test_status_without_a_run_exits_6_unknown_dag_exits_2(fake_factory):
+    server = fake_factory(two_steps())
+    assert_clean_error(cli(server, "status", "deploy", "latest"), 6, r"deploy never ran")
+    assert_clean_error(cli(server, "status", "deploy", "nope"), 6, r"deploy has no run 'nope'")
+    result = cli(server, "status", "deploy", "--json")
+    assert result.code == 6 and json.loads(result.stdout)["run_id"] is None
+    assert_clean_error(cli(server, "status", "ghost"), 2, r"DAG 'ghost' not found")
+
+
+# -- start, follow ------------------------------------------------------------------------
+
+
+def test_start_prints_only_the_run_id_and_follow_attaches(fake_factory):
+    server = fake_factory(two_steps(steps=[Step("build", [out("compiling {VERSION}"), sleep(0.5), out("built")])],
+                                    params={"VERSION": "0"}))
+    result = cli(server, "start", "deploy", "VERSION=1.2.3")
+    assert result.code == 0, result.output
+    run_id = result.stdout.strip()
+    assert re.fullmatch(r"[-\w]+", run_id)
+    assert f"started run {run_id} of deploy" in result.stderr
+    assert server.get_run("deploy", run_id).parsed_params["VERSION"] == "1.2.3"
+    followed = cli(server, "follow", "deploy", run_id, *FAST)
+    assert followed.code == 0, followed.output
+    assert log_lines(followed.stdout) == ["compiling 1.2.3", "built"]
+    assert f"attached to existing run {run_id} of deploy" in followed.stdout
+    assert re.search(rf"deploy run {run_id} succeeded in [\d.]+s; exit code 0", followed.stdout)
+
+
+def test_start_json_and_singleton_conflict_exits_4(fake_factory):
+    server = fake_factory(two_steps(steps=[Step("long", [sleep(30)])]))
+    result = cli(server, "start", "deploy", "--run-id", "j1", "--json")
+    assert json.loads(result.stdout) == {"dag": "deploy", "name": "deploy", "run_id": "j1", "url": f"{server.url}/dag-runs/deploy/j1"}
+    server.wait_for_status("deploy", "j1", {1})
+    assert_start_error(cli(server, "start", "deploy", "--singleton"), 4, r"--singleton")
+    assert_start_error(cli(server, "start", "ghost"), 2, r"not found")
+
+
+def test_follow_an_already_finished_run_replays_it_and_exits_with_its_status(fake_factory):
+    server = fake_factory(two_steps(fail_build=True))
+    finished_run(server, "done", status=2)
+    result = cli(server, "follow", "deploy", "latest", *FAST, "--json")
+    assert result.code == 1, result.output
+    assert "compiling" in result.stdout and "✖ build failed" in result.stdout
+    document = json.loads(result.stdout[result.stdout.index("\n{") + 1:])
+    assert document["run_id"] == "done" and document["exit_code"] == 1
+
+
+def test_follow_unknown_run_is_a_usage_error(fake_factory):
+    server = fake_factory(two_steps())
+    assert_clean_error(cli(server, "follow", "deploy", "nope"), 2, r"deploy has no run 'nope'")
+
+
+# -- stop -------------------------------------------------------------------------------
+
+
+def test_stop_running_with_wait_and_dequeue_a_queued_run(fake_factory):
+    server = fake_factory(two_steps(steps=[Step("long", [sleep(30)])]), queue_delay=None)
+    assert cli(server, "start", "deploy", "--run-id", "r1").code == 0
+    server.wait_for_status("deploy", "r1", {1})
+    result = cli(server, "stop", "deploy", "r1", "--wait", "10")
+    assert result.code == 0, result.output
+    assert "run r1 is aborted" in result.stdout
+    assert cli(server, "start", "deploy", "--enqueue", "--run-id", "q1").code == 0
+    result = cli(server, "stop", "deploy", "q1")
+    assert result.code == 0, result.output
+    assert server.get_run("deploy", "q1").status != 5
+    assert any(r.path.endswith("/q1/dequeue") for r in server.requests)
+
+
+# -- logs -------------------------------------------------------------------------------
+
+
+def test_logs_every_step_with_headers_one_step_stderr_and_tail(fake_factory):
+    server = fake_factory(two_steps())
+    finished_run(server, "l1")
+    result = cli(server, "logs", "deploy", "l1")
+    assert result.code == 0, result.output
+    assert result.stdout.splitlines() == ["── build (succeeded) ──", "compiling", "── test (succeeded) ──", "tests pass"]
+    assert cli(server, "logs", "deploy", "l1", "--step", "build", "--stderr").stdout == "a warning\n"
+    assert cli(server, "logs", "deploy", "latest", "--step", "test", "--tail", "1").stdout == "tests pass\n"
+    document = json.loads(cli(server, "logs", "deploy", "l1", "--json").stdout)
+    assert document["steps"][0] == {"name": "build", "status": "succeeded", "lines": ["compiling"]}
+    assert_clean_error(cli(server, "logs", "deploy", "l1", "--step", "nope"), 2, r"no step 'nope'")
+
+
+def test_logs_follow_streams_one_step_until_the_run_ends(fake_factory):
+    steps = [Step("a", [out("a1"), sleep(0.6), out("a2")]), Step("b", [out("b1")], depends=["a"])]
+    server = fake_factory(two_steps(steps=steps))
+    assert cli(server, "start", "deploy", "--run-id", "lf").code == 0
+    result = cli(server, "logs", "deploy", "lf", "--follow", "--step", "a", *FAST)
+    assert result.code == 0, result.output
+    assert log_lines(result.stdout) == ["a1", "a2"]
+    assert server.get_run("deploy", "lf").status == 4
+
+
+# -- dags, history, outputs ---------------------------------------------------------------
+
+
+def test_dags_table_and_json(fake_factory):
+    server = fake_factory(two_steps(schedule=["0 3 * * *"]), Dag(file="idle", steps=[Step("x", [out("x")])], suspended=True))
+    finished_run(server, "d1")
+    result = cli(server, "dags")
+    assert result.code == 0, result.output
+    assert re.search(r"^FILE\s+NAME\s+SCHEDULE\s+SUSPENDED\s+LATEST\s+STARTED$", result.stdout, re.M)
+    assert re.search(r"^deploy\s+deploy\s+0 3 \* \* \*\s+no\s+succeeded\s+(just now|\d+ s ago)$", result.stdout, re.M)
+    assert re.search(r"^idle\s+idle\s+-\s+yes\s+never ran\s+-$", result.stdout, re.M)
+    document = json.loads(cli(server, "dags", "--json").stdout)
+    assert document[0]["latest_run_id"] == "d1" and document[1]["latest_status"] is None
+
+
+def test_history_newest_first_with_limit(fake_factory):
+    server = fake_factory(two_steps())
+    for run_id in ("h1", "h2", "h3"):
+        finished_run(server, run_id)
+    result = cli(server, "history", "deploy", "--limit", "2")
+    assert result.code == 0, result.output
+    rows = result.stdout.splitlines()
+    assert re.match(r"RUN ID\s+STATUS\s+STARTED\s+DURATION", rows[0])
+    assert [row.split()[0] for row in rows[1:]] == ["h3", "h2"]
+    assert [r["run_id"] for r in json.loads(cli(server, "history", "deploy", "--json").stdout)] == ["h3", "h2", "h1"]
+
+
+def test_outputs_lines_and_json(fake_factory):
+    server = fake_factory(two_steps())
+    finished_run(server, "o1")
+    result = cli(server, "outputs", "deploy", "o1")
+    assert result.code == 0, result.output
+    assert result.stdout == "imageTag=v7\n"
+    assert json.loads(cli(server, "outputs", "deploy", "latest", "--json").stdout) == {"imageTag": "v7"}
+
+
+# -- retry ------------------------------------------------------------------------------
+
+
+def test_retry_step_follow_runs_only_that_step_from_a_new_log(fake_factory):
+    steps = [Step("build", [out("built once")]), Step("flaky", [out("try"), fail_on_attempt(1)], depends=["build"])]
+    server = fake_factory(two_steps(steps=steps))
+    finished_run(server, "r1", status=2)
+    assert cli(server, "status", "deploy", "r1").code == 1
+    result = cli(server, "retry", "deploy", "r1", "--step", "flaky", "--follow", *FAST)
+    assert result.code == 0, result.output
+    assert "retry requested for run r1, step flaky only" in result.stdout
+    assert re.search(r"deploy run r1 succeeded", result.stdout)
+    run = server.get_run("deploy", "r1")
+    assert len(run.attempts) == 2
+    assert run.attempt.nodes["build"].stdout == run.attempts[0].nodes["build"].stdout  # not run again
+    assert run.attempt.nodes["flaky"].stdout != run.attempts[0].nodes["flaky"].stdout  # a new log file
+    assert log_lines(result.stdout).count("try") == 1  # only the new attempt's log
+
+
+def test_retry_without_follow_and_of_an_active_run(fake_factory):
+    server = fake_factory(two_steps(fail_build=True))
+    finished_run(server, "r2", status=2)
+    result = cli(server, "retry", "deploy", "r2")
+    assert result.code == 0, result.output
+    server.wait_for_status("deploy", "r2", {2}, timeout=10)
+    assert len(server.get_run("deploy", "r2").attempts) == 2
+    slow = fake_factory(two_steps(steps=[Step("long", [sleep(30)])]))
+    assert cli(slow, "start", "deploy", "--run-id", "busy").code == 0
+    slow.wait_for_status("deploy", "busy", {1})
+    assert_clean_error(cli(slow, "retry", "deploy", "busy"), 2, r"still running")
+
+
+def test_help_of_every_command_has_an_example():
+    for command in ("run", "start", "follow", "status", "logs", "stop", "retry", "dags", "history", "outputs"):
+        result = run_cli(command, "--help")
+        assert result.code == 0 and "Example" in result.stdout, command
