@@ -243,17 +243,20 @@ class Follower:
             key = (step.name, stream)
             if mode is ReadMode.LIVE and not self.schedule.due(key, now):
                 continue
-            chunk = self.tailer.read(step, stream, path, mode)
-            if chunk.restarted:
-                self.emit(Notice(f"{step.name}: a new attempt began; its log starts afresh", step=step.name))
-            for text in chunk.notices:
-                self.emit(Notice(text, Level.WARNING, step=step.name))
-            if chunk.lines:
-                self.emit(StepLog(step.name, stream, chunk.lines))
-                shown = True
+            active, release_at = False, None
+            for chunk in self.tailer.read(step, stream, path, mode):
+                if chunk.restarted:
+                    self.emit(Notice(f"{step.name}: a new attempt began; its log starts afresh", step=step.name))
+                for text in chunk.notices:
+                    self.emit(Notice(text, Level.WARNING, step=step.name))
+                if chunk.lines:
+                    self.emit(StepLog(step.name, stream, chunk.lines))
+                    shown = True
+                active = active or chunk.active
+                release_at = chunk.release_at
             # Where the server says when logs change, periodic reads are only a safety net.
             self.schedule.cap = PUSHED_LOG_CAP if self._push and self._push.log_topics() else LOG_CAP
-            self.schedule.record(key, now, active=chunk.active, release_at=chunk.release_at)
+            self.schedule.record(key, now, active=active, release_at=release_at)
         return shown
 
     def _drain_all(self, snapshot: RunSnapshot) -> None:

@@ -11,7 +11,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Callable, Deque, Dict, List, Optional, Tuple
+from typing import Callable, Deque, Dict, Iterator, List, Optional, Tuple
 
 from dagu_ci.client import DaguClient, Retry
 from dagu_ci.models import LogPage, StepSnapshot
@@ -71,43 +71,47 @@ class LogTailer:
             pairs.append(("stderr", step.stderr))
         return [(stream, path) for stream, path in pairs if path]
 
-    def read(self, step: StepSnapshot, stream: str, path: str, mode: ReadMode) -> Chunk:
+    def read(self, step: StepSnapshot, stream: str, path: str, mode: ReadMode) -> Iterator[Chunk]:
+        """New lines, one chunk per page read: a big log streams out as it is read,
+        and memory stays flat whatever the log's size."""
         cursor = self._cursors.get((step.name, stream))
         restarted = cursor is not None and cursor.path != path
         if cursor is None or restarted:
             cursor = self._cursors[(step.name, stream)] = StreamCursor(path=path)
         chunk = Chunk([], restarted=restarted)
         if cursor.skipped:
-            return chunk
+            yield chunk
+            return
         while True:
             offset = cursor.emitted + 1
             page = self._read(step.name, stream, offset=offset, limit=PAGE)
             if page is None:
-                return chunk
+                yield chunk
+                return
             if page.too_long:
                 self._read_whole(step.name, stream, cursor, mode, chunk)
-                return chunk
+                yield chunk
+                return
             lines = list(page.lines)
             full = len(lines) >= PAGE
             if mode is ReadMode.FINAL:
                 self._take(cursor, lines, chunk)
-                if full:
-                    continue
-                if _maybe_capped(page, offset, len(lines)):
+                if not full and _maybe_capped(page, offset, len(lines)):
                     self._reconcile(step.name, stream, cursor, page, chunk)
-                return chunk
-            # The last line returned may be half-written: never count it complete yet.
-            tail = lines.pop() if lines else None
-            self._take(cursor, lines, chunk)
-            if full:
-                continue
-            if tail is not None:
-                if mode is ReadMode.LIVE:
-                    self._hold(cursor, tail, chunk)
-                else:
-                    self._show_partial(cursor, tail, chunk)
+            else:
+                # The last line returned may be half-written: never count it complete yet.
+                tail = lines.pop() if lines else None
+                self._take(cursor, lines, chunk)
+                if not full and tail is not None:
+                    if mode is ReadMode.LIVE:
+                        self._hold(cursor, tail, chunk)
+                    else:
+                        self._show_partial(cursor, tail, chunk)
             chunk.active = chunk.active or bool(chunk.lines)
-            return chunk
+            yield chunk
+            if not full:
+                return
+            chunk = Chunk([])
 
     # -- pieces ---------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import queue
+import socket
 import threading
 from dataclasses import dataclass
 from typing import Iterable, List, Optional, Union
@@ -75,11 +76,16 @@ class PushStream:
         return self
 
     def close(self) -> None:
+        """At once: the reader thread may be blocked in a read until the next frame."""
         self.live = False
         response = self._response
         if response is not None:
+            # close() alone waits for that read; shutting the socket down first ends it now.
+            sock = getattr(getattr(getattr(response, "raw", None), "_connection", None), "sock", None)
             try:
-                response.close()  # unblocks the reader thread
+                if sock is not None:
+                    sock.shutdown(socket.SHUT_RDWR)
+                response.close()
             except Exception:  # noqa: BLE001 - closing a dead socket may raise anything
                 pass
         self._session.close()
