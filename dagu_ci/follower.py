@@ -40,6 +40,7 @@ STATUS_CAP = 3.0  # longest wait between status polls while nothing changes
 LOG_CAP = 15.0  # longest wait between reads of a quiet log
 WATCHDOG = 10.0  # status poll while the server pushes, in case the stream goes quiet
 PUSHED_LOG_CAP = 300.0  # a quiet log's safety-net read while the server says when logs change
+YOUNG_LOG = 3.0  # seconds after a log is first read during which it is read at the base rate
 OUTAGE_NOTICE_EVERY = 30.0
 
 
@@ -78,12 +79,16 @@ class LogSchedule:
         self.cap = LOG_CAP
         self._due: Dict[StreamKey, float] = {}
         self._interval: Dict[StreamKey, float] = {}
+        self._first: Dict[StreamKey, float] = {}
 
     def due(self, key: StreamKey, now: float) -> bool:
         return self._due.get(key, 0.0) <= now
 
     def record(self, key: StreamKey, now: float, active: bool, release_at: Optional[float]) -> None:
-        interval = self.base if active else min(self._interval.get(key, self.base) * 2, self.cap)
+        first = self._first.setdefault(key, now)
+        # A young log is read at the base rate: its first lines should show at once.
+        young = now - first < YOUNG_LOG
+        interval = self.base if active or young else min(self._interval.get(key, self.base) * 2, self.cap)
         self._interval[key] = interval
         due = now + interval
         # A held-back last line is re-read when it may be released, so it shows promptly.
