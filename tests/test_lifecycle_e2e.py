@@ -182,3 +182,10 @@ def test_cancel_superseded_stops_exactly_the_same_group(fake_factory):
     for proc in (older[1], plain, newer):
         proc.send_signal(signal.SIGTERM)
         proc.finish()
+
+
+def test_suspended_dag_is_refused_before_any_start(fake_factory):
+    server = fake_factory(dag(suspended=True))
+    assert_clean_error(run(server), 2, r"DAG 'deploy' is suspended .* resume it")
+    assert_clean_error(run(server, "--dry-run"), 2, r"is suspended")
+    assert not [r for r in server.requests if r.method == "POST"]
