@@ -386,6 +386,33 @@ def outputs(dag: str, run_id: str, as_json: bool, **connection: Any) -> int:
     return _inspect(connection, as_json, lambda client, output: inspect.outputs(client, output, dag, run_id), no_run_is_usage=True)
 
 
+@cli.command(context_settings=CONTEXT)
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False), metavar="FILE...")
+@connection_options
+@click.option("--local", is_flag=True, help="Only the local checks; do not ask the server.")
+@json_option
+def validate(files: Sequence[str], local: bool, as_json: bool, **connection: Any) -> int:
+    """Check DAG files: YAML and steps locally (file:line errors), then the server's /dags/validate.
+
+    \b
+    Examples:
+      dagu-ci validate dags/*.yaml
+      dagu-ci validate --local dags/deploy.yaml    # no server needed
+
+    \b
+    Exit codes: 0 all valid, 1 any invalid, 2 usage error, 4 server error.
+    """
+    from dagu_ci import dagfiles, inspect
+    from dagu_ci.reporters.plain import PlainReporter
+
+    client = None if local else _client(connection, 30.0, PlainReporter(sys.stderr))
+    try:
+        return dagfiles.validate(files, client, inspect.Output(as_json=as_json))
+    finally:
+        if client is not None:
+            client.close()
+
+
 def _inspect(connection: dict, as_json: bool, command: Callable[[Any, Any], int], no_run_is_usage: bool = False) -> int:
     """Run a read-only command with a client and an output; only `status` exits 6 for "no run"."""
     from dagu_ci import inspect

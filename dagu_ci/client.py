@@ -381,6 +381,15 @@ class DaguClient:
         url = f"{self.api.api_root}/dag-runs/{_seg(dag_name)}/{_seg(run_id)}/retry"
         self._send("POST", url, json=body, retry=Retry(None))
 
+    def validate_spec(self, spec: str, name: str = "") -> Optional[List[str]]:
+        """POST /dags/validate: the server's own errors for a DAG YAML (nothing is saved);
+        None where the server has no such endpoint."""
+        body = {"spec": spec, **({"name": name} if name else {})}
+        response = self._send("POST", self.api.api_root + "/dags/validate", json=body, retry=Retry.for_seconds(self.retry_for), allow=(404, 405))
+        if response.status_code in (404, 405):
+            return None
+        return [str(error) for error in self._json(response).get("errors") or []]
+
     def queue_position(self, dag_name: str, run_id: str) -> Optional[Tuple[str, int, int]]:
         """(queue, position, queued) of a queued run, where the server tells; None otherwise.
 

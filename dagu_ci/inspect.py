@@ -212,7 +212,7 @@ def logs(client: DaguClient, output: Output, request: LogRequest) -> int:
         else:
             # The run may still be going: FLUSH shows every line written so far.
             mode = ReadMode.FINAL if step.status.is_finished else ReadMode.FLUSH
-            collected[step.name] = tailer.read(step, request.stream, path, mode).lines
+            collected[step.name] = [line for chunk in tailer.read(step, request.stream, path, mode) for line in chunk.lines]
     if output.as_json:
         output.document({"dag": request.dag, "run_id": snapshot.run_id, "stream": request.stream, "steps": [
             {"name": step.name, "status": step.status.label, "lines": collected[step.name]} for step in steps

@@ -255,6 +255,28 @@ def test_retry_without_follow_and_of_an_active_run(fake_factory):
 
 
 def test_help_of_every_command_has_an_example():
-    for command in ("run", "start", "follow", "status", "logs", "stop", "retry", "dags", "history", "outputs"):
+    for command in ("run", "start", "follow", "status", "logs", "stop", "retry", "dags", "history", "outputs", "validate"):
         result = run_cli(command, "--help")
         assert result.code == 0 and "Example" in result.stdout, command
+
+
+# -- validate ---------------------------------------------------------------------------
+
+
+def test_validate_local_and_server_errors_exit_1_valid_exit_0(fake_factory, tmp_path):
+    server = fake_factory(two_steps())
+    good = tmp_path / "good.yaml"
+    good.write_text("name: good\nsteps:\n  - name: a\n    command: echo hi\n")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("steps:\n  - name: a\n   command: echo\n")
+    server_only = tmp_path / "nocmd.yaml"
+    server_only.write_text("steps:\n  - name: lonely\n")
+    result = cli(server, "validate", str(good))
+    assert result.code == 0, result.output
+    assert f"valid: {good} (good; checked locally and by the server)" in result.stdout
+    result = cli(server, "validate", str(good), str(broken), str(server_only))
+    assert result.code == 1, result.output
+    assert re.search(rf"^invalid: {re.escape(str(broken))}:3:\d+: ", result.stdout, re.M)
+    assert f"invalid: {server_only}: step lonely: either command, script or call must be specified" in result.stdout
+    local = run_cli("validate", "--local", str(server_only), "--url", "http://127.0.0.1:9", "--json")
+    assert local.code == 0 and json.loads(local.stdout)[0]["server_checked"] is False

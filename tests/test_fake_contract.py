@@ -196,6 +196,8 @@ def drive(server: FakeDagu, rec: Recorder) -> None:
     rec.call("GET", "/dags/{fileName}", "/dags/deploy", 200)
     rec.call("GET", "/dags/{fileName}", "/dags/never", 200)
     rec.call("GET", "/dags/{fileName}", "/dags/nope", 404)
+    rec.call("POST", "/dags/validate", "/dags/validate", 200, json={"spec": "steps:\n  - name: a\n    command: true\n"})
+    rec.call("POST", "/dags/validate", "/dags/validate", 200, json={"spec": "steps: []\n", "name": "empty"})
     rec.call("POST", "/dags/{fileName}/start", "/dags/nope/start", 404, json={})
 
     params = '{"VERSION":"1.2.3"}'

@@ -72,6 +72,8 @@ _BODY_TYPES = {
     "labels": list,
     "tags": list,
     "inputs": dict,
+    "spec": str,
+    "name": str,
 }
 
 
@@ -175,6 +177,8 @@ class DaguAPI:
             add("GET", "/api/v1", "/dags", self.legacy_dags)
         add("GET", api, "/dags", self.list_dags)
         add("GET", api, "/dags/{file}", self.get_dag)
+        if v.at_least(1, 30, 0):  # in the 1.30.3 and later OpenAPI documents
+            add("POST", api, "/dags/validate", self.validate_dag, body=True)
         add("POST", api, "/dags/{file}/start", self.start, body=True)
         add("POST", api, "/dags/{file}/enqueue", self.enqueue, body=True)
         add("GET", api, "/dags/{file}/dag-runs/{run_id}", self.get_dag_run_by_file)
@@ -327,6 +331,11 @@ class DaguAPI:
                 "errors": [],
             },
         )
+
+    def validate_dag(self, request: Request, body: Dict[str, Any]) -> Reply:
+        """ValidateDAGSpec: nothing is saved; errors as strings, valid when there are none."""
+        errors = validate_spec(body.get("spec") or "")
+        return Reply.json(200, {"valid": not errors, "errors": errors})
 
     # -- starting runs ------------------------------------------------------------
     def start(self, request: Request, body: Dict[str, Any]) -> Reply:
@@ -624,6 +633,26 @@ class DaguAPI:
         assert run is not None
         with self.engine.lock:
             return Reply.json(200, render.outputs_json(self.v, run))
+
+
+def validate_spec(text: str) -> List[str]:
+    """The loader's complaints the fake can tell: YAML, a mapping, steps, step names."""
+    import yaml
+
+    try:
+        spec = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        return [f"failed to unmarshal YAML: {exc}"]
+    if not isinstance(spec, dict):
+        return ["invalid DAG definition: expected a mapping"]
+    steps = spec.get("steps")
+    if not steps:
+        return ["at least one step must be specified"]
+    errors = []
+    for step in steps if isinstance(steps, list) else []:
+        if isinstance(step, dict) and not (step.get("command") or step.get("script") or step.get("run") or step.get("call")):
+            errors.append(f"step {step.get('name') or '?'}: either command, script or call must be specified")
+    return errors
 
 
 def _run_id_problem(run_id: str) -> Optional[str]:
