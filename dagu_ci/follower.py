@@ -14,6 +14,7 @@ The loop knows nothing of CI hosts: it emits events, and reporters render them.
 from __future__ import annotations
 
 import queue
+import random
 import time
 from dataclasses import dataclass
 from typing import Callable, Dict, Optional, Set, Tuple
@@ -65,7 +66,9 @@ class Backoff:
 
     def next(self, changed: bool) -> float:
         self.current = self.base if changed else min(self.current * 1.5, self.cap)
-        return self.current
+        # Jitter: many CI jobs watching one server should not poll in step, and a run's
+        # end should not keep falling at the same phase of our polls.
+        return self.current * random.uniform(0.85, 1.15) if not changed else self.current
 
 
 StreamKey = Tuple[str, str]
@@ -88,7 +91,12 @@ class LogSchedule:
         first = self._first.setdefault(key, now)
         # A young log is read at the base rate: its first lines should show at once.
         young = now - first < YOUNG_LOG
-        interval = self.base if active or young else min(self._interval.get(key, self.base) * 2, self.cap)
+        if active or young:
+            interval = self.base
+        elif self.cap >= PUSHED_LOG_CAP:
+            interval = self.cap  # the server pushes when this log changes: no periodic reads
+        else:
+            interval = min(self._interval.get(key, self.base) * 2, self.cap)
         self._interval[key] = interval
         due = now + interval
         # A held-back last line is re-read when it may be released, so it shows promptly.
@@ -142,7 +150,8 @@ class Follower:
                     self._drain_all(snapshot)
                     return snapshot
                 self._open_push(snapshot)
-                snapshot = self._next(backoff.next(changed))
+                interval = backoff.next(changed)
+                snapshot = self._next(interval, quiet=backoff.current >= backoff.cap)
         finally:
             self._close_push()
 
@@ -173,11 +182,10 @@ class Follower:
         self._last_status = time.monotonic()
         return snapshot
 
-    def _next(self, interval: float) -> RunSnapshot:
+    def _next(self, interval: float, quiet: bool) -> RunSnapshot:
         """Wait for the next thing worth a look: a pushed snapshot, a log due, or status time."""
         # With push, keep polling while things change (quickest end detection) and let the
         # server's pushes plus a slow watchdog cover the quiet stretches (least load).
-        quiet = interval >= STATUS_CAP
         status_due = self._last_status + (WATCHDOG if self._push and quiet else interval)
         wake = status_due
         next_log = self.schedule.next_due()
