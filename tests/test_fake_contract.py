@@ -63,7 +63,7 @@ DEVIATIONS = [
     ),
     Deviation(
         "null-labels",
-        r"^GET /(dag-runs|dags)\b.* 200$",
+        r"^GET /(dag-runs|dags|queues)\b.* 200$",
         r"at [\w.\[\]]*\b(labels|tags): (None for not nullable|None is not of type 'array')$",
         "API.md §4.2 / transformer.go: labels and tags are `&s.Labels` (`&s.Tags` before 2.6) on a "
         "nil slice, so a run without labels serialises them as null; the spec says array.",
@@ -178,6 +178,7 @@ def scenario_dags() -> List[Dag]:
                 Step("test", [lines(20, "test {i}"), err("a warning")], depends=["build"]),
             ],
             handlers={"onExit": Step("onExit", [out("cleanup")])},
+            artifacts={"report.html": "<html></html>", "dir/a.txt": "x"},  # served from 2.5.0
         ),
         Dag(file="slow", steps=[Step("long", [out("working"), sleep(20)])]),
         Dag(file="gate", steps=[Step("gate", [approval()]), Step("ship", [out("shipped")], depends=["gate"])]),
@@ -241,6 +242,7 @@ def drive(server: FakeDagu, rec: Recorder) -> None:
     rec.call("POST", "/dags/{fileName}/enqueue", "/dags/queued/enqueue", 200, json={"dagRunId": "q1"})
     rec.call("GET", run_t, "/dag-runs/queued/q1", 200)
     rec.call("GET", step_t, "/dag-runs/queued/q1/steps/q/log?stream=stdout", 404 if v.log_not_found_is_404 else 500)
+    lifecycle_queues(rec, v)
     rec.call("GET", run_t + "/dequeue", "/dag-runs/queued/q1/dequeue", 200)
     rec.call("GET", run_t + "/dequeue", "/dag-runs/queued/q1/dequeue", 400)
 
@@ -277,6 +279,53 @@ def drive(server: FakeDagu, rec: Recorder) -> None:
     if v.flavor == "v2x":
         rec.call("POST", run_t + "/retry", "/dag-runs/flaky/f1/retry", 404, json={"dagRunId": "f1", "stepName": "nope"})
     rec.call("GET", "/dag-runs", "/dag-runs?status=2", 200)
+    lifecycle_runs(server, rec)
+
+
+def lifecycle_queues(rec: Recorder, v: Any) -> None:
+    """Issue 6: a queued run's position (q1 is queued here)."""
+    rec.call("GET", "/queues", "/queues", 200)
+    if v.flavor == "v2x":
+        query = "?limit=10" if v.at_least(2, 4, 2) else "?type=queued&page=1&perPage=10"
+        rec.call("GET", "/queues/{name}/items", "/queues/queued/items" + query, 200)
+    if v.at_least(2, 4, 2):
+        rec.call("GET", "/queues/{name}", "/queues/queued", 200)
+        rec.call("GET", "/queues/{name}", "/queues/nope", 404)
+
+
+def lifecycle_runs(server: FakeDagu, rec: Recorder) -> None:
+    """Issue 6: labels and list filters, inline-spec runs, artifacts."""
+    v = server.version
+    run_t = "/dag-runs/{name}/{dagRunId}"
+    field = "labels" if v.at_least(2, 6, 0) else "tags"
+    body = {"dagRunId": "l1", "params": '{"VERSION":"2.0.0"}'}
+    if v.at_least(2, 2, 0):
+        body[field] = ["ci=github", "dagu-ci-group=main"]
+    rec.call("POST", "/dags/{fileName}/start", "/dags/deploy/start", 200, json=body)
+    server.wait_for_status("deploy-prod", "l1", {4}, timeout=10)
+    rec.call("GET", "/dag-runs", "/dag-runs?name=deploy-prod&status=1&" + field + "=dagu-ci-group=main", 200)
+    rec.call("GET", "/dag-runs", "/dag-runs?name=deploy-prod&" + field + "=dagu-ci-group=main,ci", 200)
+    if v.at_least(2, 6, 0):
+        rec.call("GET", "/dag-runs", "/dag-runs?labels=a&tags=b", 400)
+
+    spec = "name: inline-review\nsteps:\n  - name: a\n    command: echo hello\n"
+    inline = {"spec": spec, "dagRunId": "i1"}
+    if v.at_least(2, 2, 0):
+        inline[field] = ["pr=7"]
+    rec.call("POST", "/dag-runs", "/dag-runs", 200, json=inline)
+    rec.call("POST", "/dag-runs", "/dag-runs", 409, json=inline)
+    rec.call("POST", "/dag-runs", "/dag-runs", 400, json={"spec": "steps: [\n"})
+    rec.call("POST", "/dag-runs", "/dag-runs", 400, json={"spec": ""})
+    server.wait_for_status("inline-review", "i1", {4}, timeout=10)
+    rec.call("GET", run_t, "/dag-runs/inline-review/i1", 200)
+
+    if v.at_least(2, 5, 0):
+        art = run_t + "/artifacts"
+        rec.call("GET", art, "/dag-runs/deploy-prod/l1/artifacts", 200)
+        rec.call("GET", art, "/dag-runs/deploy-prod/l1/artifacts?recursive=true", 200)
+        rec.call("GET", art, "/dag-runs/flaky/f1/artifacts", 404)
+        rec.call("GET", art + "/download", "/dag-runs/deploy-prod/l1/artifacts/download?path=dir/a.txt", 200)
+        rec.call("GET", art + "/download", "/dag-runs/deploy-prod/l1/artifacts/download?path=nope.txt", 404)
 
 
 @pytest.mark.parametrize("version", list(SPECS))

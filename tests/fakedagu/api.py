@@ -16,6 +16,7 @@ from urllib.parse import parse_qs, unquote
 from . import render
 from .dags import Dag
 from .engine import Engine, Run, rfc3339, uuid7
+from .lifecycle import Lifecycle
 from .logs import LineTooLong, read_log_lines
 from .params import missing_required, resolve_params
 from .transport import Incoming, Reply
@@ -155,6 +156,7 @@ class DaguAPI:
         self.config = config
         self.auth = auth
         self.started_at = started_at
+        self.lifecycle = Lifecycle(self)  # labels, queues, inline specs, artifacts (issue 6)
         self.routes = self._routes()
 
     # -- routing -----------------------------------------------------------------
@@ -182,7 +184,7 @@ class DaguAPI:
         add("POST", api, "/dags/{file}/start", self.start, body=True)
         add("POST", api, "/dags/{file}/enqueue", self.enqueue, body=True)
         add("GET", api, "/dags/{file}/dag-runs/{run_id}", self.get_dag_run_by_file)
-        add("GET", api, "/dag-runs", self.list_runs)
+        add("GET", api, "/dag-runs", self.lifecycle.list_runs)
         run = "/dag-runs/{name}/{run_id}"
         add("GET", api, run, self.get_run)
         add("GET", api, run + "/log", self.run_log)
@@ -197,6 +199,7 @@ class DaguAPI:
             add("POST", api, run + "/steps/{step}/reject", self.reject, body=True)
         if v.has_outputs:
             add("GET", api, run + "/outputs", self.outputs)
+        self.lifecycle.add_routes(add, api)
         return routes
 
     def dispatch(self, incoming: Incoming, path: str, query_string: str) -> Reply:
@@ -380,13 +383,9 @@ class DaguAPI:
                 return conflict
             if self.engine.find(name, run_id) is not None:
                 return Reply.error(409, "already_exists", f"dag-run ID {run_id} already exists for DAG {name}")
-            labels: List[str] = []
-            if v.at_least(2, 2, 0):
-                given_labels = body.get("labels") if v.at_least(2, 6, 0) else None
-                given_tags = body.get("tags")
-                if given_labels and given_tags:
-                    return Reply.error(400, "bad_request", "labels and deprecated tags cannot both be set")
-                labels = list(given_labels or given_tags or [])
+            labels, refusal = self.lifecycle.start_labels(dag, body)
+            if refusal is not None:
+                return refusal
             if missing and v.flavor == "v2x":
                 return Reply.error(400, "bad_request", f"missing required parameter: {', '.join(missing)}")
             if not subprocess_fails:

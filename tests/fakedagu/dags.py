@@ -156,6 +156,9 @@ class Dag:
     labels: List[str] = field(default_factory=list)
     schedule: List[str] = field(default_factory=list)  # cron expressions
     suspended: bool = False
+    # Artifacts (2.5.0+): None = not enabled; else relative path -> content, written when
+    # the run ends (lifecycle.py). {} = enabled, nothing written.
+    artifacts: Optional[Dict[str, Union[str, bytes]]] = None
 
     def __post_init__(self) -> None:
         if not self.file:

@@ -11,6 +11,7 @@ from typing import Any, Dict, List, Optional
 
 from .dags import Dag, Step
 from .engine import Attempt, NodeState, Run
+from .lifecycle import artifacts_available
 from .params import escaped_defaults, param_strings
 from .versions import ServerVersion, node_status_label, status_label
 
@@ -96,7 +97,7 @@ def _common(
         body["autoRetryCount"] = attempt.auto_retry_count if attempt else 0
         body["autoRetryLimit"] = run.auto_retry_limit if run is not None else None
     if version.at_least(2, 5, 0):
-        body["artifactsAvailable"] = False
+        body["artifactsAvailable"] = run is not None and artifacts_available(run)
     if version.at_least(2, 0, 0):
         labels = _labels(run)
         body["tags"] = labels  # null when the run has none

@@ -262,6 +262,29 @@ class FakeDagu:
     def retry_run(self, name: str, run_id: str) -> bool:
         return self.engine.retry(self.get_run(name, run_id))
 
+    @property
+    def hostile_artifacts(self) -> Optional[List[Any]]:
+        """A listing served by `.../artifacts` instead of the real tree (2.5.0+), for
+        testing a client's path checks: ArtifactTreeNode dicts or path strings such as
+        "../../etc/passwd" or "/abs". Downloads then answer 200 with b"pwned\\n" for any
+        path. The run's DAG must have artifacts (`Dag(artifacts={...})`) for the run to
+        report `artifactsAvailable`. None (the default) serves the real tree."""
+        return self._api.lifecycle.hostile_artifacts
+
+    @hostile_artifacts.setter
+    def hostile_artifacts(self, listing: Optional[List[Any]]) -> None:
+        self._api.lifecycle.hostile_artifacts = None if listing is None else list(listing)
+
+    @property
+    def strict_labels(self) -> bool:
+        """Refuse run labels/tags the real server refuses (2.2.0+: 400 "invalid labels:
+        ..." for a value outside [a-zA-Z0-9][a-zA-Z0-9_./-]*, e.g. a URL). Default False."""
+        return self._api.lifecycle.strict_labels
+
+    @strict_labels.setter
+    def strict_labels(self, value: bool) -> None:
+        self._api.lifecycle.strict_labels = bool(value)
+
     def release_queue(self) -> None:
         """Let the "scheduler" start every queued run now."""
         self.engine.release_queue()
