@@ -442,31 +442,6 @@ class DaguAPI:
         with self.engine.lock:
             return Reply.json(200, {"dagRun": render.run_details(self.v, run)})
 
-    def list_runs(self, request: Request) -> Reply:
-        name = request.arg("name") or ""
-        run_id = request.arg("dagRunId") or ""
-        statuses: List[int] = []
-        for value in request.query.get("status", []):
-            for part in value.split(","):
-                if part.strip():
-                    try:
-                        statuses.append(int(part))
-                    except ValueError:
-                        raise BadQuery(f"Invalid format for parameter status: {part}")
-        with self.engine.lock:
-            runs = [
-                r for r in reversed(self.engine.all_runs())
-                if (not name or r.name == name)
-                and (not run_id or run_id in r.run_id)
-                and (not statuses or r.status in statuses)
-            ]
-            if self.v.flavor == "v2x":  # DAGRunListLimit (default 100); 1.x has no limit
-                limit = request.int_arg("limit") or 100
-                if not 1 <= limit <= 500:
-                    return Reply.error(400, "bad_request", "limit must be between 1 and 500")
-                runs = runs[:limit]
-            return Reply.json(200, {"dagRuns": [render.run_summary(self.v, r) for r in runs]})
-
     # -- logs ----------------------------------------------------------------------
     def _read(self, path: str, request: Request) -> Any:
         return read_log_lines(
@@ -479,16 +454,24 @@ class DaguAPI:
             too_long_as_content_for_head_tail=self.v.at_least(1, 18, 0),
         )
 
-    def step_log(self, request: Request) -> Reply:
+    def _step_node(self, request: Request) -> Tuple[Any, Optional[Reply]]:
+        """The named step of the run (latest not allowed on log endpoints), or the error reply."""
         name, run_id, step = request.params["name"], request.params["run_id"], request.params["step"]
         run, error = self._lookup(name, run_id, allow_latest=False)
         if error is not None:
-            return error
+            return None, error
         assert run is not None
+        node = run.attempt.node(step)
+        if node is None:
+            return None, Reply.error(404, "not_found", f"step {step} not found in DAG {name}")
+        return node, None
+
+    def step_log(self, request: Request) -> Reply:
+        step = request.params["step"]
         with self.engine.lock:
-            node = run.attempt.node(step)
-            if node is None:
-                return Reply.error(404, "not_found", f"step {step} not found in DAG {name}")
+            node, error = self._step_node(request)
+            if error is not None:
+                return error
             stream = request.arg("stream")
             if stream is None:
                 return Reply.empty(500)  # *request.Params.Stream on a nil pointer
@@ -505,14 +488,10 @@ class DaguAPI:
 
     def step_log_download(self, request: Request) -> Reply:
         name, run_id, step = request.params["name"], request.params["run_id"], request.params["step"]
-        run, error = self._lookup(name, run_id, allow_latest=False)
-        if error is not None:
-            return error
-        assert run is not None
         with self.engine.lock:
-            node = run.attempt.node(step)
-            if node is None:
-                return Reply.error(404, "not_found", f"step {step} not found in DAG {name}")
+            node, error = self._step_node(request)
+            if error is not None:
+                return error
             stream = "stderr" if request.arg("stream") == "stderr" else "stdout"
             path = node.stderr if stream == "stderr" else node.stdout
         if not path:
