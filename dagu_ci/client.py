@@ -27,8 +27,10 @@ JSON_PARAMS_SINCE: Version = (1, 30, 0)
 LITERAL_PARAMS_SINCE: Version = (2, 3, 0)
 LOG_DOWNLOAD_SINCE: Version = (2, 0, 0)
 OUTPUTS_SINCE: Version = (1, 29, 0)
-SPEC_RUNS_SINCE: Version = (2, 0, 0)
+SPEC_RUNS_SINCE: Version = (1, 23, 0)  # POST /dag-runs
+SPEC_ENQUEUE_SINCE: Version = (1, 24, 0)  # POST /dag-runs/enqueue
 LATEST_ALIAS_SINCE: Version = (1, 22, 10)
+STATUS_LIST_SINCE: Version = (2, 4, 2)  # repeated `status` on GET /dag-runs
 
 RETRYABLE_STATUSES = {429, 500, 502, 503, 504}
 # A 500 with a Dagu JSON error body is usually a deterministic answer, not a blip.
@@ -269,7 +271,7 @@ class DaguClient:
         return self._send("POST", url, json=dict(body), retry=Retry(None), allow=(400, 404, 409, 500))
 
     def post_spec_run(self, body: Mapping[str, Any], enqueue: bool) -> requests.Response:
-        """One POST /dag-runs (or /dag-runs/enqueue): a run of an inline YAML spec (2.x)."""
+        """One POST /dag-runs (or /dag-runs/enqueue): a run of an inline YAML spec."""
         url = f"{self.api.api_root}/dag-runs" + ("/enqueue" if enqueue else "")
         return self._send("POST", url, json=dict(body), retry=Retry(None), allow=(400, 404, 409, 500))
 
@@ -329,24 +331,34 @@ class DaguClient:
         statuses: Iterable[int] = (),
         labels: Iterable[str] = (),
         label_param: str = "labels",
+        limit: int = 0,
     ) -> List[Dict[str, Any]]:
-        """GET /dag-runs filtered by name, status and labels (`tags` before 2.6): summaries."""
-        query: List[Tuple[str, Any]] = [("name", dag_name)]
-        query += [("status", int(status)) for status in statuses]
+        """GET /dag-runs: summaries of the runs of exactly `dag_name` (newest first), filtered
+        by status and labels (`tags` before 2.6), at most `limit` of each status if given.
+
+        `name` is a substring match from 2.4.1, so the exact name is checked here. Several
+        `status` values in one query are a 400 before 2.4.2: one request per status there.
+        """
+        base: List[Tuple[str, Any]] = [("name", dag_name)]
         wanted = list(labels)
         if wanted:
-            query.append((label_param, ",".join(wanted)))
-        body = self._json(self._send("GET", self.api.api_root + "/dag-runs", params=query, retry=Retry.for_seconds(self.retry_for)))
-        runs = body.get("dagRuns") or []
-        return [run for run in runs if isinstance(run, dict)]
+            base.append((label_param, ",".join(wanted)))
+        if limit:
+            base.append(("limit", limit))
+        codes = [int(status) for status in statuses]
+        queries = [base + [("status", code) for code in codes]]
+        if len(codes) > 1 and not self.api.at_least(STATUS_LIST_SINCE):
+            queries = [base + [("status", code)] for code in codes]
+        runs: List[Dict[str, Any]] = []
+        for query in queries:
+            body = self._json(self._send("GET", self.api.api_root + "/dag-runs", params=query, retry=Retry.for_seconds(self.retry_for)))
+            runs += [run for run in body.get("dagRuns") or [] if isinstance(run, dict) and run.get("name") == dag_name]
+        return runs
 
     def run_history(self, dag_name: str, limit: int = 20) -> List[RunSnapshot]:
-        """The DAG's newest runs first (summaries: no steps). `limit` is a query on 2.x; older
-        servers ignore it, so the list is cut here too, and filtered by exact name."""
-        query = {"name": dag_name, "limit": limit}
-        body = self._json(self._send("GET", self.api.api_root + "/dag-runs", params=query, retry=Retry.for_seconds(self.retry_for)))
-        runs = [RunSnapshot.from_api(run) for run in body.get("dagRuns") or [] if isinstance(run, dict)]
-        return [run for run in runs if run.dag_name == dag_name][:limit]
+        """The DAG's newest runs first (summaries: no steps). `limit` is a query on 2.x;
+        older servers ignore it, so the list is cut here too."""
+        return [RunSnapshot.from_api(run) for run in self.list_runs(dag_name, limit=limit)][:limit]
 
     def latest_run(self, dag_name: str) -> Optional[RunSnapshot]:
         """The DAG's newest run with its steps; None when it never ran.

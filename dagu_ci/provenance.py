@@ -9,7 +9,14 @@ LABELS_SINCE = (2, 6, 0)  # `labels` on the start body
 TAGS_SINCE = (2, 2, 0)  # `tags`, the older name, until 2.5
 GROUP_KEY = "dagu-ci-group"
 
-_UNSAFE = re.compile(r"[\s,]+")  # label lists are comma-joined in queries: keep values whole
+# Dagu (2.2+) refuses a run whose label value is not [a-zA-Z0-9][a-zA-Z0-9_./-]* (<= 255
+# chars), and lower-cases what it keeps. So a value is made to fit: a URL loses its scheme
+# and any other character becomes "-". Lower-casing here too lets a label we send be
+# compared with the one the server gives back.
+_SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*://")
+_NOT_ALLOWED = re.compile(r"[^a-z0-9_./-]+")
+_LEADING = re.compile(r"^[^a-z0-9]+")
+MAX_VALUE = 255
 
 
 @dataclass(frozen=True)
@@ -21,7 +28,7 @@ class Provenance:
 
     def labels(self) -> List[str]:
         pairs = [("ci", self.ci), ("ci-url", self.run_url), ("sha", self.sha), ("ref", self.ref)]
-        return [label(key, value) for key, value in pairs if value]
+        return [label(key, value) for key, value in pairs if label_value(value)]
 
 
 def detect(env: Mapping[str, str]) -> Optional[Provenance]:
@@ -42,7 +49,13 @@ def detect(env: Mapping[str, str]) -> Optional[Provenance]:
 
 
 def label(key: str, value: str) -> str:
-    return f"{key}={_UNSAFE.sub('-', value.strip())}"
+    return f"{key}={label_value(value)}"
+
+
+def label_value(text: str) -> str:
+    """`text` as a value Dagu accepts and keeps unchanged (see _NOT_ALLOWED)."""
+    value = _SCHEME.sub("", text.strip().lower())
+    return _LEADING.sub("", _NOT_ALLOWED.sub("-", value))[:MAX_VALUE]
 
 
 def label_field(version_at_least) -> Optional[str]:

@@ -17,7 +17,7 @@ from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional
 
 from dagu_ci import artifacts, provenance, state
 from dagu_ci.backstop import end_run
-from dagu_ci.client import LITERAL_PARAMS_SINCE, SPEC_RUNS_SINCE, DaguClient, Retry, backoff_delay, error_fields
+from dagu_ci.client import LITERAL_PARAMS_SINCE, SPEC_ENQUEUE_SINCE, SPEC_RUNS_SINCE, DaguClient, Retry, backoff_delay, error_fields
 from dagu_ci.dagfile import load_dag_file
 from dagu_ci.errors import Cancelled, DaguCIError, ExitCode, PolicyEnd, ServerError, TimedOut, UsageError
 from dagu_ci.events import Level, Notice, RunAccepted, RunFinished, ServerDetected
@@ -183,9 +183,11 @@ class Runner:
 
     def _inline_spec(self, path: str) -> "tuple[str, Dict[str, Any]]":
         """A DAG from the repository: checked here first, then sent whole (API.md: POST /dag-runs)."""
-        if not self.client.api.at_least(SPEC_RUNS_SINCE):
+        needed, what = (SPEC_ENQUEUE_SINCE, "--spec with --enqueue") if self.request.enqueue else (SPEC_RUNS_SINCE, "--spec")
+        if not self.client.api.at_least(needed):
             raise UsageError(
-                f"--spec needs Dagu 2.0 or newer; {self.client.display_url} runs {self.client.api.version_text or 'an older version'}"
+                f"{what} needs Dagu {'.'.join(map(str, needed))} or newer; "
+                f"{self.client.display_url} runs {self.client.api.version_text or 'an older version'}"
             )
         text, spec = load_dag_file(path)
         name = str(spec.get("name") or self.request.dag)
@@ -194,8 +196,11 @@ class Runner:
     def _labels(self) -> List[str]:
         origin = provenance.detect(self.env)
         labels = origin.labels() if origin else []
-        if self.request.cancel_superseded:
-            labels.append(provenance.label(provenance.GROUP_KEY, self.request.cancel_superseded))
+        group = self.request.cancel_superseded
+        if group is not None:
+            if not provenance.label_value(group):
+                raise UsageError(f"--cancel-superseded {group!r}: the key needs a letter or a digit")
+            labels.append(provenance.label(provenance.GROUP_KEY, group))
         return labels
 
     def _warn_expansion(self) -> None:

@@ -318,6 +318,8 @@ def lifecycle_runs(server: FakeDagu, rec: Recorder) -> None:
     rec.call("POST", "/dag-runs", "/dag-runs", 400, json={"spec": ""})
     server.wait_for_status("inline-review", "i1", {4}, timeout=10)
     rec.call("GET", run_t, "/dag-runs/inline-review/i1", 200)
+    rec.call("POST", "/dag-runs/enqueue", "/dag-runs/enqueue", 200, json=dict(inline, dagRunId="i2"))
+    rec.call("GET", run_t, "/dag-runs/inline-review/i2", 200)
 
     if v.at_least(2, 5, 0):
         art = run_t + "/artifacts"

@@ -118,7 +118,20 @@ def test_provenance_labels(fake_factory):
     assert result.code == 0, result.output
     labels = server.get_run("deploy", "lab").labels
     assert "ci=github" in labels and "sha=abc" in labels and "ref=main" in labels
-    assert "ci-url=https://github.com/acme/app/actions/runs/9" in labels
+    assert "ci-url=github.com/acme/app/actions/runs/9" in labels  # Dagu refuses ":" in a value
+
+
+def test_labels_are_made_to_fit_what_dagu_accepts(fake_factory):
+    """The fake refuses what Dagu's ValidateLabels refuses (a 400 before anything starts)."""
+    server = fake_factory(dag(), version="2.6.5")
+    env = {"JENKINS_URL": "http://ci:8080/", "BUILD_URL": "http://ci:8080/job/App/12/",
+           "GIT_COMMIT": "ABC123", "BRANCH_NAME": "feature/Odd name,x"}
+    result = run(server, "--run-id", "fit", "--cancel-superseded", "Feature/Odd name", env=env)
+    assert result.code == 0, result.output
+    assert server.get_run("deploy", "fit").labels == [
+        "ci=jenkins", "ci-url=ci-8080/job/app/12/", "sha=abc123", "ref=feature/odd-name-x",
+        "dagu-ci-group=feature/odd-name"]
+    assert_clean_error(run(server, "--cancel-superseded", "--"), 2, "needs a letter or a digit")
 
 
 def test_provenance_tags_on_older_2x_and_none_before(fake_factory):
@@ -182,6 +195,99 @@ def test_cancel_superseded_stops_exactly_the_same_group(fake_factory):
     for proc in (older[1], plain, newer):
         proc.send_signal(signal.SIGTERM)
         proc.finish()
+
+
+def test_cancel_superseded_on_a_server_with_substring_names_and_single_status(fake_factory):
+    """2.4.0 takes one `status` per query; 2.4.1+ matches `name` as a substring. Neither
+    may make dagu-ci stop another DAG's run or fail with a 400."""
+    long = [out("working"), sleep(30)]
+    for version in ("2.4.0", "2.4.1"):
+        server = fake_factory(dag(Step("long", list(long))), Dag(file="deploy-docs", steps=[Step("long", list(long))]),
+                              version=version)
+        other = start_cli("run", "deploy-docs", "--url", server.url, *FAST, "--run-id", "docs-1", "--cancel-superseded", "main")
+        older = start_cli("run", "deploy", "--url", server.url, *FAST, "--run-id", "main-1", "--cancel-superseded", "main")
+        server.wait_for_status("deploy-docs", "docs-1", {1}, timeout=10)
+        server.wait_for_status("deploy", "main-1", {1}, timeout=10)
+        newer = start_cli("run", "deploy", "--url", server.url, *FAST, "--run-id", "main-2", "--cancel-superseded", "main")
+        newer.wait_for("superseded: stopping run main-1")
+        assert older.finish().code == 3
+        assert server.get_run("deploy-docs", "docs-1").status == 1, version
+        assert "docs-1" not in newer.stdout
+        for proc in (other, newer):
+            proc.send_signal(signal.SIGTERM)
+            proc.finish()
+
+
+def test_spec_runs_a_dag_from_the_repository(fake_factory, tmp_path):
+    spec = tmp_path / "review.yaml"
+    spec.write_text("name: review\nparams:\n  - WHO: world\nsteps:\n  - name: greet\n    command: echo hello ${WHO}\n")
+    for version in ("1.23.0", "2.6.5"):
+        server = fake_factory(version=version)
+        result = run(server, "--spec", str(spec), "--param", "WHO=ci", "--run-id", "pr-7")
+        assert result.code == 0, result.output
+        assert log_lines(result.stdout) == ["hello ci"], version
+        assert server.get_run("review", "pr-7").status == 4
+        assert not [r for r in server.requests if "/dags/" in r.path]  # nothing installed on the server
+
+
+def test_spec_enqueue_and_older_servers(fake_factory, tmp_path):
+    spec = tmp_path / "review.yaml"
+    spec.write_text("steps:\n  - echo queued then ran\n")
+    server = fake_factory(version="1.24.0")
+    result = run(server, "--spec", str(spec), "--enqueue", "--run-id", "q-spec")
+    assert result.code == 0, result.output
+    assert log_lines(result.stdout) == ["queued then ran"]
+    assert_clean_error(run(fake_factory(version="1.23.0"), "--spec", str(spec), "--enqueue"), 2,
+                       r"--spec with --enqueue needs Dagu 1\.24\.0 or newer; .* runs 1\.23\.0")
+    assert_clean_error(run(fake_factory(version="1.22.10"), "--spec", str(spec)), 2, r"--spec needs Dagu 1\.23\.0 or newer")
+
+
+def test_spec_is_checked_locally_before_anything_is_sent(fake_factory, tmp_path):
+    server = fake_factory(version="2.6.5")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("steps:\n  - name: a\n    command: [unclosed\n")
+    assert_clean_error(run(server, "--spec", str(broken)), 2, r"broken\.yaml:\d+:\d+: ")
+    no_steps = tmp_path / "empty.yaml"
+    no_steps.write_text("name: x\n")
+    assert_clean_error(run(server, "--spec", str(no_steps)), 2, r"empty\.yaml: no steps")
+    assert not [r for r in server.requests if r.method == "POST"]
+
+
+def test_download_artifacts_keeps_the_tree(fake_factory, tmp_path):
+    server = fake_factory(dag(artifacts={"report.html": "<p>ok</p>", "logs/deep/a.txt": "A"}), version="2.6.5")
+    target = tmp_path / "artifacts"
+    result = run(server, "--download-artifacts", str(target), "--run-id", "art")
+    assert result.code == 0, result.output
+    assert "downloaded 2 artifacts into" in result.stdout
+    assert (target / "report.html").read_text() == "<p>ok</p>"
+    assert (target / "logs" / "deep" / "a.txt").read_text() == "A"
+    old = fake_factory(dag(artifacts={"x": "y"}), version="2.4.0")
+    result = run(old, "--download-artifacts", str(tmp_path / "old"), "--run-id", "art")
+    assert result.code == 0 and "the run has no artifacts to download" in result.stdout
+    assert not (tmp_path / "old").exists()
+
+
+def test_download_artifacts_refuses_a_path_that_escapes(fake_factory, tmp_path):
+    server = fake_factory(dag(artifacts={"fine.txt": "ok"}), version="2.6.5")
+    server.hostile_artifacts = ["fine.txt", "../escaped.txt"]
+    target = tmp_path / "inside"
+    result = run(server, "--download-artifacts", str(target), "--run-id", "evil")
+    assert result.code == 0, result.output  # the run succeeded; the download did not
+    assert "refusing artifact path '../escaped.txt'" in result.output
+    assert not (tmp_path / "escaped.txt").exists()
+    assert not (target / "fine.txt").exists()  # every path is checked before anything is written
+    assert not [r for r in server.requests if r.path.endswith("/artifacts/download")]
+
+
+def test_queued_run_shows_its_place_in_the_queue(fake_factory):
+    import requests
+
+    server = fake_factory(dag(), queue_delay=None)  # nothing leaves the queue
+    ahead = requests.post(server.api_url + "/dags/deploy/enqueue", json={"dagRunId": "ahead"}, timeout=10)
+    assert ahead.status_code == 200, ahead.text
+    result = run(server, "--enqueue", "--queue-timeout", "1", "--run-id", "behind")
+    assert result.code == 124, result.output
+    assert "queue deploy: position 2 of 2" in result.stdout
 
 
 def test_suspended_dag_is_refused_before_any_start(fake_factory):

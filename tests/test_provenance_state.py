@@ -1,22 +1,35 @@
 """Provenance labels from each CI host, and the run state files backstops read."""
+import re
+
+from hypothesis import given
+from hypothesis import strategies as st
+
 from dagu_ci import state
-from dagu_ci.provenance import detect, label_field
+from dagu_ci.provenance import detect, label_field, label_value
 
 
 def test_github_provenance():
     env = {"GITHUB_ACTIONS": "true", "GITHUB_SERVER_URL": "https://github.com", "GITHUB_REPOSITORY": "acme/app",
            "GITHUB_RUN_ID": "42", "GITHUB_RUN_ATTEMPT": "2", "GITHUB_SHA": "abc123", "GITHUB_REF_NAME": "main"}
     assert detect(env).labels() == [
-        "ci=github", "ci-url=https://github.com/acme/app/actions/runs/42/attempts/2", "sha=abc123", "ref=main"
+        "ci=github", "ci-url=github.com/acme/app/actions/runs/42/attempts/2", "sha=abc123", "ref=main"
     ]
 
 
 def test_gitlab_and_jenkins_provenance():
     gitlab = {"GITLAB_CI": "true", "CI_JOB_URL": "https://gl/x/-/jobs/7", "CI_COMMIT_SHA": "def", "CI_COMMIT_REF_NAME": "feature x"}
-    assert detect(gitlab).labels() == ["ci=gitlab", "ci-url=https://gl/x/-/jobs/7", "sha=def", "ref=feature-x"]
+    assert detect(gitlab).labels() == ["ci=gitlab", "ci-url=gl/x/-/jobs/7", "sha=def", "ref=feature-x"]
     jenkins = {"JENKINS_URL": "https://j/", "BUILD_URL": "https://j/job/a/3/", "GIT_COMMIT": "f00", "BRANCH_NAME": "rel"}
-    assert detect(jenkins).labels() == ["ci=jenkins", "ci-url=https://j/job/a/3/", "sha=f00", "ref=rel"]
+    assert detect(jenkins).labels() == ["ci=jenkins", "ci-url=j/job/a/3/", "sha=f00", "ref=rel"]
     assert detect({}) is None
+
+
+@given(st.text())
+def test_any_label_value_is_one_dagu_accepts_and_keeps(text):
+    """Dagu's ValidateLabel pattern and length, after its lower-casing: nothing it would refuse or change."""
+    value = label_value(text)
+    assert value == "" or re.fullmatch(r"[a-z0-9][a-z0-9_./-]*", value)
+    assert len(value) <= 255 and value == value.lower()
 
 
 def test_label_field_by_version():

@@ -8,8 +8,7 @@ Facts from Dagu's Go code (dagucloud/dagu, at the cited tags):
   `core.ValidateLabels` before anything starts (`extractLabelsParam` in dags.go): a key
   matches `^[a-zA-Z0-9][a-zA-Z0-9_.-]*$` (<= 63), a value `^[a-zA-Z0-9][a-zA-Z0-9_./-]*$`
   (<= 255), otherwise 400 `invalid labels: ...` (`invalid tags: ...` before 2.6). So a
-  URL value (`https://...`) is refused. The fake refuses them only with
-  `srv.strict_labels = True` (default False until dagu-ci stops sending such labels). The run's labels are the DAG's labels followed by
+  URL value (`https://...`) is refused. The run's labels are the DAG's labels followed by
   the body's (`cmd/start.go parseAndAppendLabels`; runstatus.go `Labels: dag.Labels`).
 * `GET /dag-runs`: `name` is exact before 2.4.1 (a run directory) and a case-insensitive
   substring from 2.4.1 (pagination.go `containsFold`); `dagRunId` a substring; `status`
@@ -22,7 +21,8 @@ Facts from Dagu's Go code (dagucloud/dagu, at the cited tags):
   (`type`, `page`, `perPage` -> `{items, pagination}` in 2.0.0-2.4.1; `limit`, `cursor`
   -> `{items, nextCursor}` from 2.4.2, where `/queues/{name}` also appears). A DAG
   without a `queue:` is its own "dag-based" queue named after the DAG, maxConcurrency 1.
-* `POST /dag-runs` (ExecuteDAGRunFromSpec) from 1.23.0: `spec` required (400 `spec is
+* `POST /dag-runs` (ExecuteDAGRunFromSpec) from 1.23.0, and `POST /dag-runs/enqueue`
+  (EnqueueDAGRunFromSpec, the same body, the run starts queued) from 1.24.0: `spec` required (400 `spec is
   required`), a bad spec 400, an existing id 409, `singleton` 409, `tags` from 2.2.0 and
   `labels` from 2.6.0; 200 `{"dagRunId"}`. The fake reads the YAML with PyYAML (as
   /dags/validate does), and runs each step's `command` as a scripted step: `echo TEXT`
@@ -215,9 +215,6 @@ class Lifecycle:
         # ArtifactTreeNode dicts, or plain path strings (turned into file nodes).
         self.hostile_artifacts: Optional[List[Any]] = None
         self._artifact_lock = threading.Lock()
-        # Refuse labels the real server refuses (400 "invalid labels: ..."). Off by default
-        # for now: dagu-ci's `ci-url=https://...` label is one of them (see the report).
-        self.strict_labels = False
 
     # -- routing ---------------------------------------------------------------
     def add_routes(self, add: Callable[..., None], api: str) -> None:
@@ -230,6 +227,8 @@ class Lifecycle:
             add("GET", api, "/queues/{queue}", self.get_queue)
         if v.at_least(1, 23, 0):
             add("POST", api, "/dag-runs", self.execute_spec, body=True)
+        if v.at_least(1, 24, 0):
+            add("POST", api, "/dag-runs/enqueue", self.enqueue_spec, body=True)
         if v.at_least(2, 5, 0):
             run = "/dag-runs/{name}/{run_id}"
             add("GET", api, run + "/artifacts", self.artifacts)
@@ -251,7 +250,7 @@ class Lifecycle:
         given = [parse_label(l) for l in (given_labels or given_tags or []) if l.strip()]
         word = "label" if v.at_least(2, 6, 0) else "tag"
         problems = [f'{word} "{l}": {p}' for l in given for p in [label_problem(l, word)] if p]
-        if problems and self.strict_labels:
+        if problems:
             return [], Reply.error(400, "bad_request", f"invalid {word}s: " + "\n".join(problems))
         return labels + given, None
 
@@ -406,7 +405,10 @@ class Lifecycle:
             return Reply.json(200, body)
 
     # -- POST /dag-runs ------------------------------------------------------------
-    def execute_spec(self, request: "Request", body: Dict[str, Any]) -> Reply:
+    def enqueue_spec(self, request: "Request", body: Dict[str, Any]) -> Reply:
+        return self.execute_spec(request, body, enqueue=True)
+
+    def execute_spec(self, request: "Request", body: Dict[str, Any], enqueue: bool = False) -> Reply:
         from .api import _run_id_problem
 
         v, api = self.v, self.api
@@ -438,7 +440,7 @@ class Lifecycle:
                 not v.validates_run_id and _run_id_problem(run_id)
             ):
                 return Reply.error(500, "internal_error", "failed to start dag-run: DAG did not start")
-            self.engine.create_run(dag, dag.dag_name, run_id, resolved, labels, False, api.config.queue_delay)
+            self.engine.create_run(dag, dag.dag_name, run_id, resolved, labels, enqueue, api.config.queue_delay)
         return Reply.json(200, {"dagRunId": run_id})
 
     # -- artifacts -----------------------------------------------------------------

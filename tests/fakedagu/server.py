@@ -275,16 +275,6 @@ class FakeDagu:
     def hostile_artifacts(self, listing: Optional[List[Any]]) -> None:
         self._api.lifecycle.hostile_artifacts = None if listing is None else list(listing)
 
-    @property
-    def strict_labels(self) -> bool:
-        """Refuse run labels/tags the real server refuses (2.2.0+: 400 "invalid labels:
-        ..." for a value outside [a-zA-Z0-9][a-zA-Z0-9_./-]*, e.g. a URL). Default False."""
-        return self._api.lifecycle.strict_labels
-
-    @strict_labels.setter
-    def strict_labels(self, value: bool) -> None:
-        self._api.lifecycle.strict_labels = bool(value)
-
     def release_queue(self) -> None:
         """Let the "scheduler" start every queued run now."""
         self.engine.release_queue()
