@@ -15,7 +15,7 @@ from typing import List, Mapping, Optional
 
 # input -> CLI option, by kind. Secrets go through the environment, never argv.
 CONNECTION_INPUTS = ("url", "api-path", "username", "ca-cert", "client-cert", "client-key")
-VALUE_INPUTS = CONNECTION_INPUTS + ("params", "run-id", "timeout", "poll-interval", "start-timeout", "junit",
+VALUE_INPUTS = CONNECTION_INPUTS + ("spec", "params", "run-id", "timeout", "poll-interval", "start-timeout", "junit",
                                     "on-waiting", "queue-timeout", "cancel-superseded", "download-artifacts")
 FLAG_INPUTS = ("enqueue", "singleton", "insecure", "fail-on-partial", "dry-run")  # default false
 NEGATED_INPUTS = {"logs": "--no-logs", "stop-on-cancel": "--no-stop-on-cancel",
@@ -47,9 +47,9 @@ def read_flag(env: Mapping[str, str], name: str, default: bool) -> bool:
 def action_args(env: Mapping[str, str]) -> List[str]:
     """`dagu-ci run` arguments for the action's inputs."""
     dag = read_input(env, "dag")
-    if not dag:
-        raise InputError("input dag is required (the DAG's file name as Dagu lists it)")
-    args = ["run", dag]
+    if not dag and not read_input(env, "spec"):
+        raise InputError("input dag is required (the DAG's file name as Dagu lists it), or input spec")
+    args = ["run", dag] if dag else ["run"]
     for name in VALUE_INPUTS:
         value = read_input(env, name)
         if name == "download-artifacts" and value.lower() in TRUE:

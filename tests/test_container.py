@@ -71,7 +71,14 @@ def test_bad_boolean_input_is_one_line_and_exit_2(value):
 
 def test_missing_dag_input_is_one_line_and_exit_2():
     proc = entrypoint(env={"GITHUB_ACTIONS": "true", "INPUT_DAG": ""})
-    assert (proc.returncode, proc.stderr) == (2, "dagu-ci: error: input dag is required (the DAG's file name as Dagu lists it)\n")
+    assert (proc.returncode, proc.stderr) == (
+        2, "dagu-ci: error: input dag is required (the DAG's file name as Dagu lists it), or input spec\n")
+
+
+def test_spec_input_runs_a_repository_file_without_a_dag_name():
+    ep = load_entrypoint()
+    env = {"GITHUB_ACTIONS": "true", "INPUT_SPEC": "dags/deploy.yaml", "INPUT_URL": "http://dagu:8080"}
+    assert ep.action_args(env) == ["run", "--url", "http://dagu:8080", "--spec", "dags/deploy.yaml"]
 
 
 def test_commands_it_does_not_own_are_execd_for_gitlab_and_jenkins():

@@ -31,7 +31,7 @@ def test_both_template_documents_match_gitlabs_schema(tmp_path):
 def test_template_inputs_and_hidden_job():
     header, jobs = template_documents()
     inputs = header["spec"]["inputs"]
-    assert list(inputs) == ["dag", "url", "params", "timeout", "on-waiting", "queue-timeout", "cancel-superseded",
+    assert list(inputs) == ["dag", "spec", "url", "params", "timeout", "on-waiting", "queue-timeout", "cancel-superseded",
                            "stage", "image"]
     assert "default" not in inputs["image"]  # no published image to default to: the user names theirs
     job = jobs[".dagu-run"]
@@ -41,6 +41,29 @@ def test_template_inputs_and_hidden_job():
     # Credentials only from CI/CD variables, which dagu-ci reads itself: never an input, never on argv.
     assert not re.search(r"inputs\.(token|password|username)", text)
     assert not re.search(r"--(token|password)", text)
+
+
+def run_template_script(tmp_path, variables):
+    """The job's script under sh, with a stand-in dagu-ci that prints the arguments it gets."""
+    _, jobs = template_documents()
+    job = jobs[".dagu-run"]
+    stub = tmp_path / "dagu-ci"
+    stub.write_text('#!/bin/sh\nfor a in "$@"; do printf "[%s]" "$a"; done\n')
+    stub.chmod(0o755)
+    env = {"PATH": f"{tmp_path}{os.pathsep}{os.environ['PATH']}"}
+    env.update({k: ("" if v.startswith("$[[") else v) for k, v in job["variables"].items()})
+    env.update(variables)
+    return subprocess.run(["sh", "-c", "\n".join(job["script"])], env=env, capture_output=True, text=True)
+
+
+def test_template_script_maps_dag_spec_and_params(tmp_path):
+    by_dag = run_template_script(tmp_path, {"DAGU_DAG": "deploy", "DAGU_PARAMS": "A=1 B=two words"})
+    assert by_dag.stdout == ("[run][deploy][--params][A=1 B=two words][--timeout][0][--on-waiting][wait]"
+                             "[--queue-timeout][0][--junit][dagu-junit.xml]"), by_dag.stderr
+    by_spec = run_template_script(tmp_path, {"DAGU_INPUT_SPEC": "dags/review.yaml"})
+    assert by_spec.stdout.startswith("[run][--spec][dags/review.yaml][--timeout]"), by_spec.stderr
+    neither = run_template_script(tmp_path, {})
+    assert neither.returncode == 2 and neither.stderr.startswith("dagu-ci: error: set DAGU_DAG")
 
 
 def test_readme_workflows_pass_actionlint(tmp_path):
