@@ -1,24 +1,27 @@
 """entrypoint.py run the way each CI host runs the image, against the fake Dagu server."""
 from __future__ import annotations
 
+import json
 import os
 import pathlib
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import sysconfig
 import tempfile
+import time
 
 import junitparser
 import pytest
-import yaml
 
 from tests.fakedagu import Dag, Step, fail, out, sleep
-from tests.hosttools import ROOT, run_entrypoint
+from tests.hosttools import BIN, ENTRYPOINT, ROOT, run_entrypoint
 from tests.reporting import Runner
 from tests.test_reporter_github import HOSTILE
 from tests.test_reporter_gitlab import sections
+from tests.test_templates import template_documents
 
 DURATION = re.compile(r"duration=\d+\.\d{3}")
 
@@ -81,10 +84,50 @@ def test_github_failed_step_annotation_and_exit_code(fake_factory, tmp_path):
     assert "status=failed\nexit-code=1\n" in (tmp_path / "output").read_text()
 
 
-def template_script() -> str:
-    with open(os.path.join(ROOT, ".gitlab-ci-template.yml"), encoding="utf-8") as handle:
-        _, jobs = yaml.safe_load_all(handle)
-    return "\n".join(jobs[".dagu-run"]["script"])
+def template_script(part: str = "script") -> str:
+    _, jobs = template_documents()
+    return "\n".join(jobs[".dagu-run"][part])
+
+
+def jenkinsfile_commands() -> "tuple[str, str]":
+    """The example Jenkinsfile's `sh` commands: the run, and the one in `post { aborted }`."""
+    with open(os.path.join(ROOT, "examples", "Jenkinsfile"), encoding="utf-8") as handle:
+        text = handle.read()
+    (run,) = re.findall(r"sh '(dagu-ci run [^']+)'", text)
+    (backstop,) = re.findall(r"aborted \{.*?sh '([^']+)'", text, re.S)
+    return run, backstop
+
+
+@pytest.mark.parametrize("host", ["gitlab", "jenkins"])
+def test_a_killed_job_leaves_no_run_behind(fake_factory, tmp_path, host):
+    """The host kills the job outright (no handler runs); its cancel hook, as the host file
+    writes it (the template's after_script, the Jenkinsfile's aborted block), stops the run."""
+    server = fake_factory(deploy(Step("long", [out("working"), sleep(30)])), auth=("token", "tok-host"))
+    if host == "gitlab":
+        env = gitlab_env(server, CI_PROJECT_DIR=str(tmp_path), DAGU_API_TOKEN="tok-host")
+        job, backstop = template_script(), template_script("after_script")
+    else:
+        env = {"JENKINS_URL": "http://jenkins:8080/", "BUILD_TAG": "jenkins-deploy-7", "GIT_COMMIT": "abc",
+               "DAGU_URL": server.url, "DAGU_API_TOKEN": "tok-host"}
+        job, backstop = jenkinsfile_commands()
+    full = {"PATH": f"{BIN}{os.pathsep}/usr/local/bin:/usr/bin:/bin", "PYTHONUNBUFFERED": "1", **env}
+    proc = subprocess.Popen([sys.executable, ENTRYPOINT, "sh", "-c", job], env=full, cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 20
+    while not list((tmp_path / ".dagu-ci").glob("run-deploy-*.json")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    (state_file,) = (tmp_path / ".dagu-ci").glob("run-deploy-*.json")
+    run_id = json.loads(state_file.read_text())["run_id"]
+    server.wait_for_status("deploy", run_id, {1}, timeout=10)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
+    assert server.get_run("deploy", run_id).status == 1  # nobody stopped it yet
+
+    after = run_entrypoint("sh", "-c", backstop, env=env, cwd=tmp_path)
+    assert after.returncode == 0, after.stdout + after.stderr
+    assert f"stopped run {run_id} of deploy" in after.stdout
+    assert "tok-host" not in after.stdout + after.stderr
+    server.wait_for_status("deploy", run_id, {3}, timeout=10)
 
 
 def gitlab_env(server, **extra):

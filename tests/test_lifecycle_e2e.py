@@ -105,6 +105,7 @@ def test_auto_retry_followed_or_not(fake_factory):
     followed = run(server, "--run-id", "ar1")
     assert followed.code == 0, followed.output
     assert "attempt 2 of 2" in followed.stdout
+    assert log_lines(followed.stdout) == ["try", "try"]  # the new attempt's log, from its first line
     not_waited = run(server, "--run-id", "ar2", "--no-wait-auto-retry")
     assert not_waited.code == 1, not_waited.output
     assert log_lines(not_waited.stdout) == ["try"]

@@ -452,6 +452,35 @@ def test_cancel_stops_the_remote_run(fake_factory, sig, code):
     assert "Traceback" not in result.output
 
 
+def test_cancel_sends_the_stop_even_while_output_is_blocked(fake_factory):
+    """The stop goes out before anything is printed: a host whose log pipe is full (or that
+    kills the container seconds after SIGTERM) must still see its run stopped."""
+    import subprocess
+
+    from tests.conftest import cli_command, clean_env
+
+    server = fake_factory(simple_dag(steps=[Step("long", [lines(20000, "{i:0>96}"), sleep(30)])]))
+    proc = subprocess.Popen(cli_command("run", "deploy", "--url", server.url, *FAST, "--run-id", "blocked"),
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=clean_env())
+    try:
+        server.wait_for_status("deploy", "blocked", {1}, timeout=10)
+        deadline = time.monotonic() + 10
+        while not _wchan(proc.pid).endswith("pipe_write") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _wchan(proc.pid).endswith("pipe_write")  # nobody reads its stdout: it is stuck in a write
+        proc.send_signal(signal.SIGTERM)
+        server.wait_for_status("deploy", "blocked", {3}, timeout=10)  # still nothing read
+    finally:
+        proc.stdout.read()
+        proc.wait(timeout=30)
+    assert proc.returncode == 143
+
+
+def _wchan(pid: int) -> str:
+    with open(f"/proc/{pid}/wchan", encoding="ascii") as handle:
+        return handle.read()
+
+
 def test_no_stop_on_cancel_leaves_it_running(fake_factory):
     server = fake_factory(simple_dag(steps=[Step("long", [sleep(30)])]))
     proc = start_cli("run", "deploy", "--url", server.url, *FAST, "--run-id", "keep", "--no-stop-on-cancel")
