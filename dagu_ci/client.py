@@ -25,6 +25,7 @@ Version = Tuple[int, int, int]
 MIN_SUPPORTED: Version = (1, 17, 0)
 JSON_PARAMS_SINCE: Version = (1, 30, 0)
 LITERAL_PARAMS_SINCE: Version = (2, 3, 0)
+STRICT_PARAMS_SINCE: Version = (2, 3, 4)  # names a DAG does not declare are a 400
 LOG_DOWNLOAD_SINCE: Version = (2, 0, 0)
 OUTPUTS_SINCE: Version = (1, 29, 0)
 SPEC_RUNS_SINCE: Version = (1, 23, 0)  # POST /dag-runs

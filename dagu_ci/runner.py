@@ -17,7 +17,7 @@ from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional
 
 from dagu_ci import artifacts, provenance, state
 from dagu_ci.backstop import end_run
-from dagu_ci.client import LITERAL_PARAMS_SINCE, SPEC_ENQUEUE_SINCE, SPEC_RUNS_SINCE, DaguClient, Retry, backoff_delay, error_fields
+from dagu_ci.client import LITERAL_PARAMS_SINCE, SPEC_ENQUEUE_SINCE, SPEC_RUNS_SINCE, STRICT_PARAMS_SINCE, DaguClient, Retry, backoff_delay, error_fields
 from dagu_ci.dagfile import load_dag_file
 from dagu_ci.errors import Cancelled, DaguCIError, ExitCode, PolicyEnd, ServerError, TimedOut, UsageError
 from dagu_ci.events import Level, Notice, RunAccepted, RunFinished, ServerDetected
@@ -215,13 +215,14 @@ class Runner:
 
     def _dry_run(self, plan: Plan) -> int:
         """Everything up to the start has been checked (server, auth, DAG); say what would run."""
-        undeclared = [key for key in self.request.params if plan.declared_params and key not in plan.declared_params]
+        undeclared = [key for key in self.request.params
+                      if plan.declared_params and not key.isdigit() and key not in plan.declared_params]
         if undeclared:
-            self._say(
-                f"params {', '.join(undeclared)} are not declared by {self.request.dag} "
-                f"(it declares {', '.join(plan.declared_params)})",
-                Level.WARNING,
-            )
+            problem = (f"params {', '.join(undeclared)} are not declared by {self.request.dag} "
+                       f"(it declares {', '.join(plan.declared_params)})")
+            if self.client.api.at_least(STRICT_PARAMS_SINCE):  # the start would be refused
+                raise UsageError(f"{problem}; Dagu {self.client.api.version_text} refuses them")
+            self._say(f"{problem}; this Dagu passes them on", Level.WARNING)
         verb = "enqueue" if self.request.enqueue else "start"
         self._say(f"dry run: would {verb} {plan.dag_name} (file {self.request.dag}) as run {plan.run_id}")
         if plan.params:

@@ -620,7 +620,7 @@ def test_fault_injection(make):
         requests.get(server.api_url + "/health", timeout=5)
     server.fault(path=r"/health$", status=502, body='{"error":"bad gateway"}')
     assert requests.get(server.api_url + "/health", timeout=5).json() == {"error": "bad gateway"}
-    records = server.requests
+    records = server.wait_for_requests(7)
     assert [r.status for r in records] == [503, 503, 404, 200, 200, 0, 502]
     assert [r.fault for r in records] == [True, True, False, True, True, True, True]
 
@@ -629,11 +629,7 @@ def test_request_records(make):
     server = make(quick_dag(), base_path="/x")
     requests.get(server.api_url + "/dag-runs?name=deploy&status=4", timeout=5)
     start(server, "deploy", "rec1")
-    # A request is recorded once its reply is sent, so the client may be a moment ahead.
-    deadline = time.monotonic() + 2
-    while len(server.requests) < 2 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    get, post = server.requests
+    get, post = server.wait_for_requests(2)
     assert (get.method, get.path, get.query, get.status) == ("GET", "/api/v1/dag-runs", {"name": "deploy", "status": "4"}, 200)
     assert get.url == "/x/api/v1/dag-runs?name=deploy&status=4" and get.bytes_out == len(get.response) > 0
     assert json.loads(post.body) == {"dagRunId": "rec1"} and post.time >= get.time and post.duration >= 0

@@ -59,12 +59,25 @@ def test_state_file_goes_to_the_ci_workspace(fake_factory, tmp_path):
 
 def test_dry_run_starts_nothing(fake_factory):
     server = fake_factory(dag(params={"VERSION": "0"}))
-    result = run(server, "--dry-run", "--param", "VERSION=1", "--param", "TYPO=x", "--run-id", "dry")
+    result = run(server, "--dry-run", "--param", "VERSION=1", "--run-id", "dry")
     assert result.code == 0, result.output
     assert "dry run: would start deploy (file deploy) as run dry" in result.stdout
-    assert "TYPO are not declared" in result.stdout
+    assert 'dry run: params {"VERSION": "1"}' in result.stdout
     assert not server.runs
     assert not [r for r in server.requests if r.method == "POST"]
+
+
+def test_undeclared_params_refused_where_dagu_refuses_them(fake_factory):
+    """Dagu 2.3.4+ answers 400 to a name the DAG does not declare; older ones pass it on."""
+    strict = fake_factory(dag(params={"VERSION": "0"}), version="2.3.4")
+    assert_clean_error(run(strict, "--dry-run", "--param", "TYPO=x"), 2,
+                       r"params TYPO are not declared by deploy \(it declares VERSION\); Dagu 2\.3\.4 refuses them")
+    assert_clean_error(run(strict, "--param", "TYPO=x"), 2, r'unknown parameter\(s\): "TYPO"; accepted parameters are: VERSION')
+    assert not strict.runs
+    lenient = fake_factory(dag(params={"VERSION": "0"}), version="2.3.3")
+    result = run(lenient, "--dry-run", "--param", "TYPO=x")
+    assert result.code == 0, result.output
+    assert "TYPO are not declared by deploy (it declares VERSION); this Dagu passes them on" in result.stdout
 
 
 def test_dry_run_still_checks_auth_and_dag(fake_factory):
@@ -86,6 +99,7 @@ def test_timeout_while_waiting_rejects_the_approval(fake_factory):
     server = fake_factory(dag(Step("gate", [approval()])))
     result = run(server, "--timeout", "1.5", "--run-id", "w2")
     assert result.code == 124, result.output
+    assert f"run is waiting for approval of gate: approve or reject it at {server.url}/dag-runs/deploy/w2" in result.stdout
     assert server.get_run("deploy", "w2").status == 8
 
 

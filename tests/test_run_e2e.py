@@ -236,7 +236,7 @@ def test_version_prints():
 
 @pytest.mark.parametrize("version", ["2.6.5", "2.0.0", "1.30.3", "1.29.0", "1.22.0"])
 def test_params_arrive_intact_on_every_version(fake_factory, version):
-    server = fake_factory(simple_dag(), version=version)
+    server = fake_factory(simple_dag(params={"VERSION": "0.0.0", "NOTE": ""}), version=version)
     tricky = 'a "quoted" value with spaces'
     result = run(server, "deploy", "--param", "VERSION=1.2.3", "--param", f"NOTE={tricky}", "--run-id", "p1")
     assert result.code == 0, result.output

@@ -137,3 +137,14 @@ def param_strings(defaults: Mapping[str, str]) -> List[str]:
 
 def missing_required(required: List[str], effective: Dict[str, str]) -> List[str]:
     return [name for name in required if effective.get(name, "") == ""]
+
+
+def unknown_named(received: Mapping[str, str], defaults: Mapping[str, str]) -> Optional[str]:
+    """From 2.3.4 a DAG that declares named params refuses any other name (400 before the
+    start; spec/params.go rejectUnknownNamedParams): the message, or None."""
+    declared = sorted(k for k in defaults if not k.isdigit())
+    unknown = sorted(k for k in received if not k.isdigit() and k not in declared)
+    if not declared or not unknown:
+        return None
+    quoted = ", ".join(json.dumps(k) for k in unknown)
+    return f"unknown parameter(s): {quoted}; accepted parameters are: {', '.join(declared)}"

@@ -285,6 +285,14 @@ class FakeDagu:
         with self._lock:
             return list(self._records)
 
+    def wait_for_requests(self, count: int, timeout: float = 5.0) -> List[RequestRecord]:
+        """The records once there are `count`: a request is recorded after its reply is
+        sent, so a client can be a moment ahead of the list."""
+        deadline = time.monotonic() + timeout
+        while len(self.requests) < count and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return self.requests
+
     def clear_requests(self) -> None:
         with self._lock:
             self._records.clear()
