@@ -10,22 +10,19 @@ import time
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
+from tests.hostenv import host_free_env
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# Host variables that would change how dagu-ci behaves (run ids, reporters, credentials).
-_HOST_PREFIXES = ("GITHUB_", "GITLAB_", "CI_", "INPUT_", "DAGU_", "RUNNER_")
-_HOST_NAMES = {"CI", "BUILD_TAG", "JENKINS_URL", "NO_COLOR", "FORCE_COLOR", "TERM"}
+
+
+def clean_env(state_dir: str) -> Dict[str, str]:
+    return host_free_env({"DAGU_CI_STATE_DIR": state_dir})
 
 
 def command() -> List[str]:
     """The installed console script, as a CI job runs it; else the module."""
     script = os.path.join(os.path.dirname(sys.executable), "dagu-ci")
     return [script] if os.access(script, os.X_OK) else [sys.executable, "-m", "dagu_ci"]
-
-
-def clean_env(state_dir: str) -> Dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(_HOST_PREFIXES) and k not in _HOST_NAMES}
-    env["DAGU_CI_STATE_DIR"] = state_dir
-    return env
 
 
 # Peak RSS goes through a small wrapper: ru_maxrss of a child forked straight from the harness

@@ -11,21 +11,14 @@ from typing import Dict, Iterator, List, Optional
 
 import pytest
 
+from tests.hostenv import host_free_env
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# Host variables that would change how dagu-ci behaves (run ids, reporters, credentials).
-_HOST_PREFIXES = ("GITHUB_", "GITLAB_", "CI_", "INPUT_", "DAGU_", "RUNNER_")
-_HOST_NAMES = {"CI", "BUILD_TAG", "JENKINS_URL", "NO_COLOR", "FORCE_COLOR", "TERM"}
 
 
 def clean_env(extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(_HOST_PREFIXES) and key not in _HOST_NAMES
-    }
-    env["PYTHONUNBUFFERED"] = "1"
-    env.update(extra or {})
-    return env
+    """No CI host variables, and unbuffered output so tests see lines as they come."""
+    return host_free_env({"PYTHONUNBUFFERED": "1", **(extra or {})})
 
 
 @dataclass
