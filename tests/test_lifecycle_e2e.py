@@ -212,6 +212,18 @@ def test_cancel_superseded_stops_exactly_the_same_group(fake_factory):
         proc.finish()
 
 
+def test_cancel_superseded_dequeues_a_queued_run_of_the_group(fake_factory):
+    server = fake_factory(dag(), version="2.6.5", queue_delay=None)  # the queued run stays queued
+    queued = start_cli("run", "deploy", "--url", server.url, *FAST, "--enqueue", "--run-id", "old", "--cancel-superseded", "pr-7")
+    server.wait_for_status("deploy", "old", {5}, timeout=10)
+    newer = run(server, "--run-id", "new", "--cancel-superseded", "pr-7")
+    assert newer.code == 0, newer.output
+    assert "superseded: stopping run old of deploy (dagu-ci-group=pr-7)" in newer.stdout
+    assert server.get_run("deploy", "old").status == 3
+    assert any(r.path.endswith("/old/dequeue") for r in server.requests)
+    assert queued.finish().code == 3
+
+
 def test_cancel_superseded_on_a_server_with_substring_names_and_single_status(fake_factory):
     """2.4.0 takes one `status` per query; 2.4.1+ matches `name` as a substring. Neither
     may make dagu-ci stop another DAG's run or fail with a 400."""
