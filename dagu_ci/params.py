@@ -114,3 +114,78 @@ def _scalar(value: Any) -> str:
 def _clip(text: str, width: int = 40) -> str:
     one_line = " ".join(text.split())
     return one_line if len(one_line) <= width else one_line[: width - 1] + "…"
+
+
+# -- typed definitions -----------------------------------------------------------
+
+_INTEGER = re.compile(r"^[+-]?\d+$")
+_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+
+
+def typed_problems(params: Params, definitions: Iterable[Dict[str, Any]]) -> list:
+    """What the DAG's typed params (`paramDefs`, Dagu 2.5+) refuse in these values, as the
+    server checks them at the start: the type, enum, bounds, lengths, pattern and required."""
+    problems = []
+    for definition in definitions:
+        name = str(definition.get("name") or "")
+        if not name:
+            continue  # positional: matched by place, not checked here
+        if name not in params:
+            if definition.get("required") and definition.get("default") is None:
+                problems.append(f"param {name} is required")
+            continue
+        problem = _typed_problem(params[name], definition)
+        if problem:
+            problems.append(f"param {name}: {problem}")
+    return problems
+
+
+def _typed_problem(text: str, definition: Dict[str, Any]) -> Optional[str]:
+    kind = definition.get("type") or "string"
+    value: Any = text
+    if kind == "integer":
+        if not _INTEGER.match(text.strip()):
+            return f"{text!r} is not an integer"
+        value = int(text.strip())
+    elif kind == "number":
+        if not _NUMBER.match(text.strip()):
+            return f"{text!r} is not a number"
+        value = float(text.strip())
+    elif kind == "boolean":
+        if text.lower() not in ("true", "false"):
+            return f"{text!r} is not true or false"
+        value = text.lower() == "true"
+    allowed = definition.get("enum") or []
+    if allowed and not any(_same(value, choice) for choice in allowed):
+        return f"{text!r} is not one of {', '.join(_scalar(choice) for choice in allowed)}"
+    if kind in ("integer", "number"):
+        low, high = definition.get("minimum"), definition.get("maximum")
+        if low is not None and value < low:
+            return f"{text} is below the minimum {_scalar(low)}"
+        if high is not None and value > high:
+            return f"{text} is above the maximum {_scalar(high)}"
+    if kind == "string":
+        shortest, longest = definition.get("minLength"), definition.get("maxLength")
+        if shortest is not None and len(text) < shortest:
+            return f"{text!r} is shorter than {shortest} characters"
+        if longest is not None and len(text) > longest:
+            return f"{text!r} is longer than {longest} characters"
+        pattern = definition.get("pattern")
+        if pattern and not _matches(pattern, text):
+            return f"{text!r} does not match {pattern}"
+    return None
+
+
+def _same(value: Any, choice: Any) -> bool:
+    if isinstance(value, bool) or isinstance(choice, bool):
+        return value is choice or _scalar(choice).lower() == _scalar(value).lower()
+    if isinstance(value, (int, float)) and isinstance(choice, (int, float)):
+        return float(value) == float(choice)
+    return _scalar(choice) == _scalar(value)
+
+
+def _matches(pattern: str, text: str) -> bool:
+    try:
+        return re.search(pattern, text) is not None
+    except re.error:
+        return True  # Go's RE2 syntax Python cannot read: leave it to the server

@@ -23,7 +23,7 @@ from dagu_ci.errors import Cancelled, DaguCIError, ExitCode, PolicyEnd, ServerEr
 from dagu_ci.events import Level, Notice, RunAccepted, RunFinished, ServerDetected
 from dagu_ci.follower import FollowOptions, Follower
 from dagu_ci.models import RunSnapshot, RunStatus, StepStatus
-from dagu_ci.params import Params, encode_params, expanding_values
+from dagu_ci.params import Params, encode_params, expanding_values, typed_problems
 from dagu_ci.reporters import Reporter
 from dagu_ci.result import Ending, RunResult, exit_code_for
 from dagu_ci.runid import derive_run_id, validate_run_id
@@ -75,6 +75,7 @@ class Plan:
     label_field: Optional[str]
     declared_params: List[str]
     spec_text: str = ""
+    param_defs: List[Dict[str, Any]] = field(default_factory=list)  # typed params (Dagu 2.5+)
 
 
 class Runner:
@@ -179,6 +180,7 @@ class Runner:
             label_field=provenance.label_field(server.at_least),
             declared_params=_declared_params(dag),
             spec_text=spec_text,
+            param_defs=[d for d in (dag.get("dag") or {}).get("paramDefs") or [] if isinstance(d, dict)],
         )
 
     def _inline_spec(self, path: str) -> "tuple[str, Dict[str, Any]]":
@@ -223,6 +225,9 @@ class Runner:
             if self.client.api.at_least(STRICT_PARAMS_SINCE):  # the start would be refused
                 raise UsageError(f"{problem}; Dagu {self.client.api.version_text} refuses them")
             self._say(f"{problem}; this Dagu passes them on", Level.WARNING)
+        refused = typed_problems(self.request.params, plan.param_defs)
+        if refused:  # what the server's own check at the start would refuse
+            raise UsageError(f"{'; '.join(refused)} ({self.request.dag} declares typed params)")
         verb = "enqueue" if self.request.enqueue else "start"
         self._say(f"dry run: would {verb} {plan.dag_name} (file {self.request.dag}) as run {plan.run_id}")
         if plan.params:

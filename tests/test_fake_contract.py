@@ -172,7 +172,9 @@ def scenario_dags() -> List[Dag]:
         Dag(
             file="deploy",
             name="deploy-prod",  # the run endpoints must use this, not the file name
-            params={"VERSION": "0.0.0"},
+            params={"VERSION": "0.0.0", "REPLICAS": "2"},
+            param_defs=[{"name": "VERSION", "type": "string", "pattern": "^[0-9.]+$", "minLength": 1, "default": "0.0.0"},
+                        {"name": "REPLICAS", "type": "integer", "enum": [1, 2, 3], "minimum": 1, "default": 2}],
             steps=[
                 Step("build", [out("building {VERSION}"), output("IMAGE_TAG", "{VERSION}")]),
                 Step("test", [lines(20, "test {i}"), err("a warning")], depends=["build"]),

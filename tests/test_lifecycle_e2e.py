@@ -80,6 +80,27 @@ def test_undeclared_params_refused_where_dagu_refuses_them(fake_factory):
     assert "TYPO are not declared by deploy (it declares VERSION); this Dagu passes them on" in result.stdout
 
 
+TYPED = dict(params={"REGION": "", "COUNT": "3"}, param_defs=[
+    {"name": "REGION", "type": "string", "enum": ["eu", "us"], "required": True},
+    {"name": "COUNT", "type": "integer", "minimum": 1, "maximum": 10, "default": 3},
+])
+
+
+def test_dry_run_checks_typed_params_as_the_server_would(fake_factory):
+    server = fake_factory(dag(**TYPED), version="2.6.5")
+    assert_clean_error(run(server, "--dry-run"), 2, r"param REGION is required \(deploy declares typed params\)")
+    assert_clean_error(run(server, "--dry-run", "--param", "REGION=mars", "--param", "COUNT=x"), 2,
+                       r"param REGION: 'mars' is not one of eu, us; param COUNT: 'x' is not an integer")
+    assert_clean_error(run(server, "--dry-run", "--param", "REGION=eu", "--param", "COUNT=11"), 2,
+                       r"param COUNT: 11 is above the maximum 10")
+    assert run(server, "--dry-run", "--param", "REGION=eu", "--param", "COUNT=5").code == 0
+    assert not server.runs
+    # A real start is the server's to refuse; its answer reaches the user as one line.
+    assert_clean_error(run(server, "--param", "REGION=eu", "--param", "COUNT=x"), 2, r'cannot coerce "x" to integer')
+    untyped = fake_factory(dag(**TYPED), version="2.4.0")  # no paramDefs before 2.5: nothing to check against
+    assert run(untyped, "--dry-run", "--param", "REGION=mars").code == 0
+
+
 def test_dry_run_still_checks_auth_and_dag(fake_factory):
     server = fake_factory(dag(), auth=("token", "t0k"))
     assert_clean_error(run(server, "--dry-run"), 2, "requires authentication")

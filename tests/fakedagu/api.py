@@ -18,7 +18,7 @@ from .dags import Dag
 from .engine import Engine, Run, rfc3339, uuid7
 from .lifecycle import Lifecycle
 from .logs import LineTooLong, read_log_lines
-from .params import missing_required, resolve_params, unknown_named
+from .params import missing_required, resolve_params, start_refusal
 from .transport import Incoming, Reply
 from .versions import ServerVersion, node_status_label, status_label
 
@@ -373,9 +373,9 @@ class DaguAPI:
         if not run_id:
             run_id = uuid7()
         resolved = resolve_params(raw_params, dag.params, v, self.engine.env)
-        unknown = unknown_named(resolved.received, dag.params) if v.at_least(2, 3, 4) else None
-        if unknown:
-            return Reply.error(400, "bad_request", unknown)
+        refusal = start_refusal(v, resolved.received, dag.params, dag.param_defs)
+        if refusal:
+            return Reply.error(400, "bad_request", refusal)
         missing = missing_required(dag.required_params, dict(resolved.effective))
         subprocess_fails = bool(missing) or (not v.validates_run_id and _run_id_problem(run_id) is not None)
         if self.config.start_latency:

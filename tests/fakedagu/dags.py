@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -159,6 +159,9 @@ class Dag:
     # Artifacts (2.5.0+): None = not enabled; else relative path -> content, written when
     # the run ends (lifecycle.py). {} = enabled, nothing written.
     artifacts: Optional[Dict[str, Union[str, bytes]]] = None
+    # Typed params (served as `paramDefs` from 2.5.0): ParamDef dicts such as
+    # {"name": "COUNT", "type": "integer", "minimum": 1}. Their names belong in `params` too.
+    param_defs: List[Dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not self.file:

@@ -51,7 +51,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple, Un
 from . import render
 from .dags import Dag, Step, out
 from .engine import Run, uuid7
-from .params import missing_required, resolve_params, unknown_named
+from .params import missing_required, resolve_params, start_refusal
 from .transport import Reply
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -428,9 +428,9 @@ class Lifecycle:
             return Reply.error(400, "bad_request", problem or "invalid DAG")
         run_id = run_id or uuid7()
         resolved = resolve_params(body.get("params") or "", dag.params, v, self.engine.env)
-        unknown = unknown_named(resolved.received, dag.params) if v.at_least(2, 3, 4) else None
-        if unknown:
-            return Reply.error(400, "bad_request", unknown)
+        refusal = start_refusal(v, resolved.received, dag.params, dag.param_defs)
+        if refusal:
+            return Reply.error(400, "bad_request", refusal)
         with self.engine.lock:
             if self.engine.find(dag.dag_name, run_id) is not None:
                 return Reply.error(409, "already_exists", f"dag-run ID {run_id} already exists for DAG {dag.dag_name}")

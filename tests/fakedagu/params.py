@@ -148,3 +148,31 @@ def unknown_named(received: Mapping[str, str], defaults: Mapping[str, str]) -> O
         return None
     quoted = ", ".join(json.dumps(k) for k in unknown)
     return f"unknown parameter(s): {quoted}; accepted parameters are: {', '.join(declared)}"
+
+
+def typed_refusal(received: Mapping[str, str], definitions: List[Dict[str, Any]]) -> Optional[str]:
+    """The 400 a 2.5.0+ server gives for a value its typed definition refuses. The fake
+    checks the type and the enum only; the message follows coerceStringToType's."""
+    for definition in definitions:
+        name = definition.get("name")
+        if name not in received:
+            continue
+        value, kind = received[name], definition.get("type", "string")
+        ok = {
+            "integer": re.fullmatch(r"[+-]?\d+", value.strip()) is not None,
+            "number": re.fullmatch(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", value.strip()) is not None,
+            "boolean": value.lower() in ("true", "false"),
+        }.get(kind, True)
+        if not ok:
+            return f'invalid parameter value: parameter "{name}": cannot coerce "{value}" to {kind}'
+        choices = [go_value(c) for c in definition.get("enum") or []]
+        if choices and value not in choices:
+            return f'invalid parameter value: parameter "{name}": value must be one of {", ".join(choices)}'
+    return None
+
+
+def start_refusal(version: ServerVersion, received: Mapping[str, str], defaults: Mapping[str, str],
+                  definitions: List[Dict[str, Any]]) -> Optional[str]:
+    """Why the server refuses these params before it starts anything (a 400), or None."""
+    unknown = unknown_named(received, defaults) if version.at_least(2, 3, 4) else None
+    return unknown or (typed_refusal(received, definitions) if version.at_least(2, 5, 0) else None)

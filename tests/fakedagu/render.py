@@ -143,6 +143,9 @@ def dag_details(version: ServerVersion, dag: Dag) -> Dict[str, Any]:
     if dag.params:
         body["params"] = param_strings(dag.params)
         body["defaultParams"] = escaped_defaults(dag.params)
+    if version.at_least(2, 5, 0) and (dag.param_defs or dag.params):
+        # Untyped params are listed as strings with their defaults (spec/dag.go buildParamDefs).
+        body["paramDefs"] = dag.param_defs or [{"name": k, "type": "string", "default": v} for k, v in dag.params.items()]
     handler_on = {
         {"onSuccess": "success", "onFailure": "failure", "onAbort": "abort", "onExit": "exit"}[k]: step_json(s, version)
         for k, s in dag.handlers.items()
