@@ -20,8 +20,9 @@ def clean_env(state_dir: str) -> Dict[str, str]:
 
 
 def command() -> List[str]:
-    """The installed console script, as a CI job runs it; else the module."""
-    script = os.path.join(os.path.dirname(sys.executable), "dagu-ci")
+    """The console script as a CI job runs it: $DAGU_CI_BENCH_BIN (`make bench` points it at a
+    plain `pip install .`, as the image has it), else this venv's, else the module."""
+    script = os.environ.get("DAGU_CI_BENCH_BIN") or os.path.join(os.path.dirname(sys.executable), "dagu-ci")
     return [script] if os.access(script, os.X_OK) else [sys.executable, "-m", "dagu_ci"]
 
 

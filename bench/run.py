@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, List, Optional
 
-from bench.cli import has_option
+from bench.cli import command as command_line, has_option
 from bench.scenarios import POLL, POLL_OLD, PUSH, Bench, RunResult, Running, Variant, count_lines, fixed_poller_baseline
 from bench.stats import Figure, at_least, at_most, markdown_table, text_table
 
@@ -200,7 +200,9 @@ def results_md(figures: List[Figure], failures: List[str], command: str, elapsed
         "- Log ratio: bytes of the step-log responses (JSON) over the log files' bytes. Lines/s: log lines over "
         "(CLI exit - run start), stdout redirected to a file, for a step writing all its lines at once.",
         "- Peak RSS: `ru_maxrss` of the dagu-ci process, read by a small wrapper process (`RUSAGE_CHILDREN`), so the harness's own size cannot leak in through fork.",
-        "- Start-up: wall time of the console script `dagu-ci`, stdout to /dev/null.",
+        f"- The CLI: `{' '.join(command_line())}`"
+        + (" (a plain `pip install .`, as in the image, not the editable dev install)." if os.environ.get("DAGU_CI_BENCH_BIN") else "."),
+        "- Start-up: wall time of that console script, stdout to /dev/null.",
         "- Time to first log line: from just before spawning the CLI to the first stdout line holding the step's "
         "first line (read through a pipe), against a 2.6.5 server.",
     ]
