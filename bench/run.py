@@ -25,6 +25,7 @@ NOT_YET = "n/a (not implemented yet)"
 @dataclass(frozen=True)
 class Sizes:
     reps: int = 5
+    silent_reps: int = 7  # the silent-step end falls at a random phase of the poll: more samples
     startup_reps: int = 10
     active: float = 3.0  # seconds a busy run lasts
     silence: float = 60.0  # the silent (and chatty) step's length
@@ -42,14 +43,15 @@ class Sizes:
 
 FULL = Sizes()
 QUICK = Sizes(silence=15.0, stagger=3.0)
-SMOKE = Sizes(reps=1, startup_reps=1, active=0.3, silence=1.0, stagger=0.2, log_lines=2000, rss_big=10_000,
+SMOKE = Sizes(reps=1, silent_reps=1, startup_reps=1, active=0.3, silence=1.0, stagger=0.2, log_lines=2000, rss_big=10_000,
               rss_small=1_000, heartbeat=0.1)
 
 
-def staggered(bench: Bench, start: Callable[[Variant], Running], variants: List[Variant], sizes: Sizes) -> dict:
+def staggered(bench: Bench, start: Callable[[Variant], Running], variants: List[Variant], sizes: Sizes,
+              reps: int) -> dict:
     """reps x variants long runs in parallel, started `stagger` apart; results per variant label."""
     running = []
-    for rep in range(sizes.reps):
+    for rep in range(reps):
         for variant in variants:
             running.append((variant.label, start(variant)))
             time.sleep(sizes.stagger)
@@ -100,10 +102,10 @@ def measure(sizes: Sizes, tmp: str, log: Callable[[str], None]) -> tuple:
 
     # 1 + 2. A last step silent for `silence` s: end latency and REST load, push and poll in parallel.
     variants = [PUSH] + ([POLL] if poll_ok else [])
-    log(f"silent step ({sizes.silence:.0f} s), {len(variants)} variant(s) x {sizes.reps}, staggered")
-    silent = staggered(bench, lambda v: bench.silent(v, sizes.silence), variants, sizes)
+    log(f"silent step ({sizes.silence:.0f} s), {len(variants)} variant(s) x {sizes.silent_reps}, staggered")
+    silent = staggered(bench, lambda v: bench.silent(v, sizes.silence), variants, sizes, sizes.silent_reps)
     log(f"chatty step ({sizes.silence:.0f} s)")
-    chatty = staggered(bench, lambda v: bench.chatty(v, sizes.silence), variants, sizes)
+    chatty = staggered(bench, lambda v: bench.chatty(v, sizes.silence), variants, sizes, sizes.reps)
     silence_note = f"silent {sizes.silence:.0f} s"
     fig(f"1 end latency, last step {silence_note}: push", "s", samples=[r.latency for r in silent[PUSH.label]])
     name = f"1 end latency, last step {silence_note}: poll --no-push"

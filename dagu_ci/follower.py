@@ -37,8 +37,8 @@ from dagu_ci.push import Closed, LogTouched, Pushed, PushStream
 
 Sink = Callable[[Event], None]
 
-STATUS_CAP = 3.0  # longest wait between status polls while nothing changes
-LOG_CAP = 15.0  # longest wait between reads of a quiet log
+STATUS_CAP = 2.5  # longest wait between status polls while nothing changes (the end is seen ~1.3 s late)
+LOG_CAP = 30.0  # longest wait between reads of a quiet log (2 streams: 4 reads/min)
 WATCHDOG = 10.0  # status poll while the server pushes, in case the stream goes quiet
 PUSHED_LOG_CAP = 300.0  # a quiet log's safety-net read while the server says when logs change
 YOUNG_LOG = 3.0  # seconds after a log is first read during which it is read at the base rate

@@ -37,7 +37,7 @@ def test_quiet_step_is_watched_by_push_not_by_polls(fake_factory):
     result = proc.finish()
     assert result.code == 0, result.output
     assert log_lines(result.stdout) == ["start", "end"]
-    # Once the backoff has ramped up (~7 s), polling alone would poll every ~3 s: 2-3 times in
+    # Once the backoff has ramped up (~7 s), polling alone would poll every ~2.5 s: 3 times in
     # these 8 s. With push, only the watchdog polls, once every 10 s.
     quiet = [r for r in status_polls(server, "p2") if began + 8 < r.time < began + 16]
     assert len(quiet) <= 1, [round(r.time - began, 1) for r in quiet]
