@@ -169,7 +169,7 @@ def run(dag: Optional[str], spec: Optional[str], param_items: Sequence[str], par
     if not dag and not spec:
         raise UsageError("run needs a DAG (its file name on the server), or --spec PATH")
     if spec and not dag:
-        from dagu_ci.dagfile import load_dag_file
+        from dagu_ci.dagyaml import load_dag_file
 
         dag = str(load_dag_file(spec)[1].get("name") or os.path.splitext(os.path.basename(spec))[0])
     params = merge_params(params_text, param_items)
@@ -402,12 +402,12 @@ def validate(files: Sequence[str], local: bool, as_json: bool, **connection: Any
     \b
     Exit codes: 0 all valid, 1 any invalid, 2 usage error, 4 server error.
     """
-    from dagu_ci import dagfiles, inspect
+    from dagu_ci import dagsync, inspect
     from dagu_ci.reporters.plain import PlainReporter
 
     client = None if local else _client(connection, 30.0, PlainReporter(sys.stderr))
     try:
-        return dagfiles.validate(files, client, inspect.Output(as_json=as_json))
+        return dagsync.validate(files, client, inspect.Output(as_json=as_json))
     finally:
         if client is not None:
             client.close()

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import List, Optional, Sequence
 
 from dagu_ci.client import DaguClient
-from dagu_ci.dagfile import load_dag_file
+from dagu_ci.dagyaml import load_dag_file
 from dagu_ci.errors import ExitCode, UsageError
 from dagu_ci.inspect import Output
 
