@@ -55,6 +55,10 @@ def json_option(command: Callable[..., Any]) -> Callable[..., Any]:
     return click.option("--json", "as_json", is_flag=True, help="Print a JSON document for scripts.")(command)
 
 
+# DAG files from the repository (`validate`, `push`).
+dag_files_argument = click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False), metavar="FILE...")
+
+
 def follow_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """How `run`, `follow` and `retry --follow` watch a run and end: one set, one behaviour."""
     options = [
@@ -387,7 +391,7 @@ def outputs(dag: str, run_id: str, as_json: bool, **connection: Any) -> int:
 
 
 @cli.command(context_settings=CONTEXT)
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False), metavar="FILE...")
+@dag_files_argument
 @connection_options
 @click.option("--local", is_flag=True, help="Only the local checks; do not ask the server.")
 @json_option
@@ -413,8 +417,33 @@ def validate(files: Sequence[str], local: bool, as_json: bool, **connection: Any
             client.close()
 
 
+@cli.command(context_settings=CONTEXT)
+@dag_files_argument
+@connection_options
+@click.option("--create", is_flag=True, help="Add DAGs the server does not have yet (else that is an error).")
+@json_option
+def push(files: Sequence[str], create: bool, as_json: bool, **connection: Any) -> int:
+    """Install DAG files on the server: each one is the DAG of its file name (deploy.yaml: deploy).
+
+    All files are checked (as `validate` does) and the server's copies read before anything
+    is written; on any error nothing changes. Each file is reported created, updated or unchanged.
+
+    \b
+    Examples:
+      dagu-ci push dags/*.yaml --create
+      dagu-ci push dags/deploy.yaml && dagu-ci run deploy
+
+    \b
+    Exit codes: 0 all pushed, 1 any invalid, missing (without --create) or refused,
+    2 usage error, 4 server error.
+    """
+    from dagu_ci import dagsync, inspect
+
+    return _inspect(connection, as_json, lambda client, output: dagsync.push(files, client, output, create))
+
+
 def _inspect(connection: dict, as_json: bool, command: Callable[[Any, Any], int], no_run_is_usage: bool = False) -> int:
-    """Run a read-only command with a client and an output; only `status` exits 6 for "no run"."""
+    """Run a command with a client and an output; only `status` exits 6 for "no run"."""
     from dagu_ci import inspect
     from dagu_ci.reporters.plain import PlainReporter
 
