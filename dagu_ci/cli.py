@@ -468,20 +468,24 @@ def _inspect(connection: dict, as_json: bool, command: Callable[[Any, Any], int]
               help="Where state files are (default: .dagu-ci/ in the CI workspace).")
 @click.option("--wait", "wait_seconds", type=click.FloatRange(min=0), default=0, metavar="SECONDS",
               help="Wait up to this long for the run to show it ended.")
+@json_option
 def stop(dag: Optional[str], run_id: Optional[str], from_state: bool, state_dir: Optional[str],
-         wait_seconds: float, **connection: Any) -> int:
+         wait_seconds: float, as_json: bool, **connection: Any) -> int:
     """Stop a run (dequeue it if queued, reject it if waiting for approval).
 
     \b
     Examples:
       dagu-ci stop deploy gh-123-1-deploy-5be1c0aa
       dagu-ci stop --from-state     # in a post/after_script/aborted step
+
+    With --json, stdout has {dag, name, run_id, action, status} (a list of them with
+    --from-state); action is stopped, dequeued, rejected or none.
     """
     from dagu_ci import state
-    from dagu_ci.backstop import end_run, stop_from_state
+    from dagu_ci.backstop import end_run, stop_from_state, stop_record
     from dagu_ci.reporters.plain import PlainReporter
 
-    reporter = PlainReporter()
+    reporter = PlainReporter(sys.stderr if as_json else None)  # with --json, stdout is the document
     if from_state:
         if dag or run_id:
             raise UsageError("--from-state takes no DAG or RUN_ID")
@@ -492,7 +496,9 @@ def stop(dag: Optional[str], run_id: Optional[str], from_state: bool, state_dir:
             options = dict(connection, url=run.url, api_path=run.api_path or connection["api_path"])
             return _client(options, 30.0, reporter)
 
-        stop_from_state(directory, client_for, reporter.say)
+        records = stop_from_state(directory, client_for, reporter.say)
+        if as_json:
+            click.echo(json.dumps(records))
         return 0
     if not (dag and run_id):
         raise UsageError("stop needs DAG and RUN_ID, or --from-state")
@@ -501,18 +507,21 @@ def stop(dag: Optional[str], run_id: Optional[str], from_state: bool, state_dir:
     snapshot = client.find_run(name, run_id)
     if snapshot is None:
         raise UsageError(f"no run {run_id!r} of {dag!r} on {client.display_url}")
+    action = ""
     if snapshot.is_over:
         reporter.say(f"run {run_id} already ended ({snapshot.status.label}); nothing to stop")
-        return 0
-    end_run(client, name, run_id, snapshot.status)
-    reporter.say(f"stop requested for run {run_id} of {name} ({snapshot.status.label} until now)")
-    deadline = time.monotonic() + wait_seconds
-    while wait_seconds and time.monotonic() < deadline:
-        snapshot = client.get_run(name, run_id)
-        if snapshot.is_over:
-            reporter.say(f"run {run_id} is {snapshot.status.label}")
-            break
-        time.sleep(0.25)
+    else:
+        action = end_run(client, name, run_id, snapshot.status)
+        reporter.say(f"stop requested for run {run_id} of {name} ({snapshot.status.label} until now)")
+        deadline = time.monotonic() + wait_seconds
+        while wait_seconds and time.monotonic() < deadline:
+            snapshot = client.get_run(name, run_id)
+            if snapshot.is_over:
+                reporter.say(f"run {run_id} is {snapshot.status.label}")
+                break
+            time.sleep(0.25)
+    if as_json:
+        click.echo(json.dumps(stop_record(dag, name, run_id, action, snapshot.status)))
     return 0
 
 

@@ -418,7 +418,7 @@ class Runner:
 
     def _end_run(self, dag_name: str, run_id: str, status: Optional[RunStatus]) -> bool:
         try:
-            return end_run(self.client, dag_name, run_id, status)
+            return bool(end_run(self.client, dag_name, run_id, status))
         except DaguCIError as exc:
             self._say(f"could not stop run {run_id}: {exc.message}", Level.ERROR)
             return False
