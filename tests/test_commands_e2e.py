@@ -258,6 +258,18 @@ def test_retry_without_follow_and_of_an_active_run(fake_factory):
     assert_clean_error(cli(slow, "retry", "deploy", "busy"), 2, r"still running")
 
 
+def test_retry_follow_on_a_1x_server(fake_factory):
+    # 1.x retries the body's run id, not the path's (API.md §5.2): dagu-ci sends the same one.
+    steps = [Step("flaky", [out("try"), fail_on_attempt(1)])]
+    server = fake_factory(two_steps(steps=steps), version="1.30.3")
+    finished_run(server, "r1", status=2)
+    result = cli(server, "retry", "deploy", "r1", "--follow", *FAST)
+    assert result.code == 0, result.output
+    assert re.search(r"deploy run r1 succeeded", result.stdout)
+    assert len(server.get_run("deploy", "r1").attempts) == 2
+    assert log_lines(result.stdout) == ["try"]  # the new attempt's log only
+
+
 def test_help_of_every_command_has_an_example():
     for command in ("run", "start", "follow", "status", "logs", "stop", "retry", "dags", "history", "outputs", "validate", "push"):
         result = run_cli(command, "--help")
