@@ -129,19 +129,19 @@ def push(paths: Sequence[str], client: DaguClient, output: Output, create: bool)
     if not any(item.errors for item in items):
         _plan(client, items, create)
     if any(item.errors for item in items):
-        return _report(client, output, items, "nothing changed")
+        return _report(output, items, f"nothing changed on {client.display_url}")
     done: List[Pushed] = []
     for item in (i for i in items if i.result != "unchanged"):
         try:
             errors = _write(client, item)
         except DaguCIError as exc:
-            exc.message = f"{exc.message}; {_undo(client, done + [item], uncertain=_may_have_landed(exc))}"
+            exc.message = f"{exc.message}; {_undo(client, done + [item], '', uncertain=_may_have_landed(exc))}"
             raise
         if errors:
             item.result, item.errors = "refused", [f"{item.checked.path}: {error}" for error in errors]
-            return _report(client, output, items, _undo(client, done + [item]))
+            return _report(output, items, _undo(client, done + [item], f" on {client.display_url}"))
         done.append(item)
-    return _report(client, output, items, "")
+    return _report(output, items, "")
 
 
 def _plan(client: DaguClient, items: List[Pushed], create: bool) -> None:
@@ -179,8 +179,9 @@ def _may_have_landed(exc: DaguCIError) -> bool:
     return not isinstance(exc, UsageError) and not (isinstance(exc, ApiError) and exc.status < 500)
 
 
-def _undo(client: DaguClient, items: List[Pushed], uncertain: bool = False) -> str:
-    """Put back what the writes changed, newest first; one sentence on how it went.
+def _undo(client: DaguClient, items: List[Pushed], where: str, uncertain: bool = False) -> str:
+    """Put back what the writes changed, newest first; one sentence on how it went
+    (`where`: " on URL", or "").
 
     The last item is the one that failed: a refused update wrote nothing, but after a lost
     answer (`uncertain`) its old text goes back too, and a DAG it may have created goes."""
@@ -194,13 +195,14 @@ def _undo(client: DaguClient, items: List[Pushed], uncertain: bool = False) -> s
                 client.put_spec(item.checked.file, item.old)
         except DaguCIError as exc:  # the rest would most likely fail the same way: not tried
             left = ", ".join(i.checked.path for i in targets[index:])
-            return f"could not undo the push of {left}: {exc.message}"
+            return f"could not undo the push of {left}{where}: {exc.message}"
         if item is not last:
             item.result = "undone"
-    return "nothing changed" + (f" (undid {len(earlier)} earlier write{'s' if len(earlier) > 1 else ''})" if earlier else "")
+    undid = f" (undid {len(earlier)} earlier write{'s' if len(earlier) > 1 else ''})" if earlier else ""
+    return f"nothing changed{where}{undid}"
 
 
-def _report(client: DaguClient, output: Output, items: List[Pushed], outcome: str) -> int:
+def _report(output: Output, items: List[Pushed], outcome: str) -> int:
     failed = any(item.errors for item in items)
     code = int(ExitCode.FAILED if failed else ExitCode.SUCCEEDED)
     if output.as_json:
@@ -213,6 +215,6 @@ def _report(client: DaguClient, output: Output, items: List[Pushed], outcome: st
         elif not failed:
             lines.append(_line(output, item.result, f"{item.checked.path} ({item.checked.file})"))
     if failed:
-        lines.append(_line(output, "push", f"{outcome} on {client.display_url}"))
+        lines.append(_line(output, "push", outcome))
     output.lines(lines)
     return code

@@ -375,6 +375,12 @@ def test_push_undoes_its_writes_when_a_later_one_fails(fake_factory, tmp_path):
     assert server.dag_specs == before
     # Newest first; the refused PUT wrote nothing, so etl is left alone.
     assert writes(server)[-3:] == ["PUT /api/v1/dags/etl/spec", "PUT /api/v1/dags/deploy/spec", "DELETE /api/v1/dags/new"]
+    # An undo that fails is said, with what is left changed.
+    server.fault(path=r"/dags/etl/spec$", method="PUT", status=400, body='{"code":"bad_request","message":"no"}')
+    server.fault(path=r"/dags/new$", method="DELETE", status=400, body='{"code":"bad_request","message":"stuck"}')
+    result = cli(server, "push", new, deploy, etl, "--create")
+    assert_clean_error(result, 4, rf"; could not undo the push of {re.escape(new)}: .*stuck")
+    assert server.dag_spec("new") == ECHO.format("n") and server.dag_spec("deploy") == before["deploy"]
 
 
 def test_push_to_1_22_creates_then_writes_and_undoes_a_refusal(fake_factory, tmp_path):
@@ -390,7 +396,7 @@ def test_push_to_1_22_creates_then_writes_and_undoes_a_refusal(fake_factory, tmp
     assert refused.code == 1, refused.output
     assert refused.stdout.splitlines() == [
         f"refused: {lonely}: step lonely: either command, script or call must be specified",
-        f"push: nothing changed (undid 1 earlier write) on {server.url}",
+        f"push: nothing changed on {server.url} (undid 1 earlier write)",
     ]
     assert server.dag_specs == before
 
