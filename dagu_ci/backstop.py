@@ -2,7 +2,7 @@
 `stop --from-state` backstop that CI hosts run after a job was cancelled."""
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import Callable, Dict, List, Optional
 
 from dagu_ci import state
 from dagu_ci.client import ApiError, DaguClient
@@ -12,64 +12,73 @@ from dagu_ci.models import RunStatus, StepStatus
 REJECT_REASON = "CI job cancelled or timed out"
 
 
-def end_run(client: DaguClient, dag_name: str, run_id: str, status: Optional[RunStatus] = None) -> bool:
+def end_run(client: DaguClient, dag_name: str, run_id: str, status: Optional[RunStatus] = None) -> str:
     """Stop, dequeue or reject the run, by its last known status (API.md §5.1).
 
     The stop request goes out first when the status is unknown or running; only
-    a refusal (400 not_running) makes us look closer. False: nothing to end.
+    a refusal (400 not_running) makes us look closer. What was done: "stopped",
+    "dequeued", "rejected", or "" (nothing to end).
     """
     if status == RunStatus.QUEUED:
         client.dequeue(dag_name, run_id)
-        return True
+        return "dequeued"
     if status == RunStatus.WAITING:
         return _reject_waiting(client, dag_name, run_id)
     try:
         client.stop(dag_name, run_id)
-        return True
+        return "stopped"
     except ApiError as exc:
         if exc.status == 404:
-            return False
+            return ""
         if exc.status != 400:
             raise
     snapshot = client.find_run(dag_name, run_id)
     if snapshot is None or snapshot.is_over:
-        return False
+        return ""
     if snapshot.status == RunStatus.QUEUED:
         client.dequeue(dag_name, run_id)
-        return True
+        return "dequeued"
     if snapshot.status == RunStatus.WAITING:
         return _reject_waiting(client, dag_name, run_id)
     raise DaguCIError(f"the server would not stop run {run_id} (status {snapshot.status.label})")
 
 
-def _reject_waiting(client: DaguClient, dag_name: str, run_id: str) -> bool:
+def _reject_waiting(client: DaguClient, dag_name: str, run_id: str) -> str:
     """A waiting run has no process to stop; rejecting its approval ends it (status 8)."""
     snapshot = client.find_run(dag_name, run_id)
     waiting = [s.name for s in snapshot.steps if s.status == StepStatus.WAITING] if snapshot else []
     for step in waiting:
         client.reject(dag_name, run_id, step, REJECT_REASON)
-    return bool(waiting)
+    return "rejected" if waiting else ""
+
+
+def stop_record(dag: str, name: str, run_id: str, action: str, status: Optional[RunStatus]) -> Dict[str, Optional[str]]:
+    """One stopped (or left alone) run, as `stop --json` prints it."""
+    return {"dag": dag, "name": name, "run_id": run_id, "action": action or "none", "status": status.label if status else None}
 
 
 def stop_from_state(
     directory: str,
     client_for: Callable[[state.RunState], DaguClient],
     say: Callable[[str], None],
-) -> int:
-    """Stop every still-active run a state file names; how many were stopped."""
+) -> List[Dict[str, Optional[str]]]:
+    """Stop every still-active run a state file names; a stop_record for each."""
     states = state.load_all(directory)
     if not states:
         say(f"no run state in {directory}: nothing to stop")
-        return 0
-    stopped = 0
+        return []
+    records = []
     for run in states:
         client = client_for(run)
         snapshot = client.find_run(run.name, run.run_id)
+        action = ""
         if snapshot is None or snapshot.is_over:
             label = snapshot.status.label if snapshot else "unknown to the server"
             say(f"run {run.run_id} of {run.name} already ended ({label}); nothing to stop")
-        elif end_run(client, run.name, run.run_id, snapshot.status):
-            say(f"stopped run {run.run_id} of {run.name} ({snapshot.status.label} until now)")
-            stopped += 1
+        else:
+            action = end_run(client, run.name, run.run_id, snapshot.status)
+            if action:
+                say(f"{action} run {run.run_id} of {run.name} ({snapshot.status.label} until now)")
+        records.append(stop_record(run.dag, run.name, run.run_id, action, snapshot.status if snapshot else None))
         state.forget(directory, run)
-    return stopped
+    return records

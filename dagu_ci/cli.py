@@ -55,6 +55,10 @@ def json_option(command: Callable[..., Any]) -> Callable[..., Any]:
     return click.option("--json", "as_json", is_flag=True, help="Print a JSON document for scripts.")(command)
 
 
+# DAG files from the repository (`validate`, `push`).
+dag_files_argument = click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False), metavar="FILE...")
+
+
 def follow_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """How `run`, `follow` and `retry --follow` watch a run and end: one set, one behaviour."""
     options = [
@@ -169,7 +173,7 @@ def run(dag: Optional[str], spec: Optional[str], param_items: Sequence[str], par
     if not dag and not spec:
         raise UsageError("run needs a DAG (its file name on the server), or --spec PATH")
     if spec and not dag:
-        from dagu_ci.dagfile import load_dag_file
+        from dagu_ci.dagyaml import load_dag_file
 
         dag = str(load_dag_file(spec)[1].get("name") or os.path.splitext(os.path.basename(spec))[0])
     params = merge_params(params_text, param_items)
@@ -387,7 +391,7 @@ def outputs(dag: str, run_id: str, as_json: bool, **connection: Any) -> int:
 
 
 @cli.command(context_settings=CONTEXT)
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False), metavar="FILE...")
+@dag_files_argument
 @connection_options
 @click.option("--local", is_flag=True, help="Only the local checks; do not ask the server.")
 @json_option
@@ -402,19 +406,44 @@ def validate(files: Sequence[str], local: bool, as_json: bool, **connection: Any
     \b
     Exit codes: 0 all valid, 1 any invalid, 2 usage error, 4 server error.
     """
-    from dagu_ci import dagfiles, inspect
+    from dagu_ci import dagsync, inspect
     from dagu_ci.reporters.plain import PlainReporter
 
     client = None if local else _client(connection, 30.0, PlainReporter(sys.stderr))
     try:
-        return dagfiles.validate(files, client, inspect.Output(as_json=as_json))
+        return dagsync.validate(files, client, inspect.Output(as_json=as_json))
     finally:
         if client is not None:
             client.close()
 
 
+@cli.command(context_settings=CONTEXT)
+@dag_files_argument
+@connection_options
+@click.option("--create", is_flag=True, help="Add DAGs the server does not have yet (else that is an error).")
+@json_option
+def push(files: Sequence[str], create: bool, as_json: bool, **connection: Any) -> int:
+    """Install DAG files on the server: each one is the DAG of its file name (deploy.yaml: deploy).
+
+    All files are checked (as `validate` does) and the server's copies read before anything
+    is written; on any error nothing changes. Each file is reported created, updated or unchanged.
+
+    \b
+    Examples:
+      dagu-ci push dags/*.yaml --create
+      dagu-ci push dags/deploy.yaml && dagu-ci run deploy
+
+    \b
+    Exit codes: 0 all pushed, 1 any invalid, missing (without --create) or refused,
+    2 usage error, 4 server error.
+    """
+    from dagu_ci import dagsync, inspect
+
+    return _inspect(connection, as_json, lambda client, output: dagsync.push(files, client, output, create))
+
+
 def _inspect(connection: dict, as_json: bool, command: Callable[[Any, Any], int], no_run_is_usage: bool = False) -> int:
-    """Run a read-only command with a client and an output; only `status` exits 6 for "no run"."""
+    """Run a command with a client and an output; only `status` exits 6 for "no run"."""
     from dagu_ci import inspect
     from dagu_ci.reporters.plain import PlainReporter
 
@@ -439,20 +468,24 @@ def _inspect(connection: dict, as_json: bool, command: Callable[[Any, Any], int]
               help="Where state files are (default: .dagu-ci/ in the CI workspace).")
 @click.option("--wait", "wait_seconds", type=click.FloatRange(min=0), default=0, metavar="SECONDS",
               help="Wait up to this long for the run to show it ended.")
+@json_option
 def stop(dag: Optional[str], run_id: Optional[str], from_state: bool, state_dir: Optional[str],
-         wait_seconds: float, **connection: Any) -> int:
+         wait_seconds: float, as_json: bool, **connection: Any) -> int:
     """Stop a run (dequeue it if queued, reject it if waiting for approval).
 
     \b
     Examples:
       dagu-ci stop deploy gh-123-1-deploy-5be1c0aa
       dagu-ci stop --from-state     # in a post/after_script/aborted step
+
+    With --json, stdout has {dag, name, run_id, action, status} (a list of them with
+    --from-state); action is stopped, dequeued, rejected or none.
     """
     from dagu_ci import state
-    from dagu_ci.backstop import end_run, stop_from_state
+    from dagu_ci.backstop import end_run, stop_from_state, stop_record
     from dagu_ci.reporters.plain import PlainReporter
 
-    reporter = PlainReporter()
+    reporter = PlainReporter(sys.stderr if as_json else None)  # with --json, stdout is the document
     if from_state:
         if dag or run_id:
             raise UsageError("--from-state takes no DAG or RUN_ID")
@@ -463,7 +496,9 @@ def stop(dag: Optional[str], run_id: Optional[str], from_state: bool, state_dir:
             options = dict(connection, url=run.url, api_path=run.api_path or connection["api_path"])
             return _client(options, 30.0, reporter)
 
-        stop_from_state(directory, client_for, reporter.say)
+        records = stop_from_state(directory, client_for, reporter.say)
+        if as_json:
+            click.echo(json.dumps(records))
         return 0
     if not (dag and run_id):
         raise UsageError("stop needs DAG and RUN_ID, or --from-state")
@@ -472,18 +507,21 @@ def stop(dag: Optional[str], run_id: Optional[str], from_state: bool, state_dir:
     snapshot = client.find_run(name, run_id)
     if snapshot is None:
         raise UsageError(f"no run {run_id!r} of {dag!r} on {client.display_url}")
+    action = ""
     if snapshot.is_over:
         reporter.say(f"run {run_id} already ended ({snapshot.status.label}); nothing to stop")
-        return 0
-    end_run(client, name, run_id, snapshot.status)
-    reporter.say(f"stop requested for run {run_id} of {name} ({snapshot.status.label} until now)")
-    deadline = time.monotonic() + wait_seconds
-    while wait_seconds and time.monotonic() < deadline:
-        snapshot = client.get_run(name, run_id)
-        if snapshot.is_over:
-            reporter.say(f"run {run_id} is {snapshot.status.label}")
-            break
-        time.sleep(0.25)
+    else:
+        action = end_run(client, name, run_id, snapshot.status)
+        reporter.say(f"stop requested for run {run_id} of {name} ({snapshot.status.label} until now)")
+        deadline = time.monotonic() + wait_seconds
+        while wait_seconds and time.monotonic() < deadline:
+            snapshot = client.get_run(name, run_id)
+            if snapshot.is_over:
+                reporter.say(f"run {run_id} is {snapshot.status.label}")
+                break
+            time.sleep(0.25)
+    if as_json:
+        click.echo(json.dumps(stop_record(dag, name, run_id, action, snapshot.status)))
     return 0
 
 

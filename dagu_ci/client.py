@@ -32,6 +32,8 @@ SPEC_RUNS_SINCE: Version = (1, 23, 0)  # POST /dag-runs
 SPEC_ENQUEUE_SINCE: Version = (1, 24, 0)  # POST /dag-runs/enqueue
 LATEST_ALIAS_SINCE: Version = (1, 22, 10)
 STATUS_LIST_SINCE: Version = (2, 4, 2)  # repeated `status` on GET /dag-runs
+VALIDATE_SINCE: Version = (1, 23, 0)  # POST /dags/validate
+CREATE_WITH_SPEC_SINCE: Version = (1, 23, 0)  # POST /dags reads `spec` (before: a template)
 
 RETRYABLE_STATUSES = {429, 500, 502, 503, 504}
 # A 500 with a Dagu JSON error body is usually a deterministic answer, not a blip.
@@ -396,12 +398,61 @@ class DaguClient:
 
     def validate_spec(self, spec: str, name: str = "") -> Optional[List[str]]:
         """POST /dags/validate: the server's own errors for a DAG YAML (nothing is saved);
-        None where the server has no such endpoint."""
+        None where the server has no such endpoint (before 1.23)."""
+        if not self.api.at_least(VALIDATE_SINCE):
+            return None
         body = {"spec": spec, **({"name": name} if name else {})}
         response = self._send("POST", self.api.api_root + "/dags/validate", json=body, retry=Retry.for_seconds(self.retry_for), allow=(404, 405))
         if response.status_code in (404, 405):
             return None
         return [str(error) for error in self._json(response).get("errors") or []]
+
+    # DAG files, keyed by file name (the base name without .yaml), not by the `name:` in
+    # them (Dagu's dags.go and filedag store at v1.17.0, v1.30.3, v2.0.0, v2.6.5). Writes
+    # need the developer role or higher, and the server's permission to write DAGs (403).
+
+    def get_spec(self, file_name: str) -> Optional[str]:
+        """GET /dags/{file}/spec: the DAG file's text as stored; None when there is no such
+        file (404 on 2.x; on 1.x a 500 whose code is not_found)."""
+        url = f"{self.api.api_root}/dags/{_seg(file_name)}/spec"
+        response = self._send("GET", url, retry=Retry.for_seconds(self.retry_for), allow=(404, 500))
+        if response.status_code == 404 or error_fields(response)[0] == "not_found":
+            return None
+        self._accept(response, ())  # any other 500 is an error (not retried: on 1.x it is an answer)
+        return str(self._json(response).get("spec") or "")
+
+    def put_spec(self, file_name: str, spec: str) -> List[str]:
+        """PUT /dags/{file}/spec: replace an existing DAG file. The server checks the text
+        first and writes nothing when it refuses it; its errors come back in a 200. Success
+        is `{"errors": null}` on 2.x and an empty 200 on 1.x. A missing file is a 500."""
+        url = f"{self.api.api_root}/dags/{_seg(file_name)}/spec"
+        response = self._send("PUT", url, json={"spec": spec}, retry=Retry.for_seconds(self.retry_for), role="developer")
+        if not response.content.strip():
+            return []
+        return [str(error) for error in self._json(response).get("errors") or []]
+
+    def create_dag(self, file_name: str, spec: str) -> List[str]:
+        """POST /dags {name, spec} -> 201: a new DAG file with this text; the server's
+        refusal otherwise (400 the spec's errors joined by "; ", or a bad name on 2.x; 409
+        the file exists). Before 1.23 (`creates_with_spec` false) the server ignores `spec`
+        and writes a template: the text must follow in a PUT. Sent once: a retry after a
+        lost answer would meet 409."""
+        body = {"name": file_name, **({"spec": spec} if self.creates_with_spec else {})}
+        response = self._send("POST", self.api.api_root + "/dags", json=body, retry=Retry(None), allow=(400, 409), role="developer")
+        if response.status_code == 409:
+            return [f"{file_name} already exists on {self.display_url}"]
+        if response.status_code == 400:
+            return [error_fields(response)[1] or "refused by the server (HTTP 400)"]
+        return []
+
+    @property
+    def creates_with_spec(self) -> bool:
+        return self.api.at_least(CREATE_WITH_SPEC_SINCE)
+
+    def delete_dag(self, file_name: str) -> None:
+        """DELETE /dags/{file} -> 204 (404: already gone)."""
+        url = f"{self.api.api_root}/dags/{_seg(file_name)}"
+        self._send("DELETE", url, retry=Retry.for_seconds(self.retry_for), allow=(404,), role="developer")
 
     def queue_position(self, dag_name: str, run_id: str) -> Optional[Tuple[str, int, int]]:
         """(queue, position, queued) of a queued run, where the server tells; None otherwise.
@@ -515,10 +566,12 @@ class DaguClient:
         params: Any = None,
         json: Optional[Mapping[str, Any]] = None,
         allow: Tuple[int, ...] = (),
+        role: str = "operator",
     ) -> requests.Response:
         """Send with retries on connection errors, 5xx and 429 until retry.deadline.
 
-        2xx and the `allow`ed statuses are returned; 401/403 and other errors raise.
+        2xx and the `allow`ed statuses are returned; 401/403 and other errors raise (a 403
+        names `role`, the least a key needs for this request).
         """
         attempt = 0
         json_500s = 0
@@ -553,7 +606,7 @@ class DaguClient:
                 assert response is not None
                 if failing_since is not None and self.on_recover:
                     self.on_recover(time.monotonic() - failing_since)
-                return self._accept(response, allow)
+                return self._accept(response, allow, role)
             attempt += 1
             if failing_since is None:
                 failing_since = time.monotonic()
@@ -575,7 +628,7 @@ class DaguClient:
         reason = f"HTTP {response.status_code}" + (f" ({code})" if code else "")
         return _Transient(reason, retry_after, json_500=response.status_code == 500 and bool(code))
 
-    def _accept(self, response: requests.Response, allow: Tuple[int, ...]) -> requests.Response:
+    def _accept(self, response: requests.Response, allow: Tuple[int, ...], role: str = "operator") -> requests.Response:
         status = response.status_code
         if 200 <= status < 300 or status in allow:
             return response
@@ -586,7 +639,7 @@ class DaguClient:
             raise UsageError(
                 f"permission denied by {self.display_url}"
                 + (f": {message}" if message else "")
-                + " (a CI key needs the operator role or higher)"
+                + f" (a CI key needs the {role} role or higher)"
             )
         raise ApiError(
             f"Dagu at {self.display_url} answered HTTP {status}"

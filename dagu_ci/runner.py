@@ -18,7 +18,7 @@ from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional
 from dagu_ci import artifacts, provenance, state
 from dagu_ci.backstop import end_run
 from dagu_ci.client import LITERAL_PARAMS_SINCE, SPEC_ENQUEUE_SINCE, SPEC_RUNS_SINCE, STRICT_PARAMS_SINCE, DaguClient, Retry, backoff_delay, error_fields
-from dagu_ci.dagfile import load_dag_file
+from dagu_ci.dagyaml import load_dag_file
 from dagu_ci.errors import Cancelled, DaguCIError, ExitCode, PolicyEnd, ServerError, TimedOut, UsageError
 from dagu_ci.events import Level, Notice, RunAccepted, RunFinished, ServerDetected
 from dagu_ci.follower import FollowOptions, Follower
@@ -429,7 +429,7 @@ class Runner:
 
     def _end_run(self, dag_name: str, run_id: str, status: Optional[RunStatus]) -> bool:
         try:
-            return end_run(self.client, dag_name, run_id, status)
+            return bool(end_run(self.client, dag_name, run_id, status))
         except DaguCIError as exc:
             self._say(f"could not stop run {run_id}: {exc.message}", Level.ERROR)
             return False

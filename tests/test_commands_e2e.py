@@ -154,10 +154,14 @@ def test_stop_running_with_wait_and_dequeue_a_queued_run(fake_factory):
     assert result.code == 0, result.output
     assert "run r1 is aborted" in result.stdout
     assert cli(server, "start", "deploy", "--enqueue", "--run-id", "q1").code == 0
-    result = cli(server, "stop", "deploy", "q1")
+    result = cli(server, "stop", "deploy", "q1", "--json")
     assert result.code == 0, result.output
+    assert json.loads(result.stdout) == {"dag": "deploy", "name": "deploy", "run_id": "q1", "action": "dequeued", "status": "queued"}
+    assert "stop requested for run q1" in result.stderr  # with --json, people's lines go to stderr
     assert server.get_run("deploy", "q1").status != 5
     assert any(r.path.endswith("/q1/dequeue") for r in server.requests)
+    ended = json.loads(cli(server, "stop", "deploy", "r1", "--json").stdout)
+    assert (ended["action"], ended["status"]) == ("none", "aborted")
 
 
 # -- logs -------------------------------------------------------------------------------
@@ -254,8 +258,20 @@ def test_retry_without_follow_and_of_an_active_run(fake_factory):
     assert_clean_error(cli(slow, "retry", "deploy", "busy"), 2, r"still running")
 
 
+def test_retry_follow_on_a_1x_server(fake_factory):
+    # 1.x retries the body's run id, not the path's (API.md §5.2): dagu-ci sends the same one.
+    steps = [Step("flaky", [out("try"), fail_on_attempt(1)])]
+    server = fake_factory(two_steps(steps=steps), version="1.30.3")
+    finished_run(server, "r1", status=2)
+    result = cli(server, "retry", "deploy", "r1", "--follow", *FAST)
+    assert result.code == 0, result.output
+    assert re.search(r"deploy run r1 succeeded", result.stdout)
+    assert len(server.get_run("deploy", "r1").attempts) == 2
+    assert log_lines(result.stdout) == ["try"]  # the new attempt's log only
+
+
 def test_help_of_every_command_has_an_example():
-    for command in ("run", "start", "follow", "status", "logs", "stop", "retry", "dags", "history", "outputs", "validate"):
+    for command in ("run", "start", "follow", "status", "logs", "stop", "retry", "dags", "history", "outputs", "validate", "push"):
         result = run_cli(command, "--help")
         assert result.code == 0 and "Example" in result.stdout, command
 
@@ -280,3 +296,126 @@ def test_validate_local_and_server_errors_exit_1_valid_exit_0(fake_factory, tmp_
     assert f"invalid: {server_only}: step lonely: either command, script or call must be specified" in result.stdout
     local = run_cli("validate", "--local", str(server_only), "--url", "http://127.0.0.1:9", "--json")
     assert local.code == 0 and json.loads(local.stdout)[0]["server_checked"] is False
+
+
+# -- push -------------------------------------------------------------------------------
+
+ECHO = "steps:\n  - name: a\n    command: echo {}\n"
+
+
+def dag_files(tmp_path, **texts):
+    """{name: text} written as tmp_path/NAME.yaml; their paths, in order."""
+    paths = []
+    for name, text in texts.items():
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(text)
+        paths.append(str(path))
+    return paths
+
+
+def writes(server):
+    """Requests that change DAG files (POST /dags/validate only reads)."""
+    return [f"{r.method} {r.path}" for r in server.requests
+            if r.method in ("PUT", "POST", "DELETE") and not r.path.endswith("/dags/validate")]
+
+
+def test_push_creates_updates_leaves_unchanged_and_the_dag_runs(fake_factory, tmp_path):
+    server = fake_factory(two_steps())
+    deploy, etl = dag_files(tmp_path, deploy=ECHO.format("deployed"), etl=ECHO.format("extracted"))
+    result = cli(server, "push", deploy, etl, "--create")
+    assert result.code == 0, result.output
+    assert result.stdout.splitlines() == [f"updated: {deploy} (deploy)", f"created: {etl} (etl)"]
+    assert server.dag_spec("deploy") == ECHO.format("deployed") and server.dag_spec("etl") == ECHO.format("extracted")
+    server.clear_requests()
+    again = cli(server, "push", deploy, etl, "--json")
+    assert again.code == 0, again.output
+    assert [(f["file"], f["result"]) for f in json.loads(again.stdout)] == [("deploy", "unchanged"), ("etl", "unchanged")]
+    assert writes(server) == []  # an unchanged file is not written again
+    ran = run_cli("run", "etl", "--url", server.url, *FAST)
+    assert ran.code == 0, ran.output
+    assert log_lines(ran.stdout) == ["extracted"]
+
+
+def test_push_of_an_invalid_file_changes_nothing(fake_factory, tmp_path):
+    server = fake_factory(two_steps())
+    before = server.dag_specs
+    good, broken, no_command = dag_files(
+        tmp_path, deploy=ECHO.format("new"), broken="steps:\n  - name: a\n   command: x\n", nocmd="steps:\n  - name: lonely\n",
+    )
+    result = cli(server, "push", good, broken, no_command, "--create")
+    assert result.code == 1, result.output
+    assert re.search(rf"^invalid: {re.escape(broken)}:3:\d+: ", result.stdout, re.M)
+    assert f"invalid: {no_command}: step lonely: either command, script or call must be specified" in result.stdout
+    assert result.stdout.splitlines()[-1] == f"push: nothing changed on {server.url}"
+    assert server.dag_specs == before and writes(server) == []
+    document = json.loads(cli(server, "push", good, broken, "--json").stdout)
+    assert [f["result"] for f in document] == ["skipped", "invalid"]
+    assert server.dag_specs == before and writes(server) == []
+
+
+def test_push_of_a_dag_the_server_lacks_needs_create(fake_factory, tmp_path):
+    server = fake_factory(two_steps())
+    before = server.dag_specs
+    deploy, etl = dag_files(tmp_path, deploy=ECHO.format("new"), etl=ECHO.format("x"))
+    result = cli(server, "push", deploy, etl)
+    assert result.code == 1, result.output
+    assert result.stdout.splitlines() == [
+        f"missing: {etl}: etl is not on {server.url}; --create adds it", f"push: nothing changed on {server.url}",
+    ]
+    assert server.dag_specs == before and writes(server) == []
+
+
+def test_push_undoes_its_writes_when_a_later_one_fails(fake_factory, tmp_path):
+    server = fake_factory(two_steps(), Dag(file="etl", steps=[Step("a", [out("x")])]))
+    before = server.dag_specs
+    new, deploy, etl = dag_files(tmp_path, new=ECHO.format("n"), deploy=ECHO.format("d"), etl=ECHO.format("e"))
+    server.fault(path=r"/dags/etl/spec$", method="PUT", status=400, body='{"code":"bad_request","message":"no"}')
+    result = cli(server, "push", new, deploy, etl, "--create")
+    assert_clean_error(result, 4, r"HTTP 400 bad_request: no .*; nothing changed \(undid 2 earlier writes\)$")
+    assert server.dag_specs == before
+    # Newest first; the refused PUT wrote nothing, so etl is left alone.
+    assert writes(server)[-3:] == ["PUT /api/v1/dags/etl/spec", "PUT /api/v1/dags/deploy/spec", "DELETE /api/v1/dags/new"]
+    # An undo that fails is said, with what is left changed.
+    server.fault(path=r"/dags/etl/spec$", method="PUT", status=400, body='{"code":"bad_request","message":"no"}')
+    server.fault(path=r"/dags/new$", method="DELETE", status=400, body='{"code":"bad_request","message":"stuck"}')
+    result = cli(server, "push", new, deploy, etl, "--create")
+    assert_clean_error(result, 4, rf"; could not undo the push of {re.escape(new)}: .*stuck")
+    assert server.dag_spec("new") == ECHO.format("n") and server.dag_spec("deploy") == before["deploy"]
+
+
+def test_push_to_1_22_creates_then_writes_and_undoes_a_refusal(fake_factory, tmp_path):
+    # Before 1.23 POST /dags ignores the spec (a template is written, the text follows in a
+    # PUT) and there is no /dags/validate: only the write itself checks on the server.
+    server = fake_factory(two_steps(), version="1.22.10")
+    etl, deploy, lonely = dag_files(tmp_path, etl=ECHO.format("e"), deploy=ECHO.format("d"), lonely="steps:\n  - name: lonely\n")
+    result = cli(server, "push", etl, "--create")
+    assert result.code == 0 and result.stdout == f"created: {etl} (etl)\n", result.output
+    assert server.dag_spec("etl") == ECHO.format("e")
+    before = server.dag_specs
+    refused = cli(server, "push", deploy, lonely, "--create")
+    assert refused.code == 1, refused.output
+    assert refused.stdout.splitlines() == [
+        f"refused: {lonely}: step lonely: either command, script or call must be specified",
+        f"push: nothing changed on {server.url} (undid 1 earlier write)",
+    ]
+    assert server.dag_specs == before
+
+
+def test_push_usage_and_server_errors_are_one_line(fake_factory, tmp_path):
+    deploy, = dag_files(tmp_path, deploy=ECHO.format("d"))
+    other = tmp_path / "sub"
+    other.mkdir()
+    (other / "deploy.yml").write_text(ECHO.format("d"))
+    assert_clean_error(run_cli("push", deploy, str(other / "deploy.yml")), 2, r"both the DAG file 'deploy'")
+    assert_clean_error(run_cli("push", deploy, "--url", "not a url"), 2, r"bad --url")
+    locked = fake_factory(two_steps(), auth=("token", "s3cret"))
+    assert_clean_error(run_cli("push", deploy, "--url", locked.url, "--token", "wrong"), 2, r"authentication refused")
+    server = fake_factory(two_steps())
+    server.dag_writes_allowed = False
+    result = cli(server, "push", deploy)
+    assert_clean_error(result, 2, r"Insufficient permissions \(a CI key needs the developer role or higher\); nothing changed$")
+    legacy = fake_factory(two_steps(), version="1.16.12")
+    assert_clean_error(cli(legacy, "push", deploy), 2, r"needs Dagu 1\.17 or newer")
+    spaced, = dag_files(tmp_path, **{"my dag": ECHO.format("d")})
+    result = cli(server, "push", spaced, "--create")
+    assert result.code == 1 and "only letters, digits, '_', '.' and '-'" in result.stdout, result.output

@@ -83,6 +83,21 @@ DEVIATIONS = [
         "API.md §4.1 / runtime/manager.go GetLatestStatus: a DAG that never ran reports "
         "exec.InitialStatus, whose dagRunId and rootDAGRunId are empty strings.",
     ),
+    Deviation(
+        "null-spec-errors",
+        r"^(GET|PUT) /dags/\{fileName\}/spec 200$",
+        r"^InvalidData at errors: (None for not nullable|None is not of type 'array')$",
+        "definitions.py / dags.go GetDAGSpec, UpdateDAGSpec: `Errors: errs` on a nil slice, so a "
+        "valid DAG file (and, on 2.x, a successful update) serialises errors as null; the spec says array.",
+    ),
+    Deviation(
+        "empty-update-reply",
+        r"^PUT /dags/\{fileName\}/spec 200$",
+        r"^MissingData",
+        "definitions.py / v1.30.3 dags.go UpdateDAGSpec: on success the 1.x handler returns a nil "
+        "response object and the strict wrapper writes nothing: a 200 with an empty body.",
+        versions=("1.30.3",),
+    ),
 ]
 
 
@@ -282,6 +297,7 @@ def drive(server: FakeDagu, rec: Recorder) -> None:
         rec.call("POST", run_t + "/retry", "/dag-runs/flaky/f1/retry", 404, json={"dagRunId": "f1", "stepName": "nope"})
     rec.call("GET", "/dag-runs", "/dag-runs?status=2", 200)
     lifecycle_runs(server, rec)
+    definitions(server, rec)
 
 
 def lifecycle_queues(rec: Recorder, v: Any) -> None:
@@ -330,6 +346,31 @@ def lifecycle_runs(server: FakeDagu, rec: Recorder) -> None:
         rec.call("GET", art, "/dag-runs/flaky/f1/artifacts", 404)
         rec.call("GET", art + "/download", "/dag-runs/deploy-prod/l1/artifacts/download?path=dir/a.txt", 200)
         rec.call("GET", art + "/download", "/dag-runs/deploy-prod/l1/artifacts/download?path=nope.txt", 404)
+
+
+def definitions(server: FakeDagu, rec: Recorder) -> None:
+    """Issue 4's push: the DAG files themselves (definitions.py)."""
+    v = server.version
+    spec_t = "/dags/{fileName}/spec"
+    good = "steps:\n  - name: a\n    command: echo pushed\n"
+    bad = "steps: []\n"
+    rec.call("GET", spec_t, "/dags/deploy/spec", 200)
+    rec.call("GET", spec_t, "/dags/nope/spec", 404 if v.flavor == "v2x" else 500)
+    rec.call("PUT", spec_t, "/dags/never/spec", 200, json={"spec": good})
+    rec.call("PUT", spec_t, "/dags/never/spec", 200, json={"spec": bad})  # errors; nothing written
+    rec.call("PUT", spec_t, "/dags/nope/spec", 500, json={"spec": good})
+    server.dag_writes_allowed = False
+    rec.call("PUT", spec_t, "/dags/never/spec", 403, json={"spec": good})
+    rec.call("POST", "/dags", "/dags", 403, json={"name": "pushed", "spec": good})
+    server.dag_writes_allowed = True
+    rec.call("POST", "/dags", "/dags", 201, json={"name": "pushed", "spec": good})
+    rec.call("POST", "/dags", "/dags", 409, json={"name": "pushed", "spec": good})
+    rec.call("POST", "/dags", "/dags", 400, json={"name": "other", "spec": bad})
+    if v.checks_dag_names:
+        rec.call("POST", "/dags", "/dags", 400, json={"name": "a/b", "spec": good})
+    rec.call("GET", spec_t, "/dags/pushed/spec", 200)
+    rec.call("DELETE", "/dags/{fileName}", "/dags/pushed", 204)
+    rec.call("DELETE", "/dags/{fileName}", "/dags/pushed", 404)
 
 
 @pytest.mark.parametrize("version", list(SPECS))

@@ -31,9 +31,10 @@ def test_sigkill_then_stop_from_state_stops_the_run(fake_factory, tmp_path):
     proc.finish()
     assert server.get_run("deploy", "orphan").status == 1
 
-    result = run_cli("stop", "--from-state", "--url", "http://wrong.invalid", "--state-dir", str(tmp_path))
+    result = run_cli("stop", "--from-state", "--url", "http://wrong.invalid", "--state-dir", str(tmp_path), "--json")
     assert result.code == 0, result.output
-    assert "stopped run orphan of deploy" in result.stdout
+    assert "stopped run orphan of deploy" in result.stderr  # stdout is the document
+    assert json.loads(result.stdout) == [{"dag": "deploy", "name": "deploy", "run_id": "orphan", "action": "stopped", "status": "running"}]
     server.wait_for_status("deploy", "orphan", {3}, timeout=10)
     assert not list(tmp_path.glob("run-*.json"))
 

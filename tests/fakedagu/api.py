@@ -15,6 +15,7 @@ from urllib.parse import parse_qs, unquote
 
 from . import render
 from .dags import Dag
+from .definitions import Definitions
 from .engine import Engine, Run, rfc3339, uuid7
 from .lifecycle import Lifecycle
 from .logs import LineTooLong, read_log_lines
@@ -157,6 +158,7 @@ class DaguAPI:
         self.auth = auth
         self.started_at = started_at
         self.lifecycle = Lifecycle(self)  # labels, queues, inline specs, artifacts (issue 6)
+        self.definitions = Definitions(self)  # the DAG files: GET/PUT spec, POST, DELETE
         self.routes = self._routes()
 
     # -- routing -----------------------------------------------------------------
@@ -179,8 +181,9 @@ class DaguAPI:
             add("GET", "/api/v1", "/dags", self.legacy_dags)
         add("GET", api, "/dags", self.list_dags)
         add("GET", api, "/dags/{file}", self.get_dag)
-        if v.at_least(1, 30, 0):  # in the 1.30.3 and later OpenAPI documents
+        if v.has_validate:
             add("POST", api, "/dags/validate", self.validate_dag, body=True)
+        self.definitions.add_routes(add, api)
         add("POST", api, "/dags/{file}/start", self.start, body=True)
         add("POST", api, "/dags/{file}/enqueue", self.enqueue, body=True)
         add("GET", api, "/dags/{file}/dag-runs/{run_id}", self.get_dag_run_by_file)

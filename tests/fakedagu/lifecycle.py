@@ -144,8 +144,9 @@ def _spec_params(value: Any) -> Dict[str, str]:
     return params
 
 
-def dag_from_spec(text: str, name_override: str) -> Tuple[Optional[Dag], Optional[str]]:
-    """(Dag, None) or (None, the loader's complaint)."""
+def dag_from_spec(text: str, name_override: str, default_name: str = "inline") -> Tuple[Optional[Dag], Optional[str]]:
+    """(Dag, None) or (None, the loader's complaint). The name: the override, the spec's
+    `name:`, else `default_name` (a stored DAG's file name)."""
     import yaml  # the fake's one non-stdlib import, as for /dags/validate
 
     try:
@@ -157,7 +158,7 @@ def dag_from_spec(text: str, name_override: str) -> Tuple[Optional[Dag], Optiona
     steps = spec.get("steps")
     if not steps or not isinstance(steps, list):
         return None, "at least one step must be specified"
-    name = name_override or str(spec.get("name") or "inline")
+    name = name_override or str(spec.get("name") or default_name)
     params = _spec_params(spec.get("params"))
     chain = spec.get("type", "chain") != "graph"
     built: List[Step] = []
@@ -167,7 +168,7 @@ def dag_from_spec(text: str, name_override: str) -> Tuple[Optional[Dag], Optiona
         if not isinstance(item, dict):
             return None, f"invalid step definition at index {index}"
         step_name = str(item.get("name") or f"{index + 1}")
-        command = _command_text(item.get("command") or item.get("script") or "")
+        command = _command_text(item.get("command") or item.get("script") or item.get("run") or item.get("call") or "")
         if not command:
             return None, f"step {step_name}: either command, script or call must be specified"
         depends = item.get("depends")

@@ -86,6 +86,23 @@ class ServerVersion:
     def log_not_found_is_404(self) -> bool:
         return self.flavor == "v2x"
 
+    # DAG definitions (definitions.py has the facts and their sources).
+    @property
+    def has_validate(self) -> bool:
+        """POST /dags/validate, and a `spec` in POST /dags, from 1.23.0."""
+        return self.at_least(1, 23, 0)
+
+    @property
+    def checks_dag_names(self) -> bool:
+        """POST /dags refuses names outside [a-zA-Z0-9_.-] or over 40 characters from 2.0.0."""
+        return self.at_least(2, 0, 0)
+
+    @property
+    def checks_write_role(self) -> bool:
+        """Writes check the user's role (requireWrite) from 1.26.0; before, only the server's
+        writeDAGs permission."""
+        return self.at_least(1, 26, 0)
+
     @property
     def start_timeout(self) -> float:
         """How long the real handler waits for the run record (API.md §3.5)."""

@@ -1,7 +1,7 @@
 """DAG files from the repository: local checks with file:line errors."""
 import pytest
 
-from dagu_ci.dagfile import load_dag_file
+from dagu_ci.dagyaml import load_dag_file
 from dagu_ci.errors import UsageError
 from tests.conftest import run_cli
 

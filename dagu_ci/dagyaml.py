@@ -1,4 +1,4 @@
-"""DAG definitions kept in a repository: read and checked locally, with file:line errors."""
+"""One DAG YAML file from the repository: read and checked locally, with file:line errors."""
 from __future__ import annotations
 
 from typing import Any, Dict, Tuple
