@@ -187,6 +187,27 @@ class FakeDagu:
     def dags(self) -> List[Dag]:
         return list(self._dags.values())
 
+    def dag_spec(self, file: str) -> Optional[str]:
+        """The DAG file's text as GET /dags/{file}/spec serves it; None if there is none."""
+        with self.engine.lock:
+            return self._api.definitions.text_of(file)
+
+    @property
+    def dag_specs(self) -> Dict[str, str]:
+        """Every DAG file's text, by file name: compare two of these for "unchanged"."""
+        with self.engine.lock:
+            return {file: self._api.definitions.text_of(file) or "" for file in sorted(self._dags)}
+
+    @property
+    def dag_writes_allowed(self) -> bool:
+        """False: PUT/POST/DELETE of DAG files answer 403, as for a key whose role may only
+        run DAGs (definitions.py)."""
+        return self._api.definitions.writes_allowed
+
+    @dag_writes_allowed.setter
+    def dag_writes_allowed(self, value: bool) -> None:
+        self._api.definitions.writes_allowed = bool(value)
+
     @property
     def queue_delay(self) -> Optional[float]:
         return self._config.queue_delay
@@ -282,8 +303,9 @@ class FakeDagu:
     # -- requests ------------------------------------------------------------------
     @property
     def requests(self) -> List[RequestRecord]:
+        """In order of arrival (each is recorded once its reply is out, which can be later)."""
         with self._lock:
-            return list(self._records)
+            return sorted(self._records, key=lambda record: record.time)
 
     def wait_for_requests(self, count: int, timeout: float = 5.0) -> List[RequestRecord]:
         """The records once there are `count`: a request is recorded after its reply is
