@@ -38,10 +38,11 @@ from dagu_ci.push import Closed, LogTouched, Pushed, PushStream
 Sink = Callable[[Event], None]
 
 STATUS_CAP = 2.5  # longest wait between status polls while nothing changes (the end is seen ~1.3 s late)
-LOG_CAP = 30.0  # longest wait between reads of a quiet log (2 streams: 4 reads/min)
+LOG_CAP = 40.0  # longest wait between reads of a quiet log (a step's end still reads it at once)
 WATCHDOG = 10.0  # status poll while the server pushes, in case the stream goes quiet
 PUSHED_LOG_CAP = 300.0  # a quiet log's safety-net read while the server says when logs change
 YOUNG_LOG = 3.0  # seconds after a log is first read during which it is read at the base rate
+QUIET_GROWTH = 3  # a quiet log's wait grows this much per empty read (0.5, 1.5, 4.5, 13.5, 40 s)
 OUTAGE_NOTICE_EVERY = 30.0
 
 
@@ -96,7 +97,7 @@ class LogSchedule:
         elif self.cap >= PUSHED_LOG_CAP:
             interval = self.cap  # the server pushes when this log changes: no periodic reads
         else:
-            interval = min(self._interval.get(key, self.base) * 2, self.cap)
+            interval = min(self._interval.get(key, self.base) * QUIET_GROWTH, self.cap)
         self._interval[key] = interval
         due = now + interval
         # A held-back last line is re-read when it may be released, so it shows promptly.
