@@ -105,10 +105,11 @@ def fake_factory() -> Iterator:
         server = FakeDagu(**kwargs)
         for dag in dags:
             server.add_dag(dag)
-        server.__enter__()
-        started.append(server)
+        started.append(server.start())
         return server
 
     yield make
     for server in reversed(started):
-        server.__exit__(None, None, None)
+        server.stop()
+    for server in started:  # a handler that raised inside the fake is a broken fake
+        assert not server.errors, server.errors[0]

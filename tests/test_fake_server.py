@@ -12,7 +12,7 @@ import socket
 import subprocess
 import sys
 import time
-from typing import Any, Callable, Iterator, List
+from typing import Any, Callable
 
 import pytest
 import requests
@@ -40,22 +40,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture
-def make() -> Iterator[Callable[..., FakeDagu]]:
-    servers: List[FakeDagu] = []
+def make(fake_factory: Callable[..., FakeDagu]) -> Callable[..., FakeDagu]:
+    """Fake servers whose v1.x start failures give up quickly."""
 
     def factory(*dags: Dag, **kwargs: Any) -> FakeDagu:
         kwargs.setdefault("start_timeout", 0.2)
-        server = FakeDagu(**kwargs)
-        for dag in dags:
-            server.add_dag(dag)
-        server.start()
-        servers.append(server)
-        return server
+        return fake_factory(*dags, **kwargs)
 
-    yield factory
-    for server in servers:
-        assert not server.errors, server.errors[0]
-        server.stop()
+    return factory
 
 
 def quick_dag(file: str = "deploy", **kwargs: Any) -> Dag:

@@ -95,25 +95,17 @@ def test_run_stopped_from_the_ui_exits_3(fake_factory):
     assert "aborted" in result.stdout
 
 
-def test_rejected_approval_exits_3(fake_factory):
+@pytest.mark.parametrize("decision, code, shown", [("reject", 3, []), ("approve", 0, ["shipped"])])
+def test_waiting_for_approval_then_decided(fake_factory, decision, code, shown):
     server = fake_factory(simple_dag(steps=[Step("gate", [approval()]), Step("ship", [out("shipped")], depends=["gate"])]))
-    proc = start_cli("run", "deploy", "--url", server.url, *FAST, "--run-id", "rej")
+    proc = start_cli("run", "deploy", "--url", server.url, *FAST, "--run-id", decision)
     proc.wait_for("waiting for approval of gate")
-    server.reject("deploy", "rej", "gate")
+    getattr(server, decision)("deploy", decision, "gate")
     result = proc.finish()
-    assert result.code == 3, result.output
-    assert "rejected" in result.stdout
-    assert "shipped" not in result.stdout
-
-
-def test_waiting_for_approval_then_approved(fake_factory):
-    server = fake_factory(simple_dag(steps=[Step("gate", [approval()]), Step("ship", [out("shipped")], depends=["gate"])]))
-    proc = start_cli("run", "deploy", "--url", server.url, *FAST, "--run-id", "appr")
-    proc.wait_for("waiting for approval of gate")
-    server.approve("deploy", "appr", "gate")
-    result = proc.finish()
-    assert result.code == 0, result.output
-    assert log_lines(result.stdout) == ["shipped"]
+    assert result.code == code, result.output
+    assert log_lines(result.stdout) == shown
+    if decision == "reject":
+        assert "rejected" in result.stdout
 
 
 def test_enqueued_run_is_announced_as_queued_then_runs(fake_factory):
