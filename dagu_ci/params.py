@@ -178,7 +178,7 @@ def _typed_problem(text: str, definition: Dict[str, Any]) -> Optional[str]:
 
 def _same(value: Any, choice: Any) -> bool:
     if isinstance(value, bool) or isinstance(choice, bool):
-        return value is choice or _scalar(choice).lower() == _scalar(value).lower()
+        return _scalar(choice).lower() == _scalar(value).lower()
     if isinstance(value, (int, float)) and isinstance(choice, (int, float)):
         return float(value) == float(choice)
     return _scalar(choice) == _scalar(value)

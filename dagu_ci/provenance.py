@@ -28,7 +28,8 @@ class Provenance:
 
     def labels(self) -> List[str]:
         pairs = [("ci", self.ci), ("ci-url", self.run_url), ("sha", self.sha), ("ref", self.ref)]
-        return [label(key, value) for key, value in pairs if label_value(value)]
+        fitted = [(key, label_value(value)) for key, value in pairs]
+        return [f"{key}={value}" for key, value in fitted if value]
 
 
 def detect(env: Mapping[str, str]) -> Optional[Provenance]:

@@ -21,7 +21,7 @@ from tests.hosttools import BIN, ENTRYPOINT, ROOT, run_entrypoint
 from tests.reporting import Runner
 from tests.test_reporter_github import HOSTILE
 from tests.test_reporter_gitlab import sections
-from tests.test_templates import template_documents
+from tests.test_templates import template_script
 
 DURATION = re.compile(r"duration=\d+\.\d{3}")
 
@@ -82,11 +82,6 @@ def test_github_failed_step_annotation_and_exit_code(fake_factory, tmp_path):
     assert error.properties["title"] == "Dagu step build failed (deploy)"
     assert error.data.splitlines()[-2:] == ["step one", "boom: disk full"]
     assert "status=failed\nexit-code=1\n" in (tmp_path / "output").read_text()
-
-
-def template_script(part: str = "script") -> str:
-    _, jobs = template_documents()
-    return "\n".join(jobs[".dagu-run"][part])
 
 
 def jenkinsfile_commands() -> "tuple[str, str]":

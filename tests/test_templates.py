@@ -17,6 +17,12 @@ def template_documents():
         return list(yaml.safe_load_all(handle))
 
 
+def template_script(part: str = "script") -> str:
+    """The hidden job's `script` (or `after_script`) as the shell gets it."""
+    _, jobs = template_documents()
+    return "\n".join(jobs[".dagu-run"][part])
+
+
 def test_both_template_documents_match_gitlabs_schema(tmp_path):
     """check-jsonschema reads one document per file, and the spec header makes two."""
     checker = tool("check-jsonschema")
@@ -46,14 +52,13 @@ def test_template_inputs_and_hidden_job():
 def run_template_script(tmp_path, variables):
     """The job's script under sh, with a stand-in dagu-ci that prints the arguments it gets."""
     _, jobs = template_documents()
-    job = jobs[".dagu-run"]
     stub = tmp_path / "dagu-ci"
     stub.write_text('#!/bin/sh\nfor a in "$@"; do printf "[%s]" "$a"; done\n')
     stub.chmod(0o755)
     env = {"PATH": f"{tmp_path}{os.pathsep}{os.environ['PATH']}"}
-    env.update({k: ("" if v.startswith("$[[") else v) for k, v in job["variables"].items()})
+    env.update({k: ("" if v.startswith("$[[") else v) for k, v in jobs[".dagu-run"]["variables"].items()})
     env.update(variables)
-    return subprocess.run(["sh", "-c", "\n".join(job["script"])], env=env, capture_output=True, text=True)
+    return subprocess.run(["sh", "-c", template_script()], env=env, capture_output=True, text=True)
 
 
 def test_template_script_maps_dag_spec_and_params(tmp_path):
