@@ -59,7 +59,7 @@ class PushStream:
         self.messages: "queue.Queue[Message]" = queue.Queue()
         self.subscribed: List[str] = []
         self.live = False
-        self._response: Optional[requests.Response] = None
+        self._sock: Optional[socket.socket] = None
         self._session = client.new_session()
         self._topics = [f"dagrun:{dag_name}/{run_id}"] + [
             f"steplog:{dag_name}/{run_id}/{step}" for step in steps
@@ -76,19 +76,20 @@ class PushStream:
         return self
 
     def close(self) -> None:
-        """At once: the reader thread may be blocked in a read until the next frame."""
+        """At once, never waiting on the reader thread.
+
+        The reader may be blocked in a read until the next frame, holding the response's
+        buffer lock, so `response.close()` here could wait that long (minutes on a quiet,
+        close-delimited stream). Shutting the socket down ends that read; the reader then
+        closes the response and the session itself.
+        """
         self.live = False
-        response = self._response
-        if response is not None:
-            # close() alone waits for that read; shutting the socket down first ends it now.
-            sock = getattr(getattr(getattr(response, "raw", None), "_connection", None), "sock", None)
+        sock = self._sock
+        if sock is not None:
             try:
-                if sock is not None:
-                    sock.shutdown(socket.SHUT_RDWR)
-                response.close()
-            except Exception:  # noqa: BLE001 - closing a dead socket may raise anything
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:  # already closed by the other side
                 pass
-        self._session.close()
 
     def log_topics(self) -> bool:
         """Did the server accept steplog topics? Then logs need no periodic reads."""
@@ -98,6 +99,7 @@ class PushStream:
 
     def _read(self) -> None:
         reason = "stream ended"
+        response: Optional[requests.Response] = None
         try:
             response = self._session.get(
                 f"{self.client.api.api_root}/events/stream",
@@ -107,7 +109,9 @@ class PushStream:
                 timeout=(5.0, READ_TIMEOUT),
                 verify=self._session.verify,  # see DaguClient._send
             )
-            self._response = response
+            self._sock = _socket_of(response)
+            if not self.live:  # closed while the request was under way
+                return
             if response.status_code != 200 or "text/event-stream" not in response.headers.get("Content-Type", ""):
                 reason = f"no events stream (HTTP {response.status_code})"
                 return
@@ -120,6 +124,9 @@ class PushStream:
         finally:
             self.live = False
             self.messages.put(Closed(reason))
+            if response is not None:
+                response.close()
+            self._session.close()
 
     def _dispatch(self, event: str, data: str) -> None:
         try:
@@ -139,6 +146,18 @@ class PushStream:
             self.messages.put(Pushed(RunSnapshot.from_api(payload["dagRunDetails"])))
         elif topic.startswith("steplog:"):
             self.messages.put(LogTouched(topic.rsplit("/", 1)[-1]))
+
+
+def _socket_of(response: requests.Response) -> Optional[socket.socket]:
+    """The socket under a streamed response. A keep-alive response still holds its pool
+    connection; one that will close has been let go by it (http.client drops the
+    connection's `sock` then), and is reachable only through the response's file."""
+    raw = getattr(response, "raw", None)
+    sock = getattr(getattr(raw, "_connection", None), "sock", None)
+    if sock is None:
+        fileobj = getattr(getattr(raw, "_fp", None), "fp", None)  # http.client's socket file
+        sock = getattr(getattr(fileobj, "raw", None), "_sock", None)
+    return sock if isinstance(sock, socket.socket) else None
 
 
 def _frames(lines: Iterable[str]):

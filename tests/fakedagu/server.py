@@ -108,6 +108,7 @@ class FakeDagu:
         sse: bool = True,
         sse_invalidation: float = 1.0,
         sse_heartbeat: float = 10.0,
+        sse_framing: str = "chunked",
     ):
         if auth is not None:
             if auth[0] == "basic" and len(auth) != 3 or auth[0] == "token" and len(auth) != 2:
@@ -129,7 +130,7 @@ class FakeDagu:
         # The events stream (>= 2.3.0; sse=False: not served, like an older server). The
         # 1 s default is Dagu's event-store invalidation tick: see sse.py.
         self.sse: Optional[EventHub] = (
-            EventHub(self.version, self.engine, self.version.api_prefix, sse_invalidation, sse_heartbeat)
+            EventHub(self.version, self.engine, self.version.api_prefix, sse_invalidation, sse_heartbeat, sse_framing)
             if sse and sse_supported(self.version) else None
         )
         self._records: List[RequestRecord] = []

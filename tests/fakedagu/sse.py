@@ -52,6 +52,9 @@ from .transport import Incoming, Reply, go_json
 from .versions import ServerVersion
 
 MAX_TOPICS = 20  # sse.max_topics_per_connection
+# How the body is delimited. Go's server chunks a body of unknown length; a reverse proxy may
+# hand it on close-delimited instead (HTTP/1.1 `Connection: close`, no Transfer-Encoding).
+FRAMINGS = ("chunked", "close")
 STEPLOG_TAIL = 1000  # getStepLogData reads Tail: 1000
 STEPLOG_MIN, STEPLOG_MAX = 1.0, 10.0  # the server's adaptive steplog poll
 TOPIC_TYPES = {
@@ -105,8 +108,12 @@ class StepLogPoll:
 
 
 class EventHub:
-    def __init__(self, version: ServerVersion, engine: Engine, api_prefix: str, invalidation: float, heartbeat: float):
+    def __init__(self, version: ServerVersion, engine: Engine, api_prefix: str, invalidation: float, heartbeat: float,
+                 framing: str = "chunked"):
+        if framing not in FRAMINGS:
+            raise ValueError(f"framing is one of {FRAMINGS}")
         self.v = version
+        self.framing = framing
         self.engine = engine
         self.stream_path = api_prefix + "/events/stream"
         self.invalidation = invalidation
@@ -182,9 +189,10 @@ class EventHub:
         began = time.monotonic()
         try:
             handler.send_response(200)
+            chunked = self.framing == "chunked"
+            delimiting = (("Connection", "keep-alive"), ("Transfer-Encoding", "chunked")) if chunked else (("Connection", "close"),)
             for name, value in (("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache"),
-                                ("Connection", "keep-alive"), ("X-Accel-Buffering", "no"),
-                                ("Transfer-Encoding", "chunked")):
+                                ("X-Accel-Buffering", "no"), *delimiting):
                 handler.send_header(name, value)
             handler.end_headers()
             handler.wfile.flush()
@@ -197,7 +205,7 @@ class EventHub:
                 if data is None:
                     break
                 # Go's ResponseWriter chunks a body of unknown length; each flush is one chunk.
-                handler.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+                handler.wfile.write(b"%x\r\n%s\r\n" % (len(data), data) if chunked else data)
                 handler.wfile.flush()
                 entry.bytes_out += len(data)
                 entry.response += data
