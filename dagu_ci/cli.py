@@ -25,13 +25,14 @@ def connection_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """URL, auth and TLS options shared by every command that talks to a server."""
     options = [
         click.option("--url", envvar="DAGU_URL", default="http://localhost:8080", show_default=True, show_envvar=True,
-                     help="Dagu server base URL, including any base path."),
+                     help="Dagu server base URL, including any base path (a user:password in it is Basic auth, never shown)."),
         click.option("--api-path", envvar="DAGU_API_PATH", show_envvar=True, metavar="PATH",
                      help="API path under the URL (e.g. /api/v1); skips auto-detection."),
         click.option("--token", envvar="DAGU_API_TOKEN", show_envvar=True, metavar="TOKEN",
-                     help="Bearer token: an API key (dagu_...) or a token."),
+                     help="Bearer token: an API key (dagu_...) or a token. White space around it is ignored."),
         click.option("--username", envvar="DAGU_USERNAME", show_envvar=True, help="Basic auth user."),
-        click.option("--password", envvar="DAGU_PASSWORD", show_envvar=True, help="Basic auth password."),
+        click.option("--password", envvar="DAGU_PASSWORD", show_envvar=True,
+                     help="Basic auth password (a trailing newline is ignored)."),
         click.option("--ca-cert", envvar="DAGU_CA_CERT", show_envvar=True, metavar="PATH",
                      help="CA bundle to verify the server's TLS certificate."),
         click.option("--client-cert", envvar="DAGU_CLIENT_CERT", show_envvar=True, metavar="PATH",
