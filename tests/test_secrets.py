@@ -4,15 +4,13 @@ from __future__ import annotations
 import base64
 import json
 import re
-import sys
 
 import pytest
 
-from dagu_ci import cli
-from dagu_ci import redaction
+from dagu_ci import cli, redaction
 from dagu_ci.redaction import Secrets
 from tests.conftest import run_cli
-from tests.fakedagu import Dag, Step, out
+from tests.fakedagu import Dag, Step, fail, out
 from tests.reporting import Runner
 
 FAST = ("--poll-interval", "0.1")
@@ -144,3 +142,18 @@ def test_debug_traceback_is_redacted(monkeypatch, capsys):
     assert exit_.value.code == 4
     assert "Traceback" in err and "RuntimeError" in err
     assert "tok-SECRET" not in err and "Bearer ***" in err
+
+
+def test_files_for_people_are_redacted_too(fake_factory, tmp_path):
+    """The GitHub job summary (params included) and a JUnit failure's log tail."""
+    leak = Dag(file="deploy", name="deploy", params={"NOTE": ""},
+               steps=[Step("leak", [out("using tok-SECRET now"), fail(1)])])
+    server = fake_factory(leak, auth=("token", "tok-SECRET"))
+    env = {"GITHUB_ACTIONS": "true", "GITHUB_OUTPUT": str(tmp_path / "out"), "GITHUB_STEP_SUMMARY": str(tmp_path / "sum"),
+           "DAGU_API_TOKEN": "tok-SECRET"}
+    result = run_cli("run", "deploy", "--url", server.url, *FAST, "--param", "NOTE=tok-SECRET",
+                     "--junit", str(tmp_path / "junit.xml"), env=env)
+    assert result.code == 1, result.output
+    summary, junit = (tmp_path / "sum").read_text(), (tmp_path / "junit.xml").read_text()
+    assert '{"NOTE": "***"}' in summary and "using *** now" in junit
+    assert "tok-SECRET" not in summary + junit

@@ -14,6 +14,7 @@ from typing import IO, Dict, Iterable, List, Mapping, Optional
 
 from dagu_ci.events import Event, Level, Notice, RunAccepted, RunFinished, RunStatusChanged
 from dagu_ci.models import RunStatus, StepSnapshot, StepStatus
+from dagu_ci.redaction import redact
 from dagu_ci.reporters.grouped import GroupedReporter, StepTails
 from dagu_ci.reporters.plain import waiting_steps
 from dagu_ci.result import Ending, RunResult
@@ -139,7 +140,7 @@ class GitHubReporter(GroupedReporter):
         path = self.env.get("GITHUB_STEP_SUMMARY")
         if path:
             with open(path, "a", encoding="utf-8") as handle:
-                handle.write(job_summary(result, self._accepted.params if self._accepted else ""))
+                handle.write(redact(job_summary(result, self._accepted.params if self._accepted else "")))
 
     # -- GitHub's files and annotations ---------------------------------------
 
