@@ -157,3 +157,10 @@ def test_files_for_people_are_redacted_too(fake_factory, tmp_path):
     summary, junit = (tmp_path / "sum").read_text(), (tmp_path / "junit.xml").read_text()
     assert '{"NOTE": "***"}' in summary and "using *** now" in junit
     assert "tok-SECRET" not in summary + junit
+
+
+def test_documents_stay_valid_json_when_redacted():
+    redaction.SECRETS.add('pw"SECRET')
+    document = {"outputs": {'KEY pw"SECRET': 'value pw"SECRET'}, "exit_code": 0, "steps": ['pw"SECRET']}
+    text = json.dumps(redaction.redact_value(document))
+    assert json.loads(text) == {"outputs": {"KEY ***": "value ***"}, "exit_code": 0, "steps": ["***"]}
