@@ -12,6 +12,7 @@ import click
 
 from dagu_ci import __version__
 from dagu_ci.errors import Cancelled, DaguCIError, ExitCode, UsageError
+from dagu_ci.redaction import learn, mask_values, redact
 
 # The same as dagu_ci.reporters.hosts.REPORTER_CHOICES (a test checks), spelled out here
 # because importing the reporters would slow down `--version` and `--help`.
@@ -24,13 +25,14 @@ def connection_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """URL, auth and TLS options shared by every command that talks to a server."""
     options = [
         click.option("--url", envvar="DAGU_URL", default="http://localhost:8080", show_default=True, show_envvar=True,
-                     help="Dagu server base URL, including any base path."),
+                     help="Dagu server base URL, including any base path (a user:password in it is Basic auth, never shown)."),
         click.option("--api-path", envvar="DAGU_API_PATH", show_envvar=True, metavar="PATH",
                      help="API path under the URL (e.g. /api/v1); skips auto-detection."),
         click.option("--token", envvar="DAGU_API_TOKEN", show_envvar=True, metavar="TOKEN",
-                     help="Bearer token: an API key (dagu_...) or a token."),
+                     help="Bearer token: an API key (dagu_...) or a token. White space around it is ignored."),
         click.option("--username", envvar="DAGU_USERNAME", show_envvar=True, help="Basic auth user."),
-        click.option("--password", envvar="DAGU_PASSWORD", show_envvar=True, help="Basic auth password."),
+        click.option("--password", envvar="DAGU_PASSWORD", show_envvar=True,
+                     help="Basic auth password (a trailing newline is ignored)."),
         click.option("--ca-cert", envvar="DAGU_CA_CERT", show_envvar=True, metavar="PATH",
                      help="CA bundle to verify the server's TLS certificate."),
         click.option("--client-cert", envvar="DAGU_CLIENT_CERT", show_envvar=True, metavar="PATH",
@@ -108,7 +110,7 @@ def _runner(dag: str, connection: dict, follow: dict, retry_for: float, **fields
     from dagu_ci.reporters.hosts import make_reporter
     from dagu_ci.runner import Runner, RunRequest
 
-    reporter = make_reporter(follow.pop("reporter_name"), follow.pop("junit"), secrets=(connection["token"], connection["password"]))
+    reporter = make_reporter(follow.pop("reporter_name"), follow.pop("junit"), secrets=mask_values())
     client = _client(connection, retry_for, reporter)
     request = RunRequest(
         dag=dag,
@@ -327,7 +329,7 @@ def logs(dag: str, run_id: str, step: Optional[str], use_stderr: bool, tail: Opt
         from dagu_ci.follower import FollowOptions
         from dagu_ci.reporters.hosts import make_reporter
 
-        reporter = make_reporter(reporter_name, secrets=(connection["token"], connection["password"]))
+        reporter = make_reporter(reporter_name, secrets=mask_values())
         client = _client(connection, 30.0, reporter)
         try:
             return inspect.follow_logs(client, reporter, request, FollowOptions(poll_interval))
@@ -544,9 +546,8 @@ def _client(connection: dict, retry_for: float, reporter: Any) -> Any:
 
 def main(argv: Optional[List[str]] = None) -> None:
     """Console entry point: one-line errors, never a traceback, exit codes from the README."""
-    secrets = [os.environ.get(name, "") for name in ("DAGU_API_TOKEN", "DAGU_PASSWORD")]
     args = list(sys.argv[1:] if argv is None else argv)
-    secrets += _secret_args(args)
+    _learn_secrets(args)  # before anything can print: click's own errors too
     try:
         code = cli.main(args=args, prog_name="dagu-ci", standalone_mode=False)
     except click.UsageError as exc:
@@ -554,12 +555,12 @@ def main(argv: Optional[List[str]] = None) -> None:
             click.echo(exc.ctx.get_help())
             sys.exit(ExitCode.USAGE)
         hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
-        _fail(f"{exc.format_message()}{hint}", secrets)
+        _fail(f"{exc.format_message()}{hint}")
         code = ExitCode.USAGE
     except click.exceptions.Abort:
         code = ExitCode.SIGINT
     except DaguCIError as exc:
-        _fail(exc.message, secrets)
+        _fail(exc.message)
         code = exc.exit_code
     except KeyboardInterrupt:
         code = ExitCode.SIGINT
@@ -569,25 +570,32 @@ def main(argv: Optional[List[str]] = None) -> None:
         if os.environ.get("DAGU_CI_DEBUG"):
             import traceback  # only here: it costs start-up time on every call
 
-            traceback.print_exc()
-        _fail(f"internal error: {type(exc).__name__}: {exc} (set DAGU_CI_DEBUG=1 for details)", secrets)
+            sys.stderr.write(redact(traceback.format_exc()))
+        _fail(f"internal error: {type(exc).__name__}: {exc} (set DAGU_CI_DEBUG=1 for details)")
         code = ExitCode.SERVER
     sys.exit(int(code or 0))
 
 
-def _fail(message: str, secrets: List[str]) -> None:
-    for secret in secrets:
-        if secret:
-            message = message.replace(secret, "***")
-    click.echo(f"dagu-ci: error: {' '.join(message.split())}", err=True)
+def _fail(message: str) -> None:
+    click.echo(f"dagu-ci: error: {' '.join(redact(message).split())}", err=True)
 
 
-def _secret_args(args: List[str]) -> List[str]:
+def _learn_secrets(args: List[str]) -> None:
+    """Tell redaction every credential this invocation may use, as typed (the client adds
+    them again as it cleans them)."""
+    def given(flag: str, env_name: str) -> List[Optional[str]]:
+        return [os.environ.get(env_name), *_option_values(args, flag)]
+
+    learn(tokens=given("--token", "DAGU_API_TOKEN"), usernames=given("--username", "DAGU_USERNAME"),
+          passwords=given("--password", "DAGU_PASSWORD"), urls=given("--url", "DAGU_URL"))
+
+
+def _option_values(args: List[str], flag: str) -> List[str]:
+    """Every value given to `flag` (`--flag VALUE` or `--flag=VALUE`), before click parses."""
     found = []
     for index, arg in enumerate(args):
-        for flag in ("--token", "--password"):
-            if arg == flag and index + 1 < len(args):
-                found.append(args[index + 1])
-            elif arg.startswith(flag + "="):
-                found.append(arg.split("=", 1)[1])
+        if arg == flag and index + 1 < len(args):
+            found.append(args[index + 1])
+        elif arg.startswith(flag + "="):
+            found.append(arg.split("=", 1)[1])
     return found

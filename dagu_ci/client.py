@@ -12,13 +12,14 @@ import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import requests
 
 from dagu_ci import __version__
 from dagu_ci.errors import DaguCIError, ServerError, UsageError
 from dagu_ci.models import LogPage, RunSnapshot
+from dagu_ci.redaction import learn, without_userinfo
 
 Version = Tuple[int, int, int]
 
@@ -72,10 +73,6 @@ class Connection:
     client_cert: Optional[str] = None  # mutual TLS: our certificate (may hold the key too)
     client_key: Optional[str] = None
     insecure: bool = False
-
-    @property
-    def secrets(self) -> List[str]:
-        return [s for s in (self.token, self.password) if s]
 
     @property
     def has_credentials(self) -> bool:
@@ -139,16 +136,17 @@ class _Transient:
 class DaguClient:
     def __init__(self, connection: Connection, retry_for: float = 60.0):
         self.connection = connection
+        learn([connection.token], [connection.username], [connection.password], [connection.url])
         self.base_url, url_user, url_password = _split_url(connection.url)
         self.display_url = self.base_url
         self.retry_for = retry_for
         self.on_retry: Optional[RetryHook] = None  # told about each transient failure
         self.on_recover: Optional[Callable[[float], None]] = None
         self.server: Optional[ServerInfo] = None
+        self._token = header_token(connection.token)
         self._username = connection.username or url_user
-        self._password = connection.password or url_password
-        self._has_credentials = bool(connection.token or (self._username and self._password))
-        self._secrets = [s for s in (connection.token, self._password) if s]
+        self._password = basic_password(connection.password or url_password)
+        self._has_credentials = bool(self._token or (self._username and self._password))
         if connection.insecure:
             import urllib3
 
@@ -159,10 +157,13 @@ class DaguClient:
         """A session with our auth and TLS settings (one per thread: Session is not thread-safe)."""
         session = requests.Session()
         session.headers.update({"Accept": "application/json", "User-Agent": f"dagu-ci/{__version__}"})
-        if self.connection.token:
-            session.headers["Authorization"] = f"Bearer {self.connection.token}"
+        if self._token:
+            session.headers["Authorization"] = f"Bearer {self._token}"
         elif self._username and self._password:
-            session.auth = (self._username, self._password)
+            # UTF-8, as Go compares them (requests would encode a str as Latin-1).
+            # Bytes from argv that are not UTF-8 go as they came (surrogateescape).
+            session.auth = (self._username.encode("utf-8", "surrogateescape"),
+                            self._password.encode("utf-8", "surrogateescape"))
         if self.connection.insecure:
             session.verify = False
         elif self.connection.ca_cert:
@@ -676,11 +677,6 @@ class DaguClient:
         base_path = urlsplit(self.base_url).path
         return path[len(base_path):] if base_path and path.startswith(base_path) else path
 
-    def redact(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
-
     def close(self) -> None:
         self._session.close()
 
@@ -707,22 +703,54 @@ def _seg(value: str) -> str:
     return quote(value, safe="")
 
 
+def header_token(token: Optional[str]) -> Optional[str]:
+    """The token as the Authorization header carries it. White space around it (the newline
+    a secret file or `$(cat file)` leaves) is dropped: a header value cannot begin or end
+    with it. What a header cannot carry is a usage error that never shows the token."""
+    token = (token or "").strip()
+    problem = _unsendable(token, latin_1=True)
+    if problem:
+        raise UsageError(f"--token/DAGU_API_TOKEN holds {problem}; check the secret's value (it is not shown)")
+    return token or None
+
+
+def basic_password(password: Optional[str]) -> Optional[str]:
+    """The Basic auth password: a trailing line end (a secret file's) is dropped, spaces are
+    kept (they may belong to it); any other control character is a usage error."""
+    password = (password or "").rstrip("\r\n")
+    problem = _unsendable(password, latin_1=False)
+    if problem:
+        raise UsageError(f"--password/DAGU_PASSWORD (or the password in --url) holds {problem}; "
+                         "check the secret's value (it is not shown)")
+    return password or None
+
+
+def _unsendable(secret: str, latin_1: bool) -> str:
+    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in secret):
+        return "a control character"
+    if latin_1 and any(ord(char) > 0xFF for char in secret):
+        return "a character an HTTP header cannot carry (outside Latin-1)"
+    return ""
+
+
 def _split_url(url: str) -> Tuple[str, Optional[str], Optional[str]]:
     """Validate --url; move any user:password out of it so it is never printed."""
     parts = urlsplit(url.strip())
+    shown = without_userinfo(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UsageError(f"bad --url {url!r}: expected http(s)://host[:port][/base-path]")
+        raise UsageError(f"bad --url {shown!r}: expected http(s)://host[:port][/base-path]")
     netloc = parts.hostname
     if ":" in netloc:  # IPv6 literal
         netloc = f"[{netloc}]"
     try:
         port = parts.port
     except ValueError:
-        raise UsageError(f"bad --url {url!r}: invalid port") from None
+        raise UsageError(f"bad --url {shown!r}: invalid port") from None
     if port:
         netloc += f":{port}"
     clean = urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
-    return clean, parts.username, parts.password
+    user, password = parts.username, parts.password
+    return clean, unquote(user) if user else user, unquote(password) if password else password
 
 
 def _describe_transport_error(exc: Exception) -> str:

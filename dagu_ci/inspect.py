@@ -17,6 +17,7 @@ from dagu_ci.events import Event, StepFinished, StepLog, StepStarted
 from dagu_ci.follower import FollowOptions, Follower
 from dagu_ci.logtail import LogTailer, ReadMode
 from dagu_ci.models import RunSnapshot, RunStatus, StepSnapshot, parse_time
+from dagu_ci.redaction import redact, redact_value
 from dagu_ci.reporters import Reporter
 from dagu_ci.result import RunResult, exit_code_for
 from dagu_ci.term import Style, format_ago, format_duration, table
@@ -36,11 +37,14 @@ class Output:
 
     def lines(self, lines: Sequence[str]) -> None:
         if lines:
-            self.out.write("\n".join(lines) + "\n")
-            self.out.flush()
+            self._write(redact("\n".join(lines)))
 
     def document(self, value: Any) -> None:
-        self.lines([json.dumps(value, indent=2, default=str)])
+        self._write(json.dumps(redact_value(value), indent=2, default=str))  # stays valid JSON
+
+    def _write(self, text: str) -> None:
+        self.out.write(text + "\n")
+        self.out.flush()
 
     def status(self, status: RunStatus) -> str:
         return self.style.paint(status.label.replace("_", " "), self.style.status_color(status))

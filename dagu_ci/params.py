@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
-from typing import Any, Dict, Iterable, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 import yaml
 
@@ -12,13 +12,13 @@ from dagu_ci.errors import UsageError
 
 Params = Dict[str, str]
 
-_KEY = re.compile(r"^[^\s=\"'`]+$")
+_KEY = re.compile(r"[^\s=\"'`]+")  # fullmatch: "$" would let a trailing newline through
 
 
 def parse_param(item: str) -> Tuple[str, str]:
     """One `--param KEY=VALUE`."""
     key, sep, value = item.partition("=")
-    if not sep or not _KEY.match(key):
+    if not sep or not _KEY.fullmatch(key):
         raise UsageError(f"bad --param {item!r}: expected KEY=VALUE")
     return key, value
 
@@ -52,12 +52,16 @@ def merge_params(params_text: Optional[str], items: Iterable[str]) -> Params:
 def encode_params(params: Params, json_params: bool) -> str:
     """The one params string of the start body (API.md §3.2).
 
-    JSON objects are understood from 1.30.0; older servers tokenise JSON, so they
-    get `K="v"` pairs with `\\"` escaping.
+    JSON objects are understood from 1.30.0; older servers tokenise JSON, so they get
+    `K="v"` pairs (`K=v` where the quoted form cannot carry the value). What that
+    tokenizer cannot read back exactly is refused (UsageError) rather than sent.
     """
+    for key, value in params.items():
+        _check_text(f"param {key!r}", key)
+        _check_text(f"param {key}", value)
     if json_params:
         return json.dumps(params, ensure_ascii=False)
-    return " ".join(f'{key}="{_escape(value)}"' for key, value in params.items())
+    return " ".join(_pair(key, value) for key, value in _tokenizer_order(params))
 
 
 def expanding_values(params: Params) -> list:
@@ -65,8 +69,49 @@ def expanding_values(params: Params) -> list:
     return [key for key, value in params.items() if "$" in value or "`" in value]
 
 
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"')
+# How Dagu 1.17-1.29 read the params string: `NAME=` then a "quoted" value, in which only
+# `\"` is an escape (a backslash stays a backslash), or a bare value without spaces and
+# quotes. The loader then trims every leading and trailing quote of a quoted value.
+_GO_SPACE = "\t\n\f\r "  # Go's \s: ASCII only
+_OLD_SERVERS = "Dagu before 1.30 cannot receive"
+
+
+def _tokenizer_order(params: Params) -> List[Tuple[str, str]]:
+    """The pairs in the order they can be sent: a quoted value ending in a backslash turns
+    its closing quote into an escape, unless the string ends there, so it goes last."""
+    pairs, last = [], []
+    for key, value in params.items():
+        if not _KEY.fullmatch(key):
+            raise UsageError(f"param key {key!r} cannot be sent to Dagu before 1.30: a key has no spaces, quotes or '='")
+        if value.endswith('"'):
+            raise UsageError(f"param {key}: {_OLD_SERVERS} a value that ends with a double quote "
+                             "(its params tokenizer would change it); change the value or upgrade Dagu")
+        if value.endswith("\\") and not _is_bare(value):
+            if last:
+                raise UsageError(f"param {key}: {_OLD_SERVERS} more than one value that ends with a backslash "
+                                 f"and holds a space, quote or backtick ({last[0][0]} is one)")
+            last.append((key, value))
+        else:
+            pairs.append((key, value))
+    return pairs + last
+
+
+def _is_bare(value: str) -> bool:
+    return bool(value) and not any(char in _GO_SPACE or char in '"`' for char in value)
+
+
+def _pair(key: str, value: str) -> str:
+    if value.endswith("\\") and _is_bare(value):
+        return f"{key}={value}"
+    return key + '="' + value.replace('"', '\\"') + '"'
+
+
+def _check_text(what: str, text: str) -> None:
+    """Text the request can carry: argv may hold bytes that are not UTF-8."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UsageError(f"{what}: not valid UTF-8 text") from None
 
 
 def _parse_pairs(text: str) -> Optional[Params]:
@@ -77,7 +122,7 @@ def _parse_pairs(text: str) -> Optional[Params]:
     pairs: Params = {}
     for token in tokens:
         key, sep, value = token.partition("=")
-        if not sep or not _KEY.match(key):
+        if not sep or not _KEY.fullmatch(key):
             return None
         pairs[key] = value
     return pairs

@@ -24,6 +24,7 @@ from dagu_ci.events import Level, Notice, RunAccepted, RunFinished, ServerDetect
 from dagu_ci.follower import FollowOptions, Follower
 from dagu_ci.models import RunSnapshot, RunStatus, StepStatus
 from dagu_ci.params import Params, encode_params, expanding_values, typed_problems
+from dagu_ci.redaction import redact_value
 from dagu_ci.reporters import Reporter
 from dagu_ci.result import Ending, RunResult, exit_code_for
 from dagu_ci.runid import derive_run_id, validate_run_id
@@ -457,7 +458,7 @@ class Runner:
             state.forget(self._state_dir, self._state)  # nothing left for a backstop to stop
         self.reporter.handle(RunFinished(result))
         if self.request.print_json:
-            print(json.dumps(result.to_dict(), indent=2), flush=True)
+            print(json.dumps(redact_value(result.to_dict()), indent=2), flush=True)
         return int(code)
 
     def _download_artifacts(self, dag_name: str, run_id: str, snapshot: RunSnapshot) -> None:

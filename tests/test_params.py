@@ -44,7 +44,7 @@ def test_encoding_json_for_new_servers():
 
 
 def test_encoding_quoted_pairs_for_old_servers():
-    assert encode_params({"A": "1", "MSG": 'say "hi"'}, json_params=False) == 'A="1" MSG="say \\"hi\\""'
+    assert encode_params({"A": "1", "MSG": 'say "hi" now'}, json_params=False) == 'A="1" MSG="say \\"hi\\" now"'
 
 
 @pytest.mark.parametrize("definition, value, problem", [

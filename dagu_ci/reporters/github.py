@@ -14,6 +14,7 @@ from typing import IO, Dict, Iterable, List, Mapping, Optional
 
 from dagu_ci.events import Event, Level, Notice, RunAccepted, RunFinished, RunStatusChanged
 from dagu_ci.models import RunStatus, StepSnapshot, StepStatus
+from dagu_ci.redaction import redact
 from dagu_ci.reporters.grouped import GroupedReporter, StepTails
 from dagu_ci.reporters.plain import waiting_steps
 from dagu_ci.result import Ending, RunResult
@@ -66,7 +67,9 @@ class GitHubReporter(GroupedReporter):
             # Each line too: the runner masks line by line.
             for value in {secret, *(secret or "").splitlines()}:
                 if value and value.strip():
-                    self.command("add-mask", value)
+                    # Straight out: write() would redact the very value to mask.
+                    self.out.write(f"::add-mask::{escape_data(value)}\n")
+        self.out.flush()
 
     def handle(self, event: Event) -> None:
         self.tails.handle(event)
@@ -137,7 +140,7 @@ class GitHubReporter(GroupedReporter):
         path = self.env.get("GITHUB_STEP_SUMMARY")
         if path:
             with open(path, "a", encoding="utf-8") as handle:
-                handle.write(job_summary(result, self._accepted.params if self._accepted else ""))
+                handle.write(redact(job_summary(result, self._accepted.params if self._accepted else "")))
 
     # -- GitHub's files and annotations ---------------------------------------
 

@@ -8,6 +8,7 @@ from typing import IO, Deque, Dict, List, Optional, Union
 
 from dagu_ci.events import Notice, RunFinished, StepFinished, StepLog, StepStarted
 from dagu_ci.models import StepSnapshot, StepStatus
+from dagu_ci.redaction import redact
 from dagu_ci.reporters import Reporter
 from dagu_ci.reporters.plain import PlainReporter
 from dagu_ci.term import Style
@@ -33,7 +34,7 @@ class StepTails(Reporter):
         lines = list(self._tails.get(step.name, ()))
         if not lines and step.error:
             lines = step.error.splitlines()
-        return lines
+        return [redact(line) for line in lines]  # for files too (JUnit), not only the console
 
 
 @dataclass

@@ -16,6 +16,7 @@ from dagu_ci.events import (
     StepStarted,
 )
 from dagu_ci.models import RunSnapshot, RunStatus, StepSnapshot, StepStatus
+from dagu_ci.redaction import redact
 from dagu_ci.reporters import Reporter
 from dagu_ci.result import Ending
 from dagu_ci.term import Style, format_duration, table
@@ -108,9 +109,10 @@ class PlainReporter(Reporter):
         self.write([self.style.paint(line, color) if color else line])
 
     def write(self, lines: List[str]) -> None:
+        """Every line a reporter shows passes here: no secret gets through."""
         if not lines:
             return
-        self.out.write("\n".join(lines) + "\n")
+        self.out.write(redact("\n".join(lines)) + "\n")
         self.out.flush()
 
     def _step_line(self, step: StepSnapshot) -> str:

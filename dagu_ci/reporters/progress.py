@@ -12,6 +12,7 @@ from typing import IO, Callable, Optional
 
 from dagu_ci.events import RunAccepted, RunFinished, Tick
 from dagu_ci.models import RunSnapshot, RunStatus, StepStatus
+from dagu_ci.redaction import redact
 from dagu_ci.reporters import Reporter
 from dagu_ci.term import can_encode, format_duration
 
@@ -47,7 +48,7 @@ class Screen:
         self.stream.flush()
 
     def show_status(self, text: str) -> None:
-        self.stream.write(_CLEAR + text)
+        self.stream.write(_CLEAR + redact(text))
         self.stream.flush()
         self._status_shown = True
 
