@@ -73,7 +73,7 @@ class Binding:
     def refusal(self, run: state.RunState) -> str:
         """Why the backstop must leave `run` alone, or "" when it may stop it."""
         if run.job != self.job:
-            return f"written by another CI job ({run.job or 'none'}), not this one ({self.job or 'none'})"
+            return f"written by another CI job ({state.shown(run.job) or 'none'}), not this one ({self.job or 'none'})"
         if self.key is not None and run.key != self.key:
             return "written by another step of this job, not by this action's main step"
         named = state.origin(run.url)
@@ -101,17 +101,18 @@ def stop_from_state(
         run = entry.run
         reason = "not a state file dagu-ci can read" if run is None else binding.refusal(run)
         if reason or run is None:
-            warn(f"left alone {entry.path}: {reason}")
+            warn(f"left alone {state.shown(entry.path)}: {reason}")
             continue
         snapshot = client.find_run(run.name, run.run_id)
         action = ""
+        which = f"run {state.shown(run.run_id)} of {state.shown(run.name)}"
         if snapshot is None or snapshot.is_over:
             label = snapshot.status.label if snapshot else "unknown to the server"
-            say(f"run {run.run_id} of {run.name} already ended ({label}); nothing to stop")
+            say(f"{which} already ended ({label}); nothing to stop")
         else:
             action = end_run(client, run.name, run.run_id, snapshot.status)
             if action:
-                say(f"{action} run {run.run_id} of {run.name} ({snapshot.status.label} until now)")
+                say(f"{action} {which} ({snapshot.status.label} until now)")
         records.append(stop_record(run.dag, run.name, run.run_id, action, snapshot.status if snapshot else None))
         state.remove(entry.path)
     if not records:

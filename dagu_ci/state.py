@@ -34,6 +34,7 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 _READABLE_CHARS = 48
 DEFAULT_PORTS = {"http": 80, "https": 443}
 _REQUIRED = ("url", "dag", "name", "run_id")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 @dataclass(frozen=True)
@@ -106,11 +107,17 @@ def origin(url: str) -> Optional[Tuple[str, str, int]]:
     return parts.scheme, parts.hostname.lower(), port
 
 
+def shown(text: str) -> str:
+    """Text from a state file (or its name) as one inert line: control characters escaped,
+    so nothing in it can start a CI host's workflow command or log section."""
+    return _CONTROL.sub(lambda match: repr(match.group())[1:-1], text)
+
+
 def show_origin(where: Optional[Tuple[str, str, int]]) -> str:
     if where is None:
         return "no http(s) server"
     scheme, host, port = where
-    return f"{scheme}://{f'[{host}]' if ':' in host else host}:{port}"
+    return shown(f"{scheme}://{f'[{host}]' if ':' in host else host}:{port}")
 
 
 def path_for(directory: str, run: RunState) -> str:

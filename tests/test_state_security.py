@@ -259,3 +259,23 @@ def test_no_empty_state_folder_is_left_behind(fake_factory, tmp_path):
     assert "stopped run killed of deploy" in result.stdout, result.output
     assert not (private / ".dagu-ci").exists()
     assert not os.path.exists(os.path.join(ROOT, ".dagu-ci"))
+
+
+def test_state_file_text_cannot_become_a_workflow_command(fake_factory, tmp_path):
+    """A state file's name and contents are untrusted text: whatever they hold shows as one
+    inert line, so nothing in them reaches GitHub or GitLab as a command or a section."""
+    server = fake_factory(long_dag())
+    start_victim(server, "ours")
+    directory = tmp_path / ".dagu-ci"
+    plant(directory, "run-x\n::error::named.json", url=server.url, run_id="x", job="gl-1")
+    plant(directory, "run-y.json", url="http://evil\n::add-mask::host:1", run_id="y", job="gl-4242")
+    plant(directory, "run-z.json", url=server.url, run_id="z", job="\n::warning::job\r\x1b[0Ksection_start:1:x")
+    plant(directory, "run-ours.json", url=server.url, run_id="ours", job="gl-4242",
+          name="deploy", dag="deploy\n::stop-commands::x")
+    env = {"GITLAB_CI": "true", "CI_JOB_ID": "4242", "GITHUB_ACTIONS": ""}
+    result = run_cli("stop", "--from-state", "--url", server.url, "--state-dir", str(directory), env=env)
+    assert result.code == 0, result.output
+    lines = result.output.splitlines()
+    assert len(lines) == 4 and all(line.startswith("dagu-ci: ") for line in lines), lines
+    assert "\r" not in result.output and "\x1b" not in result.output
+    assert "stopped run ours of deploy" in result.stdout
