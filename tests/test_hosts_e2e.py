@@ -17,7 +17,7 @@ import junitparser
 import pytest
 
 from tests.fakedagu import Dag, Step, fail, out, sleep
-from tests.hosttools import BIN, ENTRYPOINT, HOST_ENV, ROOT, run_entrypoint
+from tests.hosttools import ENTRYPOINT, HOST_ENV, ROOT, run_entrypoint
 from tests.reporting import Runner
 from tests.test_reporter_github import HOSTILE
 from tests.test_reporter_gitlab import sections

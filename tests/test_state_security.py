@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from dagu_ci import state
 from tests.conftest import run_cli, start_cli
 from tests.fakedagu import Dag, Step, out, sleep
-from tests.hosttools import ENTRYPOINT, HOST_ENV, ROOT, run_entrypoint
+from tests.hosttools import ENTRYPOINT, HOST_ENV, run_entrypoint
 from tests.test_templates import template_script
 
 FAST = ("--poll-interval", "0.1")
@@ -258,7 +258,7 @@ def test_no_empty_state_folder_is_left_behind(fake_factory, tmp_path):
     result = run_cli("stop", "--from-state", "--url", server.url, env=env)
     assert "stopped run killed of deploy" in result.stdout, result.output
     assert not (private / ".dagu-ci").exists()
-    assert not os.path.exists(os.path.join(ROOT, ".dagu-ci"))
+    assert not (tmp_path / "proj").exists()  # nothing in the checkout either
 
 
 def test_state_file_text_cannot_become_a_workflow_command(fake_factory, tmp_path):
