@@ -2,7 +2,8 @@
 `stop --from-state` backstop that CI hosts run after a job was cancelled."""
 from __future__ import annotations
 
-from typing import Callable, Dict, List, Optional
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Mapping, Optional, Tuple
 
 from dagu_ci import state
 from dagu_ci.client import ApiError, DaguClient
@@ -57,28 +58,63 @@ def stop_record(dag: str, name: str, run_id: str, action: str, status: Optional[
     return {"dag": dag, "name": name, "run_id": run_id, "action": action or "none", "status": status.label if status else None}
 
 
+@dataclass(frozen=True)
+class Binding:
+    """What a state file must match for this job's backstop to act on it."""
+
+    job: str  # the current CI job (state.job_of)
+    server: Optional[Tuple[str, str, int]]  # origin of the configured --url
+    key: Optional[str] = None  # in the GitHub action's post step: its main step's secret
+
+    @classmethod
+    def current(cls, env: Mapping[str, str], url: str) -> "Binding":
+        return cls(state.job_of(env), state.origin(url), state.key_for_post_step(env))
+
+    def refusal(self, run: state.RunState) -> str:
+        """Why the backstop must leave `run` alone, or "" when it may stop it."""
+        if run.job != self.job:
+            return f"written by another CI job ({state.shown(run.job) or 'none'}), not this one ({self.job or 'none'})"
+        if self.key is not None and run.key != self.key:
+            return "written by another step of this job, not by this action's main step"
+        named = state.origin(run.url)
+        if named != self.server:
+            return (f"it names {state.show_origin(named)}, not the configured {state.show_origin(self.server)}"
+                    " (--url); nothing was sent there")
+        return ""
+
+
 def stop_from_state(
     directory: str,
-    client_for: Callable[[state.RunState], DaguClient],
+    client: DaguClient,
+    binding: Binding,
     say: Callable[[str], None],
+    warn: Callable[[str], None],
 ) -> List[Dict[str, Optional[str]]]:
-    """Stop every still-active run a state file names; a stop_record for each."""
-    states = state.load_all(directory)
-    if not states:
+    """Stop every still-active run this job's state files name, on the configured server
+    with its credentials; a stop_record for each. Other files are left as they are."""
+    found = state.load_all(directory)
+    if not found:
         say(f"no run state in {directory}: nothing to stop")
         return []
     records = []
-    for run in states:
-        client = client_for(run)
+    for entry in found:
+        run = entry.run
+        reason = "not a state file dagu-ci can read" if run is None else binding.refusal(run)
+        if reason or run is None:
+            warn(f"left alone {state.shown(entry.path)}: {reason}")
+            continue
         snapshot = client.find_run(run.name, run.run_id)
         action = ""
+        which = f"run {state.shown(run.run_id)} of {state.shown(run.name)}"
         if snapshot is None or snapshot.is_over:
             label = snapshot.status.label if snapshot else "unknown to the server"
-            say(f"run {run.run_id} of {run.name} already ended ({label}); nothing to stop")
+            say(f"{which} already ended ({label}); nothing to stop")
         else:
             action = end_run(client, run.name, run.run_id, snapshot.status)
             if action:
-                say(f"{action} run {run.run_id} of {run.name} ({snapshot.status.label} until now)")
+                say(f"{action} {which} ({snapshot.status.label} until now)")
         records.append(stop_record(run.dag, run.name, run.run_id, action, snapshot.status if snapshot else None))
-        state.forget(directory, run)
+        state.remove(entry.path)
+    if not records:
+        say("no run of this job to stop")
     return records

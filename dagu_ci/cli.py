@@ -81,7 +81,7 @@ def follow_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--download-artifacts", type=click.Path(file_okay=False), metavar="DIR",
                      help="After the run, download its artifacts here (Dagu >= 2.5); nothing lands outside DIR."),
         click.option("--state-dir", envvar="DAGU_CI_STATE_DIR", show_envvar=True, metavar="DIR",
-                     help="Where the run's state file goes (default: .dagu-ci/ in the CI workspace)."),
+                     help="Where the run's state file goes (default: .dagu-ci/ in the CI job's temp directory, outside the checkout)."),
         click.option("--result-file", type=click.Path(dir_okay=False, writable=True), metavar="PATH",
                      help="Write a JSON result (run id, status, exit code, url, steps) here."),
         click.option("--junit", type=click.Path(dir_okay=False, writable=True), metavar="PATH",
@@ -465,9 +465,9 @@ def _inspect(connection: dict, as_json: bool, command: Callable[[Any, Any], int]
 @click.argument("run_id", required=False)
 @connection_options
 @click.option("--from-state", is_flag=True,
-              help="Stop the runs named by state files (what a cancelled job left behind).")
+              help="Stop the runs this CI job's state files name (what a cancelled job left behind), on --url only.")
 @click.option("--state-dir", envvar="DAGU_CI_STATE_DIR", show_envvar=True, metavar="DIR",
-              help="Where state files are (default: .dagu-ci/ in the CI workspace).")
+              help="Where state files are (default: .dagu-ci/ in the CI job's temp directory, outside the checkout).")
 @click.option("--wait", "wait_seconds", type=click.FloatRange(min=0), default=0, metavar="SECONDS",
               help="Wait up to this long for the run to show it ended.")
 @json_option
@@ -484,47 +484,51 @@ def stop(dag: Optional[str], run_id: Optional[str], from_state: bool, state_dir:
     --from-state); action is stopped, dequeued, rejected or none.
     """
     from dagu_ci import state
-    from dagu_ci.backstop import end_run, stop_from_state, stop_record
+    from dagu_ci.backstop import Binding, end_run, stop_from_state, stop_record
+    from dagu_ci.events import Level, Notice
     from dagu_ci.reporters.plain import PlainReporter
 
     reporter = PlainReporter(sys.stderr if as_json else None)  # with --json, stdout is the document
-    if from_state:
-        if dag or run_id:
-            raise UsageError("--from-state takes no DAG or RUN_ID")
-        directory = state_dir or state.state_dir(os.environ)
-
-        def client_for(run: "state.RunState") -> Any:
-            # The state file names the server; credentials still come from the environment.
-            options = dict(connection, url=run.url, api_path=run.api_path or connection["api_path"])
-            return _client(options, 30.0, reporter)
-
-        records = stop_from_state(directory, client_for, reporter.say)
-        if as_json:
-            click.echo(json.dumps(records))
-        return 0
-    if not (dag and run_id):
+    if from_state and (dag or run_id):
+        raise UsageError("--from-state takes no DAG or RUN_ID")
+    if not from_state and not (dag and run_id):
         raise UsageError("stop needs DAG and RUN_ID, or --from-state")
+    # Only ever the configured server, with the configured credentials: a state file
+    # names the run, never where requests go.
     client = _client(connection, 30.0, reporter)
-    name = str((client.get_dag(dag).get("dag") or {}).get("name") or dag)
-    snapshot = client.find_run(name, run_id)
-    if snapshot is None:
-        raise UsageError(f"no run {run_id!r} of {dag!r} on {client.display_url}")
-    action = ""
-    if snapshot.is_over:
-        reporter.say(f"run {run_id} already ended ({snapshot.status.label}); nothing to stop")
-    else:
-        action = end_run(client, name, run_id, snapshot.status)
-        reporter.say(f"stop requested for run {run_id} of {name} ({snapshot.status.label} until now)")
-        deadline = time.monotonic() + wait_seconds
-        while wait_seconds and time.monotonic() < deadline:
-            snapshot = client.get_run(name, run_id)
-            if snapshot.is_over:
-                reporter.say(f"run {run_id} is {snapshot.status.label}")
-                break
-            time.sleep(0.25)
-    if as_json:
-        click.echo(json.dumps(stop_record(dag, name, run_id, action, snapshot.status)))
-    return 0
+    try:
+        if from_state:
+            directory = state_dir or state.state_dir(os.environ)
+            binding = Binding.current(os.environ, client.base_url)
+            records = stop_from_state(directory, client, binding, reporter.say,
+                                      lambda text: reporter.handle(Notice(text, Level.WARNING)))
+            if as_json:
+                click.echo(json.dumps(records))
+            return 0
+        name = str((client.get_dag(dag).get("dag") or {}).get("name") or dag)
+        snapshot = client.latest_run(name) if run_id == "latest" else client.find_run(name, run_id)
+        if snapshot is None:
+            what = "no runs" if run_id == "latest" else f"no run {run_id!r}"
+            raise UsageError(f"{what} of {dag!r} on {client.display_url}")
+        run_id = snapshot.run_id  # `latest` resolved: say which run
+        action = ""
+        if snapshot.is_over:
+            reporter.say(f"run {run_id} of {name} already ended ({snapshot.status.label}); nothing to stop")
+        else:
+            action = end_run(client, name, run_id, snapshot.status)
+            reporter.say(f"stop requested for run {run_id} of {name} ({snapshot.status.label} until now)")
+            deadline = time.monotonic() + wait_seconds
+            while wait_seconds and time.monotonic() < deadline:
+                snapshot = client.get_run(name, run_id)
+                if snapshot.is_over:
+                    reporter.say(f"run {run_id} is {snapshot.status.label}")
+                    break
+                time.sleep(0.25)
+        if as_json:
+            click.echo(json.dumps(stop_record(dag, name, run_id, action, snapshot.status)))
+        return 0
+    finally:
+        client.close()
 
 
 def _client(connection: dict, retry_for: float, reporter: Any) -> Any:

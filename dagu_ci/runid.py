@@ -32,14 +32,15 @@ def derive_run_id(env: Mapping[str, str], dag: str, params: str) -> str:
     A short digest of the DAG and its params tells apart matrix legs and
     several dagu-ci steps in one job.
     """
-    base = _ci_base(env)
+    base = ci_job(env)
     if base is None:
         return "dagu-ci-" + uuid.uuid4().hex[:16]
     digest = hashlib.sha256(f"{dag}\0{params}".encode()).hexdigest()[:8]
     return _fit(f"{base}-{digest}")
 
 
-def _ci_base(env: Mapping[str, str]) -> Optional[str]:
+def ci_job(env: Mapping[str, str]) -> Optional[str]:
+    """The CI job (and attempt) calling us, or None outside CI."""
     if env.get("GITHUB_RUN_ID"):
         parts = ["gh", env["GITHUB_RUN_ID"], env.get("GITHUB_RUN_ATTEMPT", "1"), env.get("GITHUB_JOB", "")]
         return "-".join(part for part in parts if part)

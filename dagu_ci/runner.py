@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import time
 from contextlib import contextmanager
@@ -89,6 +90,7 @@ class Runner:
         self._follower: Optional[Follower] = None
         self._state: Optional[state.RunState] = None
         self._state_dir = request.state_dir or state.state_dir(env)
+        self._state_key = secrets.token_hex(16)  # binds our state files to this step (state.GITHUB_STATE_KEY)
 
     def run(self) -> int:
         plan = self._prepare()
@@ -356,8 +358,11 @@ class Runner:
             name=dag_name,
             run_id=run_id,
             api_path=self.client.connection.api_path or "",
+            job=state.job_of(self.env),
+            key=self._state_key,
         )
         try:
+            state.hand_key_to_post_step(self.env, self._state_key)
             state.save(self._state_dir, self._state)
         except OSError as exc:
             self._say(f"could not write the run's state file in {self._state_dir}: {exc.strerror}", Level.WARNING)

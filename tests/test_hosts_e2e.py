@@ -17,7 +17,7 @@ import junitparser
 import pytest
 
 from tests.fakedagu import Dag, Step, fail, out, sleep
-from tests.hosttools import BIN, ENTRYPOINT, ROOT, run_entrypoint
+from tests.hosttools import ENTRYPOINT, HOST_ENV, ROOT, run_entrypoint
 from tests.reporting import Runner
 from tests.test_reporter_github import HOSTILE
 from tests.test_reporter_gitlab import sections
@@ -98,20 +98,24 @@ def test_a_killed_job_leaves_no_run_behind(fake_factory, tmp_path, host):
     """The host kills the job outright (no handler runs); its cancel hook, as the host file
     writes it (the template's after_script, the Jenkinsfile's aborted block), stops the run."""
     server = fake_factory(deploy(Step("long", [out("working"), sleep(30)])), auth=("token", "tok-host"))
+    # The state file goes to the job's temp directory beside the checkout, which a commit cannot reach.
+    job_temp = tmp_path / "job.tmp"
     if host == "gitlab":
-        env = gitlab_env(server, CI_PROJECT_DIR=str(tmp_path), DAGU_API_TOKEN="tok-host")
+        env = gitlab_env(server, CI_PROJECT_DIR=str(tmp_path), RUNNER_TEMP_PROJECT_DIR=str(job_temp),
+                         DAGU_API_TOKEN="tok-host")
         job, backstop = template_script(), template_script("after_script")
     else:
         env = {"JENKINS_URL": "http://jenkins:8080/", "BUILD_TAG": "jenkins-deploy-7", "GIT_COMMIT": "abc",
-               "DAGU_URL": server.url, "DAGU_API_TOKEN": "tok-host"}
+               "WORKSPACE": str(tmp_path), "WORKSPACE_TMP": str(job_temp), "DAGU_URL": server.url,
+               "DAGU_API_TOKEN": "tok-host"}
         job, backstop = jenkinsfile_commands()
-    full = {"PATH": f"{BIN}{os.pathsep}/usr/local/bin:/usr/bin:/bin", "PYTHONUNBUFFERED": "1", **env}
+    full = {**HOST_ENV, **env}
     proc = subprocess.Popen([sys.executable, ENTRYPOINT, "sh", "-c", job], env=full, cwd=tmp_path,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 20
-    while not list((tmp_path / ".dagu-ci").glob("run-deploy-*.json")) and time.monotonic() < deadline:
+    while not list((job_temp / ".dagu-ci").glob("run-deploy-*.json")) and time.monotonic() < deadline:
         time.sleep(0.05)
-    (state_file,) = (tmp_path / ".dagu-ci").glob("run-deploy-*.json")
+    (state_file,) = (job_temp / ".dagu-ci").glob("run-deploy-*.json")
     run_id = json.loads(state_file.read_text())["run_id"]
     server.wait_for_status("deploy", run_id, {1}, timeout=10)
     os.killpg(proc.pid, signal.SIGKILL)
@@ -123,6 +127,7 @@ def test_a_killed_job_leaves_no_run_behind(fake_factory, tmp_path, host):
     assert f"stopped run {run_id} of deploy" in after.stdout
     assert "tok-host" not in after.stdout + after.stderr
     server.wait_for_status("deploy", run_id, {3}, timeout=10)
+    assert not (job_temp / ".dagu-ci").exists() and not (tmp_path / ".dagu-ci").exists()
 
 
 def gitlab_env(server, **extra):

@@ -31,7 +31,14 @@ def test_sigkill_then_stop_from_state_stops_the_run(fake_factory, tmp_path):
     proc.finish()
     assert server.get_run("deploy", "orphan").status == 1
 
-    result = run_cli("stop", "--from-state", "--url", "http://wrong.invalid", "--state-dir", str(tmp_path), "--json")
+    # The state file names the run, never where requests go: another --url is refused.
+    refused = run_cli("stop", "--from-state", "--url", "http://wrong.invalid", "--state-dir", str(tmp_path), "--json")
+    assert refused.code == 0, refused.output
+    assert json.loads(refused.stdout) == []
+    assert "not the configured http://wrong.invalid:80" in refused.stderr
+    assert server.get_run("deploy", "orphan").status == 1 and state_file.exists()
+
+    result = run_cli("stop", "--from-state", "--url", server.url, "--state-dir", str(tmp_path), "--json")
     assert result.code == 0, result.output
     assert "stopped run orphan of deploy" in result.stderr  # stdout is the document
     assert json.loads(result.stdout) == [{"dag": "deploy", "name": "deploy", "run_id": "orphan", "action": "stopped", "status": "running"}]
@@ -48,14 +55,18 @@ def test_finished_run_leaves_no_state_and_from_state_does_nothing(fake_factory, 
     assert "nothing to stop" in result.stdout
 
 
-def test_state_file_goes_to_the_ci_workspace(fake_factory, tmp_path):
+def test_state_file_goes_to_the_jobs_temp_dir_not_the_checkout(fake_factory, tmp_path):
     server = fake_factory(dag(Step("long", [out("working"), sleep(30)])))
-    proc = start_cli("run", "deploy", "--url", server.url, *FAST, "--run-id", "ws", env={"CI_PROJECT_DIR": str(tmp_path)})
+    env = {"GITLAB_CI": "true", "CI_JOB_ID": "5", "CI_PROJECT_DIR": str(tmp_path / "proj"),
+           "RUNNER_TEMP_PROJECT_DIR": str(tmp_path / "proj.tmp")}
+    proc = start_cli("run", "deploy", "--url", server.url, *FAST, "--run-id", "ws", env=env)
     proc.wait_for("working")
-    assert list((tmp_path / ".dagu-ci").glob("run-deploy-ws.json"))
+    (state_file,) = (tmp_path / "proj.tmp" / ".dagu-ci").glob("run-deploy-ws-*.json")
+    assert json.loads(state_file.read_text())["job"] == "gl-5"
+    assert not (tmp_path / "proj").exists()
     proc.send_signal(signal.SIGTERM)
     assert proc.finish().code == 143
-    assert not list((tmp_path / ".dagu-ci").glob("run-*.json"))  # stopped: nothing left for a backstop
+    assert not (tmp_path / "proj.tmp" / ".dagu-ci").exists()  # stopped: nothing left for a backstop
 
 
 def test_dry_run_starts_nothing(fake_factory):

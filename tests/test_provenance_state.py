@@ -39,15 +39,18 @@ def test_label_field_by_version():
 
 
 def test_state_files_round_trip_and_forget(tmp_path):
-    directory = state.state_dir({"GITHUB_WORKSPACE": str(tmp_path)})
+    directory = state.state_dir({}, cwd=str(tmp_path))
     assert directory == str(tmp_path / ".dagu-ci")
-    run = state.RunState(url="http://dagu:8080", dag="deploy", name="deploy-prod", run_id="r1")
+    run = state.RunState(url="http://dagu:8080", dag="deploy", name="deploy-prod", run_id="r1", job="gl-7", key="k")
     state.save(directory, run)
-    (loaded,) = state.load_all(directory)
-    assert (loaded.url, loaded.dag, loaded.name, loaded.run_id) == ("http://dagu:8080", "deploy", "deploy-prod", "r1")
+    (found,) = state.load_all(directory)
+    loaded = found.run
+    assert (loaded.url, loaded.dag, loaded.name, loaded.run_id, loaded.job, loaded.key) == (
+        "http://dagu:8080", "deploy", "deploy-prod", "r1", "gl-7", "k")
     assert loaded.pid > 0 and loaded.started_at > 0
     state.forget(directory, run)
     assert state.load_all(directory) == []
+    assert not (tmp_path / ".dagu-ci").exists()  # no empty folder left behind
 
 
 def test_state_dir_fallbacks(tmp_path):
