@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 
 GITLAB_CI_LOCAL := 4.56.2
 
-.PHONY: demo test tools clean bench
+.PHONY: demo test tools clean bench dagu-servers
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,8 +22,13 @@ $(VENV)/.test: pyproject.toml | $(BIN)/python
 demo: $(VENV)/.runtime
 	$(BIN)/python examples/demo.py
 
-test: $(VENV)/.test tools
+test: $(VENV)/.test tools dagu-servers
 	$(BIN)/python -m pytest -q -n 4
+
+# Real Dagu servers for tests/real, built once from the Go module proxy into .tools/dagu/VERSION/
+# (several minutes each the first time). What cannot be built is named by the suite's summary.
+dagu-servers: $(VENV)/.test
+	-$(BIN)/python -m tests.real.builds
 
 # Benchmarks of issue 5 against the fake server (~12 min); writes bench/RESULTS.md. Not a test.
 # dagu-ci runs from a plain `pip install .` (as in the image): an editable install's import

@@ -113,3 +113,21 @@ def fake_factory() -> Iterator:
         server.stop()
     for server in started:  # a handler that raised inside the fake is a broken fake
         assert not server.errors, server.errors[0]
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # type: ignore[no-untyped-def]
+    """Name every wanted real Dagu version the suite could not test, and why."""
+    from tests.real import builds
+
+    missing = builds.unavailable()
+    if missing:
+        terminalreporter.section("real Dagu versions not tested")
+        for version, reason in missing.items():
+            terminalreporter.write_line(f"dagu {version}: {reason}")
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:  # type: ignore[no-untyped-def]
+    from tests.real import builds
+
+    if os.environ.get("CI") == "true" and not builds.available() and exitstatus == 0:
+        session.exitstatus = 1  # the real-server suite must not pass on nothing in CI

@@ -1,0 +1,191 @@
+"""One real Dagu server for a test: its own throwaway DAGU_HOME, DAGs the test writes, and a
+complete teardown (no process, no port left behind), even when the test fails."""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Tuple
+
+import requests
+
+Auth = Optional[Tuple[str, ...]]  # None, ("token", secret), ("basic", user, password)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class RealDagu:
+    version: str
+    binary: str
+    auth: Auth = None
+    base_path: str = ""
+    tls: Optional[Tuple[str, str]] = None  # (cert file, key file): Dagu's own TLS
+    extra_env: Dict[str, str] = field(default_factory=dict)
+    home: str = ""
+    port: int = 0
+    proc: Optional[subprocess.Popen] = None
+    _log: Optional[object] = None
+
+    @property
+    def modern(self) -> bool:
+        return int(self.version.split(".")[0]) >= 2
+
+    @property
+    def url(self) -> str:
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://127.0.0.1:{self.port}{self.base_path}"
+
+    @property
+    def api(self) -> str:
+        return self.url + ("/api/v1" if self.modern else "/api/v2")
+
+    @property
+    def dags_dir(self) -> str:
+        return os.path.join(self.home, "dags")
+
+    @property
+    def log_dir(self) -> str:
+        return os.path.join(self.home, "logs")
+
+    @property
+    def server_log(self) -> str:
+        return os.path.join(self.home, "server.log")
+
+    def add_dag(self, name: str, text: str) -> None:
+        with open(os.path.join(self.dags_dir, f"{name}.yaml"), "w", encoding="utf-8") as handle:
+            handle.write(text)
+
+    def env(self) -> Dict[str, str]:
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": self.home,
+            "DAGU_HOME": self.home,
+            "DAGU_DAGS_DIR": self.dags_dir,
+            "DAGU_LOG_DIR": self.log_dir,
+            "DAGU_SKIP_EXAMPLES": "true",
+            "DAGU_SCHEDULER_PORT": str(free_port()),
+            "DAGU_COORDINATOR_PORT": str(free_port()),
+            "DAGU_CHECK_UPDATES": "false",
+            "TZ": "UTC",
+        }
+        if self.modern:
+            env["DAGU_COORDINATOR_ENABLED"] = "false"
+            env["DAGU_AUTH_MODE"] = "none"
+        if self.base_path:
+            env["DAGU_BASE_PATH"] = self.base_path
+        if self.tls:
+            env["DAGU_CERT_FILE"], env["DAGU_KEY_FILE"] = self.tls
+        if self.auth and self.auth[0] == "token":
+            env["DAGU_AUTH_TOKEN"] = self.auth[1]
+        elif self.auth and self.auth[0] == "basic":
+            env["DAGU_AUTH_BASIC_USERNAME"], env["DAGU_AUTH_BASIC_PASSWORD"] = self.auth[1], self.auth[2]
+            if self.modern:
+                env["DAGU_AUTH_MODE"] = "basic"
+        env.update(self.extra_env)
+        return env
+
+    def start(self, dags: Optional[Dict[str, str]] = None, ready_within: float = 120.0) -> "RealDagu":
+        self.home = tempfile.mkdtemp(prefix=f"dagu-{self.version}-")
+        os.makedirs(self.dags_dir)
+        for name, text in (dags or {}).items():
+            self.add_dag(name, text)
+        self.port = free_port()
+        self._log = open(self.server_log, "wb")
+        self.proc = subprocess.Popen(
+            [self.binary, "start-all", "--host", "127.0.0.1", "--port", str(self.port)],
+            env=self.env(), cwd=self.home, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        self._wait_healthy(ready_within)
+        return self
+
+    def _wait_healthy(self, within: float) -> None:
+        deadline = time.monotonic() + within
+        url = self.api + "/health"
+        while True:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"dagu {self.version} exited with {self.proc.returncode}:\n{self.log_tail()}")
+            try:
+                if requests.get(url, timeout=2, verify=False).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"dagu {self.version} not healthy within {within:g}s:\n{self.log_tail()}")
+            time.sleep(0.1)
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            with open(self.server_log, encoding="utf-8", errors="replace") as handle:
+                return "".join(handle.readlines()[-lines:])
+        except OSError:
+            return ""
+
+    # -- teardown ----------------------------------------------------------------
+    def stop(self) -> None:
+        """TERM each run's process group (runs start in their own), then the server's; KILL
+        what is left; remove the home."""
+        if self.proc is not None:
+            groups = _descendant_groups(self.proc.pid)
+            for group in groups:
+                _signal_group(group, signal.SIGTERM)
+            _signal_group(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                _signal_group(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=15)
+            for group in groups:
+                _signal_group(group, signal.SIGKILL)
+            self.proc = None
+        if self._log is not None:
+            self._log.close()  # type: ignore[attr-defined]
+            self._log = None
+        if self.home:
+            shutil.rmtree(self.home, ignore_errors=True)
+
+    def __enter__(self) -> "RealDagu":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _descendant_groups(root: int) -> List[int]:
+    """Process groups of every descendant of `root` (from /proc)."""
+    children: Dict[int, List[int]] = {}
+    groups: Dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="utf-8", errors="replace") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid = int(entry)
+        children.setdefault(int(fields[1]), []).append(pid)
+        groups[pid] = int(fields[2])
+    found, todo = set(), [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return sorted({groups[pid] for pid in found if pid in groups} - {groups.get(root, root)})
+
+
+def _signal_group(group: int, sig: int) -> None:
+    try:
+        os.killpg(group, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
