@@ -12,6 +12,7 @@ import click
 
 from dagu_ci import __version__
 from dagu_ci.errors import Cancelled, DaguCIError, ExitCode, UsageError
+from dagu_ci.files import ENCODING_ERRORS
 
 # The same as dagu_ci.reporters.hosts.REPORTER_CHOICES (a test checks), spelled out here
 # because importing the reporters would slow down `--version` and `--help`.
@@ -544,6 +545,7 @@ def _client(connection: dict, retry_for: float, reporter: Any) -> Any:
 
 def main(argv: Optional[List[str]] = None) -> None:
     """Console entry point: one-line errors, never a traceback, exit codes from the README."""
+    _tolerant_streams()
     secrets = [os.environ.get(name, "") for name in ("DAGU_API_TOKEN", "DAGU_PASSWORD")]
     args = list(sys.argv[1:] if argv is None else argv)
     secrets += _secret_args(args)
@@ -573,6 +575,15 @@ def main(argv: Optional[List[str]] = None) -> None:
         _fail(f"internal error: {type(exc).__name__}: {exc} (set DAGU_CI_DEBUG=1 for details)", secrets)
         code = ExitCode.SERVER
     sys.exit(int(code or 0))
+
+
+def _tolerant_streams() -> None:
+    """What a stream cannot encode (a lone surrogate a broken server sent, anything beyond
+    ASCII under PYTHONIOENCODING=ascii) is written as a backslash escape, never an error."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors=ENCODING_ERRORS)
 
 
 def _fail(message: str, secrets: List[str]) -> None:
