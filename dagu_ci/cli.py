@@ -369,6 +369,9 @@ def dags(as_json: bool, **connection: Any) -> int:
     Examples:
       dagu-ci dags
       dagu-ci dags --json | jq -r '.[] | select(.latest_status == "failed") | .file'
+
+    \b
+    Exit codes: 0 listed, 2 usage error (e.g. refused credentials), 4 server error.
     """
     from dagu_ci import inspect
 
@@ -386,6 +389,9 @@ def history(dag: str, limit: int, as_json: bool, **connection: Any) -> int:
     \b
     Examples:
       dagu-ci history nightly --limit 5
+
+    \b
+    Exit codes: 0 listed, 2 usage error or unknown DAG, 4 server error.
     """
     from dagu_ci import inspect
 
@@ -404,6 +410,9 @@ def outputs(dag: str, run_id: str, as_json: bool, **connection: Any) -> int:
     Examples:
       dagu-ci outputs build "$RUN_ID" >> "$GITHUB_ENV"
       dagu-ci outputs build latest --json
+
+    \b
+    Exit codes: 0 printed, 2 usage error or no such run, 4 server error.
     """
     from dagu_ci import inspect
 
@@ -500,6 +509,10 @@ def stop(dag: Optional[str], run_id: Optional[str], from_state: bool, state_dir:
 
     With --json, stdout has {dag, name, run_id, action, status} (a list of them with
     --from-state); action is stopped, dequeued, rejected or none.
+
+    \b
+    Exit codes: 0 stopped (or nothing to stop), 2 usage error or no such run,
+    4 server error.
     """
     from dagu_ci import state
     from dagu_ci.backstop import end_run, stop_from_state, stop_record
