@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 
 GITLAB_CI_LOCAL := 4.56.2
 
-.PHONY: demo test tools clean bench
+.PHONY: demo test tools dagu-modules clean bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,8 +22,13 @@ $(VENV)/.test: pyproject.toml | $(BIN)/python
 demo: $(VENV)/.runtime
 	$(BIN)/python examples/demo.py
 
-test: $(VENV)/.test tools
+test: $(VENV)/.test tools dagu-modules
 	$(BIN)/python -m pytest -q -n 4
+
+# Dagu's Go modules (no build) into the Go module cache, once, before the tests: the contract test
+# reads Dagu's OpenAPI documents there. What cannot be had is named; the test then fails in CI.
+dagu-modules: $(VENV)/.test
+	-@$(BIN)/python -m tests.dagu_modules >/dev/null
 
 # Benchmarks of issue 5 against the fake server (~12 min); writes bench/RESULTS.md. Not a test.
 # dagu-ci runs from a plain `pip install .` (as in the image): an editable install's import
