@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 
 GITLAB_CI_LOCAL := 4.56.2
 
-.PHONY: demo test tools clean bench dagu-servers
+.PHONY: demo test tools dagu-modules dagu-servers clean bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,8 +22,13 @@ $(VENV)/.test: pyproject.toml | $(BIN)/python
 demo: $(VENV)/.runtime
 	$(BIN)/python examples/demo.py
 
-test: $(VENV)/.test tools dagu-servers
+test: $(VENV)/.test tools dagu-modules dagu-servers
 	$(BIN)/python -m pytest -q -n 4
+
+# Dagu's Go modules (no build) into the Go module cache, once, before the tests: the contract test
+# reads Dagu's OpenAPI documents there. What cannot be had is named by the test.
+dagu-modules: $(VENV)/.test
+	-@$(BIN)/python -m tests.dagu_modules >/dev/null
 
 # Real Dagu servers for tests/real, built once from the Go module proxy into .tools/dagu/VERSION/
 # (several minutes each the first time). What cannot be built is named by the suite's summary.

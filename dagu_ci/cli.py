@@ -12,6 +12,7 @@ import click
 
 from dagu_ci import __version__
 from dagu_ci.errors import Cancelled, DaguCIError, ExitCode, UsageError
+from dagu_ci.files import ENCODING_ERRORS
 from dagu_ci.redaction import learn, mask_values, redact
 
 # The same as dagu_ci.reporters.hosts.REPORTER_CHOICES (a test checks), spelled out here
@@ -39,7 +40,8 @@ def connection_options(command: Callable[..., Any]) -> Callable[..., Any]:
                      help="Client certificate for mutual TLS (PEM; may include the key)."),
         click.option("--client-key", envvar="DAGU_CLIENT_KEY", show_envvar=True, metavar="PATH",
                      help="Private key for --client-cert, if not in the same file."),
-        click.option("--insecure", is_flag=True, envvar="DAGU_INSECURE", help="Skip TLS verification (prints a warning)."),
+        click.option("--insecure", is_flag=True, envvar="DAGU_INSECURE", show_envvar=True,
+                     help="Skip TLS verification (an https URL prints a warning)."),
     ]
     for option in reversed(options):
         command = option(command)
@@ -57,8 +59,11 @@ def json_option(command: Callable[..., Any]) -> Callable[..., Any]:
     return click.option("--json", "as_json", is_flag=True, help="Print a JSON document for scripts.")(command)
 
 
-# DAG files from the repository (`validate`, `push`).
-dag_files_argument = click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False), metavar="FILE...")
+# DAG files from the repository (`validate`, `push`): a missing one is a usage error (exit 2).
+dag_files_argument = click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False),
+                                    metavar="FILE...")
+
+PARAMS_HELP = """Params as a JSON object, a YAML mapping, or K=V K2="v 2"; @FILE reads them from a file, - from stdin."""
 
 
 def follow_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -132,6 +137,14 @@ def _runner(dag: str, connection: dict, follow: dict, retry_for: float, **fields
     return Runner(client, reporter, request)
 
 
+def _check_run_id(run_id: Optional[str]) -> None:
+    """A bad --run-id is bad input: refused before the server is asked anything."""
+    if run_id is not None:
+        from dagu_ci.runid import validate_run_id
+
+        validate_run_id(run_id)
+
+
 def _closing(runner: Any, action: Callable[[], int]) -> int:
     try:
         return action()
@@ -142,27 +155,29 @@ def _closing(runner: Any, action: Callable[[], int]) -> int:
 
 @cli.command(context_settings=CONTEXT)
 @click.argument("dag", required=False)
+@click.argument("param_args", nargs=-1, metavar="[KEY=VALUE]...")
 @connection_options
 @click.option("--spec", type=click.Path(dir_okay=False), metavar="PATH",
-              help="Run this DAG file from the repository without installing it (Dagu >= 2.0).")
-@click.option("--param", "param_items", multiple=True, metavar="KEY=VALUE", help="A DAG param; repeatable.")
-@click.option("--params", "params_text", metavar="TEXT", help='Params as a JSON object, a YAML mapping, or K=V K2="v 2".')
+              help="Run this DAG file from the repository without installing it (Dagu >= 1.23; with --enqueue 1.24).")
+@click.option("--param", "param_items", multiple=True, metavar="KEY=VALUE", help="A DAG param; repeatable; wins over the others.")
+@click.option("--params", "params_text", metavar="TEXT", help=PARAMS_HELP)
 @click.option("--run-id", metavar="ID", help="Run id (1-64 of [-a-zA-Z0-9_]). Default: derived from the CI job, so a retried job attaches instead of starting twice.")
 @click.option("--enqueue", is_flag=True, help="Enqueue the run instead of starting it now.")
-@click.option("--singleton", is_flag=True, help="Refuse to start while another run of the DAG is active.")
+@click.option("--singleton", is_flag=True, help="Refuse to start while another run of the DAG is active (exit 4).")
 @click.option("--start-timeout", type=click.FloatRange(min=0), default=60, show_default=True, metavar="SECONDS",
               help="How long to retry an unreachable server before the run has started (exit 4).")
 @click.option("--cancel-superseded", metavar="KEY",
               help="Stop this DAG's active runs started with the same KEY (e.g. the branch) before starting.")
 @click.option("--dry-run", is_flag=True, help="Check server, auth, DAG and params; print what would start; start nothing.")
 @follow_options
-def run(dag: Optional[str], spec: Optional[str], param_items: Sequence[str], params_text: Optional[str], run_id: Optional[str],
-        enqueue: bool, singleton: bool, start_timeout: float, cancel_superseded: Optional[str], dry_run: bool, **options: Any) -> int:
+def run(dag: Optional[str], param_args: Sequence[str], spec: Optional[str], param_items: Sequence[str],
+        params_text: Optional[str], run_id: Optional[str], enqueue: bool, singleton: bool, start_timeout: float,
+        cancel_superseded: Optional[str], dry_run: bool, **options: Any) -> int:
     """Start DAG (its file name as Dagu lists it), stream its logs, and exit with its status.
 
     \b
     Examples:
-      dagu-ci run deploy --url https://dagu.example.com --param VERSION=1.2.3
+      dagu-ci run deploy VERSION=1.2.3 --url https://dagu.example.com
       dagu-ci run --spec dags/deploy.yaml      # the DAG as changed in this pull request
 
     \b
@@ -172,13 +187,16 @@ def run(dag: Optional[str], spec: Optional[str], param_items: Sequence[str], par
     """
     from dagu_ci.params import merge_params
 
+    if dag and "=" in dag:  # `run --spec FILE K=V`: no DAG name holds "="
+        dag, param_args = None, (dag, *param_args)
     if not dag and not spec:
         raise UsageError("run needs a DAG (its file name on the server), or --spec PATH")
+    _check_run_id(run_id)
+    params = merge_params(params_text, (*param_args, *param_items))
     if spec and not dag:
         from dagu_ci.dagyaml import load_dag_file
 
         dag = str(load_dag_file(spec)[1].get("name") or os.path.splitext(os.path.basename(spec))[0])
-    params = merge_params(params_text, param_items)
     connection, follow = _split(options)
     runner = _runner(dag, connection, follow, start_timeout, params=params, run_id=run_id, enqueue=enqueue,
                      singleton=singleton, cancel_superseded=cancel_superseded, dry_run=dry_run, spec=spec)
@@ -189,7 +207,7 @@ def run(dag: Optional[str], spec: Optional[str], param_items: Sequence[str], par
 @click.argument("dag")
 @click.argument("param_items", nargs=-1, metavar="[KEY=VALUE]...")
 @connection_options
-@click.option("--params", "params_text", metavar="TEXT", help='Params as a JSON object, a YAML mapping, or K=V K2="v 2".')
+@click.option("--params", "params_text", metavar="TEXT", help=PARAMS_HELP)
 @click.option("--run-id", metavar="ID", help="Run id (1-64 of [-a-zA-Z0-9_]). Default: derived from the CI job.")
 @click.option("--enqueue", is_flag=True, help="Enqueue the run instead of starting it now.")
 @click.option("--singleton", is_flag=True, help="Refuse to start while another run of the DAG is active (exit 4).")
@@ -212,9 +230,11 @@ def start(dag: str, param_items: Sequence[str], params_text: Optional[str], run_
     from dagu_ci.reporters.plain import PlainReporter
     from dagu_ci.runner import Runner, RunRequest
 
+    _check_run_id(run_id)
+    params = merge_params(params_text, param_items)
     reporter = PlainReporter(sys.stderr)  # stdout carries only the run id
     client = _client(connection, start_timeout, reporter)
-    request = RunRequest(dag=dag, params=merge_params(params_text, param_items), run_id=run_id, enqueue=enqueue, singleton=singleton)
+    request = RunRequest(dag=dag, params=params, run_id=run_id, enqueue=enqueue, singleton=singleton)
     try:
         name, new_id = Runner(client, reporter, request).start()
         url = client.ui_url(name, new_id)
@@ -351,6 +371,9 @@ def dags(as_json: bool, **connection: Any) -> int:
     Examples:
       dagu-ci dags
       dagu-ci dags --json | jq -r '.[] | select(.latest_status == "failed") | .file'
+
+    \b
+    Exit codes: 0 listed, 2 usage error (e.g. refused credentials), 4 server error.
     """
     from dagu_ci import inspect
 
@@ -368,6 +391,9 @@ def history(dag: str, limit: int, as_json: bool, **connection: Any) -> int:
     \b
     Examples:
       dagu-ci history nightly --limit 5
+
+    \b
+    Exit codes: 0 listed, 2 usage error or unknown DAG, 4 server error.
     """
     from dagu_ci import inspect
 
@@ -386,6 +412,9 @@ def outputs(dag: str, run_id: str, as_json: bool, **connection: Any) -> int:
     Examples:
       dagu-ci outputs build "$RUN_ID" >> "$GITHUB_ENV"
       dagu-ci outputs build latest --json
+
+    \b
+    Exit codes: 0 printed, 2 usage error or no such run, 4 server error.
     """
     from dagu_ci import inspect
 
@@ -482,6 +511,10 @@ def stop(dag: Optional[str], run_id: Optional[str], from_state: bool, state_dir:
 
     With --json, stdout has {dag, name, run_id, action, status} (a list of them with
     --from-state); action is stopped, dequeued, rejected or none.
+
+    \b
+    Exit codes: 0 stopped (or nothing to stop), 2 usage error or no such run,
+    4 server error.
     """
     from dagu_ci import state
     from dagu_ci.backstop import Binding, end_run, stop_from_state, stop_record
@@ -543,13 +576,14 @@ def _client(connection: dict, retry_for: float, reporter: Any) -> Any:
         raise UsageError("--client-key needs --client-cert")
     if bool(conn.username) != bool(conn.password):
         raise UsageError("--username and --password go together")
-    if conn.insecure:
+    if conn.insecure and conn.url.lower().startswith("https:"):  # plain http has no TLS to skip
         reporter.handle(Notice("TLS verification is off (--insecure)", Level.WARNING))
     return DaguClient(conn, retry_for=retry_for)
 
 
 def main(argv: Optional[List[str]] = None) -> None:
     """Console entry point: one-line errors, never a traceback, exit codes from the README."""
+    _tolerant_streams()
     args = list(sys.argv[1:] if argv is None else argv)
     _learn_secrets(args)  # before anything can print: click's own errors too
     try:
@@ -578,6 +612,15 @@ def main(argv: Optional[List[str]] = None) -> None:
         _fail(f"internal error: {type(exc).__name__}: {exc} (set DAGU_CI_DEBUG=1 for details)")
         code = ExitCode.SERVER
     sys.exit(int(code or 0))
+
+
+def _tolerant_streams() -> None:
+    """What a stream cannot encode (a lone surrogate a broken server sent, anything beyond
+    ASCII under PYTHONIOENCODING=ascii) is written as a backslash escape, never an error."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors=ENCODING_ERRORS)
 
 
 def _fail(message: str) -> None:

@@ -1,7 +1,9 @@
 """HTTP client for Dagu's REST API: auth, retries, version detection, endpoints.
 
-Facts this module leans on are in ../shared/dagu/API.md; section numbers below
-point there.
+Facts this module leans on were read from Dagu's API handlers and OpenAPI documents at
+each release it supports; tests/fakedagu reproduces them. "API.md §N" below cites the
+section of the developers' write-up of Dagu's API (not part of the repository) that
+first recorded a fact.
 """
 from __future__ import annotations
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import sys
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 import yaml
@@ -42,11 +43,32 @@ def parse_params_text(text: str) -> Params:
 
 def merge_params(params_text: Optional[str], items: Iterable[str]) -> Params:
     """--params first, then each --param on top (the later one wins)."""
-    merged = parse_params_text(params_text) if params_text else {}
+    merged = parse_params_text(read_params_source(params_text)) if params_text else {}
     for item in items:
         key, value = parse_param(item)
         merged[key] = value
     return merged
+
+
+def read_params_source(text: str) -> str:
+    """`--params @FILE` reads FILE and `--params -` standard input, so params of any size
+    need no room on the command line (Linux caps one argument at 128 KiB)."""
+    if text == "-":
+        return _decoded(sys.stdin.buffer.read(), "-")
+    if not text.startswith("@"):
+        return text
+    try:
+        with open(text[1:], "rb") as handle:
+            return _decoded(handle.read(), text)
+    except OSError as exc:
+        raise UsageError(f"--params {text}: {exc.strerror or exc}") from None
+
+
+def _decoded(data: bytes, source: str) -> str:
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise UsageError(f"--params {source}: not UTF-8 text") from None
 
 
 def encode_params(params: Params, json_params: bool) -> str:

@@ -13,6 +13,7 @@ import secrets
 from typing import IO, Dict, Iterable, List, Mapping, Optional
 
 from dagu_ci.events import Event, Level, Notice, RunAccepted, RunFinished, RunStatusChanged
+from dagu_ci.files import ENCODING_ERRORS
 from dagu_ci.models import RunStatus, StepSnapshot, StepStatus
 from dagu_ci.redaction import redact
 from dagu_ci.reporters.grouped import GroupedReporter, StepTails
@@ -139,7 +140,7 @@ class GitHubReporter(GroupedReporter):
         )
         path = self.env.get("GITHUB_STEP_SUMMARY")
         if path:
-            with open(path, "a", encoding="utf-8") as handle:
+            with open(path, "a", encoding="utf-8", errors=ENCODING_ERRORS) as handle:
                 handle.write(redact(job_summary(result, self._accepted.params if self._accepted else "")))
 
     # -- GitHub's files and annotations ---------------------------------------
@@ -151,7 +152,7 @@ class GitHubReporter(GroupedReporter):
         if not path or not changed:
             return
         self._outputs.update(changed)
-        with open(path, "a", encoding="utf-8") as handle:
+        with open(path, "a", encoding="utf-8", errors=ENCODING_ERRORS) as handle:
             for key, value in changed.items():
                 if "\n" in value or "\r" in value:
                     delimiter = f"ghadelimiter_{secrets.token_hex(16)}"

@@ -7,7 +7,7 @@ import tempfile
 import threading
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Dict, Iterable, List, Optional, Pattern, Tuple, Union
 from urllib.parse import parse_qs
 
@@ -55,6 +55,7 @@ class Fault:
     html: bool = False
     drop: bool = False
     content_type: Optional[str] = None
+    rewrite: Optional[Tuple[bytes, bytes]] = None  # (old, new): the real answer, with old replaced
     hits: int = 0
 
     @property
@@ -332,11 +333,14 @@ class FakeDagu:
         html: bool = False,
         drop: bool = False,
         content_type: Optional[str] = None,
+        rewrite: Optional[Tuple[bytes, bytes]] = None,
     ) -> Fault:
         """The next `count` requests whose path (below the base path) matches the regex
-        get this answer. `delay` sleeps first; status 200 with no body only delays."""
+        get this answer. `delay` sleeps first; status 200 with no body only delays, and
+        with `rewrite=(old, new)` serves the real answer with `old` replaced by `new` (a
+        broken proxy or server: e.g. JSON escapes real Dagu never writes)."""
         injected = Fault(
-            re.compile(path), method, status, count, retry_after, body, delay, html, drop, content_type
+            re.compile(path), method, status, count, retry_after, body, delay, html, drop, content_type, rewrite
         )
         with self._lock:
             self._faults.append(injected)
@@ -424,6 +428,8 @@ class FakeDagu:
             return
         else:
             reply = self._answer(incoming, raw_path, query_string)
+            if injected is not None and injected.rewrite is not None:
+                reply = replace(reply, body=reply.body.replace(*injected.rewrite))
         sent = handler.send(reply)  # type: ignore[attr-defined]
         record(reply.status, sent, reply.body)
 
