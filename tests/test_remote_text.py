@@ -6,19 +6,23 @@ from __future__ import annotations
 import json
 import re
 
+import junitparser
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dagu_ci.events import Level, Notice
-from dagu_ci.models import RunStatus, StepStatus
+from dagu_ci.models import RunSnapshot, RunStatus, StepStatus
 from dagu_ci.remotetext import EnvFormat, UnsafeOutput, env_file, inert, json_text
+from dagu_ci.reporters.github import GitHubReporter, job_summary
 from dagu_ci.reporters.gitlab import GitLabReporter
+from dagu_ci.reporters.junit import JUnitReporter
 from dagu_ci.reporters.plain import PlainReporter
+from dagu_ci.result import RunResult
 from tests.conftest import run_cli
 from tests.fakedagu import Dag, Step, err, output, out
 from tests.hostparsers import HostFileError, ci_commands, github_env_file, gitlab_dotenv
-from tests.reporting import PLAIN, Out, accepted, done, feed, finished, log, started, step
+from tests.reporting import PLAIN, T0, Out, Runner, accepted, done, feed, finished, log, started, step
 
 # What a DAG may print, or name a step, to make a CI runner act.
 HOSTILE = [
@@ -296,3 +300,80 @@ def test_outputs_json_and_another_format_conflict(fake_factory):
     server = fake_factory(outputs_dag(OK="1"))
     result = cli(server, "outputs", "multi", "--json", "--format", "env")
     assert result.code == 2 and "--json" in result.stderr
+
+
+# -- what already held, kept: GitHub mode, the summary, GITHUB_OUTPUT, JUnit, GitLab -------
+
+
+def test_github_mode_fences_remote_lines_and_shows_them_verbatim(fake_factory, tmp_path):
+    server = fake_factory(hostile_dag())
+    env = {**GITHUB, "GITHUB_OUTPUT": str(tmp_path / "out"), "GITHUB_STEP_SUMMARY": str(tmp_path / "summary")}
+    for command in (["run", "evil"], ["logs", "evil", "latest", "--follow"]):
+        result = cli(server, *command, "--poll-interval", "0.1", env=env)
+        assert result.code == 0, result.output
+        shown = Runner.read(result.stdout)
+        assert {c.name for c in shown.commands} <= {"group", "endgroup", "stop-commands"}, command
+        for line in HOSTILE[:-1]:  # verbatim: GitHub shows fenced lines as they are
+            assert line in shown.visible, (command, line)
+
+
+def unescaped_count(text: str, char: str) -> int:
+    return len(re.findall(r"(?<!\\)(?:\\\\)*" + re.escape(char), text))
+
+
+def test_job_summary_keeps_remote_names_as_text():
+    names = ["x|y", "<img src=x onerror=alert(1)>", "[click](http://evil)", "`code` *em* _u_ ~s~", "two\nlines",
+             "&amp; ![i](http://e/i.png) #h"]
+    snap = RunSnapshot(dag_name="a`b ``c|d <b>x</b> [x](http://evil)", run_id="r-1", status=RunStatus.FAILED,
+                       steps=tuple(step(name, StepStatus.FAILED) for name in names), started_at=T0)
+    result = RunResult("d", snap.dag_name, "r-1", "http://dagu.test/base (x)/dag-runs/d/r-1", snap, 1, duration=1.0)
+    params = "````\n``` </details> ```\n<script>alert(1)</script>"
+    lines = job_summary(result, params).split("\n")
+    assert lines[0].count("`") == 2 and lines[0].startswith("### ❌ Dagu run of `a'b ''c|d <b>x</b>")
+    rows = [line for line in lines if line.startswith("| ")]
+    assert len(rows) == 2 + len(names)
+    for row in rows[2:]:
+        assert unescaped_count(row, "|") == 4, row
+        for char in "<>[]`*_~&!#":
+            assert unescaped_count(row, char) == 0, (row, char)
+    (link,) = [line for line in lines if line.startswith("Run ")]
+    assert link.startswith("Run [r-1](http://dagu.test/base%20%28x%29/dag-runs/d/r-1) in the Dagu UI")
+    fence = lines.index("**Params**") + 2
+    assert lines[fence] == "`" * 5 and lines[fence + 4] == "`" * 5  # longer than any run inside
+
+
+def test_github_outputs_use_a_fresh_delimiter_and_read_back(tmp_path):
+    values = {"notes": "one\nghadelimiter_x\n::add-mask::y"}
+    texts = []
+    for attempt in range(2):
+        path = tmp_path / f"output{attempt}"
+        reporter = GitHubReporter(Out(), PLAIN, env={"GITHUB_OUTPUT": str(path)})
+        feed(reporter, [accepted(), finished(RunStatus.SUCCEEDED, step("a"), outputs=values)])
+        texts.append(path.read_text())
+        read = github_env_file(texts[-1])
+        assert json.loads(read["outputs"]) == values and read["run-id"] == "r-1"
+    reporter.set_outputs({"multi": "a\nb"})
+    assert github_env_file((tmp_path / "output1").read_text())["multi"] == "a\nb"
+    delimiters = [re.findall(r"<<(\S+)", text) for text in (texts[1], (tmp_path / "output1").read_text())]
+    assert delimiters[0] == [] and len(delimiters[1]) == 1 and delimiters[1][0] not in texts[0]
+
+
+def test_junit_carries_hostile_names_as_text(tmp_path):
+    path = tmp_path / "junit.xml"
+    evil = "a]]><x/>\x1b[31m\x07&b"
+    feed(JUnitReporter(str(path)), [started(evil), log(evil, "</failure><x/>", "\x00nul"), done(evil, StepStatus.FAILED),
+                                    finished(RunStatus.FAILED, step(evil, StepStatus.FAILED))])
+    (suite,) = list(junitparser.JUnitXml.fromfile(str(path)))
+    (case,) = list(suite)
+    assert case.name == "a]]><x/>&b"
+    assert case.result[0].text.splitlines() == ["</failure><x/>", "nul"]
+
+
+def test_gitlab_dotenv_report_reads_back_as_written(tmp_path):
+    dotenv = tmp_path / "dagu.env"
+    outputs = {"URL": "https://x/?t=$CI_JOB_TOKEN", "NOTE": "two\nlines"}
+    feed(GitLabReporter(Out(), PLAIN, env={"DAGU_DOTENV": str(dotenv)}),
+         [accepted(), finished(RunStatus.SUCCEEDED, step("a"), outputs=outputs)])
+    read = gitlab_dotenv(dotenv.read_text(), {"CI_JOB_TOKEN": "secret"})
+    assert json.loads(read["DAGU_OUTPUTS"]) == outputs
+    assert read["DAGU_RUN_ID"] == "r-1" and read["DAGU_STATUS"] == "succeeded"

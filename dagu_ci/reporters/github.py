@@ -198,7 +198,7 @@ def job_summary(result: RunResult, params: str) -> str:
             parts.append(f"| {name} | {ICONS.get(step.status.name, '❔')} {step_label} | {format_duration(step.duration)} |")
         parts.append("")
     parts.append(
-        f"Run [{_md(result.run_id)}]({result.url}) in the Dagu UI · exit code {result.exit_code}"
+        f"Run [{_md(result.run_id)}]({_link_target(result.url)}) in the Dagu UI · exit code {result.exit_code}"
         f" · {format_duration(result.duration)}"
     )
     parts.append("")
@@ -214,6 +214,13 @@ def _md(text: str) -> str:
     for char in "\\`*_[]<>|#!~&":
         text = text.replace(char, "\\" + char)
     return text
+
+
+def _link_target(url: str) -> str:
+    """A URL inside `(...)`: a space, parenthesis or angle bracket would end the link early."""
+    for char in " ()<>":
+        url = url.replace(char, f"%{ord(char):02X}")
+    return url
 
 
 def _code(text: str) -> str:
