@@ -130,9 +130,9 @@ def env_entry(fmt: EnvFormat, name: str, value: str) -> str:
     return f"{name}={value}\n"
 
 
-def env_file(values: Mapping[str, Any], fmt: EnvFormat, for_log: bool = True) -> str:
+def env_file(values: Mapping[str, Any], fmt: EnvFormat) -> str:
     """VALUES in FMT, or UnsafeOutput naming the first name or value it cannot carry safely
-    (then nothing is written). FOR_LOG: the text may be printed into a job log too."""
+    (then nothing is written). Safe in a job log too: people print outputs to look at them."""
     entries = []
     for name, raw in values.items():
         value = raw if isinstance(raw, str) else json.dumps(raw)
@@ -145,7 +145,7 @@ def env_file(values: Mapping[str, Any], fmt: EnvFormat, for_log: bool = True) ->
             instead = "--format github-env (for GITHUB_ENV) or --format json" if multi_line else "--format json"
             raise UnsafeOutput(f"output {name!r} {problem}; use {instead}")
         entry = env_entry(fmt, name, value)
-        problem = log_problem(entry) if for_log else None
+        problem = log_problem(entry)
         if problem:
             raise UnsafeOutput(f"output {name!r} {problem}; use --format json")
         entries.append(entry)
