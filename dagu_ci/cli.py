@@ -1,7 +1,6 @@
 """The command line. Thin: parse options, build the core objects, map errors to exit codes."""
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sys
@@ -240,7 +239,9 @@ def start(dag: str, param_items: Sequence[str], params_text: Optional[str], run_
         url = client.ui_url(name, new_id)
     finally:
         client.close()
-    click.echo(json.dumps({"dag": dag, "name": name, "run_id": new_id, "url": url}) if as_json else new_id)
+    from dagu_ci.remotetext import inert, json_text
+
+    click.echo(json_text({"dag": dag, "name": name, "run_id": new_id, "url": url}) if as_json else inert(new_id))
     return 0
 
 
@@ -404,21 +405,37 @@ def history(dag: str, limit: int, as_json: bool, **connection: Any) -> int:
 @click.argument("dag")
 @click.argument("run_id", default="latest")
 @connection_options
-@json_option
-def outputs(dag: str, run_id: str, as_json: bool, **connection: Any) -> int:
-    """A run's collected outputs (Dagu >= 1.29) as KEY=value lines, or JSON.
+@click.option("--format", "output_format", type=click.Choice(["env", "github-env", "dotenv", "json"]), default=None,
+              help="env (default): KEY=value lines; github-env: for $GITHUB_ENV or $GITHUB_OUTPUT, multi-line "
+                   "values as NAME<<DELIMITER; dotenv: for a GitLab dotenv report; json: an object, every value exact.")
+@click.option("--json", "as_json", is_flag=True, help="The same as --format json.")
+def outputs(dag: str, run_id: str, output_format: Optional[str], as_json: bool, **connection: Any) -> int:
+    """A run's collected outputs (Dagu >= 1.29), in the format of the file they go to.
+
+    A DAG's outputs are data: no format lets one set a variable it did not name. A name
+    that is not a plain variable name or is reserved (PATH, LD_*, NODE_OPTIONS, GITHUB_*,
+    DAGU_*, ...), or a value the format cannot carry exactly (a line break in env or
+    dotenv), or that a CI log would run as a command (##[...], ##vso[...]), is refused:
+    exit 1 and nothing printed. --format json carries everything.
 
     \b
     Examples:
-      dagu-ci outputs build "$RUN_ID" >> "$GITHUB_ENV"
+      dagu-ci outputs build "$RUN_ID" --format github-env >> "$GITHUB_ENV"
+      dagu-ci outputs build "$RUN_ID" --format dotenv > outputs.env   # artifacts:reports:dotenv
       dagu-ci outputs build latest --json
 
     \b
-    Exit codes: 0 printed, 2 usage error or no such run, 4 server error.
+    Exit codes: 0 printed, 1 an output this format cannot carry safely,
+    2 usage error or no such run, 4 server error.
     """
     from dagu_ci import inspect
+    from dagu_ci.remotetext import EnvFormat
 
-    return _inspect(connection, as_json, lambda client, output: inspect.outputs(client, output, dag, run_id), no_run_is_usage=True)
+    if as_json and output_format not in (None, "json"):
+        raise UsageError(f"--json is --format json: it cannot go with --format {output_format}")
+    fmt = None if as_json or output_format == "json" else EnvFormat(output_format or "env")
+    return _inspect(connection, fmt is None, lambda client, output: inspect.outputs(client, output, dag, run_id, fmt),
+                    no_run_is_usage=True)
 
 
 @cli.command(context_settings=CONTEXT)
@@ -519,6 +536,7 @@ def stop(dag: Optional[str], run_id: Optional[str], from_state: bool, state_dir:
     from dagu_ci import state
     from dagu_ci.backstop import Binding, end_run, stop_from_state, stop_record
     from dagu_ci.events import Level, Notice
+    from dagu_ci.remotetext import json_text
     from dagu_ci.reporters.plain import PlainReporter
 
     reporter = PlainReporter(sys.stderr if as_json else None)  # with --json, stdout is the document
@@ -536,7 +554,7 @@ def stop(dag: Optional[str], run_id: Optional[str], from_state: bool, state_dir:
             records = stop_from_state(directory, client, binding, reporter.say,
                                       lambda text: reporter.handle(Notice(text, Level.WARNING)))
             if as_json:
-                click.echo(json.dumps(records))
+                click.echo(json_text(records))
             return 0
         name = str((client.get_dag(dag).get("dag") or {}).get("name") or dag)
         snapshot = client.latest_run(name) if run_id == "latest" else client.find_run(name, run_id)
@@ -558,7 +576,7 @@ def stop(dag: Optional[str], run_id: Optional[str], from_state: bool, state_dir:
                     break
                 time.sleep(0.25)
         if as_json:
-            click.echo(json.dumps(stop_record(dag, name, run_id, action, snapshot.status)))
+            click.echo(json_text(stop_record(dag, name, run_id, action, snapshot.status)))
         return 0
     finally:
         client.close()
@@ -624,7 +642,9 @@ def _tolerant_streams() -> None:
 
 
 def _fail(message: str) -> None:
-    click.echo(f"dagu-ci: error: {' '.join(redact(message).split())}", err=True)
+    from dagu_ci.remotetext import inert  # the message may quote the server
+
+    click.echo(f"dagu-ci: error: {inert(' '.join(redact(message).split()))}", err=True)
 
 
 def _learn_secrets(args: List[str]) -> None:

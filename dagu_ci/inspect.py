@@ -6,7 +6,6 @@ core's Follower and reporters like `run` does; nothing here polls or tails by it
 """
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import dataclass, field
 from typing import IO, Any, Dict, List, Optional, Sequence
@@ -18,6 +17,7 @@ from dagu_ci.follower import FollowOptions, Follower
 from dagu_ci.logtail import LogTailer, ReadMode
 from dagu_ci.models import RunSnapshot, RunStatus, StepSnapshot, parse_time
 from dagu_ci.redaction import redact, redact_value
+from dagu_ci.remotetext import EnvFormat, env_file, inert, json_text
 from dagu_ci.reporters import Reporter
 from dagu_ci.result import RunResult, exit_code_for
 from dagu_ci.term import Style, format_ago, format_duration, table
@@ -36,15 +36,17 @@ class Output:
         self.style = Style.for_stream(self.out)
 
     def lines(self, lines: Sequence[str]) -> None:
-        if lines:
-            self._write(redact("\n".join(lines)))
+        """Text for people; what came from the server may be in it, so no CI runner
+        reading it as a log may take a line for a command."""
+        self.text("".join(inert(line) + "\n" for line in lines))
 
     def document(self, value: Any) -> None:
-        self._write(json.dumps(redact_value(value), indent=2, default=str))  # stays valid JSON
+        self.text(json_text(redact_value(value), indent=2) + "\n")  # stays valid JSON
 
-    def _write(self, text: str) -> None:
-        self.out.write(text + "\n")
-        self.out.flush()
+    def text(self, text: str) -> None:
+        if text:
+            self.out.write(redact(text))
+            self.out.flush()
 
     def status(self, status: RunStatus) -> str:
         return self.style.paint(status.label.replace("_", " "), self.style.status_color(status))
@@ -96,7 +98,7 @@ def status(client: DaguClient, output: Output, dag_file: str, run_id: str) -> in
         headline += f", took {format_duration(snapshot.duration)}"
     lines = [headline]
     if snapshot.steps:
-        rows = [[s.name, s.status.label.replace("_", " "), format_ago(s.started_at), format_duration(s.duration)] for s in snapshot.steps]
+        rows = [[inert(s.name), s.status.label.replace("_", " "), format_ago(s.started_at), format_duration(s.duration)] for s in snapshot.steps]
         colors = [output.style.status_color(s.status) for s in snapshot.steps]
         lines += table(["STEP", "STATUS", "STARTED", "DURATION"], rows, output.style, colors)
     lines.append(f"view: {url}")
@@ -116,7 +118,7 @@ def history(client: DaguClient, output: Output, dag_file: str, limit: int) -> in
     if not runs:
         output.lines([f"{dag_file} has no runs"])
         return 0
-    rows = [[run.run_id, run.status.label.replace("_", " "), format_ago(run.started_at), format_duration(run.duration)] for run in runs]
+    rows = [[inert(run.run_id), run.status.label.replace("_", " "), format_ago(run.started_at), format_duration(run.duration)] for run in runs]
     colors = [output.style.status_color(run.status) for run in runs]
     output.lines(table(["RUN ID", "STATUS", "STARTED", "DURATION"], rows, output.style, colors, indent=""))
     return 0
@@ -135,7 +137,7 @@ def dags(client: DaguClient, output: Output) -> int:
     for dag in summaries:
         status = RunStatus.parse(dag["latest_status_code"]) if dag["latest_run_id"] else None
         rows.append([
-            dag["file"], dag["name"], ", ".join(dag["schedule"]) or "-", "yes" if dag["suspended"] else "no",
+            inert(dag["file"]), inert(dag["name"]), ", ".join(dag["schedule"]) or "-", "yes" if dag["suspended"] else "no",
             status.label.replace("_", " ") if status else "never ran",
             format_ago(parse_time(dag["latest_started_at"])) if status else "-",
         ])
@@ -175,15 +177,17 @@ def _dag_summary(item: Dict[str, Any]) -> Dict[str, Any]:
 # -- outputs ----------------------------------------------------------------------
 
 
-def outputs(client: DaguClient, output: Output, dag_file: str, run_id: str) -> int:
+def outputs(client: DaguClient, output: Output, dag_file: str, run_id: str, fmt: Optional[EnvFormat] = EnvFormat.ENV) -> int:
+    """FMT None: JSON. A name or value FMT cannot carry safely ends it (exit 1) before
+    anything is printed, so a redirect into GITHUB_ENV never gets half a file."""
     snapshot = find_run(client, dag_file, run_id)
     if not client.api.at_least((1, 29, 0)):
         raise UsageError(f"outputs need Dagu 1.29 or newer; {client.display_url} runs {client.api.version_text or 'an older version'}")
     values = client.get_outputs(snapshot.dag_name, snapshot.run_id)
-    if output.as_json:
+    if fmt is None:
         output.document(values)
     else:
-        output.lines([f"{key}={value}" for key, value in values.items()])
+        output.text(env_file(values, fmt))
     return 0
 
 

@@ -7,7 +7,6 @@ moment the run exists until it ends, a state file names it, so a later CI step
 """
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import signal
@@ -26,6 +25,7 @@ from dagu_ci.follower import FollowOptions, Follower
 from dagu_ci.models import RunSnapshot, RunStatus, StepStatus
 from dagu_ci.params import Params, encode_params, expanding_values, typed_problems
 from dagu_ci.redaction import redact_value
+from dagu_ci.remotetext import json_text
 from dagu_ci.reporters import Reporter
 from dagu_ci.result import Ending, RunResult, exit_code_for
 from dagu_ci.runid import derive_run_id, validate_run_id
@@ -463,7 +463,7 @@ class Runner:
             state.forget(self._state_dir, self._state)  # nothing left for a backstop to stop
         self.reporter.handle(RunFinished(result))
         if self.request.print_json:
-            print(json.dumps(redact_value(result.to_dict()), indent=2), flush=True)
+            print(json_text(redact_value(result.to_dict()), indent=2), flush=True)  # it may land in a CI log
         return int(code)
 
     def _download_artifacts(self, dag_name: str, run_id: str, snapshot: RunSnapshot) -> None:

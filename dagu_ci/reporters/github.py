@@ -16,6 +16,7 @@ from dagu_ci.events import Event, Level, Notice, RunAccepted, RunFinished, RunSt
 from dagu_ci.files import ENCODING_ERRORS
 from dagu_ci.models import RunStatus, StepSnapshot, StepStatus
 from dagu_ci.redaction import redact
+from dagu_ci.remotetext import EnvFormat, env_entry, fitted
 from dagu_ci.reporters.grouped import GroupedReporter, StepTails
 from dagu_ci.reporters.plain import waiting_steps
 from dagu_ci.result import Ending, RunResult
@@ -80,20 +81,24 @@ class GitHubReporter(GroupedReporter):
 
     def command(self, name: str, data: str = "", **properties: str) -> None:
         props = ",".join(f"{key}={escape_property(value)}" for key, value in properties.items())
-        super().write([f"::{name}{' ' + props if props else ''}::{escape_data(data)}"])
+        self.emit([f"::{name}{' ' + props if props else ''}::{escape_data(data)}"])
+
+    def cell(self, text: str) -> str:
+        return text  # shown verbatim: write() fences the line
 
     def write(self, lines: List[str]) -> None:
+        """Verbatim: lines that could hold a command are fenced, not altered."""
         if any(could_be_command(line) for line in lines):
             self.write_log(lines)
         else:
-            super().write(lines)
+            self.emit(lines)
 
     def write_log(self, lines: List[str]) -> None:
         """A fresh token each time: nothing printed earlier can predict it."""
         if not lines:
             return
         token = secrets.token_hex(16)
-        super().write([f"::stop-commands::{token}", *lines, f"::{token}::"])
+        self.emit([f"::stop-commands::{token}", *lines, f"::{token}::"])
 
     def open_group(self, step: StepSnapshot, finished: Optional[StepSnapshot]) -> None:
         self.command("group", step.name)
@@ -154,11 +159,7 @@ class GitHubReporter(GroupedReporter):
         self._outputs.update(changed)
         with open(path, "a", encoding="utf-8", errors=ENCODING_ERRORS) as handle:
             for key, value in changed.items():
-                if "\n" in value or "\r" in value:
-                    delimiter = f"ghadelimiter_{secrets.token_hex(16)}"
-                    handle.write(f"{key}<<{delimiter}\n{value}\n{delimiter}\n")
-                else:
-                    handle.write(f"{key}={value}\n")
+                handle.write(env_entry(EnvFormat.GITHUB_ENV, key, fitted(value, EnvFormat.GITHUB_ENV)))
 
     def _annotate(self, result: RunResult) -> None:
         steps = result.snapshot.steps if result.snapshot else ()
@@ -201,7 +202,7 @@ def job_summary(result: RunResult, params: str) -> str:
             parts.append(f"| {name} | {ICONS.get(step.status.name, '❔')} {step_label} | {format_duration(step.duration)} |")
         parts.append("")
     parts.append(
-        f"Run [{_md(result.run_id)}]({result.url}) in the Dagu UI · exit code {result.exit_code}"
+        f"Run [{_md(result.run_id)}]({_link_target(result.url)}) in the Dagu UI · exit code {result.exit_code}"
         f" · {format_duration(result.duration)}"
     )
     parts.append("")
@@ -217,6 +218,13 @@ def _md(text: str) -> str:
     for char in "\\`*_[]<>|#!~&":
         text = text.replace(char, "\\" + char)
     return text
+
+
+def _link_target(url: str) -> str:
+    """A URL inside `(...)`: a space, parenthesis or angle bracket would end the link early."""
+    for char in " ()<>":
+        url = url.replace(char, f"%{ord(char):02X}")
+    return url
 
 
 def _code(text: str) -> str:

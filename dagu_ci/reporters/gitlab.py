@@ -18,6 +18,7 @@ from typing import IO, Callable, Dict, List, Mapping, Optional, Tuple
 from dagu_ci.events import Level, Notice, RunAccepted, RunFinished
 from dagu_ci.models import StepSnapshot, StepStatus
 from dagu_ci.files import write_atomic
+from dagu_ci.remotetext import EnvFormat, env_entry, fitted
 from dagu_ci.reporters.grouped import GroupedReporter
 from dagu_ci.term import Style
 
@@ -108,5 +109,5 @@ class GitLabReporter(GroupedReporter):
 
 
 def _dotenv_text(values: Dict[str, str]) -> str:
-    # One line per variable: GitLab's dotenv has no multi-line values.
-    return "".join(f"{key}={_CONTROL.sub(' ', value)}\n" for key, value in values.items())
+    # dagu-ci's own variables: what GitLab's dotenv cannot carry (line breaks) is made blank.
+    return "".join(env_entry(EnvFormat.DOTENV, key, fitted(value, EnvFormat.DOTENV)) for key, value in values.items())

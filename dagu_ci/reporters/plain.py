@@ -17,6 +17,7 @@ from dagu_ci.events import (
 )
 from dagu_ci.models import RunSnapshot, RunStatus, StepSnapshot, StepStatus
 from dagu_ci.redaction import redact
+from dagu_ci.remotetext import inert
 from dagu_ci.reporters import Reporter
 from dagu_ci.result import Ending
 from dagu_ci.term import Style, format_duration, table
@@ -88,7 +89,7 @@ class PlainReporter(Reporter):
 
     def on_finished(self, event: RunFinished) -> None:
         result = event.result
-        rows = [_row(step) for step in result.snapshot.steps] if result.snapshot else []
+        rows = [self._row(step) for step in result.snapshot.steps] if result.snapshot else []
         if rows:
             self.say("summary")
             self.write(self._table(["STEP", "STATUS", "DURATION"], rows, result.snapshot.steps))
@@ -109,7 +110,16 @@ class PlainReporter(Reporter):
         self.write([self.style.paint(line, color) if color else line])
 
     def write(self, lines: List[str]) -> None:
-        """Every line a reporter shows passes here: no secret gets through."""
+        """Lines that may carry remote text: no CI runner reading the log may run them."""
+        self.emit([inert(line) for line in lines])
+
+    def cell(self, text: str) -> str:
+        """Remote text for a table cell, made inert before the columns are aligned."""
+        return inert(text)
+
+    def emit(self, lines: List[str]) -> None:
+        """Lines exactly as given (a host's own commands); every line a reporter shows
+        passes here, so no secret gets through."""
         if not lines:
             return
         self.out.write(redact("\n".join(lines)) + "\n")
@@ -122,13 +132,12 @@ class PlainReporter(Reporter):
             text += f" in {format_duration(step.duration)}"
         return self.style.paint(text, self.style.status_color(step.status))
 
+    def _row(self, step: StepSnapshot) -> List[str]:
+        return [self.cell(step.name), step.status.label.replace("_", " "), format_duration(step.duration)]
+
     def _table(self, header: List[str], rows: List[List[str]], steps) -> List[str]:
         return table(header, rows, self.style, [self.style.status_color(step.status) for step in steps])
 
 
 def waiting_steps(snapshot: RunSnapshot) -> str:
     return ", ".join(s.name for s in snapshot.steps if s.status == StepStatus.WAITING) or "a step"
-
-
-def _row(step: StepSnapshot) -> List[str]:
-    return [step.name, step.status.label.replace("_", " "), format_duration(step.duration)]
