@@ -7,19 +7,19 @@ suite names it, with the reason, in its summary (see conftest.py).
 Facts the recipe leans on (read from Dagu's repository at each tag):
 - the binary's `package main` is `cmd/`; `-X main.version=X.Y.Z` sets what /health reports;
 - no cgo is needed (the SQLite driver is pure Go);
-- the module is github.com/dagu-org/dagu up to 2.4.x and github.com/dagucloud/dagu from 2.5.0;
-  2.x tags carry no /v2 suffix, so a 2.x version is asked for by its commit.
+- which module and version each release is: tests/dagu_modules.py, shared with the contract test.
 `go install pkg@version` would also ask the proxy for the module's version list (for
 deprecation notices); building inside the downloaded module needs only the version itself.
 """
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 from dataclasses import dataclass
 from typing import Dict, List, Optional
+
+from tests.dagu_modules import MODULES, DaguModule, ModuleUnavailable, module_dir
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TOOLS = os.path.join(ROOT, ".tools", "dagu")
@@ -27,10 +27,12 @@ TOOLS = os.path.join(ROOT, ".tools", "dagu")
 
 @dataclass(frozen=True)
 class Wanted:
-    version: str  # what the server reports, e.g. "2.6.5"
-    module: str
-    query: str  # the module version (a tag, or a commit for 2.x)
+    module: DaguModule
     why: str  # what this version stands for in the suite
+
+    @property
+    def version(self) -> str:
+        return self.module.version
 
     @property
     def binary(self) -> str:
@@ -41,13 +43,11 @@ class Wanted:
         return os.path.join(TOOLS, self.version, "unavailable.txt")
 
 
-OLD = "github.com/dagu-org/dagu"
-NEW = "github.com/dagucloud/dagu"
 WANTED: List[Wanted] = [
-    Wanted("1.26.7", OLD, "v1.26.7", '/api/v2, K="v" params'),
-    Wanted("1.30.3", OLD, "v1.30.3", "/api/v2, JSON params, outputs"),
-    Wanted("2.0.5", OLD, "017880d970f9fc638e6f6515144d0661ee4498f5", "/api/v1, no push"),
-    Wanted("2.6.5", NEW, "03a9a56d541f1c4ebb781e4266627321baac6c4b", "push, labels, artifacts, typed params"),
+    Wanted(MODULES["1.26.7"], '/api/v2, K="v" params'),
+    Wanted(MODULES["1.30.3"], "/api/v2, JSON params, outputs"),
+    Wanted(MODULES["2.0.5"], "/api/v1, no push"),
+    Wanted(MODULES["2.6.5"], "push, labels, artifacts, typed params"),
 ]
 BY_VERSION: Dict[str, Wanted] = {w.version: w for w in WANTED}
 
@@ -57,26 +57,8 @@ class Unavailable(Exception):
 
 
 def go_env() -> Dict[str, str]:
+    # -mod=mod: the module cache is read-only, and its go.sum may lack test-only sums.
     return {**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-mod=mod -buildvcs=false"}
-
-
-def module_dir(module: str, query: str) -> str:
-    """The module's source in the Go module cache (downloaded once)."""
-    try:
-        proc = subprocess.run(["go", "mod", "download", "-json", f"{module}@{query}"], capture_output=True,
-                              text=True, timeout=900, env=go_env(), cwd=os.path.expanduser("~") or "/")
-    except FileNotFoundError:
-        raise Unavailable("the go command is not installed") from None
-    except subprocess.TimeoutExpired:
-        raise Unavailable(f"go mod download {module}@{query} took longer than 15 minutes") from None
-    try:
-        info = json.loads(proc.stdout or "{}")
-    except ValueError:
-        info = {}
-    if info.get("Error") or not info.get("Dir"):
-        reason = str(info.get("Error") or proc.stderr or "no module directory").strip()
-        raise Unavailable(f"go mod download {module}@{query}: {' '.join(reason.split())}")
-    return str(info["Dir"])
 
 
 def build(wanted: Wanted) -> str:
@@ -85,7 +67,10 @@ def build(wanted: Wanted) -> str:
         return wanted.binary
     os.makedirs(os.path.dirname(wanted.binary), exist_ok=True)
     try:
-        source = module_dir(wanted.module, wanted.query)
+        try:
+            source = module_dir(wanted.module)
+        except ModuleUnavailable as exc:
+            raise Unavailable(str(exc)) from None
         partial = wanted.binary + ".part"
         proc = subprocess.run(
             ["go", "build", "-trimpath", "-o", partial, "-ldflags", f"-X main.version={wanted.version}", "./cmd"],
@@ -93,7 +78,7 @@ def build(wanted: Wanted) -> str:
         )
         if proc.returncode != 0:
             last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-            raise Unavailable(f"go build of {wanted.module}@{wanted.query} failed: {last}")
+            raise Unavailable(f"go build of {wanted.module.path}@{wanted.module.query} failed: {last}")
     except Unavailable as exc:
         with open(wanted.failure_file, "w", encoding="utf-8") as handle:
             handle.write(str(exc) + "\n")
@@ -132,7 +117,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             return 2
         had = os.access(wanted.binary, os.X_OK)
         if not had:
-            print(f"dagu {version}: building ({wanted.module}@{wanted.query}; several minutes the first time)", flush=True)
+            print(f"dagu {version}: building ({wanted.module.path}@{wanted.module.query}; minutes the first time)", flush=True)
         try:
             build(wanted)
         except Unavailable as exc:
