@@ -55,6 +55,9 @@ class FollowOptions:
     push: bool = True  # use the server's events stream where it has one
     wait_auto_retry: bool = True  # a failed run Dagu will retry is not over yet
     check: Optional[Callable[[RunSnapshot], None]] = None  # policies: may raise PolicyEnd
+    # Steps an earlier attempt ended, as it left them: a retry of one step leaves the others
+    # as they were (same log files), and they are not news.
+    ended_before: Tuple[StepSnapshot, ...] = ()
 
 
 class Backoff:
@@ -131,6 +134,9 @@ class Follower:
         self.last: Optional[RunSnapshot] = None
         self._started: Set[str] = set()
         self._finished: Dict[str, StepSnapshot] = {}
+        self._earlier = {s.name: s.stdout for s in options.ended_before if s.status.is_finished}
+        self._started.update(self._earlier)
+        self._finished.update({s.name: s for s in options.ended_before if s.name in self._earlier})
         self._push: Optional[PushStream] = None
         self._push_tried = False
         self._last_status = 0.0
@@ -278,7 +284,7 @@ class Follower:
         if not self.options.logs:
             return
         for step in snapshot.steps:
-            if step.name in self._started:
+            if step.name in self._started and self._earlier.get(step.name, None) != step.stdout:
                 self._tail(step, ReadMode.FINAL)
 
     # -- push -----------------------------------------------------------------

@@ -22,7 +22,7 @@ from dagu_ci.dagyaml import load_dag_file
 from dagu_ci.errors import Cancelled, DaguCIError, ExitCode, PolicyEnd, ServerError, TimedOut, UsageError
 from dagu_ci.events import Level, Notice, RunAccepted, RunFinished, ServerDetected
 from dagu_ci.follower import FollowOptions, Follower
-from dagu_ci.models import RunSnapshot, RunStatus, StepStatus
+from dagu_ci.models import RunSnapshot, RunStatus, StepSnapshot, StepStatus
 from dagu_ci.params import Params, encode_params, expanding_values, typed_problems
 from dagu_ci.redaction import redact_value
 from dagu_ci.remotetext import json_text
@@ -89,6 +89,7 @@ class Runner:
         self._began = time.monotonic()
         self._follower: Optional[Follower] = None
         self._state: Optional[state.RunState] = None
+        self._ended_before: "tuple[StepSnapshot, ...]" = ()  # a retry's earlier attempt
         self._state_dir = request.state_dir or state.state_dir(env)
         self._state_key = secrets.token_hex(16)  # binds our state files to this step (state.GITHUB_STATE_KEY)
 
@@ -119,6 +120,7 @@ class Runner:
         def begin() -> None:
             if retry:
                 self._retry(dag_name, snapshot, retry_step)
+                self._ended_before = snapshot.steps
             self._accepted(dag_name, snapshot.run_id, attached=True)
 
         return self._guarded(dag_name, snapshot.run_id, begin)
@@ -407,6 +409,7 @@ class Runner:
                 deadline,
                 push=request.push,
                 wait_auto_retry=request.wait_auto_retry,
+                ended_before=self._ended_before,
                 check=_Policies(
                     request,
                     self.client.ui_url(dag_name, run_id),
@@ -544,8 +547,10 @@ class _Policies:
 
 
 def _attempt_key(snapshot: RunSnapshot) -> tuple:
-    """What changes with every attempt: its run log file (a timestamped name) and start time."""
-    return snapshot.raw.get("log"), snapshot.started_at
+    """What changes with a new attempt. Dagu 1.30 keeps the run's log file and whole-second
+    start time on a retry, and a short retry may end before any poll sees it running: then
+    only the steps it ran again tell, by their new log files (and the status may differ)."""
+    return snapshot.raw.get("log"), snapshot.started_at, snapshot.status, tuple(s.stdout for s in snapshot.steps)
 
 
 def _declared_params(dag: Mapping[str, Any]) -> List[str]:
