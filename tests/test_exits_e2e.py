@@ -108,6 +108,8 @@ def test_status_json_carries_the_outputs(fake_factory):
 def _json_commands(tmp_path):
     dag_file = tmp_path / "ok.yaml"
     dag_file.write_text("steps:\n  - name: build\n    command: echo hi\n")
+    absent = tmp_path / "absent.yaml"  # a DAG the server lacks: push fails (exit 1) without --create
+    absent.write_text(dag_file.read_text())
     return {
         "run": ["run", "ok", *FAST],
         "follow": ["follow", "ok", "done", *FAST],
@@ -120,7 +122,7 @@ def _json_commands(tmp_path):
         "history": ["history", "ok"],
         "outputs": ["outputs", "ok", "done"],
         "validate": ["validate", str(dag_file)],
-        "push": ["push", str(dag_file)],
+        "push": ["push", str(absent)],
         "stop": ["stop", "ok", "done"],
         "stop --from-state": ["stop", "--from-state", "--state-dir", str(tmp_path / "none")],
     }
@@ -136,13 +138,15 @@ def test_every_json_command_prints_one_document_on_stdout(fake_factory, tmp_path
     assert run_cli("run", "ok", "--url", server.url, *FAST, "--run-id", "done").code == 0
     args = _json_commands(tmp_path)[name]
     result = run_cli(*args, "--url", server.url, "--json", "--insecure")
-    assert result.code in (0, 1), result.output  # push of a DAG file the server has not: 1
+    assert result.code == (1 if name == "push" else 0), result.output
     json.loads(result.stdout)  # exactly one document: extra text makes this fail
     assert "Traceback" not in result.output
     # People's lines: on stderr (`stop --from-state` with no state makes no client to warn about).
     assert ("nothing to stop" if name == "stop --from-state" else "TLS verification is off") in result.stderr
     if name in ("run", "follow", "retry --follow"):
         assert "dagu-ci: summary" in result.stderr
+    if name == "push":
+        assert "push: nothing changed" in result.stderr
 
 
 @pytest.mark.parametrize("args", [
@@ -289,3 +293,37 @@ def test_gitlab_dotenv_carries_the_exit_code_of_an_error(tmp_path):
     dotenv = dict(line.split("=", 1) for line in (tmp_path / "dagu.env").read_text().splitlines())
     assert dotenv["DAGU_EXIT_CODE"] == "4" and dotenv["DAGU_STATUS"] == "error"
     assert dotenv.get("DAGU_RUN_DAG") == "ok"
+
+
+def test_an_error_mid_run_stops_the_run_and_reaches_github(fake_factory, tmp_path):
+    """The token is refused halfway (revoked): the stop still goes out, and the host hears of the error."""
+    import sys
+
+    from tests.hosttools import BIN, ENTRYPOINT
+
+    server = fake_factory(slow_dag())
+    env = {"PATH": f"{BIN}{os.pathsep}/usr/bin:/bin", "PYTHONUNBUFFERED": "1",
+           **github_env(tmp_path, INPUT_DAG="slow", INPUT_URL=server.url, **{"INPUT_RUN-ID": "m1"})}
+    proc = subprocess.Popen([sys.executable, ENTRYPOINT], env=env, cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        server.wait_for_status("slow", "m1", {1}, timeout=10)
+        deadline = time.monotonic() + 10
+        while "run-id=m1" not in ((tmp_path / "output").read_text() if (tmp_path / "output").exists() else ""):
+            assert time.monotonic() < deadline, "the run-id output never came"
+            time.sleep(0.05)
+        server.fault(r"/dag-runs/slow/m1$", method="GET", status=401, count=None,
+                     body=json.dumps({"code": "unauthorized", "message": "token revoked"}))
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    server.clear_faults()
+    assert proc.returncode == 2, stdout.decode() + stderr.decode()
+    assert server.get_run("slow", "m1").status == 3  # stopped, not orphaned
+    values = github_outputs(tmp_path)
+    assert values["run-id"] == "m1" and values["status"] == "error" and values["exit-code"] == "2"
+    (error,) = WorkflowLog.read(stdout.decode()).named("error")
+    assert "authentication refused" in error.data
+    summary = (tmp_path / "summary").read_text()
+    assert "ended on an error" in summary and "m1" in summary
