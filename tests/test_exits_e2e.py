@@ -280,9 +280,10 @@ def test_github_error_text_from_the_server_stays_data(fake_factory, tmp_path):
     assert {c.name for c in log.commands} <= {"add-mask", "error"}
     (error,) = log.named("error")
     assert "::warning::pwned %0A::set-output" in error.data  # one line of data, not commands
+    # In the summary the error sits whole in a code block: no link, no HTML, no table cell.
     summary = (tmp_path / "summary").read_text()
-    assert "](http://evil)" not in summary.replace("\\]", "") or "```" in summary
-    assert "<b>" not in summary or "```" in summary
+    assert f"\n```\nthe server refused to start ok: {' '.join(hostile.split())}\n```\n" in summary
+    assert summary.count("```") == 2
     assert github_outputs(tmp_path) == {"status": "error", "exit-code": "2"}
 
 
