@@ -6,6 +6,7 @@ import os
 import signal
 import sys
 import time
+from dataclasses import dataclass
 from typing import Any, Callable, List, Optional, Sequence
 
 import click
@@ -23,6 +24,7 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 RUN_COMMANDS = ("run", "follow", "retry")
 
 
+@dataclass
 class Session:
     """What main() needs to know after a command ends in an error: the reporter it made."""
 
