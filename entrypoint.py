@@ -97,15 +97,16 @@ def cli_args(argv: List[str], env: Mapping[str, str], commands) -> Optional[List
 def main(argv: List[str], program: str = "") -> None:
     from dagu_ci import cli
 
+    post = os.path.basename(program) == POST_NAME
     try:
-        if os.path.basename(program) == POST_NAME:
+        if post:
             os.environ.update(action_secrets(os.environ))
             cli.main(post_args(os.environ))
             return
         args = cli_args(argv, os.environ, cli.cli.commands)
     except InputError as exc:
-        print(f"dagu-ci: error: {exc}", file=sys.stderr)
-        sys.exit(2)
+        # As the CLI's own errors: one line, and for the action's run the annotation and outputs.
+        sys.exit(cli.fail(str(exc), 2, [] if post else ["run"], list(action_secrets(os.environ).values())))
     if args is not None:
         if not argv:
             os.environ.update(action_secrets(os.environ))

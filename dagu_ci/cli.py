@@ -5,12 +5,13 @@ import os
 import signal
 import sys
 import time
+from dataclasses import dataclass
 from typing import Any, Callable, List, Optional, Sequence
 
 import click
 
 from dagu_ci import __version__
-from dagu_ci.errors import Cancelled, DaguCIError, ExitCode, UsageError
+from dagu_ci.errors import Cancelled, DaguCIError, ExitCode, OutputClosed, UsageError
 from dagu_ci.files import ENCODING_ERRORS
 from dagu_ci.redaction import learn, mask_values, redact
 
@@ -19,6 +20,16 @@ from dagu_ci.redaction import learn, mask_values, redact
 REPORTER_CHOICES = ["auto", "plain", "github", "gitlab"]
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+# Commands that follow (or may follow) a run with a host's reporter: on an error, the
+# host still gets its annotation, outputs and summary (or dotenv).
+RUN_COMMANDS = ("run", "follow", "retry")
+
+
+@dataclass
+class Session:
+    """What main() needs to know after a command ends in an error: the reporter it made."""
+
+    reporter: Any = None
 
 
 def connection_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -93,7 +104,8 @@ def follow_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--reporter", "reporter_name", type=click.Choice(REPORTER_CHOICES), default="auto", show_default=True,
                      envvar="DAGU_CI_REPORTER", show_envvar=True,
                      help="Output format; auto picks github or gitlab inside those CI hosts, else plain."),
-        click.option("--json", "as_json", is_flag=True, help="At the end, print the result document (as --result-file writes it)."),
+        click.option("--json", "as_json", is_flag=True,
+                     help="Print only the result document (as --result-file writes it) on stdout; the log goes to stderr."),
     ]
     for option in reversed(options):
         command = option(command)
@@ -114,7 +126,9 @@ def _runner(dag: str, connection: dict, follow: dict, retry_for: float, **fields
     from dagu_ci.reporters.hosts import make_reporter
     from dagu_ci.runner import Runner, RunRequest
 
-    reporter = make_reporter(follow.pop("reporter_name"), follow.pop("junit"), secrets=mask_values())
+    reporter = make_reporter(follow.pop("reporter_name"), follow.pop("junit"), secrets=mask_values(),
+                             out=sys.stderr if follow["as_json"] else None)  # with --json, stdout is the document
+    click.get_current_context().find_root().ensure_object(Session).reporter = reporter
     client = _client(connection, retry_for, reporter)
     request = RunRequest(
         dag=dag,
@@ -180,9 +194,11 @@ def run(dag: Optional[str], param_args: Sequence[str], spec: Optional[str], para
       dagu-ci run --spec dags/deploy.yaml      # the DAG as changed in this pull request
 
     \b
-    Exit codes: 0 succeeded (or partial), 1 failed, 2 usage/input error,
-    3 aborted or rejected, 4 server unreachable or API error,
-    124 --timeout, 130 SIGINT, 143 SIGTERM.
+    Exit codes: 0 succeeded (or partial), 1 failed, 2 usage/input error
+    (an unwritable output path too), 3 aborted or rejected, 4 server unreachable
+    or API error, 124 --timeout, 130 SIGINT, 141 stdout closed, 143 SIGTERM;
+    the run is stopped first on 124, 130, 141 and 143.
+    With --json, stdout is the result document alone (nothing on an error).
     """
     from dagu_ci.params import merge_params
 
@@ -260,7 +276,7 @@ def follow(dag: str, run_id: str, **options: Any) -> int:
 
     \b
     Exit codes as `run`: 0 succeeded, 1 failed, 2 usage error or no such run,
-    3 aborted or rejected, 4 server error, 124 --timeout, 130/143 cancelled.
+    3 aborted or rejected, 4 server error, 124 --timeout, 130/143 cancelled, 141 stdout closed.
     """
     connection, follow_opts = _split(options)
     runner = _runner(dag, connection, follow_opts, 30.0)
@@ -349,11 +365,13 @@ def logs(dag: str, run_id: str, step: Optional[str], use_stderr: bool, tail: Opt
             raise UsageError("--follow streams whole logs: it takes no --tail or --json")
         from dagu_ci.follower import FollowOptions
         from dagu_ci.reporters.hosts import make_reporter
+        from dagu_ci.stdio import raise_if_reader_gone
 
         reporter = make_reporter(reporter_name, secrets=mask_values())
         client = _client(connection, 30.0, reporter)
         try:
-            return inspect.follow_logs(client, reporter, request, FollowOptions(poll_interval))
+            # A reader that went away (`| head`) ends the follow at the next poll.
+            return inspect.follow_logs(client, reporter, request, FollowOptions(poll_interval, check=raise_if_reader_gone))
         except inspect.NoRun as exc:
             raise UsageError(exc.message) from None
         finally:
@@ -601,34 +619,43 @@ def _client(connection: dict, retry_for: float, reporter: Any) -> Any:
 
 def main(argv: Optional[List[str]] = None) -> None:
     """Console entry point: one-line errors, never a traceback, exit codes from the README."""
+    from dagu_ci.stdio import guard_std_streams, stdout_lost_output
+
     _tolerant_streams()
+    guard_std_streams()  # a closed pipe never raises out of a write
     args = list(sys.argv[1:] if argv is None else argv)
     _learn_secrets(args)  # before anything can print: click's own errors too
+    session = Session()
+    message = ""
     try:
-        code = cli.main(args=args, prog_name="dagu-ci", standalone_mode=False)
+        code = cli.main(args=args, prog_name="dagu-ci", standalone_mode=False, obj=session)
+        if stdout_lost_output() and not (args and args[0] in RUN_COMMANDS):  # a run's own code says how it ended
+            code = ExitCode.OUTPUT_CLOSED
     except click.UsageError as exc:
         if type(exc).__name__ == "NoArgsIsHelpError" and exc.ctx:  # bare `dagu-ci` (click >= 8.2)
             click.echo(exc.ctx.get_help())
             sys.exit(ExitCode.USAGE)
         hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
-        _fail(f"{exc.format_message()}{hint}")
-        code = ExitCode.USAGE
+        message, code = f"{exc.format_message()}{hint}", ExitCode.USAGE
     except click.exceptions.Abort:
         code = ExitCode.SIGINT
     except DaguCIError as exc:
-        _fail(exc.message)
-        code = exc.exit_code
+        message, code = exc.message, exc.exit_code
     except KeyboardInterrupt:
         code = ExitCode.SIGINT
     except Cancelled as cancel:  # a second signal while the first one's stop was under way
         code = ExitCode.SIGINT if cancel.signum == signal.SIGINT else ExitCode.SIGTERM
+    except OutputClosed:  # stdout's reader went away before a run existed, or in another command
+        code = ExitCode.OUTPUT_CLOSED
     except Exception as exc:  # noqa: BLE001 - the promise is: no traceback, ever
         if os.environ.get("DAGU_CI_DEBUG"):
             import traceback  # only here: it costs start-up time on every call
 
             sys.stderr.write(redact(traceback.format_exc()))
-        _fail(f"internal error: {type(exc).__name__}: {exc} (set DAGU_CI_DEBUG=1 for details)")
+        message = f"internal error: {type(exc).__name__}: {exc} (set DAGU_CI_DEBUG=1 for details)"
         code = ExitCode.SERVER
+    if message:
+        code = fail(message, int(code), args, session.reporter)
     sys.exit(int(code or 0))
 
 
@@ -641,10 +668,39 @@ def _tolerant_streams() -> None:
             reconfigure(errors=ENCODING_ERRORS)
 
 
-def _fail(message: str) -> None:
+def fail(message: str, code: int, args: Sequence[str], reporter: Any = None) -> int:
+    """Print the one-line error on stderr and, for a run under a CI host, tell the host too
+    (annotation, outputs, summary or dotenv): every exit leaves what it can. Returns `code`."""
     from dagu_ci.remotetext import inert  # the message may quote the server
 
-    click.echo(f"dagu-ci: error: {inert(' '.join(redact(message).split()))}", err=True)
+    message = inert(" ".join(redact(message).split()))
+    click.echo(f"dagu-ci: error: {message}", err=True)
+    if args and args[0] in RUN_COMMANDS:
+        try:
+            _tell_host(message, code, args, reporter)
+        except Exception as exc:  # noqa: BLE001 - the error above is the one that counts
+            click.echo(f"dagu-ci: warning: could not report the error to the CI host: {exc}", err=True)
+    return code
+
+
+def _tell_host(message: str, code: int, args: Sequence[str], reporter: Any) -> None:
+    """The run's own reporter if it was made, else one made now (bad options end before it is)."""
+    from dagu_ci.events import Failed
+    from dagu_ci.reporters.hosts import make_reporter
+
+    command = cli.commands[args[0]]
+    try:  # what could be read of the arguments, even bad ones; nothing is run or checked
+        params = command.make_context(args[0], list(args[1:]), resilient_parsing=True).params
+    except click.ClickException:
+        params = {}
+    if reporter is None:
+        choice = params.get("reporter_name") or os.environ.get("DAGU_CI_REPORTER") or "auto"
+        if choice not in REPORTER_CHOICES:
+            choice = "auto"
+        reporter = make_reporter(choice, secrets=mask_values(), out=sys.stderr if params.get("as_json") else None)
+    dag = str(params.get("dag") or params.get("spec") or "")
+    reporter.handle(Failed(message, code, dag))
+    reporter.close()
 
 
 def _learn_secrets(args: List[str]) -> None:

@@ -22,6 +22,7 @@ from dagu_ci.client import ApiError, DaguClient
 from dagu_ci.dagyaml import load_dag_file
 from dagu_ci.errors import DaguCIError, ExitCode, UsageError
 from dagu_ci.inspect import Output
+from dagu_ci.stdio import tell
 
 # What Dagu takes as a file name in /dags/{fileName} (2.3.1+) and as a new DAG's name
 # (POST /dags, 2.0.0+: core.ValidateDAGName, which also caps it at 40 characters).
@@ -207,6 +208,8 @@ def _report(output: Output, items: List[Pushed], outcome: str) -> int:
     code = int(ExitCode.FAILED if failed else ExitCode.SUCCEEDED)
     if output.as_json:
         output.document([item.to_dict() for item in items])
+        if failed:  # for people: stderr, so stdout stays the document
+            tell(f"push: {outcome}")
         return code
     lines = []
     for item in items:

@@ -13,6 +13,7 @@ class ExitCode(IntEnum):
     ACTIVE = 5  # `status`: the run is still running, queued or waiting
     NO_RUN = 6  # `status`: the DAG has no such run (or never ran)
     TIMEOUT = 124
+    OUTPUT_CLOSED = 141  # stdout's reader went away: 128 + SIGPIPE, as a shell shows a process killed by it
     SIGINT = 130
     SIGTERM = 143
 
@@ -54,6 +55,11 @@ class Cancelled(BaseException):
     def __init__(self, signum: int):
         super().__init__(signum)
         self.signum = signum
+
+
+class OutputClosed(BaseException):
+    """stdout's reader went away (`dagu-ci run x | head`): a cancellation, raised where the
+    runner looks (each poll), never from inside a write."""
 
 
 class TimedOut(BaseException):

@@ -80,6 +80,16 @@ class RunFinished:
     result: RunResult
 
 
+@dataclass(frozen=True)
+class Failed:
+    """dagu-ci ends on an error (bad input, an unreachable server, ...), before the run
+    exists or while following it: the one-line error (secrets already hidden) and exit code."""
+
+    message: str
+    exit_code: int
+    dag: str = ""
+
+
 Event = Union[
-    ServerDetected, RunAccepted, RunStatusChanged, StepStarted, StepLog, StepFinished, Notice, Tick, RunFinished
+    ServerDetected, RunAccepted, RunStatusChanged, StepStarted, StepLog, StepFinished, Notice, Tick, RunFinished, Failed
 ]

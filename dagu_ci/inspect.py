@@ -88,7 +88,9 @@ def status(client: DaguClient, output: Output, dag_file: str, run_id: str) -> in
     code = status_exit_code(snapshot.status)
     url = client.ui_url(snapshot.dag_name, snapshot.run_id)
     if output.as_json:
-        result = RunResult(dag_file, snapshot.dag_name, snapshot.run_id, url, snapshot, code, duration=snapshot.duration)
+        # The document `run --json` prints, outputs included once the run has ended.
+        values = client.get_outputs(snapshot.dag_name, snapshot.run_id) if snapshot.is_over else {}
+        result = RunResult(dag_file, snapshot.dag_name, snapshot.run_id, url, snapshot, code, duration=snapshot.duration, outputs=values)
         output.document(result.to_dict())
         return code
     headline = f"{snapshot.dag_name} run {snapshot.run_id} {output.status(snapshot.status)}"

@@ -15,12 +15,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional
 
-from dagu_ci import artifacts, provenance, state
+from dagu_ci import artifacts, files, provenance, state, stdio
 from dagu_ci.backstop import end_run
 from dagu_ci.client import LITERAL_PARAMS_SINCE, SPEC_ENQUEUE_SINCE, SPEC_RUNS_SINCE, STRICT_PARAMS_SINCE, DaguClient, Retry, backoff_delay, error_fields
 from dagu_ci.dagyaml import load_dag_file
-from dagu_ci.errors import Cancelled, DaguCIError, ExitCode, PolicyEnd, ServerError, TimedOut, UsageError
-from dagu_ci.events import Level, Notice, RunAccepted, RunFinished, ServerDetected
+from dagu_ci.errors import Cancelled, DaguCIError, ExitCode, OutputClosed, PolicyEnd, ServerError, TimedOut, UsageError
+from dagu_ci.events import Event, Level, Notice, RunAccepted, RunFinished, ServerDetected
 from dagu_ci.follower import FollowOptions, Follower
 from dagu_ci.models import RunSnapshot, RunStatus, StepSnapshot, StepStatus
 from dagu_ci.params import Params, encode_params, expanding_values, typed_problems
@@ -94,10 +94,26 @@ class Runner:
         self._state_key = secrets.token_hex(16)  # binds our state files to this step (state.GITHUB_STATE_KEY)
 
     def run(self) -> int:
+        self.check_output_paths()
         plan = self._prepare()
         if self.request.dry_run:
             return self._dry_run(plan)
+        stdio.raise_if_reader_gone()  # nobody reads what we would show: start nothing
         return self._guarded(plan.dag_name, plan.run_id, lambda: self._launch(plan))
+
+    def check_output_paths(self) -> None:
+        """Every file and folder this run will write, checked before anything starts
+        (and before the server is asked): a bad path is a usage error, not a lost report."""
+        request = self.request
+        targets = [
+            files.Target("--result-file", request.result_file),
+            files.Target("--download-artifacts", request.download_artifacts, folder=True),
+            files.Target("--state-dir", request.state_dir, folder=True),
+            *self.reporter.targets(),
+        ]
+        for target in targets:
+            if target.path:
+                files.check_writable(target)
 
     def start(self) -> "tuple[str, str]":
         """`dagu-ci start`: the same checks and start request as `run`, then return the run id.
@@ -115,6 +131,7 @@ class Runner:
     def follow(self, run_id: str, retry: bool = False, retry_step: Optional[str] = None) -> int:
         """`follow` (and `retry --follow`): attach to an existing run (`latest` allowed) and
         go on exactly as `run` does once its run exists."""
+        self.check_output_paths()
         dag_name, snapshot = self._existing(run_id)
 
         def begin() -> None:
@@ -129,7 +146,11 @@ class Runner:
         """`retry` without --follow: ask for the new attempt, see it begin, and leave it."""
         dag_name, snapshot = self._existing(run_id)
         self._retry(dag_name, snapshot, step)
-        self._say(f"view: {self.client.ui_url(dag_name, snapshot.run_id)}")
+        url = self.client.ui_url(dag_name, snapshot.run_id)
+        self._say(f"view: {url}")
+        if self.request.print_json:
+            document = {"dag": self.request.dag, "name": dag_name, "run_id": snapshot.run_id, "step": step, "url": url}
+            print(json_text(redact_value(document), indent=2), flush=True)
         return int(ExitCode.SUCCEEDED)
 
     def _existing(self, run_id: str) -> "tuple[str, RunSnapshot]":
@@ -253,7 +274,7 @@ class Runner:
     def _accepted(self, dag_name: str, run_id: str, attached: bool, params: str = "") -> None:
         """The run exists: name it on disk, then announce it."""
         self._remember(dag_name, run_id)
-        self.reporter.handle(
+        self._report(
             RunAccepted(
                 dag_file=self.request.dag,
                 dag_name=dag_name,
@@ -372,28 +393,56 @@ class Runner:
     # -- follow and end -------------------------------------------------------
 
     def _guarded(self, dag_name: str, run_id: str, begin: Callable[[], None]) -> int:
-        request = self.request
         with _signals_raise_cancelled():
-            try:
-                begin()
-                snapshot = self._follow(dag_name, run_id)
-                return self._finish(dag_name, run_id, snapshot, Ending.FINISHED, exit_code_for(snapshot.status, request.fail_on_partial))
-            except PolicyEnd as end:
-                snapshot = self._stop(dag_name, run_id) if end.stop_run else self._last()
-                self._say(end.message, Level.ERROR)
-                return self._finish(dag_name, run_id, snapshot, Ending(end.ending), end.exit_code)
-            except TimedOut:
-                snapshot = self._stop(dag_name, run_id)  # stop first, explain after
-                self._say(f"timed out after {request.timeout:g}s; the run was stopped", Level.ERROR)
-                return self._finish(dag_name, run_id, snapshot, Ending.TIMEOUT, ExitCode.TIMEOUT)
-            except Cancelled as cancel:
-                code = ExitCode.SIGINT if cancel.signum == signal.SIGINT else ExitCode.SIGTERM
-                if not request.stop_on_cancel:
-                    self._say("cancelled; the run was left running (--no-stop-on-cancel)", Level.WARNING)
-                    return self._finish(dag_name, run_id, self._last(), Ending.CANCELLED, code)
-                snapshot = self._stop(dag_name, run_id)  # stop first, explain after
-                self._say("cancelled by the CI job; the run was stopped", Level.WARNING)
-                return self._finish(dag_name, run_id, snapshot, Ending.CANCELLED, code)
+            snapshot, ending, code = self._to_the_end(dag_name, run_id, begin)
+            return self._finish(dag_name, run_id, snapshot, ending, code)
+
+    def _to_the_end(self, dag_name: str, run_id: str, begin: Callable[[], None]) -> "tuple[Optional[RunSnapshot], Ending, int]":
+        """Follow the run until it ends, or end it (stop first, explain after): the snapshot
+        to report, why we stopped following, and the exit code."""
+        request = self.request
+        try:
+            begin()
+            snapshot = self._follow(dag_name, run_id)
+            return snapshot, Ending.FINISHED, exit_code_for(snapshot.status, request.fail_on_partial)
+        except PolicyEnd as end:
+            snapshot = self._stop(dag_name, run_id) if end.stop_run else self._last()
+            self._say(end.message, Level.ERROR)
+            return snapshot, Ending(end.ending), end.exit_code
+        except TimedOut:
+            snapshot = self._stop(dag_name, run_id)
+            self._say(f"timed out after {request.timeout:g}s; the run was stopped", Level.ERROR)
+            return snapshot, Ending.TIMEOUT, ExitCode.TIMEOUT
+        except Cancelled as cancel:
+            code = ExitCode.SIGINT if cancel.signum == signal.SIGINT else ExitCode.SIGTERM
+            if not request.stop_on_cancel:
+                self._say("cancelled; the run was left running (--no-stop-on-cancel)", Level.WARNING)
+                return self._last(), Ending.CANCELLED, code
+            snapshot = self._stop(dag_name, run_id)
+            self._say("cancelled by the CI job; the run was stopped", Level.WARNING)
+            return snapshot, Ending.CANCELLED, code
+        except OutputClosed:  # a cancellation too; what we print now reaches nobody but stderr
+            if not request.stop_on_cancel:
+                stdio.tell(f"stdout was closed; run {run_id} of {dag_name} was left running (--no-stop-on-cancel)")
+                return self._last(), Ending.CANCELLED, ExitCode.OUTPUT_CLOSED
+            snapshot = self._stop(dag_name, run_id)
+            stdio.tell(f"stdout was closed; run {run_id} of {dag_name} was stopped")
+            return snapshot, Ending.CANCELLED, ExitCode.OUTPUT_CLOSED
+        except Exception:
+            self._abandon(dag_name, run_id)
+            raise
+
+    def _abandon(self, dag_name: str, run_id: str) -> None:
+        """An error ends dagu-ci while the run may go on: stop it first (as far as the
+        server lets us), so no error leaves an orphaned run. The caller reports the error."""
+        if self._state is None or not self.request.stop_on_cancel:
+            return  # the run is not ours (yet), or it is meant to outlive us
+        try:
+            snapshot = self._stop(dag_name, run_id)
+        except Exception:  # noqa: BLE001 - the original error is the one to report
+            return
+        if snapshot is not None and snapshot.status.is_terminal:
+            state.forget(self._state_dir, self._state)
 
     def _follow(self, dag_name: str, run_id: str) -> RunSnapshot:
         request = self.request
@@ -410,12 +459,15 @@ class Runner:
                 push=request.push,
                 wait_auto_retry=request.wait_auto_retry,
                 ended_before=self._ended_before,
-                check=_Policies(
-                    request,
-                    self.client.ui_url(dag_name, run_id),
-                    lambda: self.client.queue_position(dag_name, run_id),
-                    self._say,
-                ).check,
+                check=_checks(
+                    stdio.raise_if_reader_gone,
+                    _Policies(
+                        request,
+                        self.client.ui_url(dag_name, run_id),
+                        lambda: self.client.queue_position(dag_name, run_id),
+                        self._say,
+                    ).check,
+                ),
             ),
         )
         return self._follower.follow()
@@ -457,17 +509,29 @@ class Runner:
         )
         if self.request.download_artifacts and snapshot is not None and snapshot.is_over:
             self._download_artifacts(dag_name, run_id, snapshot)
-        if self.request.result_file:
-            result.write(self.request.result_file)
         # Left waiting on purpose, or ended (a pending auto-retry counts when we were told
         # not to wait for it): no backstop should stop it later.
         settled = snapshot is not None and (snapshot.status.is_terminal or ending is Ending.LEFT_WAITING)
         if self._state is not None and (settled or not self.request.stop_on_cancel):
             state.forget(self._state_dir, self._state)  # nothing left for a backstop to stop
-        self.reporter.handle(RunFinished(result))
+        # A report that cannot be written is a warning: the exit code is the run's, and
+        # the summary still shows.
+        if self.request.result_file:
+            try:
+                result.write(self.request.result_file)
+            except OSError as exc:
+                self._say(f"could not write --result-file {files.describe(exc, self.request.result_file)}", Level.WARNING)
+        self._report(RunFinished(result))
         if self.request.print_json:
             print(json_text(redact_value(result.to_dict()), indent=2), flush=True)  # it may land in a CI log
         return int(code)
+
+    def _report(self, event: Event) -> None:
+        """Hand an event to the reporters; a host file they cannot write is only a warning."""
+        try:
+            self.reporter.handle(event)
+        except OSError as exc:
+            self._say(f"could not write {files.describe(exc)}", Level.WARNING)
 
     def _download_artifacts(self, dag_name: str, run_id: str, snapshot: RunSnapshot) -> None:
         directory = self.request.download_artifacts or ""
@@ -478,6 +542,9 @@ class Runner:
             written = artifacts.download_all(self.client, dag_name, run_id, directory)
         except DaguCIError as exc:
             self._say(f"artifacts not downloaded: {exc.message}", Level.ERROR)
+            return
+        except OSError as exc:
+            self._say(f"artifacts not downloaded: could not write {files.describe(exc, directory)}", Level.ERROR)
             return
         self._say(f"downloaded {len(written)} artifact{'s' if len(written) != 1 else ''} into {directory}")
 
@@ -562,6 +629,14 @@ def _declared_params(dag: Mapping[str, Any]) -> List[str]:
         if name and not name.isdigit():
             names.append(name)
     return names
+
+
+def _checks(*checks: Callable[[RunSnapshot], None]) -> Callable[[RunSnapshot], None]:
+    def check(snapshot: RunSnapshot) -> None:
+        for each in checks:
+            each(snapshot)
+
+    return check
 
 
 @contextmanager

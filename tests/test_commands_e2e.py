@@ -133,8 +133,8 @@ def test_follow_an_already_finished_run_replays_it_and_exits_with_its_status(fak
     finished_run(server, "done", status=2)
     result = cli(server, "follow", "deploy", "latest", *FAST, "--json")
     assert result.code == 1, result.output
-    assert "compiling" in result.stdout and "✖ build failed" in result.stdout
-    document = json.loads(result.stdout[result.stdout.index("\n{") + 1:])
+    assert "compiling" in result.stderr and "✖ build failed" in result.stderr  # with --json, the log is on stderr
+    document = json.loads(result.stdout)
     assert document["run_id"] == "done" and document["exit_code"] == 1
 
 

@@ -1,8 +1,11 @@
 """Reporters turn follower events into output for one CI host."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, List, Optional
+
 from dagu_ci.events import (
     Event,
+    Failed,
     Notice,
     RunAccepted,
     RunFinished,
@@ -13,6 +16,9 @@ from dagu_ci.events import (
     StepStarted,
     Tick,
 )
+
+if TYPE_CHECKING:
+    from dagu_ci.files import Target
 
 
 class Reporter:
@@ -31,6 +37,11 @@ class Reporter:
     def on_notice(self, event: Notice) -> None: ...
     def on_tick(self, event: Tick) -> None: ...
     def on_finished(self, event: RunFinished) -> None: ...
+    def on_failed(self, event: Failed) -> None: ...
+
+    def targets(self) -> "List[Target]":
+        """The files this reporter will write, checked before the run starts."""
+        return []
 
     def close(self) -> None:
         """Called once at the very end, whatever happened."""
@@ -43,8 +54,18 @@ class Fanout(Reporter):
         self.reporters = list(reporters)
 
     def handle(self, event: Event) -> None:
+        """Every reporter gets the event, even after one could not write its file."""
+        failure: Optional[OSError] = None
         for reporter in self.reporters:
-            reporter.handle(event)
+            try:
+                reporter.handle(event)
+            except OSError as exc:
+                failure = failure or exc
+        if failure is not None:
+            raise failure
+
+    def targets(self) -> "List[Target]":
+        return [target for reporter in self.reporters for target in reporter.targets()]
 
     def close(self) -> None:
         for reporter in self.reporters:
@@ -61,4 +82,5 @@ _HANDLERS = {
     Notice: "on_notice",
     Tick: "on_tick",
     RunFinished: "on_finished",
+    Failed: "on_failed",
 }

@@ -12,8 +12,8 @@ import os
 import secrets
 from typing import IO, Dict, Iterable, List, Mapping, Optional
 
-from dagu_ci.events import Event, Level, Notice, RunAccepted, RunFinished, RunStatusChanged
-from dagu_ci.files import ENCODING_ERRORS
+from dagu_ci.events import Event, Failed, Level, Notice, RunAccepted, RunFinished, RunStatusChanged
+from dagu_ci.files import ENCODING_ERRORS, Target
 from dagu_ci.models import RunStatus, StepSnapshot, StepStatus
 from dagu_ci.redaction import redact
 from dagu_ci.remotetext import EnvFormat, env_entry, fitted
@@ -148,7 +148,20 @@ class GitHubReporter(GroupedReporter):
             with open(path, "a", encoding="utf-8", errors=ENCODING_ERRORS) as handle:
                 handle.write(redact(job_summary(result, self._accepted.params if self._accepted else "")))
 
+    def on_failed(self, event: Failed) -> None:
+        """dagu-ci ends on an error: the annotation, the outputs it can give, a summary."""
+        self.flush_groups()
+        self.command("error", event.message, title="dagu-ci")
+        self.set_outputs({"status": "error", "exit-code": str(event.exit_code)})
+        path = self.env.get("GITHUB_STEP_SUMMARY")
+        if path:
+            with open(path, "a", encoding="utf-8", errors=ENCODING_ERRORS) as handle:
+                handle.write(redact(failure_summary(event, self._accepted)))
+
     # -- GitHub's files and annotations ---------------------------------------
+
+    def targets(self) -> List[Target]:
+        return [Target(name, self.env.get(name)) for name in ("GITHUB_OUTPUT", "GITHUB_STEP_SUMMARY")]
 
     def set_outputs(self, values: Dict[str, str]) -> None:
         """Append to GITHUB_OUTPUT what is new or changed (the last value of a name wins)."""
@@ -210,6 +223,19 @@ def job_summary(result: RunResult, params: str) -> str:
         fence = "```" + "`" * _longest_backtick_run(params)
         parts += ["**Params**", "", fence, params, fence, ""]
     return "\n".join(parts) + "\n"
+
+
+def failure_summary(event: Failed, accepted: Optional[RunAccepted]) -> str:
+    """Markdown for GITHUB_STEP_SUMMARY when dagu-ci ends on an error; the error is data."""
+    what = f" `{_code(event.dag)}`" if event.dag else ""
+    headline = f"dagu-ci: the run of{what} ended on an error" if accepted else f"dagu-ci could not run{what or ' the DAG'}"
+    fence = "```" + "`" * _longest_backtick_run(event.message)
+    parts = [f"### ❌ {headline}", "", fence, event.message, fence, ""]
+    if accepted:
+        parts.append(f"Run [{_md(accepted.run_id)}]({accepted.url}) in the Dagu UI · exit code {event.exit_code}")
+    else:
+        parts.append(f"exit code {event.exit_code}")
+    return "\n".join(parts) + "\n\n"
 
 
 def _md(text: str) -> str:

@@ -15,9 +15,9 @@ import re
 import time
 from typing import IO, Callable, Dict, List, Mapping, Optional, Tuple
 
-from dagu_ci.events import Level, Notice, RunAccepted, RunFinished
+from dagu_ci.events import Failed, Level, Notice, RunAccepted, RunFinished
 from dagu_ci.models import StepSnapshot, StepStatus
-from dagu_ci.files import write_atomic
+from dagu_ci.files import Target, write_atomic
 from dagu_ci.remotetext import EnvFormat, env_entry, fitted
 from dagu_ci.reporters.grouped import GroupedReporter
 from dagu_ci.term import Style
@@ -100,6 +100,15 @@ class GitLabReporter(GroupedReporter):
             values["DAGU_OUTPUTS"] = ""
             self.handle(Notice("the run's outputs are too big for GitLab's dotenv report; DAGU_OUTPUTS is empty", Level.WARNING))
         self._update(values)
+
+    def on_failed(self, event: Failed) -> None:
+        """dagu-ci ends on an error: later jobs still learn how it ended."""
+        self.flush_groups()
+        values = {"DAGU_RUN_DAG": event.dag} if event.dag and "DAGU_RUN_DAG" not in self._dotenv else {}
+        self._update({**values, "DAGU_STATUS": "error", "DAGU_EXIT_CODE": str(event.exit_code)})
+
+    def targets(self) -> List[Target]:
+        return [Target("DAGU_DOTENV", self.dotenv_path)]
 
     def _update(self, values: Dict[str, str]) -> None:
         if not self.dotenv_path:

@@ -13,7 +13,7 @@ from typing import List
 from dagu_ci.events import Event, RunFinished
 from dagu_ci.models import StepStatus
 from dagu_ci.reporters import Reporter
-from dagu_ci.files import write_atomic
+from dagu_ci.files import Target, write_atomic
 from dagu_ci.reporters.grouped import StepTails
 from dagu_ci.result import RunResult
 
@@ -39,6 +39,9 @@ class JUnitReporter(Reporter):
 
     def on_finished(self, event: RunFinished) -> None:
         write_atomic(self.path, junit_xml(event.result, self.tails))
+
+    def targets(self) -> List[Target]:
+        return [Target("--junit", self.path)]
 
 
 def junit_xml(result: RunResult, tails: StepTails) -> str:
