@@ -106,7 +106,9 @@ def main(argv: List[str], program: str = "") -> None:
         args = cli_args(argv, os.environ, cli.cli.commands)
     except InputError as exc:
         # As the CLI's own errors: one line, and for the action's run the annotation and outputs.
-        sys.exit(cli.fail(str(exc), 2, [] if post else ["run"], list(action_secrets(os.environ).values())))
+        os.environ.update(action_secrets(os.environ))
+        cli.learn_secrets([])  # the action's credentials, now in DAGU_* variables
+        sys.exit(cli.fail(str(exc), 2, [] if post else ["run"]))
     if args is not None:
         if not argv:
             os.environ.update(action_secrets(os.environ))

@@ -624,7 +624,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     _tolerant_streams()
     guard_std_streams()  # a closed pipe never raises out of a write
     args = list(sys.argv[1:] if argv is None else argv)
-    _learn_secrets(args)  # before anything can print: click's own errors too
+    learn_secrets(args)  # before anything can print: click's own errors too
     session = Session()
     message = ""
     try:
@@ -703,7 +703,7 @@ def _tell_host(message: str, code: int, args: Sequence[str], reporter: Any) -> N
     reporter.close()
 
 
-def _learn_secrets(args: List[str]) -> None:
+def learn_secrets(args: List[str]) -> None:
     """Tell redaction every credential this invocation may use, as typed (the client adds
     them again as it cleans them)."""
     def given(flag: str, env_name: str) -> List[Optional[str]]:

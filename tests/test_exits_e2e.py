@@ -13,6 +13,7 @@ from tests.conftest import cli_command, clean_env, run_cli, start_cli
 from tests.fakedagu import Dag, Step, fail, lines, out, output, sleep
 from tests.hosttools import run_entrypoint
 from tests.reporting import Runner as WorkflowLog
+from tests.tlsfiles import make_tls_files
 from tests.test_run_e2e import FAST, assert_clean_error
 
 
@@ -134,8 +135,10 @@ JSON_COMMANDS = ["run", "follow", "retry --follow", "retry", "start", "status", 
 
 @pytest.mark.parametrize("name", JSON_COMMANDS)
 def test_every_json_command_prints_one_document_on_stdout(fake_factory, tmp_path, name):
-    server = fake_factory(ok_dag())
-    assert run_cli("run", "ok", "--url", server.url, *FAST, "--run-id", "done").code == 0
+    # Over TLS, so that --insecure has a warning for people to show (it has none on http://).
+    tls = make_tls_files(str(tmp_path))
+    server = fake_factory(ok_dag(), tls=tls.server_context(False))
+    assert run_cli("run", "ok", "--url", server.url, *FAST, "--run-id", "done", "--ca-cert", tls.ca).code == 0
     args = _json_commands(tmp_path)[name]
     result = run_cli(*args, "--url", server.url, "--json", "--insecure")
     assert result.code == (1 if name == "push" else 0), result.output
