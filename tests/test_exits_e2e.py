@@ -324,7 +324,8 @@ def test_an_error_mid_run_stops_the_run_and_reaches_github(fake_factory, tmp_pat
             proc.kill()
     server.clear_faults()
     assert proc.returncode == 2, stdout.decode() + stderr.decode()
-    assert server.get_run("slow", "m1").status == 3  # stopped, not orphaned
+    assert any(r.path.endswith("/dag-runs/slow/m1/stop") for r in server.requests)  # stopped, not orphaned
+    server.wait_for_status("slow", "m1", {3}, timeout=30)  # the stop is asynchronous
     values = github_outputs(tmp_path)
     assert values["run-id"] == "m1" and values["status"] == "error" and values["exit-code"] == "2"
     (error,) = WorkflowLog.read(stdout.decode()).named("error")
