@@ -152,8 +152,5 @@ class GroupedReporter(PlainReporter):
                 super().on_notice(event)
 
     def _show_log(self, event: StepLog) -> None:
-        lines = list(event.lines)
-        if event.stream == "stderr" and self.style.color:
-            lines = [self.style.paint(line, "yellow") for line in lines]
-        self.write_log(lines)
+        self.write_log(self.log_text(event))
 
