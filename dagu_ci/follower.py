@@ -237,7 +237,8 @@ class Follower:
             self._started.discard(step.name)
         if step.status.has_started and step.name not in self._started:
             self._started.add(step.name)
-            self.emit(StepStarted(step))
+            if step.ran:  # one that ended before it began is only told as ended
+                self.emit(StepStarted(step))
             changed = True
         if step.name not in self._started or step.name in self._finished:
             return changed

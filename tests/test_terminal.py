@@ -3,15 +3,19 @@ emulator model. The progress line must never wrap (a wrapped line leaves a stale
 at every redraw), and remote text must not drive the terminal."""
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from dagu_ci.events import StepFinished
-from dagu_ci.models import RunStatus
+from dagu_ci.models import RunStatus, StepSnapshot, StepStatus
+from dagu_ci.reporters.github import GitHubReporter
 from dagu_ci.reporters.plain import PlainReporter
 from dagu_ci.term import Style, display_width, fit
-from tests.fakedagu import Dag, Step, out, sleep
+from tests.conftest import run_cli
+from tests.fakedagu import Dag, Step, fail, out, sleep
 from tests.ptyterm import SPINNER, run_in_pty, set_size
-from tests.reporting import Out, done, feed, finished, log, started, step
+from tests.reporting import PLAIN, Out, done, feed, finished, log, started, step
 
 FAST = ("--poll-interval", "0.1")
 LONG_NAMES = [
@@ -185,3 +189,28 @@ def test_fit_counts_display_columns(text, columns, cut):
 ])
 def test_durations_claim_no_precision_the_timestamps_lack(seconds, shown):
     assert plain_output(StepFinished(step("s", seconds=seconds))) == [f"✔ s succeeded in {shown}"]
+
+
+# -- a step that never started --------------------------------------------------
+
+@pytest.mark.parametrize("reporter", ["plain", "github"])
+def test_a_step_that_never_started_is_not_announced_as_started(fake_factory, reporter, tmp_path):
+    steps = [Step("build", [out("compiling"), fail(3)]), Step("never", [out("unreachable")], depends=["build"])]
+    server = fake_factory(Dag(file="deploy", name="deploy", steps=steps))
+    result = run_cli("run", "deploy", "--url", server.url, *FAST, "--reporter", reporter,
+                     env={"GITHUB_STEP_SUMMARY": str(tmp_path / "summary")})
+    assert result.code == 1, result.output
+    lines = result.stdout.splitlines()
+    assert not [line for line in lines if "never" in line and ("▶" in line or "::group::" in line)], result.stdout
+    assert "■ never aborted" in lines  # its end is still told, once
+    assert lines.count("■ never aborted") == 1
+
+
+def test_a_never_started_step_ending_beside_an_open_group_is_told_after_it():
+    out = Out()
+    never = StepSnapshot("never", StepStatus.ABORTED)  # no start time, no log
+    feed(GitHubReporter(out, PLAIN, env={}), [
+        started("a"), log("a", "a1"), StepFinished(never), log("a", "a2"), done("a"),
+    ])
+    lines = [line for line in out.getvalue().splitlines() if not re.fullmatch(r"::stop-commands::[0-9a-f]{32}|::[0-9a-f]{32}::", line)]
+    assert lines == ["::group::a", "│ a1", "│ a2", "::endgroup::", "✔ a succeeded in 1s", "■ never aborted"]

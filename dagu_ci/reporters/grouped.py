@@ -100,6 +100,9 @@ class GroupedReporter(PlainReporter):
         if held is not None:
             held.finished = event.step
             return
+        if not event.step.ran and self._live is not None:  # its end line waits for the open group
+            self._held[event.step.name] = _Held(event.step, finished=event.step)
+            return
         if self._live is not None and self._live.name == event.step.name:
             self.close_group(event.step)
             self._live = None
@@ -138,9 +141,10 @@ class GroupedReporter(PlainReporter):
         self._replay(backlog)
 
     def _whole_group(self, held: _Held, announce: bool) -> None:
-        self.open_group(held.step, held.finished)
-        self._replay(held.events)
-        self.close_group(held.finished or held.step)
+        if held.events or held.step.ran:  # a step that never began has no group, only its end line
+            self.open_group(held.step, held.finished)
+            self._replay(held.events)
+            self.close_group(held.finished or held.step)
         if announce and held.finished is not None:
             self.write([self._step_line(held.finished)])
 
