@@ -380,11 +380,13 @@ class Runner:
                 return self._finish(dag_name, run_id, snapshot, Ending.TIMEOUT, ExitCode.TIMEOUT)
             except Cancelled as cancel:
                 code = ExitCode.SIGINT if cancel.signum == signal.SIGINT else ExitCode.SIGTERM
+                # Ctrl-C or a CI host's cancel look alike from here: name the signal, not a guess.
+                why = f"cancelled by {signal.Signals(cancel.signum).name}"
                 if not request.stop_on_cancel:
-                    self._say("cancelled; the run was left running (--no-stop-on-cancel)", Level.WARNING)
+                    self._say(f"{why}; the run was left running (--no-stop-on-cancel)", Level.WARNING)
                     return self._finish(dag_name, run_id, self._last(), Ending.CANCELLED, code)
                 snapshot = self._stop(dag_name, run_id)  # stop first, explain after
-                self._say("cancelled by the CI job; the run was stopped", Level.WARNING)
+                self._say(f"{why}; the run was stopped", Level.WARNING)
                 return self._finish(dag_name, run_id, snapshot, Ending.CANCELLED, code)
 
     def _follow(self, dag_name: str, run_id: str) -> RunSnapshot:
