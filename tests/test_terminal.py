@@ -3,17 +3,19 @@ emulator model. The progress line must never wrap (a wrapped line leaves a stale
 at every redraw), and remote text must not drive the terminal."""
 from __future__ import annotations
 
+import os
 import re
 
 import pytest
 
 from dagu_ci.events import StepFinished
+from dagu_ci.follower import SIBLING_LAG, LogSchedule
 from dagu_ci.models import RunStatus, StepSnapshot, StepStatus
 from dagu_ci.reporters.github import GitHubReporter
 from dagu_ci.reporters.plain import PlainReporter
 from dagu_ci.term import Style, display_width, fit
-from tests.conftest import run_cli
-from tests.fakedagu import Dag, Step, fail, out, sleep
+from tests.conftest import ROOT, run_cli
+from tests.fakedagu import Dag, Step, fail, load_dags, out, sleep
 from tests.ptyterm import SPINNER, run_in_pty, set_size
 from tests.reporting import PLAIN, Out, done, feed, finished, log, started, step
 
@@ -214,3 +216,31 @@ def test_a_never_started_step_ending_beside_an_open_group_is_told_after_it():
     ])
     lines = [line for line in out.getvalue().splitlines() if not re.fullmatch(r"::stop-commands::[0-9a-f]{32}|::[0-9a-f]{32}::", line)]
     assert lines == ["::group::a", "│ a1", "│ a2", "::endgroup::", "✔ a succeeded in 1s", "■ never aborted"]
+
+
+# -- stdout and stderr ------------------------------------------------------------
+
+def test_a_quiet_stream_is_read_often_while_its_sibling_is_busy():
+    """Dagu keeps stdout and stderr in two files with no common clock: a stderr line can only
+    show in order with stdout's if stderr is read about as often while stdout is busy."""
+    schedule = LogSchedule(0.5)
+    out, err = ("build", "stdout"), ("build", "stderr")
+    reads = []
+    now = 0.0
+    while now < 120:  # two minutes: stdout busy all along, stderr silent
+        for key in (out, err):
+            if schedule.due(key, now):
+                schedule.record(key, now, active=key == out, release_at=None)
+                if key == err:
+                    reads.append(now)
+        now += 0.25
+    gaps = [later - earlier for earlier, later in zip(reads, reads[1:])]
+    assert max(gaps) <= SIBLING_LAG + 0.5, gaps  # plus at most one base interval
+
+
+def test_the_demo_shows_a_steps_lines_in_the_order_it_wrote_them(fake_factory):
+    server = fake_factory(*load_dags(os.path.join(ROOT, "examples", "demo-dags.yaml")))
+    result = run_cli("run", "deploy", "--url", server.url, *FAST, "--param", "VERSION=1.2.3")
+    assert result.code == 0, result.output
+    lint = [line for line in result.stdout.splitlines() if line.startswith("│ [lint] ")]
+    assert lint == ["│ [lint] checking style", "│ [lint] warning: line too long in cli.py:88", "│ [lint] lint ok (1 warning)"]
