@@ -19,6 +19,7 @@ from dagu_ci.logtail import LogTailer, ReadMode
 from dagu_ci.models import RunSnapshot, RunStatus, StepSnapshot, parse_time
 from dagu_ci.reporters import Reporter
 from dagu_ci.result import RunResult, exit_code_for
+from dagu_ci.controls import log_lines, one_line
 from dagu_ci.term import Style, format_ago, format_duration, table
 
 ACTIVE = (RunStatus.RUNNING, RunStatus.QUEUED, RunStatus.WAITING, RunStatus.NOT_STARTED)
@@ -221,9 +222,10 @@ def logs(client: DaguClient, output: Output, request: LogRequest) -> int:
     lines: List[str] = []
     for step in steps:
         if request.step is None:
-            header = f"── {step.name} ({step.status.label.replace('_', ' ')}) ──" if output.style.unicode else f"== {step.name} ({step.status.label}) =="
+            name = one_line(step.name)
+            header = f"── {name} ({step.status.label.replace('_', ' ')}) ──" if output.style.unicode else f"== {name} ({step.status.label}) =="
             lines.append(output.style.paint(header, "bold"))
-        lines += collected[step.name]
+        lines += [part for line in collected[step.name] for part in log_lines(line, output.style.remote_color)]
     output.lines(lines)
     return 0
 

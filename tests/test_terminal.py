@@ -3,6 +3,7 @@ emulator model. The progress line must never wrap (a wrapped line leaves a stale
 at every redraw), and remote text must not drive the terminal."""
 from __future__ import annotations
 
+import json
 import os
 import re
 
@@ -118,7 +119,7 @@ def test_a_dags_escape_sequences_cannot_clear_move_or_leak(fake_factory):
 def plain_output(*events, style=Style(color=False, unicode=True)):
     out = Out()
     feed(PlainReporter(out, style), list(events))
-    return out.getvalue().splitlines()
+    return out.getvalue().split("\n")[:-1]  # not splitlines(): a stray CR must show up
 
 
 @pytest.mark.parametrize("line,shown", [
@@ -244,3 +245,13 @@ def test_the_demo_shows_a_steps_lines_in_the_order_it_wrote_them(fake_factory):
     assert result.code == 0, result.output
     lint = [line for line in result.stdout.splitlines() if line.startswith("│ [lint] ")]
     assert lint == ["│ [lint] checking style", "│ [lint] warning: line too long in cli.py:88", "│ [lint] lint ok (1 warning)"]
+
+
+def test_dagu_ci_logs_neutralises_too_but_json_keeps_the_raw_text(fake_factory):
+    steps = [Step("s\x1b]0;title\x07", [out("\x1b[2Jcleared \x00 nul"), out("a\rb")])]
+    server = fake_factory(Dag(file="raw", name="raw", steps=steps))
+    assert run_cli("run", "raw", "--url", server.url, *FAST, "--run-id", "r1").code == 0
+    shown = run_cli("logs", "raw", "r1", "--url", server.url)
+    assert shown.stdout.split("\n") == ["── s (succeeded) ──", "cleared ^@ nul", "a", "b", ""]  # no bare CR left
+    document = json.loads(run_cli("logs", "raw", "r1", "--url", server.url, "--json").stdout)
+    assert document["steps"][0]["lines"] == ["\x1b[2Jcleared \x00 nul", "a\rb"]
