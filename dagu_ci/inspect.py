@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any, Dict, List, Optional, Sequence
 
 from dagu_ci.client import DaguClient, Retry
+from dagu_ci.controls import log_lines, one_line
 from dagu_ci.errors import ExitCode, NoRun, UsageError
 from dagu_ci.events import Event, StepFinished, StepLog, StepStarted
 from dagu_ci.follower import FollowOptions, Follower
@@ -19,7 +20,6 @@ from dagu_ci.logtail import LogTailer, ReadMode
 from dagu_ci.models import RunSnapshot, RunStatus, StepSnapshot, parse_time
 from dagu_ci.reporters import Reporter
 from dagu_ci.result import RunResult, exit_code_for
-from dagu_ci.controls import log_lines, one_line
 from dagu_ci.term import Style, format_ago, format_duration, table
 
 ACTIVE = (RunStatus.RUNNING, RunStatus.QUEUED, RunStatus.WAITING, RunStatus.NOT_STARTED)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 from typing import IO, List, Optional, Set
 
+from dagu_ci.controls import log_lines, one_line
 from dagu_ci.events import (
     Level,
     Notice,
@@ -22,7 +23,6 @@ from dagu_ci.events import (
 )
 from dagu_ci.models import RunSnapshot, RunStatus, StepSnapshot, StepStatus
 from dagu_ci.reporters import Reporter
-from dagu_ci.controls import log_lines, one_line
 from dagu_ci.result import Ending
 from dagu_ci.term import Style, format_duration, table
 

@@ -3,9 +3,10 @@
 A terminal gets a spinner line (steps done of total, elapsed) redrawn each poll
 and wiped before any other output. The line is cut to the terminal's width, read
 again at every redraw (so a resize counts from the next one): a line that wrapped
-would leave a stale row behind, since the wipe clears only the cursor's row. A non-interactive log gets one line about
-once a minute while nothing else was printed, so "no output" timeouts never kill
-a healthy job. Both ride on the follower's Tick event: no timer thread.
+would leave a stale row behind, as the wipe clears only the cursor's row. A
+non-interactive log gets one line about once a minute while nothing else was
+printed, so "no output" timeouts never kill a healthy job. Both ride on the
+follower's Tick event: no timer thread.
 """
 from __future__ import annotations
 
@@ -13,10 +14,10 @@ import os
 import time
 from typing import IO, Callable, Optional
 
+from dagu_ci.controls import one_line
 from dagu_ci.events import RunAccepted, RunFinished, Tick
 from dagu_ci.models import RunSnapshot, RunStatus, StepStatus
 from dagu_ci.reporters import Reporter
-from dagu_ci.controls import one_line
 from dagu_ci.term import can_encode, fit, format_duration
 
 HEARTBEAT_SECONDS = 60.0
