@@ -43,6 +43,9 @@ WATCHDOG = 10.0  # status poll while the server pushes, in case the stream goes 
 PUSHED_LOG_CAP = 300.0  # a quiet log's safety-net read while the server says when logs change
 YOUNG_LOG = 3.0  # seconds after a log is first read during which it is read at the base rate
 QUIET_GROWTH = 3  # a quiet log's wait grows this much per empty read (0.5, 1.5, 4.5, 13.5, 40 s)
+# While one of a step's streams grows, the other is read at least this often: the two files have no
+# common clock, so the wait of the quiet one is how far a line of it can fall behind the busy one's.
+SIBLING_LAG = 2.5
 OUTAGE_NOTICE_EVERY = 30.0
 
 
@@ -105,6 +108,10 @@ class LogSchedule:
         due = now + interval
         # A held-back last line is re-read when it may be released, so it shows promptly.
         self._due[key] = min(due, release_at) if release_at is not None else due
+        if active:
+            for other in self._due:
+                if other[0] == key[0] and other != key:
+                    self._due[other] = min(self._due[other], now + SIBLING_LAG)
 
     def touch(self, step: str) -> None:
         for key in self._due:
@@ -243,7 +250,8 @@ class Follower:
             self._started.discard(step.name)
         if step.status.has_started and step.name not in self._started:
             self._started.add(step.name)
-            self.emit(StepStarted(step))
+            if step.ran:  # one that ended before it began is only told as ended
+                self.emit(StepStarted(step))
             changed = True
         if step.name not in self._started or step.name in self._finished:
             return changed

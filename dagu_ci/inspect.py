@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any, Dict, List, Optional, Sequence
 
 from dagu_ci.client import DaguClient, Retry
+from dagu_ci.controls import log_lines, one_line
 from dagu_ci.errors import ExitCode, NoRun, UsageError
 from dagu_ci.events import Event, StepFinished, StepLog, StepStarted
 from dagu_ci.follower import FollowOptions, Follower
@@ -231,9 +232,10 @@ def logs(client: DaguClient, output: Output, request: LogRequest) -> int:
     lines: List[str] = []
     for step in steps:
         if request.step is None:
-            header = f"── {step.name} ({step.status.label.replace('_', ' ')}) ──" if output.style.unicode else f"== {step.name} ({step.status.label}) =="
+            name = one_line(step.name)
+            header = f"── {name} ({step.status.label.replace('_', ' ')}) ──" if output.style.unicode else f"== {name} ({step.status.label}) =="
             lines.append(output.style.paint(header, "bold"))
-        lines += collected[step.name]
+        lines += [part for line in collected[step.name] for part in log_lines(line, output.style.remote_color)]
     output.lines(lines)
     return 0
 

@@ -137,6 +137,14 @@ class StepSnapshot:
         )
 
     @property
+    def ran(self) -> bool:
+        """It began at some point. A step aborted or skipped before it could begin (its
+        upstream failed) has an end status but no start time and no log."""
+        if not self.status.has_started:
+            return False
+        return not (self.status.is_finished and self.started_at is None and not self.stdout)
+
+    @property
     def merged(self) -> bool:
         """stdout and stderr are one file (logOutput: merged): read it once."""
         return bool(self.stdout) and self.stdout == self.stderr

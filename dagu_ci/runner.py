@@ -415,11 +415,13 @@ class Runner:
             return snapshot, Ending.TIMEOUT, ExitCode.TIMEOUT
         except Cancelled as cancel:
             code = ExitCode.SIGINT if cancel.signum == signal.SIGINT else ExitCode.SIGTERM
+            # Ctrl-C or a CI host's cancel look alike from here: name the signal, not a guess.
+            why = f"cancelled by {signal.Signals(cancel.signum).name}"
             if not request.stop_on_cancel:
-                self._say("cancelled; the run was left running (--no-stop-on-cancel)", Level.WARNING)
+                self._say(f"{why}; the run was left running (--no-stop-on-cancel)", Level.WARNING)
                 return self._last(), Ending.CANCELLED, code
             snapshot = self._stop(dag_name, run_id)
-            self._say("cancelled by the CI job; the run was stopped", Level.WARNING)
+            self._say(f"{why}; the run was stopped", Level.WARNING)
             return snapshot, Ending.CANCELLED, code
         except OutputClosed:  # a cancellation too; what we print now reaches nobody but stderr
             if not request.stop_on_cancel:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import unicodedata
 from datetime import datetime, timezone
 from typing import IO, List, Mapping, Optional, Sequence
 
@@ -30,13 +31,16 @@ def can_encode(stream: IO[str], text: str) -> bool:
 
 
 class Style:
-    def __init__(self, color: bool, unicode: bool):
-        self.color = color
+    def __init__(self, color: bool, unicode: bool, remote_color: bool = True):
+        self.color = color  # dagu-ci's own colours
         self.unicode = unicode
+        # A DAG's own colour escapes in its log: kept unless NO_COLOR (the DAG chose to print
+        # them, and terminals, GitHub and GitLab render them).
+        self.remote_color = remote_color
 
     @classmethod
     def for_stream(cls, stream: IO[str], env: Mapping[str, str] = os.environ) -> "Style":
-        return cls(wants_color(stream, env), can_encode(stream, "▶✔✖⚠…─"))
+        return cls(wants_color(stream, env), can_encode(stream, "▶✔✖⚠…─│"), not env.get("NO_COLOR"))
 
     def paint(self, text: str, color: str) -> str:
         if not self.color or not text:
@@ -88,12 +92,45 @@ _COLORS = {
 }
 
 
+def display_width(text: str) -> int:
+    """Columns a terminal gives `text`: wide characters (CJK, most emoji) take two,
+    combining marks none. `text` must hold no escape sequences."""
+    return sum(_char_width(char) for char in text)
+
+
+def fit(text: str, columns: int, ellipsis: str = "…") -> str:
+    """`text` cut to at most `columns` display columns, ending in `ellipsis` when cut."""
+    if display_width(text) <= columns:
+        return text
+    room = columns - display_width(ellipsis)
+    if room < 0:
+        return ""
+    used, kept = 0, []
+    for char in text:
+        width = _char_width(char)
+        if used + width > room:
+            break
+        used += width
+        kept.append(char)
+    return "".join(kept) + ellipsis
+
+
+def _char_width(char: str) -> int:
+    if unicodedata.combining(char) or unicodedata.category(char) in ("Mn", "Me", "Cf"):
+        return 0
+    return 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
+
+
 def format_duration(seconds: Optional[float]) -> str:
+    """Whole seconds, cut down like a clock's: Dagu's timestamps have no finer grain, so a
+    step that started and ended within one second shows "<1s"."""
     if seconds is None:
         return "-"
+    if seconds < 1:
+        return "<1s"
     if seconds < 60:
-        return f"{seconds:.1f}s"
-    minutes, secs = divmod(int(round(seconds)), 60)
+        return f"{int(seconds)}s"
+    minutes, secs = divmod(int(seconds), 60)
     if minutes < 60:
         return f"{minutes}m {secs:02d}s"
     hours, minutes = divmod(minutes, 60)

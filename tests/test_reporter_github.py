@@ -46,9 +46,9 @@ def test_parallel_steps_get_whole_groups_in_order_of_start(tmp_path):
     assert [c.name for c in shown.commands if c.name in ("group", "endgroup")] == ["group", "endgroup"] * 2
     text = [line for line in shown.visible if line and not line.startswith("dagu-ci:") and not line.startswith("  ")]
     # a streams live; b, which finished while a's group was open, follows as one whole group.
-    assert text == ["a1", "a2", "a3", "✔ a succeeded in 1.2s", "b1", "✔ b succeeded in 1.2s"]
+    assert text == ["│ a1", "│ a2", "│ a3", "✔ a succeeded in 1s", "│ b1", "✔ b succeeded in 1s"]
     lines = out.getvalue().splitlines()
-    assert lines.index("::group::b") > lines.index("✔ a succeeded in 1.2s")
+    assert lines.index("::group::b") > lines.index("✔ a succeeded in 1s")
 
 
 def test_a_held_step_goes_live_when_the_open_group_closes(tmp_path):
@@ -61,8 +61,8 @@ def test_a_held_step_goes_live_when_the_open_group_closes(tmp_path):
         line for line in out.getvalue().splitlines()
         if line.startswith(("::group::", "::endgroup::")) or not line.startswith(("::", "dagu-ci:", "  "))
     ]
-    assert body[:4] == ["::group::a", "a1", "::endgroup::", "✔ a succeeded in 1.2s"]
-    assert body[4:8] == ["::group::b", "b1", "b2", "::endgroup::"]
+    assert body[:4] == ["::group::a", "│ a1", "::endgroup::", "✔ a succeeded in 1s"]
+    assert body[4:8] == ["::group::b", "│ b1", "│ b2", "::endgroup::"]
 
 
 def test_hostile_log_lines_and_names_run_no_workflow_command(tmp_path):
@@ -76,12 +76,12 @@ def test_hostile_log_lines_and_names_run_no_workflow_command(tmp_path):
     shown = Runner.read(out.getvalue())
     assert {c.name for c in shown.commands} <= {"add-mask", "group", "endgroup", "stop-commands", "error"}
     assert [c.data for c in shown.named("add-mask")] == ["tok-123"]
-    assert [c.data for c in shown.named("group")] == [evil]  # escaped: one title, not a second command
+    assert [c.data for c in shown.named("group")] == ["evil^J::add-mask::x"]  # one title, not a second command
     errors = shown.named("error")
     assert len(errors) == 1 and errors[0].data.splitlines()[-1] == "::endgroup::"
     for line in HOSTILE:
         for part in line.split("\r"):
-            assert shown.visible.count(part) == 2, part  # shown verbatim, both streams
+            assert shown.visible.count("│ " + part) == 2, part  # shown verbatim, both streams
 
 
 def test_masks_secrets_before_anything_else(tmp_path):
@@ -117,11 +117,11 @@ def test_job_summary_has_steps_table_link_and_params(tmp_path):
         "| Step | Status | Duration |\n"
         "| --- | --- | --- |\n"
         "| build | ✅ succeeded | 1m 01s |\n"
-        "| lint\\|x | ❌ failed | 1.2s |\n"
+        "| lint\\|x | ❌ failed | 1s |\n"
         "| deploy | ⏭️ skipped | - |\n"
-        "| notify *(handler)* | ✅ succeeded | 1.2s |\n"
+        "| notify *(handler)* | ✅ succeeded | 1s |\n"
         "\n"
-        "Run [r-1](http://dagu.test/dag-runs/deploy/r-1) in the Dagu UI · exit code 0 · 3.5s\n"
+        "Run [r-1](http://dagu.test/dag-runs/deploy/r-1) in the Dagu UI · exit code 0 · 3s\n"
         "\n"
         "**Params**\n"
         "\n"

@@ -55,7 +55,7 @@ def test_terminal_gets_a_spinner_line_wiped_before_other_output():
     reporter.handle(accepted())
     clock.now += 3
     reporter.handle(tick(RunStatus.RUNNING, step("build"), running("test")))
-    assert out.getvalue().endswith("\r\x1b[2K⠙ running: 1/2 steps done, 3.0s elapsed (now: test)")
+    assert out.getvalue().endswith("\r\x1b[2K⠙ running: 1/2 steps done, 3s elapsed (now: test)")
     reporter.handle(Notice("hello"))
     assert out.getvalue().endswith("(now: test)\r\x1b[2Kdagu-ci: hello\n")
     reporter.handle(tick(RunStatus.RUNNING, step("build"), running("test")))

@@ -12,6 +12,7 @@ import os
 import secrets
 from typing import IO, Dict, Iterable, List, Mapping, Optional
 
+from dagu_ci.controls import one_line
 from dagu_ci.events import Event, Failed, Level, Notice, RunAccepted, RunFinished, RunStatusChanged
 from dagu_ci.files import ENCODING_ERRORS, Target
 from dagu_ci.models import RunStatus, StepSnapshot, StepStatus
@@ -101,7 +102,7 @@ class GitHubReporter(GroupedReporter):
         self.emit([f"::stop-commands::{token}", *lines, f"::{token}::"])
 
     def open_group(self, step: StepSnapshot, finished: Optional[StepSnapshot]) -> None:
-        self.command("group", step.name)
+        self.command("group", one_line(step.name))
 
     def close_group(self, step: StepSnapshot) -> None:
         self.command("endgroup")

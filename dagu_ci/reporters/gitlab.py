@@ -15,6 +15,7 @@ import re
 import time
 from typing import IO, Callable, Dict, List, Mapping, Optional, Tuple
 
+from dagu_ci.controls import one_line
 from dagu_ci.events import Failed, Level, Notice, RunAccepted, RunFinished
 from dagu_ci.models import StepSnapshot, StepStatus
 from dagu_ci.files import Target, write_atomic
@@ -63,8 +64,7 @@ class GitLabReporter(GroupedReporter):
         self._sections[step.name] = (name, whole)
         at = finished.started_at.timestamp() if whole else self.clock()  # type: ignore[union-attr]
         collapsed = finished is not None and finished.status == StepStatus.SUCCEEDED
-        arrow = "▶" if self.style.unicode else ">>"
-        header = self.style.paint(f"{arrow} {_CONTROL.sub(' ', step.name)}", "bold")
+        header = self.style.paint(f"{self.arrow} {one_line(step.name)}", "bold")
         self.write([section_start(name, header, at, collapsed)])
 
     def close_group(self, step: StepSnapshot) -> None:

@@ -101,6 +101,9 @@ class GroupedReporter(PlainReporter):
         if held is not None:
             held.finished = event.step
             return
+        if not event.step.ran and self._live is not None:  # its end line waits for the open group
+            self._held[event.step.name] = _Held(event.step, finished=event.step)
+            return
         if self._live is not None and self._live.name == event.step.name:
             self.close_group(event.step)
             self._live = None
@@ -139,9 +142,10 @@ class GroupedReporter(PlainReporter):
         self._replay(backlog)
 
     def _whole_group(self, held: _Held, announce: bool) -> None:
-        self.open_group(held.step, held.finished)
-        self._replay(held.events)
-        self.close_group(held.finished or held.step)
+        if held.events or held.step.ran:  # a step that never began has no group, only its end line
+            self.open_group(held.step, held.finished)
+            self._replay(held.events)
+            self.close_group(held.finished or held.step)
         if announce and held.finished is not None:
             self.write([self._step_line(held.finished)])
 
@@ -153,8 +157,5 @@ class GroupedReporter(PlainReporter):
                 super().on_notice(event)
 
     def _show_log(self, event: StepLog) -> None:
-        lines = list(event.lines)
-        if event.stream == "stderr" and self.style.color:
-            lines = [self.style.paint(line, "yellow") for line in lines]
-        self.write_log(lines)
+        self.write_log(self.log_text(event))
 

@@ -1,9 +1,15 @@
-"""Plain text for any terminal or CI log: live step lines, logs, a summary table."""
+"""Plain text for any terminal or CI log: live step lines, logs, a summary table.
+
+dagu-ci's own lines start in column 0 (`dagu-ci: `, `▶`, `✔` ...); a step's log lines
+never do: each starts with a gutter (`│ `), so a DAG that prints `✔ deploy succeeded`
+cannot pass for dagu-ci saying it.
+"""
 from __future__ import annotations
 
 import sys
 from typing import IO, List, Optional, Set
 
+from dagu_ci.controls import log_lines, one_line
 from dagu_ci.events import (
     Level,
     Notice,
@@ -23,6 +29,8 @@ from dagu_ci.result import Ending
 from dagu_ci.term import Style, format_duration, table
 
 PREFIX = "dagu-ci: "
+GUTTER = "│"
+GUTTER_ASCII = "|"
 
 
 class PlainReporter(Reporter):
@@ -66,17 +74,11 @@ class PlainReporter(Reporter):
         self._running.add(event.step.name)
         if len(self._running) > 1:
             self._parallel |= self._running
-        arrow = "▶" if self.style.unicode else ">>"
-        self.write([self.style.paint(f"{arrow} {event.step.name}", "bold")])
+        self.write([self.style.paint(f"{self.arrow} {one_line(event.step.name)}", "bold")])
 
     def on_log(self, event: StepLog) -> None:
-        lines = event.lines
-        if event.step in self._parallel:
-            tag = f"[{event.step}] "
-            lines = [tag + line for line in lines]
-        if event.stream == "stderr" and self.style.color:
-            lines = [self.style.paint(line, "yellow") for line in lines]
-        self.write(lines)
+        tag = f"[{one_line(event.step)}] " if event.step in self._parallel else ""
+        self.write(self.log_text(event, tag))
 
     def on_step_finished(self, event: StepFinished) -> None:
         self._running.discard(event.step.name)
@@ -105,8 +107,23 @@ class PlainReporter(Reporter):
 
     # -- output ---------------------------------------------------------------
 
+    @property
+    def arrow(self) -> str:
+        return "▶" if self.style.unicode else ">>"
+
+    def log_text(self, event: StepLog, tag: str = "") -> List[str]:
+        """A step's log lines as shown: neutralised, behind the gutter, stderr in yellow."""
+        gutter = self.style.paint(GUTTER if self.style.unicode else GUTTER_ASCII, "dim") + " " + tag
+        shown = []
+        for line in event.lines:
+            for part in log_lines(line, self.style.remote_color):
+                if event.stream == "stderr" and self.style.color:
+                    part = self.style.paint(part, "yellow")
+                shown.append(gutter + part)
+        return shown
+
     def say(self, text: str, color: str = "") -> None:
-        line = PREFIX + text
+        line = PREFIX + one_line(text)
         self.write([self.style.paint(line, color) if color else line])
 
     def write(self, lines: List[str]) -> None:
@@ -127,17 +144,18 @@ class PlainReporter(Reporter):
 
     def _step_line(self, step: StepSnapshot) -> str:
         symbol = self.style.symbol(step.status)
-        text = f"{symbol} {step.name} {step.status.label.replace('_', ' ')}"
+        text = f"{symbol} {one_line(step.name)} {step.status.label.replace('_', ' ')}"
         if step.duration is not None:
             text += f" in {format_duration(step.duration)}"
         return self.style.paint(text, self.style.status_color(step.status))
 
     def _row(self, step: StepSnapshot) -> List[str]:
-        return [self.cell(step.name), step.status.label.replace("_", " "), format_duration(step.duration)]
+        return [self.cell(one_line(step.name)), step.status.label.replace("_", " "), format_duration(step.duration)]
 
     def _table(self, header: List[str], rows: List[List[str]], steps) -> List[str]:
         return table(header, rows, self.style, [self.style.status_color(step.status) for step in steps])
 
 
 def waiting_steps(snapshot: RunSnapshot) -> str:
-    return ", ".join(s.name for s in snapshot.steps if s.status == StepStatus.WAITING) or "a step"
+    return ", ".join(one_line(s.name) for s in snapshot.steps if s.status == StepStatus.WAITING) or "a step"
+

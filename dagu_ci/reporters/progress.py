@@ -1,22 +1,28 @@
 """Signs of life: a live progress line on a terminal, a heartbeat in CI logs.
 
 A terminal gets a spinner line (steps done of total, elapsed) redrawn each poll
-and wiped before any other output. A non-interactive log gets one line about
-once a minute while nothing else was printed, so "no output" timeouts never kill
-a healthy job. Both ride on the follower's Tick event: no timer thread.
+and wiped before any other output. The line is cut to the terminal's width, read
+again at every redraw (so a resize counts from the next one): a line that wrapped
+would leave a stale row behind, as the wipe clears only the cursor's row. A
+non-interactive log gets one line about once a minute while nothing else was
+printed, so "no output" timeouts never kill a healthy job. Both ride on the
+follower's Tick event: no timer thread.
 """
 from __future__ import annotations
 
+import os
 import time
 from typing import IO, Callable, Optional
 
+from dagu_ci.controls import one_line
 from dagu_ci.events import RunAccepted, RunFinished, Tick
 from dagu_ci.models import RunSnapshot, RunStatus, StepStatus
 from dagu_ci.redaction import redact
 from dagu_ci.reporters import Reporter
-from dagu_ci.term import can_encode, format_duration
+from dagu_ci.term import can_encode, fit, format_duration
 
 HEARTBEAT_SECONDS = 60.0
+DEFAULT_COLUMNS = 80  # when the terminal will not say
 _CLEAR = "\r\033[2K"
 _SPINNER_UNICODE = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 _SPINNER_ASCII = "|/-\\"
@@ -47,8 +53,17 @@ class Screen:
     def flush(self) -> None:
         self.stream.flush()
 
+    def columns(self) -> int:
+        try:
+            columns = os.get_terminal_size(self.stream.fileno()).columns
+        except (AttributeError, ValueError, OSError):  # no descriptor, closed, or not a terminal
+            return DEFAULT_COLUMNS
+        return columns or DEFAULT_COLUMNS
+
     def show_status(self, text: str) -> None:
-        self.stream.write(_CLEAR + redact(text))
+        """One row, never wrapped: the last column stays free, as some terminals wrap on it."""
+        ellipsis = "…" if can_encode(self, "…") else "..."
+        self.stream.write(_CLEAR + fit(redact(text), self.columns() - 1, ellipsis))
         self.stream.flush()
         self._status_shown = True
 
@@ -97,7 +112,7 @@ def describe(snapshot: RunSnapshot, elapsed: float) -> str:
     """'running: 2/5 steps done, 1m 03s elapsed (now: build, test)'."""
     steps = [step for step in snapshot.steps if not step.handler]
     done = sum(step.status.is_finished for step in steps)
-    running = [" ".join(step.name.split()) for step in steps if step.status in (StepStatus.RUNNING, StepStatus.RETRYING)]
+    running = [one_line(" ".join(step.name.split())) for step in steps if step.status in (StepStatus.RUNNING, StepStatus.RETRYING)]
     state = snapshot.status.label.replace("_", " ") if snapshot.status != RunStatus.NOT_STARTED else "starting"
     text = f"{state}: {done}/{len(steps)} steps done, {format_duration(elapsed)} elapsed"
     if running:
