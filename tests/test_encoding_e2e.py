@@ -40,8 +40,7 @@ def test_a_lone_surrogate_in_a_log_line_is_shown_escaped_and_the_run_ends(fake_f
     assert result.code == 1, result.output  # the step's failure, not an internal error (4)
     assert "internal error" not in result.output
     assert server.get_run("deploy", "u1").status == 2  # it ended on the server: not left running
-    shown = [line for line in result.stdout.splitlines() if "before" in line or "next line" in line]
-    assert shown[:2] == ["before \\ud800 after", "next line"], result.stdout
+    assert log_lines(result.stdout) == ["before \\ud800 after", "next line"], result.stdout
 
     junit = junitparser.JUnitXml.fromfile(str(tmp_path / "junit.xml"))
     (case,) = [case for suite in junit for case in suite]

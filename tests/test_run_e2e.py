@@ -18,9 +18,12 @@ def run(server, dag, *args, env=None, timeout=90):
     return run_cli("run", dag, "--url", server.url, *FAST, *args, env=env, timeout=timeout)
 
 
+GUTTERS = ("│ ", "| ")  # the second where the output cannot encode the first
+
+
 def log_lines(stdout: str):
     """Lines that came from remote logs: those behind the gutter, without it."""
-    return [line[2:] for line in stdout.splitlines() if line.startswith("│ ")]
+    return [line[2:] for line in stdout.splitlines() if line.startswith(GUTTERS)]
 
 
 def assert_clean_error(result, code, pattern):
