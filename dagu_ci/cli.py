@@ -55,6 +55,12 @@ def json_option(command: Callable[..., Any]) -> Callable[..., Any]:
     return click.option("--json", "as_json", is_flag=True, help="Print a JSON document for scripts.")(command)
 
 
+def retry_for_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--retry-for: every command but run/start (whose --start-timeout says the same)."""
+    return click.option("--retry-for", type=click.FloatRange(min=0), default=30, show_default=True, metavar="SECONDS",
+                        help="How long to retry an unreachable or failing server before giving up (exit 4).")(command)
+
+
 # DAG files from the repository (`validate`, `push`).
 dag_files_argument = click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False), metavar="FILE...")
 
@@ -103,13 +109,13 @@ def _split(options: dict) -> "tuple[dict, dict]":
     return connection, options
 
 
-def _runner(dag: str, connection: dict, follow: dict, retry_for: float, **fields: Any) -> Any:
+def _runner(dag: str, connection: dict, follow: dict, retry_for: float, retry_option: str, **fields: Any) -> Any:
     """A Runner with the shared follow options applied; `fields` are the command's own."""
     from dagu_ci.reporters.hosts import make_reporter
     from dagu_ci.runner import Runner, RunRequest
 
     reporter = make_reporter(follow.pop("reporter_name"), follow.pop("junit"), secrets=(connection["token"], connection["password"]))
-    client = _client(connection, retry_for, reporter)
+    client = _client(connection, retry_for, reporter, retry_option)
     request = RunRequest(
         dag=dag,
         timeout=follow["timeout"],
@@ -178,7 +184,7 @@ def run(dag: Optional[str], spec: Optional[str], param_items: Sequence[str], par
         dag = str(load_dag_file(spec)[1].get("name") or os.path.splitext(os.path.basename(spec))[0])
     params = merge_params(params_text, param_items)
     connection, follow = _split(options)
-    runner = _runner(dag, connection, follow, start_timeout, params=params, run_id=run_id, enqueue=enqueue,
+    runner = _runner(dag, connection, follow, start_timeout, "--start-timeout", params=params, run_id=run_id, enqueue=enqueue,
                      singleton=singleton, cancel_superseded=cancel_superseded, dry_run=dry_run, spec=spec)
     return _closing(runner, runner.run)
 
@@ -211,7 +217,7 @@ def start(dag: str, param_items: Sequence[str], params_text: Optional[str], run_
     from dagu_ci.runner import Runner, RunRequest
 
     reporter = PlainReporter(sys.stderr)  # stdout carries only the run id
-    client = _client(connection, start_timeout, reporter)
+    client = _client(connection, start_timeout, reporter, "--start-timeout")
     request = RunRequest(dag=dag, params=merge_params(params_text, param_items), run_id=run_id, enqueue=enqueue, singleton=singleton)
     try:
         name, new_id = Runner(client, reporter, request).start()
@@ -226,8 +232,9 @@ def start(dag: str, param_items: Sequence[str], params_text: Optional[str], run_
 @click.argument("dag")
 @click.argument("run_id")
 @connection_options
+@retry_for_option
 @follow_options
-def follow(dag: str, run_id: str, **options: Any) -> int:
+def follow(dag: str, run_id: str, retry_for: float, **options: Any) -> int:
     """Attach to a run (running or ended; RUN_ID may be `latest`) and behave as `run` from there.
 
     \b
@@ -240,7 +247,7 @@ def follow(dag: str, run_id: str, **options: Any) -> int:
     3 aborted or rejected, 4 server error, 124 --timeout, 130/143 cancelled.
     """
     connection, follow_opts = _split(options)
-    runner = _runner(dag, connection, follow_opts, 30.0)
+    runner = _runner(dag, connection, follow_opts, retry_for, "--retry-for")
     return _closing(runner, lambda: runner.follow(run_id))
 
 
@@ -250,8 +257,9 @@ def follow(dag: str, run_id: str, **options: Any) -> int:
 @connection_options
 @click.option("--step", metavar="STEP", help="Retry only this step.")
 @click.option("--follow", "follow_run", is_flag=True, help="Follow the retried run as `run` does, and exit with its status.")
+@retry_for_option
 @follow_options
-def retry(dag: str, run_id: str, step: Optional[str], follow_run: bool, **options: Any) -> int:
+def retry(dag: str, run_id: str, step: Optional[str], follow_run: bool, retry_for: float, **options: Any) -> int:
     """Retry an ended run (the same run id, a new attempt), or only one of its steps.
 
     \b
@@ -264,7 +272,7 @@ def retry(dag: str, run_id: str, step: Optional[str], follow_run: bool, **option
     with --follow as `run`.
     """
     connection, follow_opts = _split(options)
-    runner = _runner(dag, connection, follow_opts, 30.0)
+    runner = _runner(dag, connection, follow_opts, retry_for, "--retry-for")
     if follow_run:
         return _closing(runner, lambda: runner.follow(run_id, retry=True, retry_step=step))
     return _closing(runner, lambda: runner.retry_only(run_id, step))
@@ -274,8 +282,9 @@ def retry(dag: str, run_id: str, step: Optional[str], follow_run: bool, **option
 @click.argument("dag")
 @click.argument("run_id", default="latest")
 @connection_options
+@retry_for_option
 @json_option
-def status(dag: str, run_id: str, as_json: bool, **connection: Any) -> int:
+def status(dag: str, run_id: str, as_json: bool, retry_for: float, **connection: Any) -> int:
     """One snapshot of a run (default: the latest) and its steps.
 
     \b
@@ -289,7 +298,7 @@ def status(dag: str, run_id: str, as_json: bool, **connection: Any) -> int:
     """
     from dagu_ci import inspect
 
-    return _inspect(connection, as_json, lambda client, output: inspect.status(client, output, dag, run_id))
+    return _inspect(connection, retry_for, as_json, lambda client, output: inspect.status(client, output, dag, run_id))
 
 
 @cli.command(context_settings=CONTEXT)
@@ -304,9 +313,10 @@ def status(dag: str, run_id: str, as_json: bool, **connection: Any) -> int:
               help="With --follow: base poll interval.")
 @click.option("--reporter", "reporter_name", type=click.Choice(REPORTER_CHOICES), default="auto", show_default=True,
               envvar="DAGU_CI_REPORTER", show_envvar=True, help="With --follow: output format.")
+@retry_for_option
 @json_option
 def logs(dag: str, run_id: str, step: Optional[str], use_stderr: bool, tail: Optional[int], follow_run: bool,
-         poll_interval: float, reporter_name: str, as_json: bool, **connection: Any) -> int:
+         poll_interval: float, reporter_name: str, as_json: bool, retry_for: float, **connection: Any) -> int:
     """Print a run's step logs (default: the latest run; every step, each under a header).
 
     \b
@@ -328,7 +338,7 @@ def logs(dag: str, run_id: str, step: Optional[str], use_stderr: bool, tail: Opt
         from dagu_ci.reporters.hosts import make_reporter
 
         reporter = make_reporter(reporter_name, secrets=(connection["token"], connection["password"]))
-        client = _client(connection, 30.0, reporter)
+        client = _client(connection, retry_for, reporter, "--retry-for")
         try:
             return inspect.follow_logs(client, reporter, request, FollowOptions(poll_interval))
         except inspect.NoRun as exc:
@@ -336,13 +346,14 @@ def logs(dag: str, run_id: str, step: Optional[str], use_stderr: bool, tail: Opt
         finally:
             reporter.close()
             client.close()
-    return _inspect(connection, as_json, lambda client, output: inspect.logs(client, output, request), no_run_is_usage=True)
+    return _inspect(connection, retry_for, as_json, lambda client, output: inspect.logs(client, output, request), no_run_is_usage=True)
 
 
 @cli.command(context_settings=CONTEXT)
 @connection_options
+@retry_for_option
 @json_option
-def dags(as_json: bool, **connection: Any) -> int:
+def dags(as_json: bool, retry_for: float, **connection: Any) -> int:
     """List the server's DAGs: file, name, schedule, suspended, latest run.
 
     \b
@@ -352,15 +363,16 @@ def dags(as_json: bool, **connection: Any) -> int:
     """
     from dagu_ci import inspect
 
-    return _inspect(connection, as_json, inspect.dags)
+    return _inspect(connection, retry_for, as_json, inspect.dags)
 
 
 @cli.command(context_settings=CONTEXT)
 @click.argument("dag")
 @connection_options
 @click.option("--limit", type=click.IntRange(min=1, max=500), default=20, show_default=True, metavar="N", help="How many runs.")
+@retry_for_option
 @json_option
-def history(dag: str, limit: int, as_json: bool, **connection: Any) -> int:
+def history(dag: str, limit: int, as_json: bool, retry_for: float, **connection: Any) -> int:
     """A DAG's past runs, newest first: status, start time, duration.
 
     \b
@@ -369,15 +381,16 @@ def history(dag: str, limit: int, as_json: bool, **connection: Any) -> int:
     """
     from dagu_ci import inspect
 
-    return _inspect(connection, as_json, lambda client, output: inspect.history(client, output, dag, limit))
+    return _inspect(connection, retry_for, as_json, lambda client, output: inspect.history(client, output, dag, limit))
 
 
 @cli.command(context_settings=CONTEXT)
 @click.argument("dag")
 @click.argument("run_id", default="latest")
 @connection_options
+@retry_for_option
 @json_option
-def outputs(dag: str, run_id: str, as_json: bool, **connection: Any) -> int:
+def outputs(dag: str, run_id: str, as_json: bool, retry_for: float, **connection: Any) -> int:
     """A run's collected outputs (Dagu >= 1.29) as KEY=value lines, or JSON.
 
     \b
@@ -387,15 +400,16 @@ def outputs(dag: str, run_id: str, as_json: bool, **connection: Any) -> int:
     """
     from dagu_ci import inspect
 
-    return _inspect(connection, as_json, lambda client, output: inspect.outputs(client, output, dag, run_id), no_run_is_usage=True)
+    return _inspect(connection, retry_for, as_json, lambda client, output: inspect.outputs(client, output, dag, run_id), no_run_is_usage=True)
 
 
 @cli.command(context_settings=CONTEXT)
 @dag_files_argument
 @connection_options
 @click.option("--local", is_flag=True, help="Only the local checks; do not ask the server.")
+@retry_for_option
 @json_option
-def validate(files: Sequence[str], local: bool, as_json: bool, **connection: Any) -> int:
+def validate(files: Sequence[str], local: bool, as_json: bool, retry_for: float, **connection: Any) -> int:
     """Check DAG files: YAML and steps locally (file:line errors), then the server's /dags/validate.
 
     \b
@@ -409,7 +423,7 @@ def validate(files: Sequence[str], local: bool, as_json: bool, **connection: Any
     from dagu_ci import dagsync, inspect
     from dagu_ci.reporters.plain import PlainReporter
 
-    client = None if local else _client(connection, 30.0, PlainReporter(sys.stderr))
+    client = None if local else _client(connection, retry_for, PlainReporter(sys.stderr), "--retry-for")
     try:
         return dagsync.validate(files, client, inspect.Output(as_json=as_json))
     finally:
@@ -421,8 +435,9 @@ def validate(files: Sequence[str], local: bool, as_json: bool, **connection: Any
 @dag_files_argument
 @connection_options
 @click.option("--create", is_flag=True, help="Add DAGs the server does not have yet (else that is an error).")
+@retry_for_option
 @json_option
-def push(files: Sequence[str], create: bool, as_json: bool, **connection: Any) -> int:
+def push(files: Sequence[str], create: bool, as_json: bool, retry_for: float, **connection: Any) -> int:
     """Install DAG files on the server: each one is the DAG of its file name (deploy.yaml: deploy).
 
     All files are checked (as `validate` does) and the server's copies read before anything
@@ -439,15 +454,15 @@ def push(files: Sequence[str], create: bool, as_json: bool, **connection: Any) -
     """
     from dagu_ci import dagsync, inspect
 
-    return _inspect(connection, as_json, lambda client, output: dagsync.push(files, client, output, create))
+    return _inspect(connection, retry_for, as_json, lambda client, output: dagsync.push(files, client, output, create))
 
 
-def _inspect(connection: dict, as_json: bool, command: Callable[[Any, Any], int], no_run_is_usage: bool = False) -> int:
+def _inspect(connection: dict, retry_for: float, as_json: bool, command: Callable[[Any, Any], int], no_run_is_usage: bool = False) -> int:
     """Run a command with a client and an output; only `status` exits 6 for "no run"."""
     from dagu_ci import inspect
     from dagu_ci.reporters.plain import PlainReporter
 
-    client = _client(connection, 30.0, PlainReporter(sys.stderr))
+    client = _client(connection, retry_for, PlainReporter(sys.stderr), "--retry-for")
     try:
         return command(client, inspect.Output(as_json=as_json))
     except inspect.NoRun as exc:
@@ -468,9 +483,10 @@ def _inspect(connection: dict, as_json: bool, command: Callable[[Any, Any], int]
               help="Where state files are (default: .dagu-ci/ in the CI workspace).")
 @click.option("--wait", "wait_seconds", type=click.FloatRange(min=0), default=0, metavar="SECONDS",
               help="Wait up to this long for the run to show it ended.")
+@retry_for_option
 @json_option
 def stop(dag: Optional[str], run_id: Optional[str], from_state: bool, state_dir: Optional[str],
-         wait_seconds: float, as_json: bool, **connection: Any) -> int:
+         wait_seconds: float, as_json: bool, retry_for: float, **connection: Any) -> int:
     """Stop a run (dequeue it if queued, reject it if waiting for approval).
 
     \b
@@ -494,7 +510,7 @@ def stop(dag: Optional[str], run_id: Optional[str], from_state: bool, state_dir:
         def client_for(run: "state.RunState") -> Any:
             # The state file names the server; credentials still come from the environment.
             options = dict(connection, url=run.url, api_path=run.api_path or connection["api_path"])
-            return _client(options, 30.0, reporter)
+            return _client(options, retry_for, reporter, "--retry-for")
 
         records = stop_from_state(directory, client_for, reporter.say)
         if as_json:
@@ -502,7 +518,7 @@ def stop(dag: Optional[str], run_id: Optional[str], from_state: bool, state_dir:
         return 0
     if not (dag and run_id):
         raise UsageError("stop needs DAG and RUN_ID, or --from-state")
-    client = _client(connection, 30.0, reporter)
+    client = _client(connection, retry_for, reporter, "--retry-for")
     name = str((client.get_dag(dag).get("dag") or {}).get("name") or dag)
     snapshot = client.find_run(name, run_id)
     if snapshot is None:
@@ -525,8 +541,9 @@ def stop(dag: Optional[str], run_id: Optional[str], from_state: bool, state_dir:
     return 0
 
 
-def _client(connection: dict, retry_for: float, reporter: Any) -> Any:
-    from dagu_ci.client import Connection, DaguClient
+def _client(connection: dict, retry_for: float, reporter: Any, retry_option: str) -> Any:
+    """A client; until a follow takes over, it tells `reporter` when the server is not answering."""
+    from dagu_ci.client import Connection, DaguClient, RetryNotices
     from dagu_ci.events import Level, Notice
 
     conn = Connection(**connection)
@@ -539,7 +556,10 @@ def _client(connection: dict, retry_for: float, reporter: Any) -> Any:
         raise UsageError("--username and --password go together")
     if conn.insecure:
         reporter.handle(Notice("TLS verification is off (--insecure)", Level.WARNING))
-    return DaguClient(conn, retry_for=retry_for)
+    client = DaguClient(conn, retry_for=retry_for)
+    RetryNotices(lambda text: reporter.handle(Notice(text, Level.WARNING)), lambda text: reporter.handle(Notice(text)),
+                 client.display_url, retry_option).attach(client)
+    return client
 
 
 def main(argv: Optional[List[str]] = None) -> None:

@@ -44,6 +44,8 @@ PUSHED_LOG_CAP = 300.0  # a quiet log's safety-net read while the server says wh
 YOUNG_LOG = 3.0  # seconds after a log is first read during which it is read at the base rate
 QUIET_GROWTH = 3  # a quiet log's wait grows this much per empty read (0.5, 1.5, 4.5, 13.5, 40 s)
 OUTAGE_NOTICE_EVERY = 30.0
+SETTLE_OUTAGE = 5.0  # after a stop, give up watching the run settle after this long without an answer
+UNKNOWN_STATUS_GRACE = 10.0  # a run status we do not know is an error once it has lasted this long
 
 
 @dataclass
@@ -135,6 +137,7 @@ class Follower:
         self._push_tried = False
         self._last_status = 0.0
         self._last_outage_notice = 0.0
+        self._unknown_since: Optional[float] = None
         client.on_retry = self._on_retry
         client.on_recover = self._on_recover
 
@@ -144,6 +147,7 @@ class Follower:
         try:
             while True:
                 changed = self._observe(snapshot)
+                self._check_known(snapshot)
                 self.emit(Tick(snapshot))
                 if self.options.check:
                     self.options.check(snapshot)
@@ -159,12 +163,33 @@ class Follower:
     def settle(self, seconds: float, interval: float = 0.25) -> Optional[RunSnapshot]:
         """After a stop: keep following briefly until the run shows its end."""
         self.options.deadline = time.monotonic() + seconds
+        # A server that does not answer now will not show the end either: do not wait it out.
+        self.options.max_outage = min(self.options.max_outage, SETTLE_OUTAGE)
         self.options.poll_interval = interval
         self.schedule.base = interval
         try:
             return self.follow()
         except (TimedOut, ServerError):
             return self.last
+
+    def _check_known(self, snapshot: RunSnapshot) -> None:
+        """A status we do not know reads as "not started": waiting on it could last for ever."""
+        if not snapshot.unknown_status:
+            self._unknown_since = None
+            return
+        now = time.monotonic()
+        if self._unknown_since is None:
+            self._unknown_since = now
+            self.emit(Notice(
+                f"the server reports status {snapshot.unknown_status} for the run, which dagu-ci does not know; "
+                f"waiting up to {UNKNOWN_STATUS_GRACE:g}s for one it knows",
+                Level.WARNING,
+            ))
+        elif now - self._unknown_since >= UNKNOWN_STATUS_GRACE:
+            raise ServerError(
+                f"the server reports status {snapshot.unknown_status} for run {self.run_id}, which dagu-ci does not know "
+                f"(for {UNKNOWN_STATUS_GRACE:g}s): is the server newer than this dagu-ci?"
+            )
 
     def _is_over(self, snapshot: RunSnapshot) -> bool:
         if self.options.wait_auto_retry:
@@ -315,7 +340,7 @@ class Follower:
             raise TimedOut()
         return min(seconds, remaining)
 
-    def _on_retry(self, reason: str, delay: float) -> None:
+    def _on_retry(self, reason: str, delay: float, remaining: float) -> None:
         now = time.monotonic()
         if now - self._last_outage_notice >= OUTAGE_NOTICE_EVERY:
             self._last_outage_notice = now

@@ -44,6 +44,13 @@ def error_lines(result) -> list:
     return [line for line in result.output.splitlines() if "error" in line.lower()]
 
 
+def wait_until(condition, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.05)
+
+
 class Timed:
     """A CLI run with its wall-clock time; finish() fails the test past `bound` seconds."""
 
@@ -163,10 +170,9 @@ def test_timeout_holds_against_a_stalled_poll(fake_factory, fault):
 def test_sigterm_during_a_trickle_stops_the_run_and_exits(fake_factory):
     server = fake_factory(dag(seconds=120))
     live = start_cli("run", "deploy", "--url", server.url, *FAST, "--run-id", "slow2", "--no-push")
-    server.wait_for_status("deploy", "slow2", {1}, timeout=20)
-    server.fault(path=RUN_DETAILS, method="GET", status=200, count=None, trickle=1.0)
-    server.wait_for_requests(len(server.requests) + 1, timeout=10)
     live.wait_for("b-20", timeout=20)
+    trickle = server.fault(path=RUN_DETAILS, method="GET", status=200, count=None, trickle=1.0)
+    wait_until(lambda: trickle.hits > 0, timeout=20)  # dagu-ci is now inside a trickling poll
     live.send_signal(signal.SIGTERM)
     result = live.finish(timeout=30)  # was: hung after sending the stop
     assert result.code == 143, result.output
@@ -185,14 +191,15 @@ def test_start_timeout_holds_against_a_trickling_health(fake_factory):
 # -- size caps -------------------------------------------------------------------------------
 
 PAD = "x" * (60 * 1024 * 1024)
+OVER_CAP = PAD[: 20 * 1024 * 1024]  # JSON answers are capped at 16 MB
 
 
 def test_a_huge_health_answer_is_refused_not_read(fake_factory):
     server = fake_factory(dag())
-    server.fault(path=r"/health$", status=200, count=None, transform=lambda body: {**body, "pad": PAD})
-    result = run_cli("run", "deploy", "--url", server.url, "--start-timeout", "5")
+    server.fault(path=r"/health$", status=200, count=None, transform=lambda body: {**body, "pad": OVER_CAP})
+    result = run_cli("run", "deploy", "--url", server.url)
     assert result.code == 2, result.output
-    assert "larger than" in result.stderr
+    assert "larger than 16 MB" in result.stderr
     assert not server.runs_of("deploy")
 
 
