@@ -613,10 +613,7 @@ class DaguClient:
         """The answer's JSON object; MalformedAnswer (retried where _send decodes) if none."""
         path = self._path_of(response.url)
         if not _is_json(response):
-            raise MalformedAnswer(
-                f"Dagu at {self.display_url} answered {response.headers.get('Content-Type') or 'no content type'}, "
-                f"not JSON, from {path}"
-            )
+            raise MalformedAnswer(f"an answer of {response.headers.get('Content-Type') or 'no content type'}, not JSON, from {path}")
         try:
             body = response.json()
         except ValueError:
@@ -679,7 +676,7 @@ class DaguClient:
                 transient = self._malformed(f"an answer larger than {cap // MB} MB from {self._path_of(url)}")
             except CutShort as exc:
                 response = None
-                transient = _Transient(f"answer cut short ({_describe_body_error(exc.cause)})")
+                transient = _Transient(f"answer cut short: {_describe_body_error(exc.cause)}")
             except requests.exceptions.SSLError as exc:
                 raise self._tls_error(exc) from None
             except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:

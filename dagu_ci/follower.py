@@ -344,7 +344,7 @@ class Follower:
         now = time.monotonic()
         if now - self._last_outage_notice >= OUTAGE_NOTICE_EVERY:
             self._last_outage_notice = now
-            self.emit(Notice(f"server not answering ({reason}); retrying", Level.WARNING))
+            self.emit(Notice(f"server not answering properly ({reason}); retrying", Level.WARNING))
 
     def _on_recover(self, seconds: float) -> None:
         if self._last_outage_notice:
