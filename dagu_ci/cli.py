@@ -74,7 +74,7 @@ def follow_options(command: Callable[..., Any]) -> Callable[..., Any]:
                      help="Base poll interval; backs off while nothing changes."),
         click.option("--no-push", is_flag=True, help="Poll only; do not use the server's events stream (Dagu >= 2.3)."),
         click.option("--no-logs", is_flag=True, help="Show step statuses only, not their logs."),
-        click.option("--no-stop-on-cancel", is_flag=True, help="Leave the run going when the CI job is cancelled."),
+        click.option("--no-stop-on-cancel", is_flag=True, help="Leave the run going when the CI job is cancelled, or dagu-ci fails with an error."),
         click.option("--fail-on-partial", is_flag=True, help="Exit 1 when the run only partially succeeds."),
         click.option("--on-waiting", type=click.Choice(["wait", "fail"]), default="wait", show_default=True,
                      help="When the run waits for human approval: keep waiting (within --timeout), or exit 3 and leave it waiting."),

@@ -187,6 +187,14 @@ class ApiError(ServerError):
         self.server_message = server_message
 
 
+class RetriesExhausted(ServerError):
+    """Transient failures went on until the retry window (ending at `until`) ran out."""
+
+    def __init__(self, message: str, until: Optional[float]):
+        super().__init__(message)
+        self.until = until
+
+
 RetryHook = Callable[[str, float, float], None]  # (reason, delay before the next try, seconds left to try)
 
 
@@ -714,11 +722,12 @@ class DaguClient:
                 failing_since = time.monotonic()
             delay = backoff_delay(attempt, transient.retry_after)
             if delay > retry.remaining():
-                raise ServerError(
+                raise RetriesExhausted(
                     f"Dagu at {self.display_url} is unreachable or failing: {transient.reason}"
                     f" ({method} {self._path_of(url)}, {attempt} attempt{'s' if attempt > 1 else ''}"
                     + (f" in {time.monotonic() - began:.0f}s" if attempt > 1 else "")
-                    + ")"
+                    + ")",
+                    retry.deadline,
                 )
             if self.on_retry:
                 self.on_retry(transient.reason, delay, retry.remaining())

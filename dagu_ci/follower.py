@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Dict, Optional, Set, Tuple
 
-from dagu_ci.client import DaguClient, Retry
+from dagu_ci.client import DaguClient, RetriesExhausted, Retry
 from dagu_ci.errors import ServerError, TimedOut
 from dagu_ci.events import (
     Event,
@@ -157,6 +157,12 @@ class Follower:
                 self._open_push(snapshot)
                 interval = backoff.next(changed)
                 snapshot = self._next(interval, quiet=backoff.current >= backoff.cap)
+        except RetriesExhausted as exc:
+            # The retry window was cut short by the deadline (the next try would have passed it).
+            deadline = self.options.deadline
+            if deadline is not None and exc.until is not None and exc.until >= deadline:
+                raise TimedOut() from None
+            raise
         finally:
             self._close_push()
 

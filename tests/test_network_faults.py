@@ -10,6 +10,7 @@ import os
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 
 import pytest
@@ -154,6 +155,17 @@ def test_unknown_run_status_ends_in_an_error_and_a_stop(fake_factory, status):
     assert server.wait_for_status("deploy", "odd1", {3}, timeout=10).status == 3  # aborted
 
 
+def test_no_stop_on_cancel_leaves_the_run_going_after_an_error(fake_factory):
+    server = fake_factory(dag(seconds=120))
+    server.fault(path=RUN_DETAILS, method="GET", status=200, count=None,
+                 transform=lambda body: {"dagRunDetails": {**body["dagRunDetails"], "status": 99}})
+    result = run_cli("run", "deploy", "--url", server.url, *FAST, "--run-id", "odd2", "--no-push", "--no-stop-on-cancel")
+    assert result.code == 4, result.output
+    assert "the run was left running" in result.output
+    assert server.get_run("deploy", "odd2").status == 1  # still running
+    assert not any(r.path.endswith("/stop") for r in server.requests)
+
+
 # -- deadlines that hold -------------------------------------------------------------------
 
 
@@ -208,13 +220,16 @@ def test_huge_run_details_cost_little_memory(fake_factory):
     --timeout still stops the run."""
     server = fake_factory(dag(seconds=120))
     server.fault(path=RUN_DETAILS, method="GET", status=200, count=None, transform=lambda body: {**body, "pad": PAD})
-    proc = subprocess.Popen(
-        cli_command("run", "deploy", "--url", server.url, *FAST, "--run-id", "big1", "--no-push", "--timeout", "6"),
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=clean_env(), cwd=ROOT,
-    )
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    assert proc.returncode == 124
+    with tempfile.TemporaryFile("w+") as output:
+        proc = subprocess.Popen(
+            cli_command("run", "deploy", "--url", server.url, *FAST, "--run-id", "big1", "--no-push", "--timeout", "6"),
+            stdout=output, stderr=subprocess.STDOUT, env=clean_env(), cwd=ROOT,
+        )
+        _, status, usage = os.wait4(proc.pid, 0)  # wait4: this child's own peak memory
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        output.seek(0)
+        text = output.read()
+    assert proc.returncode == 124, text
     peak_mb = usage.ru_maxrss / 1024  # kilobytes on Linux
     assert peak_mb < 130, f"peak memory {peak_mb:.0f} MB"  # reading whole answers took 200+ MB
     assert server.wait_for_status("deploy", "big1", {3}, timeout=10).status == 3
