@@ -143,8 +143,8 @@ class Follower:
 
     def follow(self) -> RunSnapshot:
         backoff = Backoff(self.options.poll_interval, STATUS_CAP)
-        snapshot = self._poll()
         try:
+            snapshot = self._poll()
             while True:
                 changed = self._observe(snapshot)
                 self._check_known(snapshot)
