@@ -69,6 +69,12 @@ def json_option(command: Callable[..., Any]) -> Callable[..., Any]:
     return click.option("--json", "as_json", is_flag=True, help="Print a JSON document for scripts.")(command)
 
 
+def retry_for_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--retry-for: every command but run/start (whose --start-timeout says the same)."""
+    return click.option("--retry-for", type=click.FloatRange(min=0), default=30, show_default=True, metavar="SECONDS",
+                        help="How long to retry an unreachable or failing server before giving up (exit 4).")(command)
+
+
 # DAG files from the repository (`validate`, `push`): a missing one is a usage error (exit 2).
 dag_files_argument = click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False),
                                     metavar="FILE...")
@@ -85,7 +91,7 @@ def follow_options(command: Callable[..., Any]) -> Callable[..., Any]:
                      help="Base poll interval; backs off while nothing changes."),
         click.option("--no-push", is_flag=True, help="Poll only; do not use the server's events stream (Dagu >= 2.3)."),
         click.option("--no-logs", is_flag=True, help="Show step statuses only, not their logs."),
-        click.option("--no-stop-on-cancel", is_flag=True, help="Leave the run going when the CI job is cancelled."),
+        click.option("--no-stop-on-cancel", is_flag=True, help="Leave the run going when the CI job is cancelled, or dagu-ci fails with an error."),
         click.option("--fail-on-partial", is_flag=True, help="Exit 1 when the run only partially succeeds."),
         click.option("--on-waiting", type=click.Choice(["wait", "fail"]), default="wait", show_default=True,
                      help="When the run waits for human approval: keep waiting (within --timeout), or exit 3 and leave it waiting."),
@@ -121,7 +127,7 @@ def _split(options: dict) -> "tuple[dict, dict]":
     return connection, options
 
 
-def _runner(dag: str, connection: dict, follow: dict, retry_for: float, **fields: Any) -> Any:
+def _runner(dag: str, connection: dict, follow: dict, retry_for: float, retry_option: str, **fields: Any) -> Any:
     """A Runner with the shared follow options applied; `fields` are the command's own."""
     from dagu_ci.reporters.hosts import make_reporter
     from dagu_ci.runner import Runner, RunRequest
@@ -129,7 +135,7 @@ def _runner(dag: str, connection: dict, follow: dict, retry_for: float, **fields
     reporter = make_reporter(follow.pop("reporter_name"), follow.pop("junit"), secrets=mask_values(),
                              out=sys.stderr if follow["as_json"] else None)  # with --json, stdout is the document
     click.get_current_context().find_root().ensure_object(Session).reporter = reporter
-    client = _client(connection, retry_for, reporter)
+    client = _client(connection, retry_for, reporter, retry_option)
     request = RunRequest(
         dag=dag,
         timeout=follow["timeout"],
@@ -213,7 +219,7 @@ def run(dag: Optional[str], param_args: Sequence[str], spec: Optional[str], para
 
         dag = str(load_dag_file(spec)[1].get("name") or os.path.splitext(os.path.basename(spec))[0])
     connection, follow = _split(options)
-    runner = _runner(dag, connection, follow, start_timeout, params=params, run_id=run_id, enqueue=enqueue,
+    runner = _runner(dag, connection, follow, start_timeout, "--start-timeout", params=params, run_id=run_id, enqueue=enqueue,
                      singleton=singleton, cancel_superseded=cancel_superseded, dry_run=dry_run, spec=spec)
     return _closing(runner, runner.run)
 
@@ -248,7 +254,7 @@ def start(dag: str, param_items: Sequence[str], params_text: Optional[str], run_
     _check_run_id(run_id)
     params = merge_params(params_text, param_items)
     reporter = PlainReporter(sys.stderr)  # stdout carries only the run id
-    client = _client(connection, start_timeout, reporter)
+    client = _client(connection, start_timeout, reporter, "--start-timeout")
     request = RunRequest(dag=dag, params=params, run_id=run_id, enqueue=enqueue, singleton=singleton)
     try:
         name, new_id = Runner(client, reporter, request).start()
@@ -265,8 +271,9 @@ def start(dag: str, param_items: Sequence[str], params_text: Optional[str], run_
 @click.argument("dag")
 @click.argument("run_id")
 @connection_options
+@retry_for_option
 @follow_options
-def follow(dag: str, run_id: str, **options: Any) -> int:
+def follow(dag: str, run_id: str, retry_for: float, **options: Any) -> int:
     """Attach to a run (running or ended; RUN_ID may be `latest`) and behave as `run` from there.
 
     \b
@@ -279,7 +286,7 @@ def follow(dag: str, run_id: str, **options: Any) -> int:
     3 aborted or rejected, 4 server error, 124 --timeout, 130/143 cancelled, 141 stdout closed.
     """
     connection, follow_opts = _split(options)
-    runner = _runner(dag, connection, follow_opts, 30.0)
+    runner = _runner(dag, connection, follow_opts, retry_for, "--retry-for")
     return _closing(runner, lambda: runner.follow(run_id))
 
 
@@ -289,8 +296,9 @@ def follow(dag: str, run_id: str, **options: Any) -> int:
 @connection_options
 @click.option("--step", metavar="STEP", help="Retry only this step.")
 @click.option("--follow", "follow_run", is_flag=True, help="Follow the retried run as `run` does, and exit with its status.")
+@retry_for_option
 @follow_options
-def retry(dag: str, run_id: str, step: Optional[str], follow_run: bool, **options: Any) -> int:
+def retry(dag: str, run_id: str, step: Optional[str], follow_run: bool, retry_for: float, **options: Any) -> int:
     """Retry an ended run (the same run id, a new attempt), or only one of its steps.
 
     \b
@@ -303,7 +311,7 @@ def retry(dag: str, run_id: str, step: Optional[str], follow_run: bool, **option
     with --follow as `run`.
     """
     connection, follow_opts = _split(options)
-    runner = _runner(dag, connection, follow_opts, 30.0)
+    runner = _runner(dag, connection, follow_opts, retry_for, "--retry-for")
     if follow_run:
         return _closing(runner, lambda: runner.follow(run_id, retry=True, retry_step=step))
     return _closing(runner, lambda: runner.retry_only(run_id, step))
@@ -313,8 +321,9 @@ def retry(dag: str, run_id: str, step: Optional[str], follow_run: bool, **option
 @click.argument("dag")
 @click.argument("run_id", default="latest")
 @connection_options
+@retry_for_option
 @json_option
-def status(dag: str, run_id: str, as_json: bool, **connection: Any) -> int:
+def status(dag: str, run_id: str, as_json: bool, retry_for: float, **connection: Any) -> int:
     """One snapshot of a run (default: the latest) and its steps.
 
     \b
@@ -328,7 +337,7 @@ def status(dag: str, run_id: str, as_json: bool, **connection: Any) -> int:
     """
     from dagu_ci import inspect
 
-    return _inspect(connection, as_json, lambda client, output: inspect.status(client, output, dag, run_id))
+    return _inspect(connection, retry_for, as_json, lambda client, output: inspect.status(client, output, dag, run_id))
 
 
 @cli.command(context_settings=CONTEXT)
@@ -343,9 +352,10 @@ def status(dag: str, run_id: str, as_json: bool, **connection: Any) -> int:
               help="With --follow: base poll interval.")
 @click.option("--reporter", "reporter_name", type=click.Choice(REPORTER_CHOICES), default="auto", show_default=True,
               envvar="DAGU_CI_REPORTER", show_envvar=True, help="With --follow: output format.")
+@retry_for_option
 @json_option
 def logs(dag: str, run_id: str, step: Optional[str], use_stderr: bool, tail: Optional[int], follow_run: bool,
-         poll_interval: float, reporter_name: str, as_json: bool, **connection: Any) -> int:
+         poll_interval: float, reporter_name: str, as_json: bool, retry_for: float, **connection: Any) -> int:
     """Print a run's step logs (default: the latest run; every step, each under a header).
 
     \b
@@ -368,7 +378,7 @@ def logs(dag: str, run_id: str, step: Optional[str], use_stderr: bool, tail: Opt
         from dagu_ci.stdio import raise_if_reader_gone
 
         reporter = make_reporter(reporter_name, secrets=mask_values())
-        client = _client(connection, 30.0, reporter)
+        client = _client(connection, retry_for, reporter, "--retry-for")
         try:
             # A reader that went away (`| head`) ends the follow at the next poll.
             return inspect.follow_logs(client, reporter, request, FollowOptions(poll_interval, check=raise_if_reader_gone))
@@ -377,13 +387,14 @@ def logs(dag: str, run_id: str, step: Optional[str], use_stderr: bool, tail: Opt
         finally:
             reporter.close()
             client.close()
-    return _inspect(connection, as_json, lambda client, output: inspect.logs(client, output, request), no_run_is_usage=True)
+    return _inspect(connection, retry_for, as_json, lambda client, output: inspect.logs(client, output, request), no_run_is_usage=True)
 
 
 @cli.command(context_settings=CONTEXT)
 @connection_options
+@retry_for_option
 @json_option
-def dags(as_json: bool, **connection: Any) -> int:
+def dags(as_json: bool, retry_for: float, **connection: Any) -> int:
     """List the server's DAGs: file, name, schedule, suspended, latest run.
 
     \b
@@ -396,15 +407,16 @@ def dags(as_json: bool, **connection: Any) -> int:
     """
     from dagu_ci import inspect
 
-    return _inspect(connection, as_json, inspect.dags)
+    return _inspect(connection, retry_for, as_json, inspect.dags)
 
 
 @cli.command(context_settings=CONTEXT)
 @click.argument("dag")
 @connection_options
 @click.option("--limit", type=click.IntRange(min=1, max=500), default=20, show_default=True, metavar="N", help="How many runs.")
+@retry_for_option
 @json_option
-def history(dag: str, limit: int, as_json: bool, **connection: Any) -> int:
+def history(dag: str, limit: int, as_json: bool, retry_for: float, **connection: Any) -> int:
     """A DAG's past runs, newest first: status, start time, duration.
 
     \b
@@ -416,7 +428,7 @@ def history(dag: str, limit: int, as_json: bool, **connection: Any) -> int:
     """
     from dagu_ci import inspect
 
-    return _inspect(connection, as_json, lambda client, output: inspect.history(client, output, dag, limit))
+    return _inspect(connection, retry_for, as_json, lambda client, output: inspect.history(client, output, dag, limit))
 
 
 @cli.command(context_settings=CONTEXT)
@@ -427,7 +439,9 @@ def history(dag: str, limit: int, as_json: bool, **connection: Any) -> int:
               help="env (default): KEY=value lines; github-env: for $GITHUB_ENV or $GITHUB_OUTPUT, multi-line "
                    "values as NAME<<DELIMITER; dotenv: for a GitLab dotenv report; json: an object, every value exact.")
 @click.option("--json", "as_json", is_flag=True, help="The same as --format json.")
-def outputs(dag: str, run_id: str, output_format: Optional[str], as_json: bool, **connection: Any) -> int:
+@retry_for_option
+def outputs(dag: str, run_id: str, output_format: Optional[str], as_json: bool, retry_for: float,
+            **connection: Any) -> int:
     """A run's collected outputs (Dagu >= 1.29), in the format of the file they go to.
 
     A DAG's outputs are data: no format lets one set a variable it did not name. A name
@@ -452,7 +466,7 @@ def outputs(dag: str, run_id: str, output_format: Optional[str], as_json: bool, 
     if as_json and output_format not in (None, "json"):
         raise UsageError(f"--json is --format json: it cannot go with --format {output_format}")
     fmt = None if as_json or output_format == "json" else EnvFormat(output_format or "env")
-    return _inspect(connection, fmt is None, lambda client, output: inspect.outputs(client, output, dag, run_id, fmt),
+    return _inspect(connection, retry_for, fmt is None, lambda client, output: inspect.outputs(client, output, dag, run_id, fmt),
                     no_run_is_usage=True)
 
 
@@ -460,8 +474,9 @@ def outputs(dag: str, run_id: str, output_format: Optional[str], as_json: bool, 
 @dag_files_argument
 @connection_options
 @click.option("--local", is_flag=True, help="Only the local checks; do not ask the server.")
+@retry_for_option
 @json_option
-def validate(files: Sequence[str], local: bool, as_json: bool, **connection: Any) -> int:
+def validate(files: Sequence[str], local: bool, as_json: bool, retry_for: float, **connection: Any) -> int:
     """Check DAG files: YAML and steps locally (file:line errors), then the server's /dags/validate.
 
     \b
@@ -475,7 +490,7 @@ def validate(files: Sequence[str], local: bool, as_json: bool, **connection: Any
     from dagu_ci import dagsync, inspect
     from dagu_ci.reporters.plain import PlainReporter
 
-    client = None if local else _client(connection, 30.0, PlainReporter(sys.stderr))
+    client = None if local else _client(connection, retry_for, PlainReporter(sys.stderr), "--retry-for")
     try:
         return dagsync.validate(files, client, inspect.Output(as_json=as_json))
     finally:
@@ -487,8 +502,9 @@ def validate(files: Sequence[str], local: bool, as_json: bool, **connection: Any
 @dag_files_argument
 @connection_options
 @click.option("--create", is_flag=True, help="Add DAGs the server does not have yet (else that is an error).")
+@retry_for_option
 @json_option
-def push(files: Sequence[str], create: bool, as_json: bool, **connection: Any) -> int:
+def push(files: Sequence[str], create: bool, as_json: bool, retry_for: float, **connection: Any) -> int:
     """Install DAG files on the server: each one is the DAG of its file name (deploy.yaml: deploy).
 
     All files are checked (as `validate` does) and the server's copies read before anything
@@ -503,17 +519,17 @@ def push(files: Sequence[str], create: bool, as_json: bool, **connection: Any) -
     Exit codes: 0 all pushed, 1 any invalid, missing (without --create) or refused,
     2 usage error, 4 server error.
     """
-    from dagu_ci import dagsync, inspect
+    from dagu_ci import dagsync
 
-    return _inspect(connection, as_json, lambda client, output: dagsync.push(files, client, output, create))
+    return _inspect(connection, retry_for, as_json, lambda client, output: dagsync.push(files, client, output, create))
 
 
-def _inspect(connection: dict, as_json: bool, command: Callable[[Any, Any], int], no_run_is_usage: bool = False) -> int:
+def _inspect(connection: dict, retry_for: float, as_json: bool, command: Callable[[Any, Any], int], no_run_is_usage: bool = False) -> int:
     """Run a command with a client and an output; only `status` exits 6 for "no run"."""
     from dagu_ci import inspect
     from dagu_ci.reporters.plain import PlainReporter
 
-    client = _client(connection, 30.0, PlainReporter(sys.stderr))
+    client = _client(connection, retry_for, PlainReporter(sys.stderr), "--retry-for")
     try:
         return command(client, inspect.Output(as_json=as_json))
     except inspect.NoRun as exc:
@@ -534,9 +550,10 @@ def _inspect(connection: dict, as_json: bool, command: Callable[[Any, Any], int]
               help="Where state files are (default: .dagu-ci/ in the CI job's temp directory, outside the checkout).")
 @click.option("--wait", "wait_seconds", type=click.FloatRange(min=0), default=0, metavar="SECONDS",
               help="Wait up to this long for the run to show it ended.")
+@retry_for_option
 @json_option
 def stop(dag: Optional[str], run_id: Optional[str], from_state: bool, state_dir: Optional[str],
-         wait_seconds: float, as_json: bool, **connection: Any) -> int:
+         wait_seconds: float, as_json: bool, retry_for: float, **connection: Any) -> int:
     """Stop a run (dequeue it if queued, reject it if waiting for approval).
 
     \b
@@ -564,7 +581,7 @@ def stop(dag: Optional[str], run_id: Optional[str], from_state: bool, state_dir:
         raise UsageError("stop needs DAG and RUN_ID, or --from-state")
     # Only ever the configured server, with the configured credentials: a state file
     # names the run, never where requests go.
-    client = _client(connection, 30.0, reporter)
+    client = _client(connection, retry_for, reporter, "--retry-for")
     try:
         if from_state:
             directory = state_dir or state.state_dir(os.environ)
@@ -600,8 +617,9 @@ def stop(dag: Optional[str], run_id: Optional[str], from_state: bool, state_dir:
         client.close()
 
 
-def _client(connection: dict, retry_for: float, reporter: Any) -> Any:
-    from dagu_ci.client import Connection, DaguClient
+def _client(connection: dict, retry_for: float, reporter: Any, retry_option: str) -> Any:
+    """A client; until a follow takes over, it tells `reporter` when the server is not answering."""
+    from dagu_ci.client import Connection, DaguClient, RetryNotices
     from dagu_ci.events import Level, Notice
 
     conn = Connection(**connection)
@@ -614,7 +632,10 @@ def _client(connection: dict, retry_for: float, reporter: Any) -> Any:
         raise UsageError("--username and --password go together")
     if conn.insecure and conn.url.lower().startswith("https:"):  # plain http has no TLS to skip
         reporter.handle(Notice("TLS verification is off (--insecure)", Level.WARNING))
-    return DaguClient(conn, retry_for=retry_for)
+    client = DaguClient(conn, retry_for=retry_for)
+    RetryNotices(lambda text: reporter.handle(Notice(text, Level.WARNING)), lambda text: reporter.handle(Notice(text)),
+                 client.display_url, retry_option).attach(client)
+    return client
 
 
 def main(argv: Optional[List[str]] = None) -> None:

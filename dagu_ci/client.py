@@ -12,16 +12,17 @@ import os
 import random
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import requests
 
 from dagu_ci import __version__
-from dagu_ci.errors import DaguCIError, ServerError, UsageError
+from dagu_ci.errors import DaguCIError, MalformedAnswer, ServerError, UsageError
 from dagu_ci.models import LogPage, RunSnapshot
 from dagu_ci.redaction import learn, without_userinfo
+from dagu_ci.transport import CutShort, TooLarge, TooSlow, fetch
 
 Version = Tuple[int, int, int]
 
@@ -44,7 +45,19 @@ MAX_JSON_500_RETRIES = 2
 BACKOFF_BASE = 0.5
 BACKOFF_CAP = 8.0
 CONNECT_TIMEOUT = 5.0
-READ_TIMEOUT = 30.0
+READ_TIMEOUT = 30.0  # per socket read; the wall-clock bound of a whole request is below
+REQUEST_LIMIT = 60.0  # the longest one request may take, however long its retry window
+ATTEMPT_FLOOR = 5.0  # ...and the least, even at the very end of a window (or with none left)
+
+# What one answer may cost at most (decoded bytes). An answer over its cap is refused
+# unread. Run details, DAGs, lists and outputs are kilobytes, rarely a megabyte: 16 MB
+# is far above any real one. A log page holds up to 10,000 lines (logtail.PAGE); at an
+# average of 6 KB a line, JSON-escaped, that is 64 MB. A whole log file (only read for a
+# line over 64 KB on Dagu 2.x) gets 256 MB.
+MB = 1024 * 1024
+JSON_CAP = 16 * MB
+LOG_PAGE_CAP = 64 * MB
+LOG_FILE_CAP = 256 * MB
 
 _VERSION = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)")
 
@@ -103,16 +116,64 @@ class ServerInfo:
 
 @dataclass
 class Retry:
-    """How long to keep trying. `deadline` is a monotonic time; None means no retries."""
+    """How long to keep trying. `deadline` is a monotonic time; None means no retries.
+
+    Every attempt also ends by the deadline (or after ATTEMPT_FLOOR where little is left),
+    so a deadline holds even against a server that never finishes its answer.
+    """
 
     deadline: Optional[float]
+    once: bool = False  # one attempt, bounded by the deadline
 
     @classmethod
     def for_seconds(cls, seconds: Optional[float]) -> "Retry":
         return cls(None if seconds is None else time.monotonic() + seconds)
 
+    @classmethod
+    def single(cls, deadline: Optional[float]) -> "Retry":
+        return cls(deadline, once=True)
+
     def remaining(self) -> float:
-        return 0.0 if self.deadline is None else self.deadline - time.monotonic()
+        return 0.0 if self.deadline is None or self.once else self.deadline - time.monotonic()
+
+    def attempt_limit(self) -> float:
+        if self.deadline is None:
+            return REQUEST_LIMIT
+        return min(REQUEST_LIMIT, max(self.deadline - time.monotonic(), ATTEMPT_FLOOR))
+
+
+class RetryNotices:
+    """A client's on_retry/on_recover before the follow: say at once that the server is not
+    answering, how long dagu-ci will keep trying (and which option sets that), then how it
+    goes every PROGRESS_EVERY seconds, and when it answers again."""
+
+    PROGRESS_EVERY = 10.0
+
+    def __init__(self, warn: Callable[[str], None], inform: Callable[[str], None], url: str, option: str):
+        self.warn = warn
+        self.inform = inform
+        self.url = url
+        self.option = option
+        self._since: Optional[float] = None
+        self._last = 0.0
+
+    def on_retry(self, reason: str, delay: float, remaining: float) -> None:
+        now = time.monotonic()
+        if self._since is None:
+            self._since = self._last = now
+            self.warn(f"{self.url}: {reason}; retrying for up to {remaining:.0f}s ({self.option})")
+        elif now - self._last >= self.PROGRESS_EVERY:
+            self._last = now
+            self.inform(f"{self.url}: still {reason} after {now - self._since:.0f}s; retrying for {remaining:.0f}s more")
+
+    def on_recover(self, seconds: float) -> None:
+        if self._since is not None:
+            self._since = None
+            self.inform(f"{self.url} is answering again")
+
+    def attach(self, client: "DaguClient") -> None:
+        client.on_retry = self.on_retry
+        client.on_recover = self.on_recover
 
 
 class ApiError(ServerError):
@@ -125,7 +186,15 @@ class ApiError(ServerError):
         self.server_message = server_message
 
 
-RetryHook = Callable[[str, float], None]
+class RetriesExhausted(ServerError):
+    """Transient failures went on until the retry window (ending at `until`) ran out."""
+
+    def __init__(self, message: str, until: Optional[float]):
+        super().__init__(message)
+        self.until = until
+
+
+RetryHook = Callable[[str, float, float], None]  # (reason, delay before the next try, seconds left to try)
 
 
 @dataclass
@@ -270,23 +339,27 @@ class DaguClient:
                 ) from None
             raise
 
-    def post_start(self, file_name: str, body: Mapping[str, Any], enqueue: bool) -> requests.Response:
-        """One POST /start or /enqueue attempt, no retries: the caller decides (API.md §3)."""
+    def post_start(self, file_name: str, body: Mapping[str, Any], enqueue: bool, until: Optional[float] = None) -> requests.Response:
+        """One POST /start or /enqueue attempt, ended by `until`, no retries: the caller
+        decides (API.md §3)."""
         action = "enqueue" if enqueue else "start"
         url = f"{self.api.api_root}/dags/{_seg(file_name)}/{action}"
-        return self._send("POST", url, json=dict(body), retry=Retry(None), allow=(400, 404, 409, 500))
+        return self._send("POST", url, json=dict(body), retry=Retry.single(until), allow=(400, 404, 409, 500))
 
-    def post_spec_run(self, body: Mapping[str, Any], enqueue: bool) -> requests.Response:
+    def post_spec_run(self, body: Mapping[str, Any], enqueue: bool, until: Optional[float] = None) -> requests.Response:
         """One POST /dag-runs (or /dag-runs/enqueue): a run of an inline YAML spec."""
         url = f"{self.api.api_root}/dag-runs" + ("/enqueue" if enqueue else "")
-        return self._send("POST", url, json=dict(body), retry=Retry(None), allow=(400, 404, 409, 500))
+        return self._send("POST", url, json=dict(body), retry=Retry.single(until), allow=(400, 404, 409, 500))
 
     def get_run(self, dag_name: str, run_id: str, retry: Optional[Retry] = None) -> RunSnapshot:
-        body = self._get_json(
-            f"/dag-runs/{_seg(dag_name)}/{_seg(run_id)}",
-            retry or Retry.for_seconds(self.retry_for),
-        )
-        return RunSnapshot.from_api(body.get("dagRunDetails") or {})
+        url = f"{self.api.api_root}/dag-runs/{_seg(dag_name)}/{_seg(run_id)}"
+        return self._send("GET", url, retry=retry or Retry.for_seconds(self.retry_for), decode=self._run_details)
+
+    def _run_details(self, response: requests.Response) -> RunSnapshot:
+        details = self._json(response).get("dagRunDetails")
+        if not isinstance(details, dict):
+            raise MalformedAnswer(f"no run details in the answer from {self._path_of(response.url)}")
+        return RunSnapshot.from_api(details)
 
     def find_run(self, dag_name: str, run_id: str) -> Optional[RunSnapshot]:
         """The run, or None if the server has no record of it (yet)."""
@@ -311,12 +384,14 @@ class DaguClient:
         params.update({k: v for k, v in query.items() if v})
         url = f"{self.api.api_root}/dag-runs/{_seg(dag_name)}/{_seg(run_id)}/steps/{_seg(step)}/log"
         try:
-            body = self._json(self._send("GET", url, params=params, retry=retry))
+            return self._send(
+                "GET", url, params=params, retry=retry, cap=LOG_PAGE_CAP,
+                decode=lambda response: LogPage.from_api(self._json(response)),
+            )
         except ApiError as exc:
             if exc.status == 404:
                 return None
             raise
-        return LogPage.from_api(body)
 
     def download_log(self, dag_name: str, run_id: str, step: str, stream: str, retry: Retry) -> Optional[str]:
         """The whole raw log file (>= 2.0); None where the server cannot."""
@@ -326,7 +401,7 @@ class DaguClient:
             f"{self.api.api_root}/dag-runs/{_seg(dag_name)}/{_seg(run_id)}"
             f"/steps/{_seg(step)}/log/download"
         )
-        response = self._send("GET", url, params={"stream": stream}, retry=retry, allow=(404,))
+        response = self._send("GET", url, params={"stream": stream}, retry=retry, allow=(404,), cap=LOG_FILE_CAP)
         if response.status_code != 200:
             return None
         return response.content.decode("utf-8", errors="replace")
@@ -357,7 +432,7 @@ class DaguClient:
             queries = [base + [("status", code)] for code in codes]
         runs: List[Dict[str, Any]] = []
         for query in queries:
-            body = self._json(self._send("GET", self.api.api_root + "/dag-runs", params=query, retry=Retry.for_seconds(self.retry_for)))
+            body = self._send("GET", self.api.api_root + "/dag-runs", params=query, retry=Retry.for_seconds(self.retry_for), decode=self._json)
             runs += [run for run in body.get("dagRuns") or [] if isinstance(run, dict) and run.get("name") == dag_name]
         return runs
 
@@ -381,7 +456,7 @@ class DaguClient:
         items: List[Dict[str, Any]] = []
         for page in range(1, pages + 1):
             query = {"page": page, "perPage": per_page}
-            body = self._json(self._send("GET", self.api.api_root + "/dags", params=query, retry=Retry.for_seconds(self.retry_for)))
+            body = self._send("GET", self.api.api_root + "/dags", params=query, retry=Retry.for_seconds(self.retry_for), decode=self._json)
             items += [item for item in body.get("dags") or [] if isinstance(item, dict)]
             if page >= int((body.get("pagination") or {}).get("totalPages") or 1):
                 break
@@ -465,7 +540,7 @@ class DaguClient:
         """
         retry = Retry.for_seconds(5.0)
         try:
-            body = self._json(self._send("GET", self.api.api_root + "/queues", retry=retry))
+            body = self._send("GET", self.api.api_root + "/queues", retry=retry, decode=self._json)
             for queue in body.get("queues") or []:
                 name = str(queue.get("name") or "")
                 queued = queue.get("queued")
@@ -483,7 +558,7 @@ class DaguClient:
         cursor = ""
         for _ in range(pages):
             query = {"limit": 100, **({"cursor": cursor} if cursor else {})}
-            body = self._json(self._send("GET", f"{self.api.api_root}/queues/{_seg(queue)}/items", params=query, retry=retry))
+            body = self._send("GET", f"{self.api.api_root}/queues/{_seg(queue)}/items", params=query, retry=retry, decode=self._json)
             items += [item for item in body.get("items") or [] if isinstance(item, dict)]
             cursor = str(body.get("nextCursor") or "")
             if not cursor:
@@ -493,7 +568,7 @@ class DaguClient:
     def list_artifacts(self, dag_name: str, run_id: str) -> List[Dict[str, Any]]:
         """The run's artifact tree (>= 2.5, API.md §9)."""
         base = f"/dag-runs/{_seg(dag_name)}/{_seg(run_id)}/artifacts"
-        body = self._json(self._send("GET", self.api.api_root + base, params={"recursive": "true"}, retry=Retry.for_seconds(30.0)))
+        body = self._send("GET", self.api.api_root + base, params={"recursive": "true"}, retry=Retry.for_seconds(30.0), decode=self._json)
         return [item for item in body.get("items") or [] if isinstance(item, dict)]
 
     def download_artifact(self, dag_name: str, run_id: str, path: str, target: str) -> None:
@@ -543,21 +618,19 @@ class DaguClient:
     # -- transport ------------------------------------------------------------
 
     def _get_json(self, path: str, retry: Retry) -> Dict[str, Any]:
-        return self._json(self._send("GET", self.api.api_root + path, retry=retry))
+        return self._send("GET", self.api.api_root + path, retry=retry, decode=self._json)
 
     def _json(self, response: requests.Response) -> Dict[str, Any]:
+        """The answer's JSON object; MalformedAnswer (retried where _send decodes) if none."""
+        path = self._path_of(response.url)
         if not _is_json(response):
-            raise UsageError(
-                f"{self.display_url} does not look like a Dagu server API "
-                f"(got {response.headers.get('Content-Type') or 'no content type'} "
-                f"from {self._path_of(response.url)})"
-            )
+            raise MalformedAnswer(f"an answer of {response.headers.get('Content-Type') or 'no content type'}, not JSON, from {path}")
         try:
             body = response.json()
         except ValueError:
-            raise ServerError(f"invalid JSON from {self._path_of(response.url)}") from None
+            raise MalformedAnswer(f"invalid JSON from {path}") from None
         if not isinstance(body, dict):
-            raise ServerError(f"unexpected JSON from {self._path_of(response.url)}")
+            raise MalformedAnswer(f"unexpected JSON from {path}")
         return body
 
     def _send(
@@ -570,33 +643,64 @@ class DaguClient:
         json: Optional[Mapping[str, Any]] = None,
         allow: Tuple[int, ...] = (),
         role: str = "operator",
-    ) -> requests.Response:
+        cap: int = JSON_CAP,
+        decode: Optional[Callable[[requests.Response], Any]] = None,
+    ) -> Any:
         """Send with retries on connection errors, 5xx and 429 until retry.deadline.
 
         2xx and the `allow`ed statuses are returned; 401/403 and other errors raise (a 403
-        names `role`, the least a key needs for this request).
+        names `role`, the least a key needs for this request). With `decode`, a 2xx answer
+        is returned decoded; an answer it finds malformed (MalformedAnswer) is retried like
+        a 503 once the server has been identified as Dagu. So is an answer that does not
+        finish within retry.attempt_limit(), or is larger than `cap` bytes.
         """
+        began = time.monotonic()
         attempt = 0
         json_500s = 0
         failing_since: Optional[float] = None
         while True:
             transient: Optional[_Transient]
+            decoded: Any = None
+            limit = retry.attempt_limit()
             try:
-                response = self._session.request(
+                response = fetch(
+                    self._session,
                     method,
                     url,
+                    limit=limit,
+                    cap=cap,
                     params=params,
                     json=json,
-                    timeout=(CONNECT_TIMEOUT, READ_TIMEOUT),
+                    timeout=(min(CONNECT_TIMEOUT, limit), min(READ_TIMEOUT, limit)),
                     allow_redirects=method == "GET",
                     # Explicit: requests lets REQUESTS_CA_BUNDLE override a session's verify.
                     verify=self._session.verify,
                 )
+            except TooSlow:
+                response = None
+                transient = _Transient(f"no complete answer within {limit:g}s")
+                # The stalled request keeps the old session to itself (Session is not thread-safe).
+                stalled, self._session = self._session, self.new_session()
+                stalled.close()
+            except TooLarge:
+                response = None
+                transient = self._malformed(f"an answer larger than {cap // MB} MB from {self._path_of(url)}")
+            except CutShort as exc:
+                response = None
+                transient = _Transient(f"answer cut short: {_describe_body_error(exc.cause)}")
             except requests.exceptions.SSLError as exc:
                 raise self._tls_error(exc) from None
             except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+                if self.server is None and _name_unknown(exc):
+                    # Before the first answer: a name that does not resolve will not start to.
+                    raise UsageError(f"{self.display_url}: host name not found (check --url)") from None
                 response = None
                 transient = _Transient(_describe_transport_error(exc))
+            except requests.exceptions.InvalidURL:
+                raise UsageError(f"bad --url {self.display_url}") from None
+            except requests.exceptions.RequestException as exc:
+                response = None
+                transient = _Transient(f"bad answer ({type(exc).__name__})")
             except OSError as exc:  # e.g. a client certificate file that is not PEM
                 raise UsageError(f"TLS setup failed: {exc.strerror or exc} (check --client-cert/--client-key)") from None
             else:
@@ -605,23 +709,38 @@ class DaguClient:
                     json_500s += 1
                     if json_500s > MAX_JSON_500_RETRIES or 500 in allow:
                         transient = None
+                if transient is None and decode is not None and 200 <= response.status_code < 300:
+                    try:
+                        decoded = decode(response)
+                    except MalformedAnswer as exc:
+                        transient = self._malformed(exc.message)
             if transient is None:
                 assert response is not None
                 if failing_since is not None and self.on_recover:
                     self.on_recover(time.monotonic() - failing_since)
-                return self._accept(response, allow, role)
+                accepted = self._accept(response, allow, role)
+                return decoded if decode is not None and 200 <= response.status_code < 300 else accepted
             attempt += 1
             if failing_since is None:
                 failing_since = time.monotonic()
             delay = backoff_delay(attempt, transient.retry_after)
             if delay > retry.remaining():
-                raise ServerError(
+                raise RetriesExhausted(
                     f"Dagu at {self.display_url} is unreachable or failing: {transient.reason}"
-                    f" ({method} {self._path_of(url)}, {attempt} attempt{'s' if attempt > 1 else ''})"
+                    f" ({method} {self._path_of(url)}, {attempt} attempt{'s' if attempt > 1 else ''}"
+                    + (f" in {time.monotonic() - began:.0f}s" if attempt > 1 else "")
+                    + ")",
+                    retry.deadline,
                 )
             if self.on_retry:
-                self.on_retry(transient.reason, delay)
+                self.on_retry(transient.reason, delay, retry.remaining())
             time.sleep(delay)
+
+    def _malformed(self, reason: str) -> _Transient:
+        """Before a first answer identified the server, a malformed one means: not Dagu."""
+        if self.server is None:
+            raise UsageError(f"{self.display_url} does not look like a Dagu server API ({reason})")
+        return _Transient(reason)
 
     def _transient(self, response: requests.Response) -> Optional[_Transient]:
         if response.status_code not in RETRYABLE_STATUSES:
@@ -663,6 +782,8 @@ class DaguClient:
             )
         if "PEM" in text or "key values mismatch" in text.lower():
             return UsageError("the client certificate or key could not be loaded (check --client-cert/--client-key)")
+        if "WRONG_VERSION_NUMBER" in text or "record layer failure" in text or "packet length too long" in text:
+            return UsageError(f"{self.display_url} does not speak TLS on this port: is it http://?")
         hint = "" if self.connection.client_cert else " (does the server require a client certificate? --client-cert)"
         return UsageError(f"TLS handshake with {self.display_url} failed{hint}")
 
@@ -768,6 +889,24 @@ def _describe_transport_error(exc: Exception) -> str:
     if "Connection reset" in text or "RemoteDisconnected" in text or "Connection aborted" in text:
         return "connection dropped"
     return "connection failed"
+
+
+_NAME_UNKNOWN = ("Name or service not known", "nodename nor servname", "No address associated with hostname", "getaddrinfo failed")
+
+
+def _name_unknown(exc: Exception) -> bool:
+    """The resolver said the name does not exist (not "temporary failure": that may heal)."""
+    return any(text in str(exc) for text in _NAME_UNKNOWN)
+
+
+def _describe_body_error(exc: BaseException) -> str:
+    if isinstance(exc, requests.exceptions.ContentDecodingError):
+        return "its encoding could not be decoded"
+    if isinstance(exc, requests.exceptions.ChunkedEncodingError):
+        return "connection dropped mid-answer"
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        return "no data within the read timeout" if "timed out" in str(exc).lower() else "connection dropped mid-answer"
+    return type(exc).__name__
 
 
 def _retry_after(value: Optional[str]) -> Optional[float]:

@@ -40,6 +40,13 @@ class ServerError(DaguCIError):
     exit_code = ExitCode.SERVER
 
 
+class MalformedAnswer(ServerError):
+    """An answer that is not what the API documents: not JSON, the wrong shape, too large.
+
+    Once the server has been identified as Dagu, the client retries these like a 503.
+    """
+
+
 class NoRun(DaguCIError):
     """The DAG exists but has no such run (`status` exits 6 on it: a monitor's "never ran")."""
 

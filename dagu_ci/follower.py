@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Dict, Optional, Set, Tuple
 
-from dagu_ci.client import DaguClient, Retry
+from dagu_ci.client import DaguClient, RetriesExhausted, Retry
 from dagu_ci.errors import ServerError, TimedOut
 from dagu_ci.events import (
     Event,
@@ -47,6 +47,8 @@ QUIET_GROWTH = 3  # a quiet log's wait grows this much per empty read (0.5, 1.5,
 # common clock, so the wait of the quiet one is how far a line of it can fall behind the busy one's.
 SIBLING_LAG = 2.5
 OUTAGE_NOTICE_EVERY = 30.0
+SETTLE_OUTAGE = 5.0  # after a stop, give up watching the run settle after this long without an answer
+UNKNOWN_STATUS_GRACE = 10.0  # a run status we do not know is an error once it has lasted this long
 
 
 @dataclass
@@ -148,15 +150,17 @@ class Follower:
         self._push_tried = False
         self._last_status = 0.0
         self._last_outage_notice = 0.0
+        self._unknown_since: Optional[float] = None
         client.on_retry = self._on_retry
         client.on_recover = self._on_recover
 
     def follow(self) -> RunSnapshot:
         backoff = Backoff(self.options.poll_interval, STATUS_CAP)
-        snapshot = self._poll()
         try:
+            snapshot = self._poll()
             while True:
                 changed = self._observe(snapshot)
+                self._check_known(snapshot)
                 self.emit(Tick(snapshot))
                 if self.options.check:
                     self.options.check(snapshot)
@@ -166,18 +170,45 @@ class Follower:
                 self._open_push(snapshot)
                 interval = backoff.next(changed)
                 snapshot = self._next(interval, quiet=backoff.current >= backoff.cap)
+        except RetriesExhausted as exc:
+            # The retry window was cut short by the deadline (the next try would have passed it).
+            deadline = self.options.deadline
+            if deadline is not None and exc.until is not None and exc.until >= deadline:
+                raise TimedOut() from None
+            raise
         finally:
             self._close_push()
 
     def settle(self, seconds: float, interval: float = 0.25) -> Optional[RunSnapshot]:
         """After a stop: keep following briefly until the run shows its end."""
         self.options.deadline = time.monotonic() + seconds
+        # A server that does not answer now will not show the end either: do not wait it out.
+        self.options.max_outage = min(self.options.max_outage, SETTLE_OUTAGE)
         self.options.poll_interval = interval
         self.schedule.base = interval
         try:
             return self.follow()
         except (TimedOut, ServerError):
             return self.last
+
+    def _check_known(self, snapshot: RunSnapshot) -> None:
+        """A status we do not know reads as "not started": waiting on it could last for ever."""
+        if not snapshot.unknown_status:
+            self._unknown_since = None
+            return
+        now = time.monotonic()
+        if self._unknown_since is None:
+            self._unknown_since = now
+            self.emit(Notice(
+                f"the server reports status {snapshot.unknown_status} for the run, which dagu-ci does not know; "
+                f"waiting up to {UNKNOWN_STATUS_GRACE:g}s for one it knows",
+                Level.WARNING,
+            ))
+        elif now - self._unknown_since >= UNKNOWN_STATUS_GRACE:
+            raise ServerError(
+                f"the server reports status {snapshot.unknown_status} for run {self.run_id}, which dagu-ci does not know "
+                f"(for {UNKNOWN_STATUS_GRACE:g}s): is the server newer than this dagu-ci?"
+            )
 
     def _is_over(self, snapshot: RunSnapshot) -> bool:
         if self.options.wait_auto_retry:
@@ -329,11 +360,11 @@ class Follower:
             raise TimedOut()
         return min(seconds, remaining)
 
-    def _on_retry(self, reason: str, delay: float) -> None:
+    def _on_retry(self, reason: str, delay: float, remaining: float) -> None:
         now = time.monotonic()
         if now - self._last_outage_notice >= OUTAGE_NOTICE_EVERY:
             self._last_outage_notice = now
-            self.emit(Notice(f"server not answering ({reason}); retrying", Level.WARNING))
+            self.emit(Notice(f"server not answering properly ({reason}); retrying", Level.WARNING))
 
     def _on_recover(self, seconds: float) -> None:
         if self._last_outage_notice:

@@ -9,7 +9,9 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from enum import IntEnum
-from typing import Any, Mapping, Optional, Tuple
+from typing import Any, List, Mapping, Optional, Tuple
+
+from dagu_ci.errors import MalformedAnswer
 
 
 class _Status:
@@ -23,6 +25,17 @@ class _Status:
             return cls(int(value))  # type: ignore[call-arg]
         except (TypeError, ValueError):
             return cls.NOT_STARTED
+
+    @classmethod
+    def known(cls, value: Any) -> bool:
+        """Is this one of the statuses we know (a newer server may send others)?"""
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            return False
+        try:
+            cls(int(value))  # type: ignore[call-arg]
+        except ValueError:
+            return False
+        return True
 
     @property
     def label(self) -> str:
@@ -103,6 +116,32 @@ def parse_time(value: Any) -> Optional[datetime]:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
+def _mapping(value: Any, what: str) -> Mapping[str, Any]:
+    """A JSON object of the answer (absent: empty); MalformedAnswer when it is something else."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise MalformedAnswer(f"the server's answer has a malformed {what}")
+    return value
+
+
+def _objects(value: Any, what: str) -> List[Mapping[str, Any]]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise MalformedAnswer(f"the server's answer has a malformed {what}")
+    return [_mapping(item, what) for item in value]
+
+
+def _int(value: Any, what: str) -> int:
+    if value is None or value == "":
+        return 0
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise MalformedAnswer(f"the server's answer has a malformed {what}") from None
+
+
 def _seconds_between(start: Optional[datetime], end: Optional[datetime]) -> Optional[float]:
     if start is None or end is None:
         return None
@@ -123,7 +162,7 @@ class StepSnapshot:
 
     @classmethod
     def from_api(cls, node: Mapping[str, Any], handler: bool = False) -> "StepSnapshot":
-        step = node.get("step") or {}
+        step = _mapping(node.get("step"), "step")
         return cls(
             name=str(step.get("name") or ""),
             status=StepStatus.parse(node.get("status")),
@@ -131,7 +170,7 @@ class StepSnapshot:
             stderr=str(node.get("stderr") or ""),
             started_at=parse_time(node.get("startedAt")),
             finished_at=parse_time(node.get("finishedAt")),
-            retry_count=int(node.get("retryCount") or 0),
+            retry_count=_int(node.get("retryCount"), "retryCount"),
             handler=handler,
             error=str(node.get("error") or ""),
         )
@@ -166,24 +205,29 @@ class RunSnapshot:
     auto_retry_count: int = 0
     auto_retry_limit: Optional[int] = None
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    unknown_status: str = field(default="", compare=False)  # the server's status, when not one we know
 
     @classmethod
     def from_api(cls, details: Mapping[str, Any]) -> "RunSnapshot":
-        steps = [StepSnapshot.from_api(node) for node in details.get("nodes") or []]
+        """From the API's DAGRunDetails (or a run summary); MalformedAnswer on a wrong shape."""
+        details = _mapping(details, "run")
+        steps = [StepSnapshot.from_api(node) for node in _objects(details.get("nodes"), "step list")]
         for key in HANDLER_KEYS:
             node = details.get(key)
-            if isinstance(node, Mapping) and (node.get("step") or {}).get("name"):
+            if isinstance(node, Mapping) and _mapping(node.get("step"), "handler").get("name"):
                 steps.append(StepSnapshot.from_api(node, handler=True))
         limit = details.get("autoRetryLimit")
+        status = details.get("status")
         return cls(
             dag_name=str(details.get("name") or ""),
             run_id=str(details.get("dagRunId") or ""),
-            status=RunStatus.parse(details.get("status")),
+            status=RunStatus.parse(status),
+            unknown_status="" if RunStatus.known(status) else repr(status),
             steps=tuple(steps),
             started_at=parse_time(details.get("startedAt")),
             finished_at=parse_time(details.get("finishedAt")),
             params=str(details.get("params") or ""),
-            auto_retry_count=int(details.get("autoRetryCount") or 0),
+            auto_retry_count=_int(details.get("autoRetryCount"), "autoRetryCount"),
             auto_retry_limit=int(limit) if isinstance(limit, int) else None,
             raw=details,
         )
@@ -225,13 +269,13 @@ class LogPage:
     @classmethod
     def from_api(cls, body: Mapping[str, Any]) -> "LogPage":
         content = str(body.get("content") or "")
-        count = int(body.get("lineCount") or 0)
+        count = _int(body.get("lineCount"), "lineCount")
         too_long = count == 0 and content == "Error: Line too long to read."
         # lineCount tells one empty line (content "") from no lines at all.
         lines = tuple(content.split("\n")) if count > 0 else ()
         return cls(
             lines=lines,
-            total_lines=int(body.get("totalLines") or 0),
+            total_lines=_int(body.get("totalLines"), "totalLines"),
             has_more=bool(body.get("hasMore")),
             is_estimate=bool(body.get("isEstimate")),
             too_long=too_long,

@@ -19,6 +19,7 @@ class Ending(Enum):
     QUEUE_TIMEOUT = "queue-timeout"  # never left the queue in time; dequeued
     LEFT_WAITING = "left-waiting"  # --on-waiting fail: the run still waits for approval
     CANCELLED = "cancelled"  # CI cancelled us (SIGINT/SIGTERM)
+    ERROR = "error"  # dagu-ci could not go on (server lost, malformed answers, a bug); the run was stopped
 
 
 def exit_code_for(status: RunStatus, fail_on_partial: bool = False) -> ExitCode:

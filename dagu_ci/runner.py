@@ -17,10 +17,10 @@ from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional
 
 from dagu_ci import artifacts, files, provenance, state, stdio
 from dagu_ci.backstop import end_run
-from dagu_ci.client import LITERAL_PARAMS_SINCE, SPEC_ENQUEUE_SINCE, SPEC_RUNS_SINCE, STRICT_PARAMS_SINCE, DaguClient, Retry, backoff_delay, error_fields
+from dagu_ci.client import LITERAL_PARAMS_SINCE, SPEC_ENQUEUE_SINCE, SPEC_RUNS_SINCE, STRICT_PARAMS_SINCE, ApiError, DaguClient, Retry, backoff_delay, error_fields
 from dagu_ci.dagyaml import load_dag_file
 from dagu_ci.errors import Cancelled, DaguCIError, ExitCode, OutputClosed, PolicyEnd, ServerError, TimedOut, UsageError
-from dagu_ci.events import Event, Level, Notice, RunAccepted, RunFinished, ServerDetected
+from dagu_ci.events import Event, Failed, Level, Notice, RunAccepted, RunFinished, ServerDetected
 from dagu_ci.follower import FollowOptions, Follower
 from dagu_ci.models import RunSnapshot, RunStatus, StepSnapshot, StepStatus
 from dagu_ci.params import Params, encode_params, expanding_values, typed_problems
@@ -90,6 +90,9 @@ class Runner:
         self._follower: Optional[Follower] = None
         self._state: Optional[state.RunState] = None
         self._ended_before: "tuple[StepSnapshot, ...]" = ()  # a retry's earlier attempt
+        self._following = False  # the run exists and is ours: any way out stops it first
+        self._ended = False  # the last stop (or dequeue, or reject) went through
+        self._failure = ""  # the error that ended the follow, if one did
         self._state_dir = request.state_dir or state.state_dir(env)
         self._state_key = secrets.token_hex(16)  # binds our state files to this step (state.GITHUB_STATE_KEY)
 
@@ -273,6 +276,7 @@ class Runner:
 
     def _accepted(self, dag_name: str, run_id: str, attached: bool, params: str = "") -> None:
         """The run exists: name it on disk, then announce it."""
+        self._following = True
         self._remember(dag_name, run_id)
         self._report(
             RunAccepted(
@@ -327,10 +331,10 @@ class Runner:
             attempt += 1
             try:
                 if plan.spec_text:
-                    response = self.client.post_spec_run(body, request.enqueue)
+                    response = self.client.post_spec_run(body, request.enqueue, until=retry.deadline)
                 else:
-                    response = self.client.post_start(request.dag, body, request.enqueue)
-            except ServerError as exc:  # transport error or a retryable status
+                    response = self.client.post_start(request.dag, body, request.enqueue, until=retry.deadline)
+            except ServerError as exc:  # transport error, a cut answer, or a retryable status
                 reason = exc.message
             else:
                 status = response.status_code
@@ -360,18 +364,26 @@ class Runner:
                         + ("" if self.client.api.at_least((2, 0, 0)) else " (on Dagu 1.x this often means the params were rejected)")
                     )
             # Uncertain: the server may have created the run anyway.
-            if self._exists(plan.dag_name, plan.run_id):
+            exists = self._exists(plan.dag_name, plan.run_id, retry)
+            if exists:
                 return False
             delay = backoff_delay(attempt, None)
             if delay > retry.remaining():
+                if exists is None:  # we cannot tell: name the run on disk, for the backstop
+                    self._remember(plan.dag_name, plan.run_id)
+                    self._say(f"the server may have created run {plan.run_id} anyway: "
+                              "`dagu-ci stop --from-state` stops it if so", Level.WARNING)
                 raise ServerError(f"could not start {request.dag} on {self.client.display_url}: {reason}")
             time.sleep(delay)
 
-    def _exists(self, dag_name: str, run_id: str) -> bool:
+    def _exists(self, dag_name: str, run_id: str, retry: Retry) -> Optional[bool]:
+        """Does the run exist? None when the server would not say."""
         try:
-            return self.client.get_run(dag_name, run_id, Retry(None)) is not None
+            return self.client.get_run(dag_name, run_id, Retry.single(retry.deadline)) is not None
+        except ApiError as exc:
+            return False if exc.status == 404 else None
         except DaguCIError:
-            return False
+            return None
 
     def _remember(self, dag_name: str, run_id: str) -> None:
         """Name the run on disk before anything else can go wrong."""
@@ -395,7 +407,10 @@ class Runner:
     def _guarded(self, dag_name: str, run_id: str, begin: Callable[[], None]) -> int:
         with _signals_raise_cancelled():
             snapshot, ending, code = self._to_the_end(dag_name, run_id, begin)
-            return self._finish(dag_name, run_id, snapshot, ending, code)
+            code = self._finish(dag_name, run_id, snapshot, ending, code)
+            if self._failure:  # the host hears of the error too: annotation, outputs, summary
+                self._report(Failed(self._failure, code, self.request.dag))
+            return code
 
     def _to_the_end(self, dag_name: str, run_id: str, begin: Callable[[], None]) -> "tuple[Optional[RunSnapshot], Ending, int]":
         """Follow the run until it ends, or end it (stop first, explain after): the snapshot
@@ -430,21 +445,29 @@ class Runner:
             snapshot = self._stop(dag_name, run_id)
             stdio.tell(f"stdout was closed; run {run_id} of {dag_name} was stopped")
             return snapshot, Ending.CANCELLED, ExitCode.OUTPUT_CLOSED
-        except Exception:
-            self._abandon(dag_name, run_id)
-            raise
+        except Exception as exc:  # noqa: BLE001 - errors and bugs alike must not orphan the run
+            if not self._following:
+                raise  # no run yet: nothing to stop
+            return self._failed(dag_name, run_id, exc)
 
-    def _abandon(self, dag_name: str, run_id: str) -> None:
-        """An error ends dagu-ci while the run may go on: stop it first (as far as the
-        server lets us), so no error leaves an orphaned run. The caller reports the error."""
-        if self._state is None or not self.request.stop_on_cancel:
-            return  # the run is not ours (yet), or it is meant to outlive us
-        try:
-            snapshot = self._stop(dag_name, run_id)
-        except Exception:  # noqa: BLE001 - the original error is the one to report
-            return
-        if snapshot is not None and snapshot.status.is_terminal:
-            state.forget(self._state_dir, self._state)
+    def _failed(self, dag_name: str, run_id: str, exc: Exception) -> "tuple[Optional[RunSnapshot], Ending, int]":
+        """dagu-ci cannot go on: stop the run first (as on cancel), then say why; the summary follows."""
+        if isinstance(exc, DaguCIError):
+            message, code = exc.message, int(exc.exit_code)
+        else:
+            if self.env.get("DAGU_CI_DEBUG"):
+                import traceback  # only here, as in cli.main
+
+                traceback.print_exc()
+            message, code = f"internal error: {type(exc).__name__}: {exc}", int(ExitCode.SERVER)
+        self._failure = message
+        if not self.request.stop_on_cancel:
+            self._say(f"{message}; the run was left running (--no-stop-on-cancel)", Level.ERROR)
+            return self._last(), Ending.ERROR, code
+        snapshot = self._stop(dag_name, run_id)
+        stopped = self._ended or (snapshot is not None and snapshot.is_over)
+        self._say(f"{message}; {'the run was stopped' if stopped else 'the run could not be stopped'}", Level.ERROR)
+        return snapshot, Ending.ERROR, code
 
     def _follow(self, dag_name: str, run_id: str) -> RunSnapshot:
         request = self.request
@@ -492,7 +515,8 @@ class Runner:
 
     def _end_run(self, dag_name: str, run_id: str, status: Optional[RunStatus]) -> bool:
         try:
-            return bool(end_run(self.client, dag_name, run_id, status))
+            self._ended = bool(end_run(self.client, dag_name, run_id, status))
+            return self._ended
         except DaguCIError as exc:
             self._say(f"could not stop run {run_id}: {exc.message}", Level.ERROR)
             return False

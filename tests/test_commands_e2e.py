@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import re
 
-from tests.conftest import run_cli, start_cli
+from tests.conftest import run_cli
 from tests.fakedagu import Dag, Step, approval, err, fail, fail_on_attempt, out, output, sleep
 from tests.test_run_e2e import FAST, assert_clean_error, log_lines
 

@@ -10,11 +10,11 @@ import time
 import pytest
 
 from tests.conftest import cli_command, clean_env, run_cli, start_cli
-from tests.fakedagu import Dag, Step, fail, lines, out, output, sleep
+from tests.fakedagu import Dag, Step, fail, out, output, sleep
 from tests.hosttools import run_entrypoint
 from tests.reporting import Runner as WorkflowLog
 from tests.tlsfiles import make_tls_files
-from tests.test_run_e2e import FAST, assert_clean_error
+from tests.test_run_e2e import FAST
 
 
 def slow_dag():

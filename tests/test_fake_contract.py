@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import os
 import re
-import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, List, Tuple
 
 import pytest
 import requests

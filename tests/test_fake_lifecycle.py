@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import requests
 
-from tests.fakedagu import Dag, FakeDagu, Step, out, sleep
+from tests.fakedagu import Dag, FakeDagu, Step, out
 
 
 def dag(**kwargs):

@@ -392,9 +392,19 @@ def test_slow_responses_do_not_break_following(fake_factory):
     assert run(server, "deploy").code == 0
 
 
-def test_html_answer_mid_run_is_retried_or_reported(fake_factory):
+def test_html_answer_after_detection_is_retried(fake_factory):
+    """The server was identified as Dagu: an HTML page (a proxy's) is a blip, like a 503."""
     server = fake_factory(simple_dag())
     server.fault(path=r"/dags/deploy$", method="GET", html=True, count=1)
+    result = run(server, "deploy")
+    assert result.code == 0, result.output
+    assert log_lines(result.stdout) == ["compiling 0.0.0", "built", "tests pass"]
+
+
+def test_html_instead_of_the_api_is_not_dagu(fake_factory):
+    server = fake_factory(simple_dag())
+    server.fault(path=r"/health$", method="GET", html=True, count=None)
+    server.fault(path=r"/dag-runs$", method="GET", html=True, count=None)
     assert_clean_error(run(server, "deploy"), 2, r"does not look like a Dagu server API")
 
 

@@ -192,7 +192,7 @@ class GitHubReporter(GroupedReporter):
                 title="Dagu run partially succeeded",
             )
         elif result.exit_code != 0 and not failed:
-            why = {Ending.TIMEOUT: " (timed out)", Ending.CANCELLED: " (cancelled)"}.get(result.ending, "")
+            why = {Ending.TIMEOUT: " (timed out)", Ending.CANCELLED: " (cancelled)", Ending.ERROR: " (error)"}.get(result.ending, "")
             self.command(
                 "error",
                 f"{result.dag_name} run {result.run_id} {label}{why}; exit code {result.exit_code}",
@@ -205,7 +205,7 @@ def job_summary(result: RunResult, params: str) -> str:
     status = result.status
     icon = ICONS.get(status.name, "❔")
     label = status.label.replace("_", " ")
-    ending = {Ending.TIMEOUT: " (timed out)", Ending.CANCELLED: " (cancelled)"}.get(result.ending, "")
+    ending = {Ending.TIMEOUT: " (timed out)", Ending.CANCELLED: " (cancelled)", Ending.ERROR: " (error)"}.get(result.ending, "")
     parts = [f"### {icon} Dagu run of `{_code(result.dag_name)}` {label}{ending}", ""]
     steps = result.snapshot.steps if result.snapshot else ()
     if steps:

@@ -96,7 +96,7 @@ class PlainReporter(Reporter):
             self.say("summary")
             self.write(self._table(["STEP", "STATUS", "DURATION"], rows, result.snapshot.steps))
         status = result.status
-        word = {Ending.TIMEOUT: "timed out", Ending.CANCELLED: "cancelled"}.get(result.ending)
+        word = {Ending.TIMEOUT: "timed out", Ending.CANCELLED: "cancelled", Ending.ERROR: "error"}.get(result.ending)
         headline = f"{result.dag_name} run {result.run_id} {status.label.replace('_', ' ')}"
         if word:
             headline += f" ({word})"

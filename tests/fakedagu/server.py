@@ -1,21 +1,22 @@
 """FakeDagu: the public face of the fake server (start/stop, inspection, fault injection)."""
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import tempfile
 import threading
 import time
 import traceback
-from dataclasses import dataclass, field, replace
-from typing import Any, Dict, Iterable, List, Optional, Pattern, Tuple, Union
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Dict, Iterable, List, Optional, Pattern, Tuple, Union
 from urllib.parse import parse_qs
 
 from .api import Config, DaguAPI
 from .dags import Dag
 from .engine import Engine, Run
 from .sse import EventHub, supported as sse_supported
-from .transport import Incoming, Listener, Reply, SPA_HTML
+from .transport import Incoming, Listener, Reply, SPA_HTML, go_json
 from .versions import ServerVersion
 
 Auth = Optional[Tuple[str, ...]]
@@ -55,13 +56,29 @@ class Fault:
     html: bool = False
     drop: bool = False
     content_type: Optional[str] = None
+    hang: bool = False
+    trickle: float = 0.0
+    cut: Optional[str] = None
+    bad_gzip: bool = False
+    transform: Optional[Callable[[Any], Any]] = None
     rewrite: Optional[Tuple[bytes, bytes]] = None  # (old, new): the real answer, with old replaced
     hits: int = 0
 
     @property
     def passthrough(self) -> bool:
-        """status 200 with nothing canned: only a delay in front of the real answer."""
-        return self.status == 200 and self.body is None and not self.html and not self.drop
+        """status 200 with nothing canned: the real answer, maybe delayed or delivered badly."""
+        return self.status == 200 and self.body is None and not self.html and not self.drop and not self.hang
+
+    def deliver(self, reply: Reply) -> Reply:
+        """The answer as this fault delivers it (a real answer when passed through)."""
+        if self.rewrite is not None:
+            reply = replace(reply, body=reply.body.replace(*self.rewrite))
+        if self.transform is not None and reply.body[:1] == b"{":
+            reply = Reply(reply.status, go_json(self.transform(json.loads(reply.body))), reply.headers)
+        if self.bad_gzip:  # says gzip, is not
+            reply.headers = reply.headers + [("Content-Encoding", "gzip")]
+        reply.trickle, reply.cut = self.trickle, self.cut
+        return reply
 
     def matches(self, method: str, path: str) -> bool:
         if self.remaining is not None and self.remaining <= 0:
@@ -71,6 +88,8 @@ class Fault:
         return self.path.search(path) is not None
 
     def reply(self) -> Reply:
+        if self.hang:
+            return Reply(0, hang=True)
         if self.drop:
             return Reply(0, drop=True)
         if self.html:
@@ -333,14 +352,22 @@ class FakeDagu:
         html: bool = False,
         drop: bool = False,
         content_type: Optional[str] = None,
+        hang: bool = False,
+        trickle: float = 0.0,
+        cut: Optional[str] = None,
+        bad_gzip: bool = False,
+        transform: Optional[Callable[[Any], Any]] = None,
         rewrite: Optional[Tuple[bytes, bytes]] = None,
     ) -> Fault:
         """The next `count` requests whose path (below the base path) matches the regex
-        get this answer. `delay` sleeps first; status 200 with no body only delays, and
-        with `rewrite=(old, new)` serves the real answer with `old` replaced by `new` (a
-        broken proxy or server: e.g. JSON escapes real Dagu never writes)."""
+        get this answer. `delay` sleeps first; status 200 with no body passes the real
+        answer through, delayed or delivered badly: `hang` never answers, `trickle` sends
+        a byte every so many seconds, `cut` ("length" or "chunked") breaks off the body,
+        `bad_gzip` labels it gzip, `transform` rewrites its JSON (a function of the body),
+        `rewrite=(old, new)` replaces bytes in it (e.g. JSON escapes real Dagu never writes)."""
         injected = Fault(
-            re.compile(path), method, status, count, retry_after, body, delay, html, drop, content_type, rewrite
+            re.compile(path), method, status, count, retry_after, body, delay, html, drop, content_type,
+            hang, trickle, cut, bad_gzip, transform, rewrite,
         )
         with self._lock:
             self._faults.append(injected)
@@ -418,7 +445,7 @@ class FakeDagu:
             return entry
 
         if injected is not None and not injected.passthrough:
-            reply = injected.reply()
+            reply = injected.deliver(injected.reply())
         elif (
             self.sse is not None
             and (not self.base_path or raw_path.startswith(self.base_path + "/"))
@@ -428,8 +455,8 @@ class FakeDagu:
             return
         else:
             reply = self._answer(incoming, raw_path, query_string)
-            if injected is not None and injected.rewrite is not None:
-                reply = replace(reply, body=reply.body.replace(*injected.rewrite))
+            if injected is not None:
+                reply = injected.deliver(reply)
         sent = handler.send(reply)  # type: ignore[attr-defined]
         record(reply.status, sent, reply.body)
 

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
+HANG_AT_MOST = 600.0  # a hanging answer ends by then even if the fake is never stopped
+
 SPA_HTML = (
     b"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Dagu</title></head>"
     b"<body><div id=\"root\"></div><script src=\"/assets/bundle.js\"></script></body></html>\n"
@@ -29,6 +31,10 @@ class Reply:
     body: bytes = b""
     headers: List[Tuple[str, str]] = field(default_factory=list)
     drop: bool = False  # close the connection without answering
+    # Faulty deliveries (fault injection; see FakeDagu.fault):
+    hang: bool = False  # read the request, then never answer (until the fake stops)
+    trickle: float = 0.0  # send the body one byte every this many seconds
+    cut: Optional[str] = None  # "length": half the promised body, then close; "chunked": a broken chunk
 
     @classmethod
     def json(cls, status: int, value: Any) -> "Reply":
@@ -67,6 +73,7 @@ class _Server(ThreadingHTTPServer):
         self.handle_request_fn = handle
         self.connections: Set[socket.socket] = set()
         self.connections_lock = threading.Lock()
+        self.stopping = threading.Event()  # ends hanging and trickling answers
         super().__init__(address, _Handler)
 
     def server_bind(self) -> None:
@@ -119,19 +126,24 @@ class _Handler(BaseHTTPRequestHandler):
         return Incoming(self.command, self.path, headers, self.read_body())
 
     def send(self, reply: Reply) -> int:
-        if reply.drop:
+        if reply.hang:
             self.close_connection = True
-            try:
-                self.connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+            self.server.stopping.wait(HANG_AT_MOST)  # type: ignore[attr-defined]
+            return 0
+        if reply.drop:
+            self._hang_up()
             return 0
         try:
             self.send_response(reply.status)
             for name, value in reply.headers:
                 self.send_header(name, value)
-            self.send_header("Content-Length", str(len(reply.body)))
+            if reply.cut == "chunked":
+                self.send_header("Transfer-Encoding", "chunked")
+            else:
+                self.send_header("Content-Length", str(len(reply.body)))
             self.end_headers()
+            if reply.cut or reply.trickle:
+                return self._send_faulty(reply)
             if reply.body and self.command != "HEAD":
                 self.wfile.write(reply.body)
             self.wfile.flush()
@@ -139,6 +151,33 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return 0
         return len(reply.body)
+
+    def _send_faulty(self, reply: Reply) -> int:
+        half = reply.body[: len(reply.body) // 2]
+        if reply.cut == "length":  # fewer bytes than Content-Length said: IncompleteRead
+            self.wfile.write(half)
+        elif reply.cut == "chunked":  # a whole chunk, then one that promises more than it has
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(half), half))
+            self.wfile.write(b"%x\r\n%s" % (len(reply.body), reply.body[len(half):][:10]))
+        else:  # trickle: a live but useless connection
+            stopping = self.server.stopping  # type: ignore[attr-defined]
+            for index in range(len(reply.body)):
+                self.wfile.write(reply.body[index:index + 1])
+                self.wfile.flush()
+                if stopping.wait(reply.trickle):
+                    break
+            else:
+                return len(reply.body)
+        self.wfile.flush()
+        self._hang_up()
+        return len(half)
+
+    def _hang_up(self) -> None:
+        self.close_connection = True
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet by design
         return
@@ -181,6 +220,7 @@ class Listener:
             self._server = self._thread = None
         if server is None:
             return
+        server.stopping.set()
         server.shutdown()
         server.server_close()
         server.drop_connections()
