@@ -19,6 +19,7 @@ import requests
 
 from tests.conftest import ROOT, clean_env, run_cli, start_cli
 from tests.fakedagu import Dag, Step, lines, out, sleep
+from tests.test_run_e2e import log_lines
 
 FAST = ("--poll-interval", "0.1")
 RUN_DETAILS = r"^/api/v1/dag-runs/deploy/[^/]+$"  # the run-details poll
@@ -30,10 +31,6 @@ def dag(seconds: float = 1.5) -> Dag:
         Step("build", [lines(20, "b-{i}"), sleep(seconds / 2)]),
         Step("test", [lines(20, "t-{i}"), sleep(seconds / 2), out("done")], depends=["build"]),
     ])
-
-
-def log_lines(stdout: str):
-    return [line for line in stdout.splitlines() if line.startswith(("b-", "t-", "done"))]
 
 
 def closed_port() -> int:
