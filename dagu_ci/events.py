@@ -53,6 +53,9 @@ class StepLog:
     step: str
     stream: str  # "stdout" or "stderr"
     lines: Sequence[str]
+    # lines[0] continues this stream's previous line, shown before its end (a prompt, a
+    # quiet step's last line): the rest of that line, not a line of its own.
+    continued: bool = False
 
 
 @dataclass(frozen=True)

@@ -309,7 +309,7 @@ class Follower:
                 for text in chunk.notices:
                     self.emit(Notice(text, Level.WARNING, step=step.name))
                 if chunk.lines:
-                    self.emit(StepLog(step.name, stream, chunk.lines))
+                    self.emit(StepLog(step.name, stream, chunk.lines, chunk.continued))
                     shown = True
                 active = active or chunk.active
                 release_at = chunk.release_at

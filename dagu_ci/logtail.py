@@ -46,6 +46,7 @@ class Chunk:
     notices: List[str] = field(default_factory=list)
     active: bool = False  # the log grew (new lines, or a held-back line changed)
     release_at: Optional[float] = None  # when a held-back trailing line may be shown (if unchanged)
+    continued: bool = False  # lines[0] is the rest of a line whose beginning was shown already
 
 
 class LogTailer:
@@ -130,6 +131,7 @@ class LogTailer:
                         cursor.emitted += 1
                         cursor.recent.append(shown)
                         continue
+                    chunk.continued = chunk.continued or not chunk.lines
             chunk.lines.append(line)
             cursor.emitted += 1
             cursor.recent.append(line)
@@ -146,8 +148,10 @@ class LogTailer:
             chunk.release_at = cursor.held_since + RELEASE_AFTER
 
     def _show_partial(self, cursor: StreamCursor, text: str, chunk: Chunk) -> None:
-        new = text[len(cursor.partial):] if text.startswith(cursor.partial) else text
+        grows = bool(cursor.partial) and text.startswith(cursor.partial)
+        new = text[len(cursor.partial):] if grows else text
         if new:
+            chunk.continued = chunk.continued or (grows and not chunk.lines)
             chunk.lines.append(new)
             cursor.partial = text
 

@@ -21,9 +21,19 @@ def run(server, dag, *args, env=None, timeout=90):
 GUTTERS = ("│ ", "| ")  # the second where the output cannot encode the first
 
 
+CONTINUED = ("┆ ", ": ")  # the rest of a line whose beginning was shown before its end
+
+
 def log_lines(stdout: str):
-    """Lines that came from remote logs: those behind the gutter, without it."""
-    return [line[2:] for line in stdout.splitlines() if line.startswith(GUTTERS)]
+    """Lines that came from remote logs, whole: those behind the gutter, without it, and a
+    continued line's rest joined to its beginning."""
+    lines: list = []
+    for row in stdout.splitlines():
+        if row.startswith(CONTINUED) and lines:
+            lines[-1] += row[2:]
+        elif row.startswith(GUTTERS):
+            lines.append(row[2:])
+    return lines
 
 
 def assert_clean_error(result, code, pattern):

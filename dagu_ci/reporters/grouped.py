@@ -27,7 +27,11 @@ class StepTails(Reporter):
         self._tails.pop(event.step.name, None)  # a new attempt: its own lines only
 
     def on_log(self, event: StepLog) -> None:
-        self._tails.setdefault(event.step, deque(maxlen=self.keep)).extend(event.lines)
+        tail = self._tails.setdefault(event.step, deque(maxlen=self.keep))
+        lines = list(event.lines)
+        if event.continued and tail and lines:
+            tail[-1] += lines.pop(0)  # the rest of a line shown before its end
+        tail.extend(lines)
 
     def last_lines(self, step: StepSnapshot) -> List[str]:
         """The step's last lines; without logs (--no-logs), the error Dagu recorded."""

@@ -31,6 +31,9 @@ from dagu_ci.term import Style, format_duration, table
 PREFIX = "dagu-ci: "
 GUTTER = "│"
 GUTTER_ASCII = "|"
+# Before the rest of a line whose beginning was shown already (a prompt that waited).
+CONTINUED = "┆"
+CONTINUED_ASCII = ":"
 
 
 class PlainReporter(Reporter):
@@ -114,12 +117,13 @@ class PlainReporter(Reporter):
     def log_text(self, event: StepLog, tag: str = "") -> List[str]:
         """A step's log lines as shown: neutralised, behind the gutter, stderr in yellow."""
         gutter = self.style.paint(GUTTER if self.style.unicode else GUTTER_ASCII, "dim") + " " + tag
+        continued = self.style.paint(CONTINUED if self.style.unicode else CONTINUED_ASCII, "dim") + " " + tag
         shown = []
-        for line in event.lines:
+        for index, line in enumerate(event.lines):
             for part in log_lines(line, self.style.remote_color):
                 if event.stream == "stderr" and self.style.color:
                     part = self.style.paint(part, "yellow")
-                shown.append(gutter + part)
+                shown.append((continued if index == 0 and event.continued and not shown else gutter) + part)
         return shown
 
     def say(self, text: str, color: str = "") -> None:
