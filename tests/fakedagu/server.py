@@ -19,6 +19,7 @@ from .transport import Incoming, Listener, Reply, SPA_HTML
 from .versions import ServerVersion
 
 Auth = Optional[Tuple[str, ...]]
+WAIT_LIMIT = 60.0  # seconds: the default bound of the wait_for_* helpers
 
 
 @dataclass
@@ -101,12 +102,12 @@ class FakeDagu:
         queue_delay: Optional[float] = 1.0,
         start_timeout: float = 0.5,
         start_latency: float = 0.0,
-        stop_delay: float = 0.1,
+        stop_delay: Optional[float] = 0.1,  # None: a stop takes effect at deliver_stops()
         log_dir: Optional[str] = None,
         server_env: Optional[Dict[str, str]] = None,
         tls: Optional[Any] = None,
         sse: bool = True,
-        sse_invalidation: float = 1.0,
+        sse_invalidation: Optional[float] = 1.0,  # None: pushes wait for srv.sse.tick()
         sse_heartbeat: float = 10.0,
     ):
         if auth is not None:
@@ -242,13 +243,14 @@ class FakeDagu:
             raise KeyError(f"no run {name}/{run_id}; runs: {known}")
         return run
 
-    def wait_for_run(self, name: str, run_id: str, timeout: float = 10.0) -> Run:
+    # The waits' timeouts are upper bounds for a loaded machine, not expectations.
+    def wait_for_run(self, name: str, run_id: str, timeout: float = WAIT_LIMIT) -> Run:
         if not self.engine.wait_for(lambda: self.engine.find(name, run_id) is not None, timeout):
             raise TimeoutError(f"run {name}/{run_id} did not appear within {timeout}s")
         return self.get_run(name, run_id)
 
     def wait_for_status(
-        self, name: str, run_id: str, statuses: Union[int, Iterable[int]], timeout: float = 10.0
+        self, name: str, run_id: str, statuses: Union[int, Iterable[int]], timeout: float = WAIT_LIMIT
     ) -> Run:
         wanted = {statuses} if isinstance(statuses, int) else set(statuses)
 
@@ -280,6 +282,31 @@ class FakeDagu:
         """What the Stop button in the UI does (no HTTP request recorded)."""
         self.engine.stop(self.get_run(name, run_id))
 
+    def deliver_stops(self) -> None:
+        """With stop_delay=None, stops wait for this: the runs abort now."""
+        self.engine.deliver_stops()
+
+    # -- holding the clock: what a test must not race, it holds -------------------
+    def release(self, gate: str) -> None:
+        """Let every step at `hold(gate)` go on; later ones pass straight through."""
+        self.engine.release(gate)
+
+    def wait_held(self, gate: str, timeout: float = WAIT_LIMIT) -> None:
+        """Until a step waits at `hold(gate)`."""
+        if not self.engine.wait_for(lambda: self.engine.holding(gate) > 0, timeout):
+            raise TimeoutError(f"no step reached hold({gate!r}) within {timeout}s")
+
+    def release_auto_retries(self) -> None:
+        """Start the pending auto-retries now (a DAG with auto_retry_delay=None waits for this)."""
+        self.engine.release_auto_retries()
+
+    def pause_flushes(self) -> None:
+        """Step output stays in its buffers (unless one fills) until resume_flushes()."""
+        self.engine.flushes_paused.set()
+
+    def resume_flushes(self) -> None:
+        self.engine.flushes_paused.clear()
+
     def retry_run(self, name: str, run_id: str) -> bool:
         return self.engine.retry(self.get_run(name, run_id))
 
@@ -307,7 +334,7 @@ class FakeDagu:
         with self._lock:
             return sorted(self._records, key=lambda record: record.time)
 
-    def wait_for_requests(self, count: int, timeout: float = 5.0) -> List[RequestRecord]:
+    def wait_for_requests(self, count: int, timeout: float = WAIT_LIMIT) -> List[RequestRecord]:
         """The records once there are `count`: a request is recorded after its reply is
         sent, so a client can be a moment ahead of the list."""
         deadline = time.monotonic() + timeout
