@@ -25,6 +25,7 @@ from tests.fakedagu import (
     approval,
     err,
     fail,
+    hold,
     lines,
     load_dags,
     node_status_label,
@@ -174,7 +175,7 @@ def test_start_needs_a_json_body_and_waits_for_the_record(make):
 
 
 def test_duplicate_run_id_and_singleton_conflicts(make):
-    server = make(quick_dag(steps=[Step("long", [sleep(5)])]))
+    server = make(quick_dag(steps=[Step("long", [hold("never")])]), queue_delay=None)  # runs until stopped
     assert start(server, "deploy", "r1").status_code == 200
     again = start(server, "deploy", "r1")
     assert again.status_code == 409
@@ -183,12 +184,12 @@ def test_duplicate_run_id_and_singleton_conflicts(make):
     assert single.status_code == 409
     assert single.json()["message"] == "DAG deploy is already running (singleton mode)"
     assert start(server, "deploy", "r3").status_code == 200  # no singleton: parallel runs are fine
-    server.queue_delay = None
     queued = requests.post(server.api_url + "/dags/deploy/enqueue", json={"dagRunId": "q1"}, timeout=5)
-    assert queued.status_code == 200
+    assert queued.status_code == 200  # and it stays queued: nothing releases the queue
     server.stop_run("deploy", "r1")
     server.stop_run("deploy", "r3")
-    server.wait_for_status("deploy", "r3", 3, timeout=3)
+    for run_id in ("r1", "r3"):  # the stops land one by one: wait for both, or r1 may still run
+        server.wait_for_status("deploy", run_id, 3)
     in_queue = requests.post(server.api_url + "/dags/deploy/enqueue", json={"singleton": True}, timeout=5)
     assert in_queue.json()["message"] == "DAG deploy is already in queue (singleton mode)"
 
