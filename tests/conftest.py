@@ -7,7 +7,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from typing import Dict, Iterator, List, Optional
+from typing import Callable, Dict, Iterator, List, Optional
 
 import pytest
 
@@ -22,6 +22,19 @@ WAIT_LIMIT = 60.0
 def clean_env(extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
     """No CI host variables, and unbuffered output so tests see lines as they come."""
     return host_free_env({"PYTHONUNBUFFERED": "1", **(extra or {})})
+
+
+def eventually(condition: Callable[[], object], what: str, timeout: float = WAIT_LIMIT, every: float = 0.05) -> object:
+    """Wait until `condition()` is true and return its value; fail naming `what` after
+    `timeout` (an upper bound, never the thing waited for)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout:g} s")
+        time.sleep(every)
 
 
 @dataclass
