@@ -11,12 +11,12 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
-import time
 
 import junitparser
 import pytest
 
-from tests.fakedagu import Dag, Step, fail, out, sleep
+from tests.conftest import WAIT_LIMIT, eventually
+from tests.fakedagu import Dag, Step, fail, hold, out, sleep
 from tests.hosttools import BIN, ENTRYPOINT, ROOT, run_entrypoint
 from tests.reporting import Runner
 from tests.test_reporter_github import HOSTILE
@@ -97,7 +97,7 @@ def jenkinsfile_commands() -> "tuple[str, str]":
 def test_a_killed_job_leaves_no_run_behind(fake_factory, tmp_path, host):
     """The host kills the job outright (no handler runs); its cancel hook, as the host file
     writes it (the template's after_script, the Jenkinsfile's aborted block), stops the run."""
-    server = fake_factory(deploy(Step("long", [out("working"), sleep(30)])), auth=("token", "tok-host"))
+    server = fake_factory(deploy(Step("long", [out("working"), hold("never")])), auth=("token", "tok-host"))
     if host == "gitlab":
         env = gitlab_env(server, CI_PROJECT_DIR=str(tmp_path), DAGU_API_TOKEN="tok-host")
         job, backstop = template_script(), template_script("after_script")
@@ -108,21 +108,18 @@ def test_a_killed_job_leaves_no_run_behind(fake_factory, tmp_path, host):
     full = {"PATH": f"{BIN}{os.pathsep}/usr/local/bin:/usr/bin:/bin", "PYTHONUNBUFFERED": "1", **env}
     proc = subprocess.Popen([sys.executable, ENTRYPOINT, "sh", "-c", job], env=full, cwd=tmp_path,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.monotonic() + 20
-    while not list((tmp_path / ".dagu-ci").glob("run-deploy-*.json")) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    (state_file,) = (tmp_path / ".dagu-ci").glob("run-deploy-*.json")
+    (state_file,) = eventually(lambda: list((tmp_path / ".dagu-ci").glob("run-deploy-*.json")), "the state file")
     run_id = json.loads(state_file.read_text())["run_id"]
-    server.wait_for_status("deploy", run_id, {1}, timeout=10)
+    server.wait_for_status("deploy", run_id, {1})
     os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=10)
+    proc.wait(timeout=WAIT_LIMIT)
     assert server.get_run("deploy", run_id).status == 1  # nobody stopped it yet
 
     after = run_entrypoint("sh", "-c", backstop, env=env, cwd=tmp_path)
     assert after.returncode == 0, after.stdout + after.stderr
     assert f"stopped run {run_id} of deploy" in after.stdout
     assert "tok-host" not in after.stdout + after.stderr
-    server.wait_for_status("deploy", run_id, {3}, timeout=10)
+    server.wait_for_status("deploy", run_id, {3})
 
 
 def gitlab_env(server, **extra):
