@@ -13,6 +13,7 @@ import subprocess
 import junitparser
 import pytest
 
+from tests.conftest import WAIT_LIMIT
 from tests.fakedagu import Dag, Step, fail, out
 from tests.hosttools import BIN, ROOT
 from tests.test_reporter_gitlab import sections
@@ -68,7 +69,7 @@ def test_template_runs_in_gitlab_ci_local(fake_factory, tmp_path):
     proc = subprocess.run(
         [binary, "--shell-executor-no-image", "--json-schema-validation=false", "--variable", "GITLAB_CI=true",
          "--variable", "CI_JOB_ID=777", "checks"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240,
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=10 * WAIT_LIMIT,
     )
     log = (tmp_path / ".gitlab-ci-local" / "output" / "checks.log").read_bytes().decode()  # keep the CRs
     assert proc.returncode != 0, proc.stdout + proc.stderr  # the DAG failed, so the job fails

@@ -280,9 +280,18 @@ def test_30000_line_log_exactly_once_in_order(fake_factory):
 
 
 def test_half_written_line_shown_once_and_whole(fake_factory):
-    steps = [Step("slow", [out("first"), raw("half-"), sleep(1.2), out("written"), out("last")])]
+    steps = [Step("slow", [out("first"), raw("half-"), hold("rest"), out("written"), out("last")])]
     server = fake_factory(simple_dag(steps=steps))
-    result = run(server, "deploy")
+    # Once dagu-ci has been served the half line, its next read waits until the line is whole:
+    # however slow the machine, the rest comes before dagu-ci would give up waiting for it.
+    reads = server.fault(path=r"/steps/slow/log$", method="GET", status=200, count=None, hold="answers",
+                         after="half-")
+    proc = start_cli("run", "deploy", "--url", server.url, *FAST, "--run-id", "half")
+    eventually(lambda: reads.armed, "a read that served the half line")
+    server.release("rest")
+    eventually(lambda: server.get_run("deploy", "half").node("slow").status == 4, "the end of the step")
+    server.release("answers")
+    result = proc.finish()
     assert result.code == 0
     assert log_lines(result.stdout) == ["first", "half-written", "last"]
 

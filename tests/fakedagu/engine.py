@@ -396,7 +396,7 @@ class Engine:
                     else:
                         time.sleep(action.seconds)
                 elif isinstance(action, Hold):
-                    if not self._hold(action.gate, cancel):
+                    if not self.hold(action.gate, cancel):
                         outcome = "aborted"
                         break
                 elif isinstance(action, Fail):
@@ -435,7 +435,7 @@ class Engine:
             self._refresh(run, attempt)
             self.changed.notify_all()  # wake the attempt's scheduler even if the run status held
 
-    def _hold(self, gate: str, cancel: Optional[threading.Event]) -> bool:
+    def hold(self, gate: str, cancel: Optional[threading.Event]) -> bool:
         """Wait at `gate` until it is released (True) or the run is stopped (False)."""
         with self.changed:
             self._holding[gate] = self._holding.get(gate, 0) + 1

@@ -56,19 +56,28 @@ class Fault:
     html: bool = False
     drop: bool = False
     content_type: Optional[str] = None
+    hold: Optional[str] = None  # wait for srv.release(hold) before answering
+    after: Optional[bytes] = None  # armed once a matching real answer contained this
     hits: int = 0
 
     @property
+    def armed(self) -> bool:
+        return self.after is None
+
+    @property
     def passthrough(self) -> bool:
-        """status 200 with nothing canned: only a delay in front of the real answer."""
+        """status 200 with nothing canned: only a delay (or hold) in front of the real answer."""
         return self.status == 200 and self.body is None and not self.html and not self.drop
 
-    def matches(self, method: str, path: str) -> bool:
-        if self.remaining is not None and self.remaining <= 0:
-            return False
+    def applies(self, method: str, path: str) -> bool:
         if self.method is not None and self.method.upper() != method:
             return False
         return self.path.search(path) is not None
+
+    def matches(self, method: str, path: str) -> bool:
+        if self.remaining is not None and self.remaining <= 0 or not self.armed:
+            return False
+        return self.applies(method, path)
 
     def reply(self) -> Reply:
         if self.drop:
@@ -288,11 +297,12 @@ class FakeDagu:
 
     # -- holding the clock: what a test must not race, it holds -------------------
     def release(self, gate: str) -> None:
-        """Let every step at `hold(gate)` go on; later ones pass straight through."""
+        """Let every step at `hold(gate)` (and request held by `fault(hold=gate)`) go on;
+        later ones pass straight through."""
         self.engine.release(gate)
 
     def wait_held(self, gate: str, timeout: float = WAIT_LIMIT) -> None:
-        """Until a step waits at `hold(gate)`."""
+        """Until a step (or a request held by a fault) waits at `gate`."""
         if not self.engine.wait_for(lambda: self.engine.holding(gate) > 0, timeout):
             raise TimeoutError(f"no step reached hold({gate!r}) within {timeout}s")
 
@@ -358,11 +368,17 @@ class FakeDagu:
         html: bool = False,
         drop: bool = False,
         content_type: Optional[str] = None,
+        hold: Optional[str] = None,
+        after: Optional[str] = None,
     ) -> Fault:
         """The next `count` requests whose path (below the base path) matches the regex
-        get this answer. `delay` sleeps first; status 200 with no body only delays."""
+        get this answer. `delay` sleeps first; status 200 with no body only delays.
+        `hold` waits for `release(hold)` instead of a duration; `after` arms the fault only
+        once a real answer to a matching request has contained that text (armed before that
+        answer is sent, so the client's next request meets it)."""
         injected = Fault(
-            re.compile(path), method, status, count, retry_after, body, delay, html, drop, content_type
+            re.compile(path), method, status, count, retry_after, body, delay, html, drop, content_type, hold,
+            after.encode("utf-8") if after is not None else None,
         )
         with self._lock:
             self._faults.append(injected)
@@ -371,6 +387,12 @@ class FakeDagu:
     def clear_faults(self) -> None:
         with self._lock:
             self._faults.clear()
+
+    def _arm_faults(self, method: str, path: str, answer: bytes) -> None:
+        with self._lock:
+            for waiting in self._faults:
+                if waiting.after is not None and waiting.applies(method, path) and waiting.after in answer:
+                    waiting.after = None
 
     def _take_fault(self, method: str, path: str) -> Optional[Fault]:
         with self._lock:
@@ -417,6 +439,8 @@ class FakeDagu:
         injected = self._take_fault(incoming.method, below_base)
         if injected is not None and injected.delay:
             time.sleep(injected.delay)
+        if injected is not None and injected.hold is not None:
+            self.engine.hold(injected.hold, cancel=None)
 
         def record(status: int, sent: int, response: bytes, stream: bool = False) -> RequestRecord:
             entry = RequestRecord(
@@ -450,6 +474,7 @@ class FakeDagu:
             return
         else:
             reply = self._answer(incoming, raw_path, query_string)
+            self._arm_faults(incoming.method, below_base, reply.body)
         sent = handler.send(reply)  # type: ignore[attr-defined]
         record(reply.status, sent, reply.body)
 
