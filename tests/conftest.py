@@ -92,7 +92,13 @@ class LiveCli:
     def wait_for(self, text: str, timeout: float = WAIT_LIMIT) -> None:
         deadline = time.monotonic() + timeout
         while text not in self.stdout:
-            if time.monotonic() > deadline or self.proc.poll() is not None and text not in self.stdout:
+            ended = self.proc.poll() is not None
+            if ended:  # its last words may still be in the pipe: read them all first
+                for reader in self._readers:
+                    reader.join(timeout=WAIT_LIMIT)
+            if text in self.stdout:
+                return
+            if ended or time.monotonic() > deadline:
                 raise AssertionError(f"{text!r} never appeared in:\n{self.stdout}{''.join(self._err)}")
             time.sleep(0.05)
 
