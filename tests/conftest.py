@@ -7,7 +7,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, Dict, Iterator, List, Optional
+from typing import Callable, Dict, Iterator, List, Optional, Union
 
 import pytest
 
@@ -24,16 +24,17 @@ def clean_env(extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
     return host_free_env({"PYTHONUNBUFFERED": "1", **(extra or {})})
 
 
-def eventually(condition: Callable[[], object], what: str, timeout: float = WAIT_LIMIT, every: float = 0.05) -> object:
-    """Wait until `condition()` is true and return its value; fail naming `what` after
-    `timeout` (an upper bound, never the thing waited for)."""
+def eventually(condition: Callable[[], object], what: Union[str, Callable[[], str]], timeout: float = WAIT_LIMIT,
+               every: float = 0.05) -> object:
+    """Wait until `condition()` is true and return its value; fail naming `what` (or what
+    `what()` says then) after `timeout`: an upper bound, never the thing waited for."""
     deadline = time.monotonic() + timeout
     while True:
         value = condition()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout:g} s")
+            raise AssertionError(f"{what() if callable(what) else what}: not within {timeout:g} s")
         time.sleep(every)
 
 

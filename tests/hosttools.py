@@ -24,9 +24,15 @@ def tool(name: str) -> str:
     return found
 
 
+def host_env() -> dict:
+    """PATH with the venv's `dagu-ci` on it, importing this checkout's dagu_ci: a worktree that
+    shares another checkout's venv would otherwise test that checkout's code."""
+    return {"PATH": f"{BIN}{os.pathsep}/usr/local/bin:/usr/bin:/bin", "PYTHONUNBUFFERED": "1", "PYTHONPATH": ROOT}
+
+
 def run_entrypoint(*args: str, env=None, cwd=ROOT, input=None, python=sys.executable, **kwargs):
-    """`python entrypoint.py ARGS` with only the given environment (plus PATH with dagu-ci on it)."""
-    full = {"PATH": f"{BIN}{os.pathsep}/usr/local/bin:/usr/bin:/bin", "PYTHONUNBUFFERED": "1", **(env or {})}
+    """`python entrypoint.py ARGS` with only the given environment (plus host_env())."""
+    full = {**host_env(), **(env or {})}
     proc = subprocess.run([python, ENTRYPOINT, *args], capture_output=True, env=full, cwd=cwd,
                           input=input.encode() if input else None, timeout=3 * WAIT_LIMIT, **kwargs)
     # Decoded by hand: text mode would turn the CRs of GitLab's section markers into newlines.

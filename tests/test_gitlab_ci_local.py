@@ -63,7 +63,7 @@ def test_template_runs_in_gitlab_ci_local(fake_factory, tmp_path):
     subprocess.run([*git, "init", "-q", "."], cwd=tmp_path, check=True)
     subprocess.run([*git, "add", "-A"], cwd=tmp_path, check=True)
     subprocess.run([*git, "commit", "-qm", "test"], cwd=tmp_path, check=True)
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "PYTHONPATH": ROOT}  # this checkout's dagu_ci
     env = {key: value for key, value in env.items() if not key.startswith(("DAGU_", "GITHUB_", "CI_"))}
     # `image: null` is only for this test (see PROJECT): the template itself passes check-jsonschema elsewhere.
     proc = subprocess.run(

@@ -17,7 +17,7 @@ import pytest
 
 from tests.conftest import WAIT_LIMIT, eventually
 from tests.fakedagu import Dag, Step, fail, hold, out, sleep
-from tests.hosttools import BIN, ENTRYPOINT, ROOT, run_entrypoint
+from tests.hosttools import ENTRYPOINT, ROOT, host_env, run_entrypoint
 from tests.reporting import Runner
 from tests.test_reporter_github import HOSTILE
 from tests.test_reporter_gitlab import sections
@@ -105,10 +105,14 @@ def test_a_killed_job_leaves_no_run_behind(fake_factory, tmp_path, host):
         env = {"JENKINS_URL": "http://jenkins:8080/", "BUILD_TAG": "jenkins-deploy-7", "GIT_COMMIT": "abc",
                "DAGU_URL": server.url, "DAGU_API_TOKEN": "tok-host"}
         job, backstop = jenkinsfile_commands()
-    full = {"PATH": f"{BIN}{os.pathsep}/usr/local/bin:/usr/bin:/bin", "PYTHONUNBUFFERED": "1", **env}
-    proc = subprocess.Popen([sys.executable, ENTRYPOINT, "sh", "-c", job], env=full, cwd=tmp_path,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    (state_file,) = eventually(lambda: list((tmp_path / ".dagu-ci").glob("run-deploy-*.json")), "the state file")
+    full = {**host_env(), **env}
+    job_log = tmp_path / "job.log"
+    with open(job_log, "wb") as sink:
+        proc = subprocess.Popen([sys.executable, ENTRYPOINT, "sh", "-c", job], env=full, cwd=tmp_path,
+                                stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
+    (state_file,) = eventually(lambda: list((tmp_path / ".dagu-ci").glob("run-deploy-*.json")),
+                               lambda: f"the job's state file (job {'ended' if proc.poll() is not None else 'running'}, "
+                                       f"said: {job_log.read_text(errors='replace')!r})")
     run_id = json.loads(state_file.read_text())["run_id"]
     server.wait_for_status("deploy", run_id, {1})
     os.killpg(proc.pid, signal.SIGKILL)
