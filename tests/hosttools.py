@@ -13,6 +13,9 @@ from tests.conftest import WAIT_LIMIT
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENTRYPOINT = os.path.join(ROOT, "entrypoint.py")
 BIN = os.path.dirname(sys.executable)
+# What a host's shell gets: dagu-ci on PATH, running this checkout's code (the venv's
+# `dagu-ci` script would import the package the venv was installed from).
+HOST_ENV = {"PATH": f"{BIN}{os.pathsep}/usr/local/bin:/usr/bin:/bin", "PYTHONUNBUFFERED": "1", "PYTHONPATH": ROOT}
 
 
 def tool(name: str) -> str:
@@ -24,15 +27,9 @@ def tool(name: str) -> str:
     return found
 
 
-def host_env() -> dict:
-    """PATH with the venv's `dagu-ci` on it, importing this checkout's dagu_ci: a worktree that
-    shares another checkout's venv would otherwise test that checkout's code."""
-    return {"PATH": f"{BIN}{os.pathsep}/usr/local/bin:/usr/bin:/bin", "PYTHONUNBUFFERED": "1", "PYTHONPATH": ROOT}
-
-
 def run_entrypoint(*args: str, env=None, cwd=ROOT, input=None, python=sys.executable, **kwargs):
-    """`python entrypoint.py ARGS` with only the given environment (plus host_env())."""
-    full = {**host_env(), **(env or {})}
+    """`python entrypoint.py ARGS` with only the given environment (plus PATH with dagu-ci on it)."""
+    full = {**HOST_ENV, **(env or {})}
     proc = subprocess.run([python, ENTRYPOINT, *args], capture_output=True, env=full, cwd=cwd,
                           input=input.encode() if input else None, timeout=3 * WAIT_LIMIT, **kwargs)
     # Decoded by hand: text mode would turn the CRs of GitLab's section markers into newlines.

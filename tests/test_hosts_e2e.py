@@ -17,7 +17,7 @@ import pytest
 
 from tests.conftest import WAIT_LIMIT, eventually
 from tests.fakedagu import Dag, Step, fail, hold, out, sleep
-from tests.hosttools import ENTRYPOINT, ROOT, host_env, run_entrypoint
+from tests.hosttools import ENTRYPOINT, HOST_ENV, ROOT, run_entrypoint
 from tests.reporting import Runner
 from tests.test_reporter_github import HOSTILE
 from tests.test_reporter_gitlab import sections
@@ -105,7 +105,7 @@ def test_a_killed_job_leaves_no_run_behind(fake_factory, tmp_path, host):
         env = {"JENKINS_URL": "http://jenkins:8080/", "BUILD_TAG": "jenkins-deploy-7", "GIT_COMMIT": "abc",
                "DAGU_URL": server.url, "DAGU_API_TOKEN": "tok-host"}
         job, backstop = jenkinsfile_commands()
-    full = {**host_env(), **env}
+    full = {**HOST_ENV, **env}
     job_log = tmp_path / "job.log"
     with open(job_log, "wb") as sink:
         proc = subprocess.Popen([sys.executable, ENTRYPOINT, "sh", "-c", job], env=full, cwd=tmp_path,
