@@ -377,8 +377,8 @@ class FakeDagu:
         once a real answer to a matching request has contained that text (armed before that
         answer is sent, so the client's next request meets it)."""
         injected = Fault(
-            re.compile(path), method, status, count, retry_after, body, delay, html, drop, content_type, hold,
-            after.encode("utf-8") if after is not None else None,
+            re.compile(path), method, status, count, retry_after, body, delay, html, drop, content_type,
+            hold=hold, after=after.encode("utf-8") if after is not None else None,
         )
         with self._lock:
             self._faults.append(injected)
