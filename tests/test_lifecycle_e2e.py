@@ -136,12 +136,14 @@ def test_auto_retry_followed_or_not(fake_factory):
     flaky = Step("flaky", [out("try"), fail(1)], fail_attempts=1)
     server = fake_factory(dag(flaky, auto_retry_limit=1, auto_retry_delay=None))  # retries wait for the test
     proc = start_cli("run", "deploy", "--url", server.url, *FAST, "--run-id", "ar1")
-    proc.wait_for("Dagu will retry it")  # seen failed first, as a slow scheduler would show it
+    # The API serves a step's log of the latest attempt only: retry once the first one is shown.
+    proc.wait_for("✖ flaky failed")
+    proc.wait_for("Dagu will retry it")  # and the failed run seen, as a slow scheduler would show it
     server.release_auto_retries()
     followed = proc.finish()
     assert followed.code == 0, followed.output
     assert "attempt 2 of 2" in followed.stdout
-    assert log_lines(followed.stdout) == ["try", "try"]  # the new attempt's log, from its first line
+    assert log_lines(followed.stdout) == ["try", "try"], followed.stdout  # the new attempt's log, from its first line
     not_waited = run(server, "--run-id", "ar2", "--no-wait-auto-retry")
     assert not_waited.code == 1, not_waited.output
     assert log_lines(not_waited.stdout) == ["try"]

@@ -356,15 +356,16 @@ def test_line_over_64kb_is_read_by_download(fake_factory):
 
 def test_new_attempt_restarts_the_log(fake_factory):
     steps = [Step("flaky", [out("try"), fail(1)], fail_attempts=1)]
-    # The retry waits for the test: started at once, it could begin before dagu-ci first looks,
-    # and the API shows only the latest attempt's log.
+    # The retry waits for the test: the API serves a step's log of the latest attempt only, so
+    # a retry that began before dagu-ci had read the first attempt's log would hide it.
     server = fake_factory(simple_dag(steps=steps, auto_retry_limit=1, auto_retry_delay=None), version="2.6.5")
     proc = start_cli("run", "deploy", "--url", server.url, *FAST, "--run-id", "retry1")
+    proc.wait_for("✖ flaky failed")
     proc.wait_for("Dagu will retry it")
     server.release_auto_retries()
     result = proc.finish()
     assert result.code == 0, result.output
-    assert log_lines(result.stdout) == ["try", "try"]
+    assert log_lines(result.stdout) == ["try", "try"], result.stdout
     assert "new attempt" in result.stdout
     assert "attempt 2 of 2" in result.stdout
 
