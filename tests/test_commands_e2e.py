@@ -184,10 +184,13 @@ def test_logs_every_step_with_headers_one_step_stderr_and_tail(fake_factory):
 
 
 def test_logs_follow_streams_one_step_until_the_run_ends(fake_factory):
-    steps = [Step("a", [out("a1"), sleep(0.6), out("a2")]), Step("b", [out("b1")], depends=["a"])]
+    steps = [Step("a", [out("a1"), hold("a2"), out("a2")]), Step("b", [out("b1")], depends=["a"])]
     server = fake_factory(two_steps(steps=steps))
     assert cli(server, "start", "deploy", "--run-id", "lf").code == 0
-    result = cli(server, "logs", "deploy", "lf", "--follow", "--step", "a", *FAST)
+    proc = start_cli("logs", "deploy", "lf", "--follow", "--step", "a", "--url", server.url, *FAST)
+    proc.wait_for("a1")  # while the step runs
+    server.release("a2")
+    result = proc.finish()
     assert result.code == 0, result.output
     assert log_lines(result.stdout) == ["a1", "a2"]
     assert server.get_run("deploy", "lf").status == 4

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from tests.conftest import WAIT_LIMIT, eventually, run_cli, start_cli
-from tests.fakedagu import Dag, Step, hold, lines, out, sleep
+from tests.fakedagu import Dag, Step, hold, lines, out
 from tests.test_run_e2e import log_lines
 
 
@@ -19,8 +19,11 @@ def status_polls(server, run_id):
 
 
 def test_push_is_used_and_logs_stay_exactly_once(fake_factory):
-    server = fake_factory(dag(Step("a", [lines(200, "a{i}"), sleep(1.5), lines(200, "b{i}")])), version="2.6.5")
-    result = run_cli("run", "deploy", "--url", server.url, "--run-id", "p1")
+    server = fake_factory(dag(Step("a", [lines(200, "a{i}"), hold("b"), lines(200, "b{i}")])), version="2.6.5")
+    proc = start_cli("run", "deploy", "--url", server.url, "--run-id", "p1")
+    eventually(lambda: stream_requests(server), "dagu-ci's events stream")  # opened while the step runs
+    server.release("b")
+    result = proc.finish()
     assert result.code == 0, result.output
     assert log_lines(result.stdout) == [f"a{i}" for i in range(1, 201)] + [f"b{i}" for i in range(1, 201)]
     (stream,) = stream_requests(server)
