@@ -7,18 +7,35 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from typing import Dict, Iterator, List, Optional
+from typing import Callable, Dict, Iterator, List, Optional, Union
 
 import pytest
 
 from tests.hostenv import host_free_env
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Bounds of waits for a condition: only reached when something is wrong, so generous
+# enough for a machine running other work beside the suite (the suite runs -n 4 on 2 cores).
+WAIT_LIMIT = 60.0
 
 
 def clean_env(extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
     """No CI host variables, and unbuffered output so tests see lines as they come."""
     return host_free_env({"PYTHONUNBUFFERED": "1", **(extra or {})})
+
+
+def eventually(condition: Callable[[], object], what: Union[str, Callable[[], str]], timeout: float = WAIT_LIMIT,
+               every: float = 0.05) -> object:
+    """Wait until `condition()` is true and return its value; fail naming `what` (or what
+    `what()` says then) after `timeout`: an upper bound, never the thing waited for."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what() if callable(what) else what}: not within {timeout:g} s")
+        time.sleep(every)
 
 
 @dataclass
@@ -36,7 +53,7 @@ def cli_command(*args: str) -> List[str]:
     return [sys.executable, "-m", "dagu_ci", *args]
 
 
-def run_cli(*args: str, env: Optional[Dict[str, str]] = None, timeout: float = 90) -> CliResult:
+def run_cli(*args: str, env: Optional[Dict[str, str]] = None, timeout: float = 3 * WAIT_LIMIT) -> CliResult:
     proc = subprocess.run(
         cli_command(*args), capture_output=True, text=True, env=clean_env(env), timeout=timeout, cwd=ROOT
     )
@@ -73,20 +90,26 @@ class LiveCli:
     def stdout(self) -> str:
         return "".join(self._out)
 
-    def wait_for(self, text: str, timeout: float = 15.0) -> None:
+    def wait_for(self, text: str, timeout: float = WAIT_LIMIT) -> None:
         deadline = time.monotonic() + timeout
         while text not in self.stdout:
-            if time.monotonic() > deadline or self.proc.poll() is not None and text not in self.stdout:
+            ended = self.proc.poll() is not None
+            if ended:  # its last words may still be in the pipe: read them all first
+                for reader in self._readers:
+                    reader.join(timeout=WAIT_LIMIT)
+            if text in self.stdout:
+                return
+            if ended or time.monotonic() > deadline:
                 raise AssertionError(f"{text!r} never appeared in:\n{self.stdout}{''.join(self._err)}")
             time.sleep(0.05)
 
     def send_signal(self, sig: int) -> None:
         self.proc.send_signal(sig)
 
-    def finish(self, timeout: float = 60.0) -> CliResult:
+    def finish(self, timeout: float = 2 * WAIT_LIMIT) -> CliResult:
         self.proc.wait(timeout=timeout)
         for reader in self._readers:
-            reader.join(timeout=5)
+            reader.join(timeout=WAIT_LIMIT)
         return CliResult(self.proc.returncode, self.stdout, "".join(self._err))
 
 

@@ -8,6 +8,8 @@ import sys
 
 import pytest
 
+from tests.conftest import WAIT_LIMIT
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENTRYPOINT = os.path.join(ROOT, "entrypoint.py")
 BIN = os.path.dirname(sys.executable)
@@ -29,7 +31,7 @@ def run_entrypoint(*args: str, env=None, cwd=ROOT, input=None, python=sys.execut
     """`python entrypoint.py ARGS` with only the given environment (plus PATH with dagu-ci on it)."""
     full = {**HOST_ENV, **(env or {})}
     proc = subprocess.run([python, ENTRYPOINT, *args], capture_output=True, env=full, cwd=cwd,
-                          input=input.encode() if input else None, timeout=120, **kwargs)
+                          input=input.encode() if input else None, timeout=3 * WAIT_LIMIT, **kwargs)
     # Decoded by hand: text mode would turn the CRs of GitLab's section markers into newlines.
     proc.stdout, proc.stderr = proc.stdout.decode(), proc.stderr.decode()
     return proc

@@ -23,8 +23,9 @@ from openapi_core import Config, OpenAPI
 from openapi_core.contrib.requests import RequestsOpenAPIRequest, RequestsOpenAPIResponse
 from openapi_core.testing import MockRequest, MockResponse
 
+from tests.conftest import WAIT_LIMIT
 from tests.dagu_modules import MODULES, ModuleUnavailable, openapi_document
-from tests.fakedagu import Dag, FakeDagu, Step, approval, err, fail, lines, out, output, sleep
+from tests.fakedagu import Dag, FakeDagu, Step, approval, err, fail, hold, lines, out, output
 
 VERSIONS = tuple(MODULES)
 
@@ -157,7 +158,7 @@ class Recorder:
         self.exchanges: List[Exchange] = []
 
     def call(self, method: str, template: str, path: str, expect: int, **kwargs: Any) -> requests.Response:
-        response = self.session.request(method, self.api_url + path, timeout=10, **kwargs)
+        response = self.session.request(method, self.api_url + path, timeout=WAIT_LIMIT, **kwargs)
         label = f"{method} {template} {response.status_code}"
         assert response.status_code == expect, f"{label}: expected {expect}: {response.text[:300]}"
         found = findings(self.spec, RequestsOpenAPIRequest(response.request), RequestsOpenAPIResponse(response))
@@ -203,7 +204,7 @@ def scenario_dags() -> List[Dag]:
             handlers={"onExit": Step("onExit", [out("cleanup")])},
             artifacts={"report.html": "<html></html>", "dir/a.txt": "x"},  # served from 2.5.0
         ),
-        Dag(file="slow", steps=[Step("long", [out("working"), sleep(20)])]),
+        Dag(file="slow", steps=[Step("long", [out("working"), hold("never")])]),
         Dag(file="gate", steps=[Step("gate", [approval()]), Step("ship", [out("shipped")], depends=["gate"])]),
         Dag(file="queued", steps=[Step("q", [out("queued work")])]),
         Dag(file="flaky", steps=[Step("flaky", [out("trying"), fail(1)])]),
@@ -233,7 +234,7 @@ def drive(server: FakeDagu, rec: Recorder) -> None:
 
     rec.call("GET", run_t, "/dag-runs/deploy-prod/c1", 200)
     rec.call("GET", run_t, "/dag-runs/deploy/c1", 404)  # the file name is not the DAG name
-    wait("deploy-prod", "c1", {4}, timeout=10)
+    wait("deploy-prod", "c1", {4})
     rec.call("GET", run_t, "/dag-runs/deploy-prod/c1", 200)
     rec.call("GET", run_t, "/dag-runs/deploy-prod/latest", 200)
     rec.call("GET", "/dags", "/dags", 200)
@@ -257,7 +258,7 @@ def drive(server: FakeDagu, rec: Recorder) -> None:
     wait("slow", "s1", {1})
     rec.call("POST", "/dags/{fileName}/start", "/dags/slow/start", 409, json={"dagRunId": "s2", "singleton": True})
     rec.call("POST", run_t + "/stop", "/dag-runs/slow/s1/stop", 200)
-    wait("slow", "s1", {3}, timeout=5)
+    wait("slow", "s1", {3})
     rec.call("POST", run_t + "/stop", "/dag-runs/slow/s1/stop", 400)
     rec.call("POST", run_t + "/stop", "/dag-runs/slow/nope/stop", 404)
 
@@ -280,9 +281,9 @@ def drive(server: FakeDagu, rec: Recorder) -> None:
         rec.call("GET", run_t + "/outputs", "/dag-runs/flaky/f1/outputs", 200)
     rec.call("POST", run_t + "/retry", "/dag-runs/flaky/f1/retry", 200, json={"dagRunId": "f1"})
     rec.call("POST", run_t + "/retry", "/dag-runs/flaky/nope/retry", 404, json={"dagRunId": "nope"})
-    wait("flaky", "f1", {2}, timeout=10)
+    wait("flaky", "f1", {2})
     rec.call("POST", run_t + "/retry", "/dag-runs/flaky/f1/retry", 200, json={"dagRunId": "f1", "stepName": "flaky"})
-    wait("flaky", "f1", {2}, timeout=10)
+    wait("flaky", "f1", {2})
     assert len(server.get_run("flaky", "f1").attempts) == 3
     if v.flavor == "v2x":
         rec.call("POST", run_t + "/retry", "/dag-runs/flaky/f1/retry", 404, json={"dagRunId": "f1", "stepName": "nope"})
@@ -333,7 +334,7 @@ def lifecycle_runs(server: FakeDagu, rec: Recorder) -> None:
     if v.at_least(2, 2, 0):
         body[field] = ["ci=github", "dagu-ci-group=main"]
     rec.call("POST", "/dags/{fileName}/start", "/dags/deploy/start", 200, json=body)
-    server.wait_for_status("deploy-prod", "l1", {4}, timeout=10)
+    server.wait_for_status("deploy-prod", "l1", {4})
     rec.call("GET", "/dag-runs", "/dag-runs?name=deploy-prod&status=1&" + field + "=dagu-ci-group=main", 200)
     rec.call("GET", "/dag-runs", "/dag-runs?name=deploy-prod&" + field + "=dagu-ci-group=main,ci", 200)
     if v.at_least(2, 6, 0):
@@ -347,7 +348,7 @@ def lifecycle_runs(server: FakeDagu, rec: Recorder) -> None:
     rec.call("POST", "/dag-runs", "/dag-runs", 409, json=inline)
     rec.call("POST", "/dag-runs", "/dag-runs", 400, json={"spec": "steps: [\n"})
     rec.call("POST", "/dag-runs", "/dag-runs", 400, json={"spec": ""})
-    server.wait_for_status("inline-review", "i1", {4}, timeout=10)
+    server.wait_for_status("inline-review", "i1", {4})
     rec.call("GET", run_t, "/dag-runs/inline-review/i1", 200)
     rec.call("POST", "/dag-runs/enqueue", "/dag-runs/enqueue", 200, json=dict(inline, dagRunId="i2"))
     rec.call("GET", run_t, "/dag-runs/inline-review/i2", 200)

@@ -12,11 +12,12 @@ import socket
 import subprocess
 import sys
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import pytest
 import requests
 
+from tests.conftest import eventually
 from tests.fakedagu import (
     Dag,
     FakeDagu,
@@ -25,13 +26,13 @@ from tests.fakedagu import (
     approval,
     err,
     fail,
+    hold,
     lines,
     load_dags,
     node_status_label,
     out,
     output,
     raw,
-    sleep,
     status_label,
 )
 from tests.fakedagu.logs import read_log_lines
@@ -174,7 +175,7 @@ def test_start_needs_a_json_body_and_waits_for_the_record(make):
 
 
 def test_duplicate_run_id_and_singleton_conflicts(make):
-    server = make(quick_dag(steps=[Step("long", [sleep(5)])]))
+    server = make(quick_dag(steps=[Step("long", [hold("never")])]), queue_delay=None)  # runs until stopped
     assert start(server, "deploy", "r1").status_code == 200
     again = start(server, "deploy", "r1")
     assert again.status_code == 409
@@ -183,12 +184,12 @@ def test_duplicate_run_id_and_singleton_conflicts(make):
     assert single.status_code == 409
     assert single.json()["message"] == "DAG deploy is already running (singleton mode)"
     assert start(server, "deploy", "r3").status_code == 200  # no singleton: parallel runs are fine
-    server.queue_delay = None
     queued = requests.post(server.api_url + "/dags/deploy/enqueue", json={"dagRunId": "q1"}, timeout=5)
-    assert queued.status_code == 200
+    assert queued.status_code == 200  # and it stays queued: nothing releases the queue
     server.stop_run("deploy", "r1")
     server.stop_run("deploy", "r3")
-    server.wait_for_status("deploy", "r3", 3, timeout=3)
+    for run_id in ("r1", "r3"):  # the stops land one by one: wait for both, or r1 may still run
+        server.wait_for_status("deploy", run_id, 3)
     in_queue = requests.post(server.api_url + "/dags/deploy/enqueue", json={"singleton": True}, timeout=5)
     assert in_queue.json()["message"] == "DAG deploy is already in queue (singleton mode)"
 
@@ -248,7 +249,7 @@ def test_dollar_values_are_evaluated_before_2_3_0(make):
 
 
 def test_details_shape_not_started_nodes_and_latest_alias(make):
-    steps = [Step("a", [out("x"), sleep(0.4)]), Step("b", [out("y")], depends=["a"])]
+    steps = [Step("a", [out("x"), hold("a")]), Step("b", [out("y")], depends=["a"])]
     server = make(quick_dag(steps=steps, handlers={"onExit": Step("bye", [out("bye")])}))
     start(server, "deploy", "d1", labels=["ci=yes"])
     early = details(server, "deploy", "d1")
@@ -294,12 +295,12 @@ def test_latest_alias_only_from_1_22_10(make):
     ],
 )
 def test_status_label_spellings(make, version, labels):
-    server = make(quick_dag(steps=[Step("a", [sleep(5)]), Step("b", [out("b")], depends=["a"])]), version=version)
+    server = make(quick_dag(steps=[Step("a", [hold("a")]), Step("b", [out("b")], depends=["a"])]), version=version)
     start(server, "deploy", "l1")
     server.wait_for_status("deploy", "l1", 1)
     assert details(server, "deploy", "l1")["nodes"][1]["statusLabel"] == labels[0]
     requests.post(server.api_url + "/dag-runs/deploy/l1/stop", timeout=5)
-    server.wait_for_status("deploy", "l1", 3, timeout=3)
+    server.wait_for_status("deploy", "l1", 3)
     assert details(server, "deploy", "l1")["statusLabel"] == labels[1]
     assert status_label(server.version, 4) == labels[2]
     assert node_status_label(ServerVersion.parse(version), 5) == "skipped"
@@ -329,7 +330,7 @@ def test_log_offsets_limits_and_omitted_zero_fields(make):
 
 
 def test_log_errors_missing_stream_unknown_step_latest_and_unstarted(make):
-    steps = [Step("a", [sleep(3)]), Step("b", [out("b")], depends=["a"])]
+    steps = [Step("a", [hold("a")]), Step("b", [out("b")], depends=["a"])]
     modern, older = make(quick_dag(steps=steps)), make(quick_dag(steps=list(steps)), version="1.30.3")
     for server in (modern, older):
         start(server, "deploy", "e1")
@@ -346,24 +347,35 @@ def test_log_errors_missing_stream_unknown_step_latest_and_unstarted(make):
     assert unstarted.status_code == 500 and unstarted.json()["code"] == "internal_error"
 
 
+def wait_for_log(server: FakeDagu, name: str, run_id: str, step: str) -> dict:
+    """The step's log once a flush has made some of it visible."""
+
+    def flushed() -> Optional[dict]:
+        answer = step_log(server, name, run_id, step).json()
+        return answer if answer["content"] else None
+
+    return eventually(flushed, f"a flush of step {step}'s log")
+
+
 def test_half_written_line_is_visible_until_the_flush_after_it(make):
-    steps = [Step("slow", [out("first"), raw("half-"), sleep(1.0), out("written")])]
+    steps = [Step("slow", [out("first"), raw("half-"), hold("rest"), out("written")])]
     server = make(quick_dag(steps=steps))
     start(server, "deploy", "h1")
-    time.sleep(0.7)  # past one 500 ms flush, before the rest of the line
-    early = step_log(server, "deploy", "h1", "slow").json()
+    early = wait_for_log(server, "deploy", "h1", "slow")  # a flush while the step holds mid-line
     assert early == {"content": "first\nhalf-", "lineCount": 2, "totalLines": 2}
+    server.release("rest")
     server.wait_for_status("deploy", "h1", 4)
     assert step_log(server, "deploy", "h1", "slow").json()["content"] == "first\nhalf-written"
 
 
 def test_output_is_buffered_until_a_flush(make):
-    server = make(quick_dag(steps=[Step("s", [out("early"), sleep(1.2)])]))
+    server = make(quick_dag(steps=[Step("s", [out("early"), hold("end")])]))
+    server.pause_flushes()
     start(server, "deploy", "b1")
-    time.sleep(0.1)
+    server.wait_held("end")  # "early" is written
     assert step_log(server, "deploy", "b1", "s").json() == {"content": ""}  # still in the 4 KB buffer
-    time.sleep(0.6)
-    assert step_log(server, "deploy", "b1", "s").json()["content"] == "early"
+    server.resume_flushes()
+    assert wait_for_log(server, "deploy", "b1", "s")["content"] == "early"
     server.stop_run("deploy", "b1")
 
 
@@ -374,7 +386,7 @@ def test_10kb_files_get_an_estimate_that_can_hide_the_tail(make):
     ]
     server = make(quick_dag(steps=steps))
     start(server, "deploy", "t1")
-    server.wait_for_status("deploy", "t1", 4, timeout=5)
+    server.wait_for_status("deploy", "t1", 4)
     mid = step_log(server, "deploy", "t1", "mid", offset=1990).json()
     assert mid["isEstimate"] is True and 2000 < mid["totalLines"] <= 2100  # sampled, times 1.05
     assert mid["lineCount"] == 11 and mid["hasMore"] is True  # at EOF, yet "more"
@@ -430,16 +442,15 @@ def test_reader_scanner_rules(tmp_path):
 
 
 def test_stop_is_asynchronous_and_ends_aborted(make):
-    steps = [Step("long", [out("working"), sleep(10)]), Step("after", [out("never")], depends=["long"])]
-    server = make(quick_dag(steps=steps))
+    steps = [Step("long", [out("working"), hold("never")]), Step("after", [out("never")], depends=["long"])]
+    server = make(quick_dag(steps=steps), stop_delay=None)  # the agent gets the signal at deliver_stops()
     start(server, "deploy", "s1")
     server.wait_for_status("deploy", "s1", 1)
     stopped = requests.post(server.api_url + "/dag-runs/deploy/s1/stop", timeout=5)
     assert stopped.status_code == 200 and stopped.content == b""
     assert details(server, "deploy", "s1")["status"] == 1  # not yet
-    began = time.monotonic()
-    run = server.wait_for_status("deploy", "s1", 3, timeout=2)
-    assert time.monotonic() - began < 1.0
+    server.deliver_stops()
+    run = server.wait_for_status("deploy", "s1", 3)  # the step never ends by itself: the stop cut it short
     assert [n.status for n in run.nodes] == [3, 0]
     assert run.finished_at_monotonic is not None
     again = requests.post(server.api_url + "/dag-runs/deploy/s1/stop", timeout=5)
@@ -483,15 +494,19 @@ def test_approval_waits_then_continues_or_is_rejected(make):
 
 
 def test_enqueue_stays_queued_then_runs_or_is_dequeued(make):
-    server = make(quick_dag(), queue_delay=0.4)
+    server = make(quick_dag(), queue_delay=None)  # queued until release_queue()
     queued = requests.post(server.api_url + "/dags/deploy/enqueue", json={"dagRunId": "q1"}, timeout=5)
     assert queued.status_code == 200
     first = details(server, "deploy", "q1")
     assert (first["status"], first["statusLabel"], first["nodes"][0]["startedAt"]) == (5, "queued", "-")
     assert "queuedAt" in first and first["startedAt"] == ""
     assert requests.post(server.api_url + "/dag-runs/deploy/q1/stop", timeout=5).status_code == 400
-    run = server.wait_for_status("deploy", "q1", 4, timeout=3)
-    assert run.status_history[0][1] == 5
+    server.release_queue()
+    run = server.wait_for_status("deploy", "q1", 4)
+    assert [status for _, status in run.status_history] == [5, 1, 4]
+    server.queue_delay = 0.4  # a scheduler that picks the run up by itself
+    requests.post(server.api_url + "/dags/deploy/enqueue", json={"dagRunId": "q0"}, timeout=5)
+    assert [status for _, status in server.wait_for_status("deploy", "q0", 4).status_history] == [5, 1, 4]
     server.queue_delay = None
     requests.post(server.api_url + "/dags/deploy/enqueue", json={"dagRunId": "q2"}, timeout=5)
     assert requests.get(server.api_url + "/dag-runs/deploy/q2/dequeue", timeout=5).status_code == 200
@@ -520,31 +535,36 @@ def test_retry_makes_a_new_attempt_with_new_log_paths(make):
 
 def test_auto_retry_shows_failed_then_a_new_attempt(make):
     dag = quick_dag(steps=[Step("flaky", [out("try"), fail(1)], fail_attempts=1)], auto_retry_limit=1,
-                    auto_retry_delay=0.3)
+                    auto_retry_delay=None)  # the retry waits for release_auto_retries()
     server = make(dag, version="2.6.5")
     start(server, "deploy", "ar1")
     server.wait_for_status("deploy", "ar1", 2)
     failed = details(server, "deploy", "ar1")
     assert (failed["autoRetryCount"], failed["autoRetryLimit"]) == (0, 1)
+    assert server.get_run("deploy", "ar1").retry_pending
     path = failed["nodes"][0]["stdout"]
-    run = server.wait_for_status("deploy", "ar1", 4, timeout=3)
+    server.release_auto_retries()
+    run = server.wait_for_status("deploy", "ar1", 4)
     final = details(server, "deploy", "ar1")
     assert final["autoRetryCount"] == 1 and final["nodes"][0]["stdout"] != path
     assert [s for _, s in run.status_history] == [1, 2, 1, 4]
     old = make(quick_dag(steps=[Step("flaky", [fail(1)])], auto_retry_limit=1, auto_retry_delay=0.1), version="2.2.0")
     start(old, "deploy", "ar1")
-    old.wait_for_status("deploy", "ar1", 2)
-    time.sleep(0.3)
+    failed_once = old.wait_for_status("deploy", "ar1", 2)
+    assert not failed_once.retry_pending and failed_once.retry_timer is None  # before 2.3.0: no retry at all
+    old.release_auto_retries()
     assert len(old.get_run("deploy", "ar1").attempts) == 1
 
 
 def test_stop_cancels_a_pending_auto_retry(make):
-    dag = quick_dag(steps=[Step("flaky", [fail(1)])], auto_retry_limit=2, auto_retry_delay=5)
+    dag = quick_dag(steps=[Step("flaky", [fail(1)])], auto_retry_limit=2, auto_retry_delay=None)
     server = make(dag)
     start(server, "deploy", "c1")
     server.wait_for_status("deploy", "c1", 2)
     assert requests.post(server.api_url + "/dag-runs/deploy/c1/stop", timeout=5).status_code == 200
     assert details(server, "deploy", "c1")["status"] == 3
+    server.release_auto_retries()  # cancelled: nothing starts
+    assert len(server.get_run("deploy", "c1").attempts) == 1
     start(server, "deploy", "c2")
     server.wait_for_status("deploy", "c2", 2)
     server.get_run("deploy", "c2").retry_pending = False  # as if the retries were used up
@@ -572,23 +592,23 @@ def _refused(port: int) -> bool:
 
 
 def test_outage_closes_the_port_and_reopens_the_same_port(make):
-    server = make(quick_dag(steps=[Step("s", [out("a"), sleep(0.5), out("b")])]))
+    server = make(quick_dag(steps=[Step("s", [out("a"), hold("b"), out("b")])]))
     start(server, "deploy", "u1")
     port = server.port
     session = requests.Session()
     assert session.get(server.api_url + "/health", timeout=5).status_code == 200  # a kept-alive connection
-    server.outage(1.0)
+    server.outage_start()
     assert _refused(port) and not server.listening
     with pytest.raises(requests.ConnectionError):
-        session.get(server.api_url + "/health", timeout=2)
-    time.sleep(0.8)
-    assert server.get_run("deploy", "u1").status == 4  # the run went on meanwhile
-    time.sleep(0.5)
+        session.get(server.api_url + "/health", timeout=5)
+    server.release("b")
+    server.wait_for_status("deploy", "u1", 4)  # the run went on meanwhile
+    server.outage_end()
     assert server.port == port and server.listening
     assert session.get(server.api_url + "/dag-runs/deploy/u1", timeout=5).json()["dagRunDetails"]["status"] == 4
-    server.outage_start()
-    assert _refused(port)
-    server.outage_end()
+    server.outage(0.2)  # the timed form reopens by itself, on the same port
+    eventually(lambda: server.listening and not _refused(port), "the end of a 0.2 s outage")
+    assert server.port == port
     assert requests.get(server.api_url + "/health", timeout=5).status_code == 200
 
 

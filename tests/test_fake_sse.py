@@ -10,6 +10,7 @@ from typing import Dict, Iterator, List, Optional
 import pytest
 import requests
 
+from tests.conftest import WAIT_LIMIT, eventually
 from tests.fakedagu import Dag, FakeDagu, Step, out, sleep
 
 
@@ -60,7 +61,7 @@ class Reader:
             pass
         self.ended.set()
 
-    def wait_for(self, predicate, timeout: float = 5.0) -> Frame:
+    def wait_for(self, predicate, timeout: float = WAIT_LIMIT) -> Frame:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for frame in list(self.seen):
@@ -118,21 +119,21 @@ def test_control_frame_then_snapshot_then_push_on_change():
 
 
 def test_push_waits_for_the_invalidation_tick():
-    # The default models Dagu's 1 s event-store tick: a change is pushed 0-1 s late.
-    with FakeDagu(version="2.3.0", sse_invalidation=1.0) as srv:
-        srv.add_dag(Dag(file="quick", steps=[Step("a", [sleep(0.3)])]))
+    # Dagu pushes a change at its event store's next 1 s tick; here the test is the ticker.
+    with FakeDagu(version="2.3.0", sse_invalidation=None) as srv:
+        srv.add_dag(Dag(file="quick", steps=[Step("a", [out("a")])]))
         reader = Reader(open_stream(srv, ["dagrun:quick/r2"]))
         reader.wait_for(lambda f: f.event == "control")
-        time.sleep(0.3)
-        assert reader.messages() == []  # no run yet: nothing is sent
+        assert srv.sse is not None
+        srv.sse.tick()
+        assert srv.sse.pushes == 0  # no run yet: nothing is sent
         start(srv, "quick", "r2")
-        done = reader.wait_for(
-            lambda f: f.event == "message" and f.json["payload"]["dagRunDetails"]["status"] == 4, timeout=3)
-        pushed_at = time.monotonic()
-        run = srv.get_run("quick", "r2")
-        assert run.finished_at_monotonic is not None
-        assert 0.0 <= pushed_at - run.finished_at_monotonic <= 1.3
-        assert done is not None
+        srv.wait_for_status("quick", "r2", 4)
+        assert srv.sse.pushes == 0  # the run ended, but no tick has come yet
+        srv.sse.tick()
+        done = reader.wait_for(lambda f: f.event == "message")
+        assert done.json["payload"]["dagRunDetails"]["status"] == 4
+        assert srv.sse.pushes == 1
 
 
 def test_heartbeat_topics_param_and_token_auth():
@@ -147,7 +148,7 @@ def test_heartbeat_topics_param_and_token_auth():
                                 stream=True, timeout=5)
         reader = Reader(by_query)
         assert reader.wait_for(lambda f: f.event == "control").json["subscribed"] == ["dagrun:slow/x", "dagrun:slow/y"]
-        reader.wait_for(lambda f: f.comment == "heartbeat", timeout=2)
+        reader.wait_for(lambda f: f.comment == "heartbeat")
         by_query.close()
         by_header = open_stream(srv, ["dagrun:slow/x"], headers={"Authorization": "Bearer s3cret"})
         assert by_header.status_code == 200
@@ -159,10 +160,8 @@ def test_not_served_before_2_3_or_when_disabled(version, kw):
     with FakeDagu(version=version, **kw) as srv:
         response = requests.get(f"{srv.api_url}/events/stream", params={"topic": "dagrun:a/b"}, timeout=5)
         assert response.status_code == 200 and response.headers["Content-Type"].startswith("text/html")
-        deadline = time.monotonic() + 2  # the record lands just after the answer is sent
-        while not srv.requests and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert srv.requests[-1].stream is False
+        (record,) = srv.wait_for_requests(1)  # the record lands just after the answer is sent
+        assert record.stream is False
 
 
 def test_topics_endpoint_adds_and_removes():
@@ -190,8 +189,5 @@ def test_drop_streams_cuts_every_open_stream():
         assert srv.sse is not None and srv.sse.open_sessions == 2
         srv.drop_streams()
         for reader in readers:
-            assert reader.ended.wait(2)
-        deadline = time.monotonic() + 2
-        while srv.sse.open_sessions and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert srv.sse.open_sessions == 0
+            assert reader.ended.wait(WAIT_LIMIT)
+        eventually(lambda: srv.sse.open_sessions == 0, "every session closed")

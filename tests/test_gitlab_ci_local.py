@@ -13,6 +13,7 @@ import subprocess
 import junitparser
 import pytest
 
+from tests.conftest import WAIT_LIMIT
 from tests.fakedagu import Dag, Step, fail, out
 from tests.hosttools import BIN, ROOT
 from tests.test_reporter_gitlab import sections
@@ -62,13 +63,13 @@ def test_template_runs_in_gitlab_ci_local(fake_factory, tmp_path):
     subprocess.run([*git, "init", "-q", "."], cwd=tmp_path, check=True)
     subprocess.run([*git, "add", "-A"], cwd=tmp_path, check=True)
     subprocess.run([*git, "commit", "-qm", "test"], cwd=tmp_path, check=True)
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "PYTHONPATH": ROOT}  # this checkout's dagu_ci
     env = {key: value for key, value in env.items() if not key.startswith(("DAGU_", "GITHUB_", "CI_"))}
     # `image: null` is only for this test (see PROJECT): the template itself passes check-jsonschema elsewhere.
     proc = subprocess.run(
         [binary, "--shell-executor-no-image", "--json-schema-validation=false", "--variable", "GITLAB_CI=true",
          "--variable", "CI_JOB_ID=777", "checks"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240,
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=10 * WAIT_LIMIT,
     )
     log = (tmp_path / ".gitlab-ci-local" / "output" / "checks.log").read_bytes().decode()  # keep the CRs
     assert proc.returncode != 0, proc.stdout + proc.stderr  # the DAG failed, so the job fails

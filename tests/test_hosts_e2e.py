@@ -11,12 +11,12 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
-import time
 
 import junitparser
 import pytest
 
-from tests.fakedagu import Dag, Step, fail, out, sleep
+from tests.conftest import WAIT_LIMIT, eventually
+from tests.fakedagu import Dag, Step, fail, hold, out, sleep
 from tests.hosttools import ENTRYPOINT, HOST_ENV, ROOT, run_entrypoint
 from tests.reporting import Runner
 from tests.test_reporter_github import HOSTILE
@@ -97,7 +97,7 @@ def jenkinsfile_commands() -> "tuple[str, str]":
 def test_a_killed_job_leaves_no_run_behind(fake_factory, tmp_path, host):
     """The host kills the job outright (no handler runs); its cancel hook, as the host file
     writes it (the template's after_script, the Jenkinsfile's aborted block), stops the run."""
-    server = fake_factory(deploy(Step("long", [out("working"), sleep(30)])), auth=("token", "tok-host"))
+    server = fake_factory(deploy(Step("long", [out("working"), hold("never")])), auth=("token", "tok-host"))
     # The state file goes to the job's temp directory beside the checkout, which a commit cannot reach.
     job_temp = tmp_path / "job.tmp"
     if host == "gitlab":
@@ -110,23 +110,24 @@ def test_a_killed_job_leaves_no_run_behind(fake_factory, tmp_path, host):
                "DAGU_API_TOKEN": "tok-host"}
         job, backstop = jenkinsfile_commands()
     full = {**HOST_ENV, **env}
-    proc = subprocess.Popen([sys.executable, ENTRYPOINT, "sh", "-c", job], env=full, cwd=tmp_path,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.monotonic() + 20
-    while not list((job_temp / ".dagu-ci").glob("run-deploy-*.json")) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    (state_file,) = (job_temp / ".dagu-ci").glob("run-deploy-*.json")
+    job_log = tmp_path / "job.log"
+    with open(job_log, "wb") as sink:
+        proc = subprocess.Popen([sys.executable, ENTRYPOINT, "sh", "-c", job], env=full, cwd=tmp_path,
+                                stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
+    (state_file,) = eventually(lambda: list((job_temp / ".dagu-ci").glob("run-deploy-*.json")),
+                               lambda: f"the job's state file (job {'ended' if proc.poll() is not None else 'running'}, "
+                                       f"said: {job_log.read_text(errors='replace')!r})")
     run_id = json.loads(state_file.read_text())["run_id"]
-    server.wait_for_status("deploy", run_id, {1}, timeout=10)
+    server.wait_for_status("deploy", run_id, {1})
     os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=10)
+    proc.wait(timeout=WAIT_LIMIT)
     assert server.get_run("deploy", run_id).status == 1  # nobody stopped it yet
 
     after = run_entrypoint("sh", "-c", backstop, env=env, cwd=tmp_path)
     assert after.returncode == 0, after.stdout + after.stderr
     assert f"stopped run {run_id} of deploy" in after.stdout
     assert "tok-host" not in after.stdout + after.stderr
-    server.wait_for_status("deploy", run_id, {3}, timeout=10)
+    server.wait_for_status("deploy", run_id, {3})
     assert not (job_temp / ".dagu-ci").exists() and not (tmp_path / ".dagu-ci").exists()
 
 

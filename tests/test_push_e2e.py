@@ -1,10 +1,8 @@
 """Server push (Dagu >= 2.3): the events stream wakes the follower; polling is the fallback."""
 from __future__ import annotations
 
-import time
-
-from tests.conftest import run_cli, start_cli
-from tests.fakedagu import Dag, Step, lines, out, sleep
+from tests.conftest import WAIT_LIMIT, eventually, run_cli, start_cli
+from tests.fakedagu import Dag, Step, hold, lines, out
 from tests.test_run_e2e import log_lines
 
 
@@ -16,13 +14,16 @@ def stream_requests(server):
     return [r for r in server.requests if r.path.endswith("/events/stream")]
 
 
-def status_polls(server, run_id, after=0.0):
-    return [r for r in server.requests if r.path.endswith(f"/dag-runs/deploy/{run_id}") and r.time >= after]
+def status_polls(server, run_id):
+    return [r for r in server.requests if r.path.endswith(f"/dag-runs/deploy/{run_id}")]
 
 
 def test_push_is_used_and_logs_stay_exactly_once(fake_factory):
-    server = fake_factory(dag(Step("a", [lines(200, "a{i}"), sleep(1.5), lines(200, "b{i}")])), version="2.6.5")
-    result = run_cli("run", "deploy", "--url", server.url, "--run-id", "p1")
+    server = fake_factory(dag(Step("a", [lines(200, "a{i}"), hold("b"), lines(200, "b{i}")])), version="2.6.5")
+    proc = start_cli("run", "deploy", "--url", server.url, "--run-id", "p1")
+    eventually(lambda: stream_requests(server), "dagu-ci's events stream")  # opened while the step runs
+    server.release("b")
+    result = proc.finish()
     assert result.code == 0, result.output
     assert log_lines(result.stdout) == [f"a{i}" for i in range(1, 201)] + [f"b{i}" for i in range(1, 201)]
     (stream,) = stream_requests(server)
@@ -30,29 +31,36 @@ def test_push_is_used_and_logs_stay_exactly_once(fake_factory):
 
 
 def test_quiet_step_is_watched_by_push_not_by_polls(fake_factory):
-    server = fake_factory(dag(Step("quiet", [out("start"), sleep(17), out("end")])), version="2.6.5")
+    server = fake_factory(dag(Step("quiet", [out("start"), hold("end"), out("end")])), version="2.6.5")
     proc = start_cli("run", "deploy", "--url", server.url, "--run-id", "p2")
     proc.wait_for("start")
-    began = time.monotonic()
+
+    # Polling alone reads the status at least every ~2.9 s (the backoff's 2.5 s cap, with
+    # jitter); with push only the watchdog does, 10 s after the last. A load only makes gaps
+    # longer, so the step stays quiet until two polls are 6 s apart: the watchdog's.
+    def watchdog_gap() -> bool:
+        times = [r.time for r in status_polls(server, "p2")]
+        return any(later - earlier >= 6 for earlier, later in zip(times, times[1:]))
+
+    eventually(watchdog_gap, "two status polls 6 s apart while the step is quiet", timeout=2 * WAIT_LIMIT, every=0.2)
+    server.release("end")
     result = proc.finish()
     assert result.code == 0, result.output
     assert log_lines(result.stdout) == ["start", "end"]
-    # Once the backoff has ramped up (~7 s), polling alone would poll every ~2.5 s: 3 times in
-    # these 8 s. With push, only the watchdog polls, once every 10 s.
-    quiet = [r for r in status_polls(server, "p2") if began + 8 < r.time < began + 16]
-    assert len(quiet) <= 1, [round(r.time - began, 1) for r in quiet]
 
 
 def test_dropped_stream_falls_back_to_polling(fake_factory):
-    server = fake_factory(dag(Step("s", [out("one"), sleep(3), out("two")])), version="2.6.5")
+    server = fake_factory(dag(Step("s", [out("one"), hold("two"), out("two")])), version="2.6.5")
     proc = start_cli("run", "deploy", "--url", server.url, "--run-id", "p3")
     proc.wait_for("one")
-    time.sleep(0.5)
+    eventually(lambda: server.sse.open_sessions, "the CLI's events stream")
     server.drop_streams()
+    server.release("two")  # the rest can only be seen by polling
     result = proc.finish()
     assert result.code == 0, result.output
     assert log_lines(result.stdout) == ["one", "two"]
     assert "events stream" not in result.output  # falls back without a word
+    assert len(stream_requests(server)) == 1  # and stays on polling
 
 
 def test_no_push_and_servers_without_the_stream(fake_factory):

@@ -8,14 +8,14 @@ import time
 
 import pytest
 
-from tests.conftest import run_cli, start_cli
-from tests.fakedagu import Dag, Step, approval, err, fail, lines, out, raw, sleep
+from tests.conftest import eventually, run_cli, start_cli
+from tests.fakedagu import Dag, Step, approval, err, fail, hold, lines, out, raw, sleep
 
 FAST = ("--poll-interval", "0.1")
 
 
-def run(server, dag, *args, env=None, timeout=90):
-    return run_cli("run", dag, "--url", server.url, *FAST, *args, env=env, timeout=timeout)
+def run(server, dag, *args, env=None):
+    return run_cli("run", dag, "--url", server.url, *FAST, *args, env=env)
 
 
 GUTTERS = ("│ ", "| ")  # the second where the output cannot encode the first
@@ -95,10 +95,9 @@ def test_partial_success_exits_0_or_1_with_fail_on_partial(fake_factory):
 
 
 def test_run_stopped_from_the_ui_exits_3(fake_factory):
-    server = fake_factory(simple_dag(steps=[Step("long", [out("started"), sleep(30)])]))
+    server = fake_factory(simple_dag(steps=[Step("long", [out("started"), hold("never")])]))
     proc = start_cli("run", "deploy", "--url", server.url, *FAST, "--run-id", "ui-stop")
-    server.wait_for_status("deploy", "ui-stop", {1}, timeout=10)
-    time.sleep(0.3)
+    proc.wait_for("started")  # following it
     server.stop_run("deploy", "ui-stop")
     result = proc.finish()
     assert result.code == 3, result.output
@@ -119,8 +118,11 @@ def test_waiting_for_approval_then_decided(fake_factory, decision, code, shown):
 
 
 def test_enqueued_run_is_announced_as_queued_then_runs(fake_factory):
-    server = fake_factory(simple_dag(), queue_delay=0.8)
-    result = run(server, "deploy", "--enqueue")
+    server = fake_factory(simple_dag(), queue_delay=None)  # queued until the test releases it
+    proc = start_cli("run", "deploy", "--url", server.url, *FAST, "--enqueue")
+    proc.wait_for("run is queued")
+    server.release_queue()
+    result = proc.finish()
     assert result.code == 0, result.output
     assert "queued run" in result.stdout
     assert "run is queued" in result.stdout
@@ -288,9 +290,18 @@ def test_30000_line_log_exactly_once_in_order(fake_factory):
 
 
 def test_half_written_line_shown_once_and_whole(fake_factory):
-    steps = [Step("slow", [out("first"), raw("half-"), sleep(1.2), out("written"), out("last")])]
+    steps = [Step("slow", [out("first"), raw("half-"), hold("rest"), out("written"), out("last")])]
     server = fake_factory(simple_dag(steps=steps))
-    result = run(server, "deploy")
+    # Once dagu-ci has been served the half line, its next read waits until the line is whole:
+    # however slow the machine, the rest comes before dagu-ci would give up waiting for it.
+    reads = server.fault(path=r"/steps/slow/log$", method="GET", status=200, count=None, hold="answers",
+                         after="half-")
+    proc = start_cli("run", "deploy", "--url", server.url, *FAST, "--run-id", "half")
+    eventually(lambda: reads.armed, "a read that served the half line")
+    server.release("rest")
+    eventually(lambda: server.get_run("deploy", "half").node("slow").status == 4, "the end of the step")
+    server.release("answers")
+    result = proc.finish()
     assert result.code == 0
     assert log_lines(result.stdout) == ["first", "half-written", "last"]
 
@@ -317,11 +328,16 @@ def test_merged_log_read_once(fake_factory):
 
 def test_parallel_steps_are_prefixed(fake_factory):
     steps = [
-        Step("left", [out("L1"), sleep(0.5), out("L2")]),
-        Step("right", [out("R1"), sleep(0.5), out("R2")]),
+        Step("left", [out("L1"), hold("left"), out("L2")]),
+        Step("right", [out("R1"), hold("right"), out("R2")]),
     ]
     server = fake_factory(simple_dag(steps=steps))
-    result = run(server, "deploy")
+    proc = start_cli("run", "deploy", "--url", server.url, *FAST)
+    proc.wait_for("L1")  # both steps run until released
+    proc.wait_for("R1")
+    server.release("left")
+    server.release("right")
+    result = proc.finish()
     tagged = [line for line in log_lines(result.stdout) if line.startswith("[")]
     assert sorted(tagged) == ["[left] L1", "[left] L2", "[right] R1", "[right] R2"]
     assert tagged.index("[left] L1") < tagged.index("[left] L2")
@@ -350,10 +366,16 @@ def test_line_over_64kb_is_read_by_download(fake_factory):
 
 def test_new_attempt_restarts_the_log(fake_factory):
     steps = [Step("flaky", [out("try"), fail(1)], fail_attempts=1)]
-    server = fake_factory(simple_dag(steps=steps, auto_retry_limit=1), version="2.6.5")
-    result = run(server, "deploy", "--run-id", "retry1")
+    # The retry waits for the test: the API serves a step's log of the latest attempt only, so
+    # a retry that began before dagu-ci had read the first attempt's log would hide it.
+    server = fake_factory(simple_dag(steps=steps, auto_retry_limit=1, auto_retry_delay=None), version="2.6.5")
+    proc = start_cli("run", "deploy", "--url", server.url, *FAST, "--run-id", "retry1")
+    proc.wait_for("✖ flaky failed")
+    proc.wait_for("Dagu will retry it")
+    server.release_auto_retries()
+    result = proc.finish()
     assert result.code == 0, result.output
-    assert log_lines(result.stdout) == ["try", "try"]
+    assert log_lines(result.stdout) == ["try", "try"], result.stdout
     assert "new attempt" in result.stdout
     assert "attempt 2 of 2" in result.stdout
 
@@ -362,12 +384,16 @@ def test_new_attempt_restarts_the_log(fake_factory):
 
 
 def test_outage_mid_run_loses_and_repeats_nothing(fake_factory):
-    steps = [Step("s", [lines(50, "a{i}"), sleep(1.0), lines(50, "b{i}"), sleep(3.0), lines(50, "c{i}")])]
+    steps = [Step("s", [lines(50, "a{i}"), hold("b"), lines(50, "b{i}"), hold("c"), lines(50, "c{i}")])]
     server = fake_factory(simple_dag(steps=steps))
     proc = start_cli("run", "deploy", "--url", server.url, *FAST, "--run-id", "out1")
-    server.wait_for_status("deploy", "out1", {1}, timeout=10)
-    time.sleep(0.8)
-    server.outage(3.0)
+    proc.wait_for("a50\n")
+    server.outage_start()
+    server.release("b")  # written while nobody can read it
+    proc.wait_for("server not answering")
+    server.outage_end()
+    proc.wait_for("answering again")
+    server.release("c")
     result = proc.finish()
     stdout = result.stdout
     assert result.code == 0, result.output
@@ -419,11 +445,14 @@ def test_html_instead_of_the_api_is_not_dagu(fake_factory):
 
 
 def test_409_attaches_to_the_existing_run(fake_factory):
-    server = fake_factory(simple_dag(steps=[Step("s", [out("one"), sleep(0.6), out("two")])]))
+    server = fake_factory(simple_dag(steps=[Step("s", [out("one"), hold("two"), out("two")])]))
     first = start_cli("run", "deploy", "--url", server.url, *FAST, "--run-id", "same")
-    server.wait_for_status("deploy", "same", {1}, timeout=10)
-    second = run(server, "deploy", "--run-id", "same")
+    server.wait_for_status("deploy", "same", {1})
+    attaching = start_cli("run", "deploy", "--url", server.url, *FAST, "--run-id", "same")
+    attaching.wait_for("attached to existing run same")  # while the run is still going
+    server.release("two")
     first.finish()
+    second = attaching.finish()
     assert second.code == 0, second.output
     assert "attached to existing run same" in second.stdout
     assert log_lines(second.stdout) == ["one", "two"]
@@ -440,9 +469,9 @@ def test_attach_to_a_finished_run_replays_it(fake_factory):
 
 
 def test_singleton_conflict_is_clear(fake_factory):
-    server = fake_factory(simple_dag(steps=[Step("s", [sleep(5)])]))
+    server = fake_factory(simple_dag(steps=[Step("s", [hold("never")])]))
     proc = start_cli("run", "deploy", "--url", server.url, *FAST, "--run-id", "first")
-    server.wait_for_status("deploy", "first", {1}, timeout=10)
+    server.wait_for_status("deploy", "first", {1})
     result = run(server, "deploy", "--singleton", "--run-id", "second")
     proc.send_signal(signal.SIGTERM)
     proc.finish()
@@ -451,10 +480,9 @@ def test_singleton_conflict_is_clear(fake_factory):
 
 @pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_cancel_stops_the_remote_run(fake_factory, sig, code):
-    server = fake_factory(simple_dag(steps=[Step("long", [out("working"), sleep(30)])]))
+    server = fake_factory(simple_dag(steps=[Step("long", [out("working"), hold("never")])]))
     proc = start_cli("run", "deploy", "--url", server.url, *FAST, "--run-id", "cancel-me")
-    server.wait_for_status("deploy", "cancel-me", {1}, timeout=10)
-    time.sleep(0.5)
+    proc.wait_for("working")  # following it, signal handlers in place
     proc.send_signal(sig)
     result = proc.finish()
     assert result.code == code, result.output
@@ -472,20 +500,18 @@ def test_cancel_sends_the_stop_even_while_output_is_blocked(fake_factory):
 
     from tests.conftest import cli_command, clean_env
 
-    server = fake_factory(simple_dag(steps=[Step("long", [lines(20000, "{i:0>96}"), sleep(30)])]))
+    server = fake_factory(simple_dag(steps=[Step("long", [lines(20000, "{i:0>96}"), hold("never")])]))
     proc = subprocess.Popen(cli_command("run", "deploy", "--url", server.url, *FAST, "--run-id", "blocked"),
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=clean_env())
     try:
-        server.wait_for_status("deploy", "blocked", {1}, timeout=10)
-        deadline = time.monotonic() + 10
-        while not _wchan(proc.pid).endswith("pipe_write") and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert _wchan(proc.pid).endswith("pipe_write")  # nobody reads its stdout: it is stuck in a write
+        server.wait_for_status("deploy", "blocked", {1})
+        # nobody reads its stdout: it gets stuck in a write
+        eventually(lambda: _wchan(proc.pid).endswith("pipe_write"), "dagu-ci blocked writing to its stdout")
         proc.send_signal(signal.SIGTERM)
-        server.wait_for_status("deploy", "blocked", {3}, timeout=10)  # still nothing read
+        server.wait_for_status("deploy", "blocked", {3})  # still nothing read
     finally:
         proc.stdout.read()
-        proc.wait(timeout=30)
+        proc.wait(timeout=120)
     assert proc.returncode == 143
 
 
@@ -495,9 +521,9 @@ def _wchan(pid: int) -> str:
 
 
 def test_no_stop_on_cancel_leaves_it_running(fake_factory):
-    server = fake_factory(simple_dag(steps=[Step("long", [sleep(30)])]))
+    server = fake_factory(simple_dag(steps=[Step("long", [out("working"), hold("never")])]))
     proc = start_cli("run", "deploy", "--url", server.url, *FAST, "--run-id", "keep", "--no-stop-on-cancel")
-    server.wait_for_status("deploy", "keep", {1}, timeout=10)
+    proc.wait_for("working")  # following it, signal handlers in place
     proc.send_signal(signal.SIGTERM)
     result = proc.finish()
     assert result.code == 143
@@ -507,7 +533,7 @@ def test_no_stop_on_cancel_leaves_it_running(fake_factory):
 
 
 def test_timeout_stops_the_run_and_exits_124(fake_factory):
-    server = fake_factory(simple_dag(steps=[Step("long", [out("working"), sleep(30)])]))
+    server = fake_factory(simple_dag(steps=[Step("long", [out("working"), hold("never")])]))
     result = run(server, "deploy", "--run-id", "slowpoke", "--timeout", "1.5")
     assert result.code == 124, result.output
     assert server.get_run("deploy", "slowpoke").status == 3
@@ -516,13 +542,12 @@ def test_timeout_stops_the_run_and_exits_124(fake_factory):
 
 def test_quiet_step_shows_its_last_line_live(fake_factory):
     # The last line read is held back (it may be half-written) until it stays unchanged for a while.
-    steps = [Step("deploy", [out("waiting for rollout"), sleep(6), out("rolled out")])]
+    steps = [Step("deploy", [out("waiting for rollout"), hold("rollout"), out("rolled out")])]
     server = fake_factory(simple_dag(steps=steps))
     proc = start_cli("run", "deploy", "--url", server.url, *FAST)
-    began = time.monotonic()
-    proc.wait_for("waiting for rollout\n", timeout=5)
-    assert time.monotonic() - began < 5.5  # well before the step ends
+    proc.wait_for("waiting for rollout\n")  # the step cannot end before the release: this is live
     assert "rolled out" not in proc.stdout
+    server.release("rollout")
     result = proc.finish()
     assert log_lines(result.stdout) == ["waiting for rollout", "rolled out"]
 

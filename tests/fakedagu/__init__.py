@@ -1,6 +1,6 @@
 """A fake Dagu server for tests: real HTTP, scripted runs, real log files.
 
-    from tests.fakedagu import FakeDagu, Dag, Step, out, err, raw, sleep, lines, fail, approval
+    from tests.fakedagu import FakeDagu, Dag, Step, out, err, raw, sleep, hold, lines, fail, approval
 
     with FakeDagu(version="2.6.5") as srv:
         srv.add_dag(Dag(file="deploy", steps=[Step("build", [out("hello")])]))
@@ -11,6 +11,7 @@ from .dags import (
     Approval,
     Dag,
     Fail,
+    Hold,
     Lines,
     Output,
     Sleep,
@@ -20,6 +21,7 @@ from .dags import (
     err,
     fail,
     fail_on_attempt,
+    hold,
     lines,
     out,
     output,
@@ -52,6 +54,7 @@ __all__ = [
     "err",
     "fail",
     "fail_on_attempt",
+    "hold",
     "lines",
     "load_dags",
     "node_status_label",

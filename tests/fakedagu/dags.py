@@ -1,7 +1,7 @@
 """DAG model and the scripting vocabulary for the fake's steps.
 
 A step is a list of actions run in order by a background thread: write to stdout or
-stderr, sleep, fail, wait for approval, record an output. Text may use `{KEY}`
+stderr, sleep, hold until the test releases it, fail, wait for approval, record an output. Text may use `{KEY}`
 placeholders filled from the run's effective params (unknown keys stay as written).
 """
 from __future__ import annotations
@@ -39,6 +39,15 @@ class Sleep:
 
 
 @dataclass(frozen=True)
+class Hold:
+    """Wait until the test calls `srv.release(gate)`; a stop interrupts it, as it does a
+    sleep. For a test that acts "while the step runs": a sleep would race the test, a hold
+    lasts as long as the test needs, however slow the machine is."""
+
+    gate: str
+
+
+@dataclass(frozen=True)
 class Lines:
     """`count` lines from `template` ({i} is 1-based), written in one burst."""
 
@@ -68,7 +77,7 @@ class Output:
     value: str
 
 
-Action = Union[Write, Sleep, Lines, Fail, Approval, Output]
+Action = Union[Write, Sleep, Hold, Lines, Fail, Approval, Output]
 
 
 def out(text: str) -> Write:
@@ -85,6 +94,10 @@ def raw(text: str, stream: str = "stdout") -> Write:
 
 def sleep(seconds: float) -> Sleep:
     return Sleep(float(seconds))
+
+
+def hold(gate: str) -> Hold:
+    return Hold(str(gate))
 
 
 def lines(count: int, template: str = "line {i}", stream: str = "stdout") -> Lines:
@@ -151,7 +164,7 @@ class Dag:
     handlers: Dict[str, Step] = field(default_factory=dict)
     required_params: List[str] = field(default_factory=list)
     auto_retry_limit: Optional[int] = None  # DAG-level retryPolicy (v2.3.0+)
-    auto_retry_delay: float = 0.3
+    auto_retry_delay: Optional[float] = 0.3  # None: the retry waits for srv.release_auto_retries()
     description: str = ""
     labels: List[str] = field(default_factory=list)
     schedule: List[str] = field(default_factory=list)  # cron expressions

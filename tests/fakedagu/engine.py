@@ -3,6 +3,11 @@
 Everything that changes run state holds `Engine.lock`; waiters use `Engine.changed`.
 Step threads write real files through `LogWriter`; a single flusher thread flushes
 all open writers every 500 ms, like Dagu's per-node output flusher.
+
+What a test must not race, it can hold: a step's `hold(gate)` until `release(gate)`, a
+queued run until `release_queue()` (queue_delay None), a stop until `deliver_stops()`
+(stop_delay None), an auto-retry until `release_auto_retries()` (auto_retry_delay None),
+and the flusher while `flushes_paused` is set.
 """
 from __future__ import annotations
 
@@ -13,9 +18,9 @@ import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Callable, Dict, Iterable, List, Optional, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Set, Tuple
 
-from .dags import Approval, Dag, Fail, HANDLER_KEYS, Lines, Output, Sleep, Step, Write, fill
+from .dags import Approval, Dag, Fail, HANDLER_KEYS, Hold, Lines, Output, Sleep, Step, Write, fill
 from .logs import LogWriter
 from .params import ResolvedParams
 from .versions import ACTIVE_STATUSES, TERMINAL_STATUSES, ServerVersion
@@ -180,12 +185,12 @@ class Engine:
         self,
         version: ServerVersion,
         log_root: str,
-        stop_delay: float = 0.1,
+        stop_delay: Optional[float] = 0.1,
         env: Optional[Dict[str, str]] = None,
     ):
         self.version = version
         self.log_root = log_root
-        self.stop_delay = stop_delay
+        self.stop_delay = stop_delay  # None: stops wait for deliver_stops()
         self.env = dict(env or {})
         self.lock = threading.RLock()
         self.changed = threading.Condition(self.lock)
@@ -194,6 +199,10 @@ class Engine:
         self._writers_lock = threading.Lock()
         self._closing = threading.Event()
         self._threads: List[threading.Thread] = []
+        self._released_gates: Set[str] = set()
+        self._holding: Dict[str, int] = {}  # gate -> steps waiting at it now
+        self._pending_stops: List[Callable[[], None]] = []
+        self.flushes_paused = threading.Event()
         self._flusher = threading.Thread(target=self._flush_loop, name="fakedagu-flusher", daemon=True)
         self._flusher.start()
 
@@ -386,6 +395,10 @@ class Engine:
                             break
                     else:
                         time.sleep(action.seconds)
+                elif isinstance(action, Hold):
+                    if not self.hold(action.gate, cancel):
+                        outcome = "aborted"
+                        break
                 elif isinstance(action, Fail):
                     if step.fails_on(action, attempt.number):
                         outcome, code = "failed", action.code
@@ -421,6 +434,30 @@ class Engine:
             self._log(attempt, f'msg="Step finished" step={node.name} status={node.status}')
             self._refresh(run, attempt)
             self.changed.notify_all()  # wake the attempt's scheduler even if the run status held
+
+    def hold(self, gate: str, cancel: Optional[threading.Event]) -> bool:
+        """Wait at `gate` until it is released (True) or the run is stopped (False)."""
+        with self.changed:
+            self._holding[gate] = self._holding.get(gate, 0) + 1
+            self.changed.notify_all()
+            try:
+                while gate not in self._released_gates:
+                    if cancel is not None and cancel.is_set() or self._closing.is_set():
+                        return False
+                    self.changed.wait(0.1)
+                return True
+            finally:
+                self._holding[gate] -= 1
+
+    def release(self, gate: str) -> None:
+        """Open `gate` for good: steps holding there go on, later ones pass straight through."""
+        with self.changed:
+            self._released_gates.add(gate)
+            self.changed.notify_all()
+
+    def holding(self, gate: str) -> int:
+        with self.lock:
+            return self._holding.get(gate, 0)
 
     def _await_decision(
         self, run: Run, attempt: Attempt, node: NodeState, cancel: Optional[threading.Event]
@@ -492,6 +529,8 @@ class Engine:
     def _schedule_auto_retry(self, run: Run) -> None:
         run.retry_pending = True
         run.finished_at_monotonic = None
+        if run.dag.auto_retry_delay is None:
+            return  # held: release_auto_retries() starts it
         timer = threading.Timer(run.dag.auto_retry_delay, self._auto_retry, args=(run,))
         timer.daemon = True
         run.retry_timer = timer
@@ -505,6 +544,11 @@ class Engine:
             count = run.attempt.auto_retry_count + 1
             attempt = self._new_attempt(run, "retry", auto_retry_count=count)
             self._begin(run, attempt)
+
+    def release_auto_retries(self) -> None:
+        """Start every auto-retry that is due now (those with auto_retry_delay None wait for this)."""
+        for run in self.all_runs():
+            self._auto_retry(run)
 
     # -- operations the API triggers -----------------------------------------------
     def stop(self, run: Run) -> None:
@@ -525,9 +569,20 @@ class Engine:
                 attempt.cancel.set()
                 self.changed.notify_all()
 
+        if self.stop_delay is None:
+            with self.lock:
+                self._pending_stops.append(signal)
+            return
         timer = threading.Timer(self.stop_delay, signal)
         timer.daemon = True
         timer.start()
+
+    def deliver_stops(self) -> None:
+        """Signal the agents of every stop requested so far (stop_delay None holds them)."""
+        with self.lock:
+            pending, self._pending_stops = self._pending_stops, []
+        for signal in pending:
+            signal()
 
     def decide(self, run: Run, step: str, decision: str) -> None:
         with self.changed:
@@ -611,6 +666,8 @@ class Engine:
         # Each node has its own 500 ms ticker in Dagu, started with the step; so flushes
         # happen at step start + 0.5 s, + 1.0 s, ... whatever the other steps do.
         while not self._closing.wait(0.02):
+            if self.flushes_paused.is_set():
+                continue
             now = time.monotonic()
             with self._writers_lock:
                 due = [w for w in self._writers if now >= w.next_flush]

@@ -20,6 +20,7 @@ from .transport import Incoming, Listener, Reply, SPA_HTML, go_json
 from .versions import ServerVersion
 
 Auth = Optional[Tuple[str, ...]]
+WAIT_LIMIT = 60.0  # seconds: the default bound of the wait_for_* helpers
 
 
 @dataclass
@@ -62,11 +63,17 @@ class Fault:
     bad_gzip: bool = False
     transform: Optional[Callable[[Any], Any]] = None
     rewrite: Optional[Tuple[bytes, bytes]] = None  # (old, new): the real answer, with old replaced
+    hold: Optional[str] = None  # wait for srv.release(hold) before answering
+    after: Optional[bytes] = None  # armed once a matching real answer contained this
     hits: int = 0
 
     @property
+    def armed(self) -> bool:
+        return self.after is None
+
+    @property
     def passthrough(self) -> bool:
-        """status 200 with nothing canned: the real answer, maybe delayed or delivered badly."""
+        """status 200 with nothing canned: the real answer, maybe held, delayed or delivered badly."""
         return self.status == 200 and self.body is None and not self.html and not self.drop and not self.hang
 
     def deliver(self, reply: Reply) -> Reply:
@@ -80,12 +87,15 @@ class Fault:
         reply.trickle, reply.cut = self.trickle, self.cut
         return reply
 
-    def matches(self, method: str, path: str) -> bool:
-        if self.remaining is not None and self.remaining <= 0:
-            return False
+    def applies(self, method: str, path: str) -> bool:
         if self.method is not None and self.method.upper() != method:
             return False
         return self.path.search(path) is not None
+
+    def matches(self, method: str, path: str) -> bool:
+        if self.remaining is not None and self.remaining <= 0 or not self.armed:
+            return False
+        return self.applies(method, path)
 
     def reply(self) -> Reply:
         if self.hang:
@@ -121,12 +131,12 @@ class FakeDagu:
         queue_delay: Optional[float] = 1.0,
         start_timeout: float = 0.5,
         start_latency: float = 0.0,
-        stop_delay: float = 0.1,
+        stop_delay: Optional[float] = 0.1,  # None: a stop takes effect at deliver_stops()
         log_dir: Optional[str] = None,
         server_env: Optional[Dict[str, str]] = None,
         tls: Optional[Any] = None,
         sse: bool = True,
-        sse_invalidation: float = 1.0,
+        sse_invalidation: Optional[float] = 1.0,  # None: pushes wait for srv.sse.tick()
         sse_heartbeat: float = 10.0,
         sse_framing: str = "chunked",
     ):
@@ -263,13 +273,14 @@ class FakeDagu:
             raise KeyError(f"no run {name}/{run_id}; runs: {known}")
         return run
 
-    def wait_for_run(self, name: str, run_id: str, timeout: float = 10.0) -> Run:
+    # The waits' timeouts are upper bounds for a loaded machine, not expectations.
+    def wait_for_run(self, name: str, run_id: str, timeout: float = WAIT_LIMIT) -> Run:
         if not self.engine.wait_for(lambda: self.engine.find(name, run_id) is not None, timeout):
             raise TimeoutError(f"run {name}/{run_id} did not appear within {timeout}s")
         return self.get_run(name, run_id)
 
     def wait_for_status(
-        self, name: str, run_id: str, statuses: Union[int, Iterable[int]], timeout: float = 10.0
+        self, name: str, run_id: str, statuses: Union[int, Iterable[int]], timeout: float = WAIT_LIMIT
     ) -> Run:
         wanted = {statuses} if isinstance(statuses, int) else set(statuses)
 
@@ -301,6 +312,32 @@ class FakeDagu:
         """What the Stop button in the UI does (no HTTP request recorded)."""
         self.engine.stop(self.get_run(name, run_id))
 
+    def deliver_stops(self) -> None:
+        """With stop_delay=None, stops wait for this: the runs abort now."""
+        self.engine.deliver_stops()
+
+    # -- holding the clock: what a test must not race, it holds -------------------
+    def release(self, gate: str) -> None:
+        """Let every step at `hold(gate)` (and request held by `fault(hold=gate)`) go on;
+        later ones pass straight through."""
+        self.engine.release(gate)
+
+    def wait_held(self, gate: str, timeout: float = WAIT_LIMIT) -> None:
+        """Until a step (or a request held by a fault) waits at `gate`."""
+        if not self.engine.wait_for(lambda: self.engine.holding(gate) > 0, timeout):
+            raise TimeoutError(f"no step reached hold({gate!r}) within {timeout}s")
+
+    def release_auto_retries(self) -> None:
+        """Start the pending auto-retries now (a DAG with auto_retry_delay=None waits for this)."""
+        self.engine.release_auto_retries()
+
+    def pause_flushes(self) -> None:
+        """Step output stays in its buffers (unless one fills) until resume_flushes()."""
+        self.engine.flushes_paused.set()
+
+    def resume_flushes(self) -> None:
+        self.engine.flushes_paused.clear()
+
     def retry_run(self, name: str, run_id: str) -> bool:
         return self.engine.retry(self.get_run(name, run_id))
 
@@ -328,7 +365,7 @@ class FakeDagu:
         with self._lock:
             return sorted(self._records, key=lambda record: record.time)
 
-    def wait_for_requests(self, count: int, timeout: float = 5.0) -> List[RequestRecord]:
+    def wait_for_requests(self, count: int, timeout: float = WAIT_LIMIT) -> List[RequestRecord]:
         """The records once there are `count`: a request is recorded after its reply is
         sent, so a client can be a moment ahead of the list."""
         deadline = time.monotonic() + timeout
@@ -358,16 +395,22 @@ class FakeDagu:
         bad_gzip: bool = False,
         transform: Optional[Callable[[Any], Any]] = None,
         rewrite: Optional[Tuple[bytes, bytes]] = None,
+        hold: Optional[str] = None,
+        after: Optional[str] = None,
     ) -> Fault:
         """The next `count` requests whose path (below the base path) matches the regex
         get this answer. `delay` sleeps first; status 200 with no body passes the real
         answer through, delayed or delivered badly: `hang` never answers, `trickle` sends
         a byte every so many seconds, `cut` ("length" or "chunked") breaks off the body,
         `bad_gzip` labels it gzip, `transform` rewrites its JSON (a function of the body),
-        `rewrite=(old, new)` replaces bytes in it (e.g. JSON escapes real Dagu never writes)."""
+        `rewrite=(old, new)` replaces bytes in it (e.g. JSON escapes real Dagu never writes).
+        `hold` waits for `release(hold)` instead of a duration; `after` arms the fault only
+        once a real answer to a matching request has contained that text (armed before that
+        answer is sent, so the client's next request meets it)."""
         injected = Fault(
             re.compile(path), method, status, count, retry_after, body, delay, html, drop, content_type,
             hang, trickle, cut, bad_gzip, transform, rewrite,
+            hold=hold, after=after.encode("utf-8") if after is not None else None,
         )
         with self._lock:
             self._faults.append(injected)
@@ -376,6 +419,12 @@ class FakeDagu:
     def clear_faults(self) -> None:
         with self._lock:
             self._faults.clear()
+
+    def _arm_faults(self, method: str, path: str, answer: bytes) -> None:
+        with self._lock:
+            for waiting in self._faults:
+                if waiting.after is not None and waiting.applies(method, path) and waiting.after in answer:
+                    waiting.after = None
 
     def _take_fault(self, method: str, path: str) -> Optional[Fault]:
         with self._lock:
@@ -422,6 +471,8 @@ class FakeDagu:
         injected = self._take_fault(incoming.method, below_base)
         if injected is not None and injected.delay:
             time.sleep(injected.delay)
+        if injected is not None and injected.hold is not None:
+            self.engine.hold(injected.hold, cancel=None)
 
         def record(status: int, sent: int, response: bytes, stream: bool = False) -> RequestRecord:
             entry = RequestRecord(
@@ -455,6 +506,7 @@ class FakeDagu:
             return
         else:
             reply = self._answer(incoming, raw_path, query_string)
+            self._arm_faults(incoming.method, below_base, reply.body)
             if injected is not None:
                 reply = injected.deliver(reply)
         sent = handler.send(reply)  # type: ignore[attr-defined]

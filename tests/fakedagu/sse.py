@@ -23,7 +23,8 @@ can learn that a run ended:
   subscribers 0–1 s after it is persisted, depending on the ticker's phase. Here
   one ticker (phase: when the hub was made) re-renders each subscribed run and
   pushes it when its snapshot differs from the last one pushed. `invalidation=0`
-  pushes on every engine change instead (an idealised server, for comparisons).
+  pushes on every engine change instead (an idealised server, for comparisons);
+  `invalidation=None` ticks only when a test calls `tick()` (no race with the ticker).
 * `steplog` topics are polled by the server, adaptively between 1 s and 10 s,
   and sent when the tail-1000 snapshot changes.
 * A topic whose run does not exist yet sends nothing until it does.
@@ -108,8 +109,8 @@ class StepLogPoll:
 
 
 class EventHub:
-    def __init__(self, version: ServerVersion, engine: Engine, api_prefix: str, invalidation: float, heartbeat: float,
-                 framing: str = "chunked"):
+    def __init__(self, version: ServerVersion, engine: Engine, api_prefix: str, invalidation: Optional[float],
+                 heartbeat: float, framing: str = "chunked"):
         if framing not in FRAMINGS:
             raise ValueError(f"framing is one of {FRAMINGS}")
         self.v = version
@@ -273,8 +274,14 @@ class EventHub:
                 self._ticker = threading.Thread(target=self._tick_loop, name="fakedagu-sse", daemon=True)
                 self._ticker.start()
 
+    def tick(self) -> None:
+        """One invalidation tick now: push what changed since the last one."""
+        self._tick(time.monotonic())
+
     def _tick_loop(self) -> None:
         while not self._stop.is_set():
+            if self.invalidation is None:
+                return  # ticks come from tick() only
             if self.invalidation > 0:
                 # A fixed-phase ticker, like time.NewTicker in StartDAGRunEventInvalidation.
                 elapsed = time.monotonic() - self._epoch
