@@ -75,6 +75,14 @@ DEVIATIONS = [
         "exec.InitialStatus, whose dagRunId and rootDAGRunId are empty strings.",
     ),
     Deviation(
+        "null-dag-lists",
+        r"^GET /dags/\{fileName\} 200$",
+        r"^InvalidData at (localDags|errors): (None for not nullable|None is not of type 'array')$",
+        "Seen on real 1.30.3 (tests/real/test_fake_agrees.py): GetDAGDetails serialises the nil "
+        "localDags and errors slices as null; the spec says array.",
+        versions=("1.26.7", "1.30.3"),
+    ),
+    Deviation(
         "null-spec-errors",
         r"^(GET|PUT) /dags/\{fileName\}/spec 200$",
         r"^InvalidData at errors: (None for not nullable|None is not of type 'array')$",
@@ -268,7 +276,8 @@ def drive(server: FakeDagu, rec: Recorder) -> None:
     rec.call("GET", step_t, "/dag-runs/queued/q1/steps/q/log?stream=stdout", 404 if v.log_not_found_is_404 else 500)
     lifecycle_queues(rec, v)
     rec.call("GET", run_t + "/dequeue", "/dag-runs/queued/q1/dequeue", 200)
-    rec.call("GET", run_t + "/dequeue", "/dag-runs/queued/q1/dequeue", 400)
+    # A dequeued run that never ran is removed (cmd/dequeue.go): not found, like real 1.30.3.
+    rec.call("GET", run_t + "/dequeue", "/dag-runs/queued/q1/dequeue", 404)
 
     if v.has_approval:  # 1.30.0+
         approvals(server, rec)

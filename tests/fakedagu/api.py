@@ -188,6 +188,7 @@ class DaguAPI:
         add("POST", api, "/dags/{file}/enqueue", self.enqueue, body=True)
         add("GET", api, "/dags/{file}/dag-runs/{run_id}", self.get_dag_run_by_file)
         add("GET", api, "/dag-runs", self.lifecycle.list_runs)
+        add("GET", api, "/dag-runs/{name}", self.list_runs_by_name)
         run = "/dag-runs/{name}/{run_id}"
         add("GET", api, run, self.get_run)
         add("GET", api, run + "/log", self.run_log)
@@ -333,8 +334,9 @@ class DaguAPI:
                 "dag": render.dag_details(self.v, dag),
                 "latestDAGRun": render.run_details(self.v, latest) if latest else render.initial_details(self.v, dag),
                 "suspended": dag.suspended,
-                "localDags": [],
-                "errors": [],
+                # 1.x (checked on 1.30.3): nil slices, so null.
+                "localDags": [] if self.v.at_least(2, 0, 0) else None,
+                "errors": [] if self.v.at_least(2, 0, 0) else None,
             },
         )
 
@@ -424,6 +426,11 @@ class DaguAPI:
         return None
 
     # -- reading runs -------------------------------------------------------------
+    def list_runs_by_name(self, request: Request) -> Reply:
+        """listDAGRunsByName: the /dag-runs list with the name taken from the path."""
+        request.query = {**request.query, "name": [request.params["name"]]}
+        return self.lifecycle.list_runs(request)
+
     def get_run(self, request: Request) -> Reply:
         run, error = self._lookup(request.params["name"], request.params["run_id"], allow_latest=True)
         if error is not None:

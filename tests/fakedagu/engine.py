@@ -251,6 +251,11 @@ class Engine:
             self._runs[(name, run_id)] = run
             attempt = self._new_attempt(run, "manual", auto_retry_count=0)
             if enqueue:
+                if not self.version.at_least(2, 0, 0):
+                    # 1.x (checked on 1.30.3): the enqueue writes a status with its log path.
+                    attempt.log_file = os.path.join(
+                        attempt.directory, f"{_safe_name(run.name)}.{_stamp()}.{run.run_id[:8]}.log"
+                    )
                 self._set_status(run, attempt, 5)
                 self._spawn(self._wait_in_queue, run, queue_delay, name=f"queue-{run_id}")
             else:
@@ -278,9 +283,14 @@ class Engine:
     def _begin(self, run: Run, attempt: Attempt) -> None:
         """Start an attempt's agent: status 1 at once, so /start can answer (API.md §3.5)."""
         attempt.started_at = rfc3339()
-        attempt.log_file = os.path.join(
+        attempt.log_file = attempt.log_file or os.path.join(
             attempt.directory, f"{_safe_name(run.name)}.{_stamp()}.{run.run_id[:8]}.log"
         )
+        if not self.version.at_least(2, 0, 0):
+            # 1.x (checked on 1.30.3): once the agent runs, nodes not started show "", not "-".
+            for node in list(attempt.nodes.values()) + list(attempt.handlers.values()):
+                if node.status == 0:
+                    node.started_at = node.finished_at = ""
         with open(attempt.log_file, "a", encoding="utf-8") as handle:
             handle.write(f'time={attempt.started_at} level=INFO msg="DAG run started" dagRunId={run.run_id}\n')
         self._set_status(run, attempt, 1)
@@ -423,6 +433,8 @@ class Engine:
                 node.status, node.exit_code, node.error = 2, code, f"exit status {code}"
             elif outcome == "aborted":
                 node.status = 3
+                if not self.version.at_least(2, 0, 0) and node.started_at not in ("", "-"):
+                    node.error = "signal: terminated"  # 1.x (checked on 1.30.3)
             elif outcome == "rejected":
                 node.status = 8
                 node.rejected_at = node.rejected_at or rfc3339()
@@ -602,6 +614,10 @@ class Engine:
             attempt.finished_at = rfc3339()
             self._set_status(run, attempt, 3)
             run.queue_release.set()
+            if len(run.attempts) == 1:
+                # Dagu hides the aborted attempt, and a run left with no attempt that ran is
+                # removed (cmd/dequeue.go, every tag): it is not found any more.
+                self._runs.pop((run.name, run.run_id), None)
 
     def release_queue(self) -> None:
         with self.lock:
@@ -629,6 +645,8 @@ class Engine:
                 return False
             previous = run.attempt
             attempt = self._new_attempt(run, "retry", auto_retry_count=previous.auto_retry_count)
+            if not self.version.at_least(2, 0, 0):
+                attempt.log_file = previous.log_file  # 1.x (checked on 1.30.3): the run keeps its log
             if step:
                 for name, node in attempt.nodes.items():
                     if name != step:

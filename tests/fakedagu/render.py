@@ -7,31 +7,46 @@ when a run has no labels (labels/tags are `&s.Labels` on a nil slice).
 from __future__ import annotations
 
 import json
+import shlex
 from typing import Any, Dict, List, Optional
 
-from .dags import Dag, Step
+from .dags import Dag, Output, Step
 from .engine import Attempt, NodeState, Run
 from .lifecycle import artifacts_available
 from .params import escaped_defaults, param_strings
 from .versions import ServerVersion, node_status_label, status_label
 
 
-def step_json(step: Step, version: ServerVersion) -> Dict[str, Any]:
-    body: Dict[str, Any] = {
-        "name": step.name,
-        "commands": [{"command": step.command or "fake-step"}],
-        "preconditions": [],
-    }
+def _command_entry(command: Optional[str]) -> Dict[str, Any]:
+    """Dagu splits a step's command line into the program and its args (omitted when none)."""
+    words = shlex.split(command) if command else ["fake-step"]
+    entry: Dict[str, Any] = {"command": words[0] if words else ""}
+    if words[1:]:
+        entry["args"] = words[1:]
+    return entry
+
+
+def step_json(step: Step, version: ServerVersion, from_spec: bool = False) -> Dict[str, Any]:
+    body: Dict[str, Any] = {"name": step.name, "commands": [_command_entry(step.command)]}
+    if version.at_least(2, 0, 0):
+        body["preconditions"] = []
+    elif from_spec:
+        # 1.x (checked on 1.30.3): a step loaded from its file has an empty executor config;
+        # a run's stored status drops it. Step preconditions are a nil slice: omitted.
+        body["executorConfig"] = {"config": {}}
     if step.depends:
         body["depends"] = list(step.depends)
+    outputs = [a.key for a in step.actions if isinstance(a, Output)]
+    if outputs:
+        body["output"] = outputs[0]  # the step's `output:` variable name
     if step.is_approval and version.has_approval:
         body["approval"] = {}
     return body
 
 
-def node_json(node: NodeState, version: ServerVersion) -> Dict[str, Any]:
+def node_json(node: NodeState, version: ServerVersion, from_spec: bool = False) -> Dict[str, Any]:
     body: Dict[str, Any] = {
-        "step": step_json(node.step, version),
+        "step": step_json(node.step, version, from_spec),
         "stdout": node.stdout,
         "stderr": node.stderr,
         "startedAt": node.started_at,
@@ -41,10 +56,10 @@ def node_json(node: NodeState, version: ServerVersion) -> Dict[str, Any]:
         "retryCount": node.retry_count,
         "doneCount": node.done_count,
     }
-    # v1.24.0 renamed children -> subRuns.
-    if version.at_least(1, 24, 0):
+    # v1.24.0 renamed children -> subRuns; 1.x (checked on 1.30.3) omits them when empty (nil slices).
+    if version.at_least(2, 0, 0):
         body["subRuns"], body["subRunsRepeated"] = [], []
-    else:
+    elif not version.at_least(1, 24, 0):
         body["children"], body["childrenRepeated"] = [], []
     if node.error:
         body["error"] = node.error
@@ -87,7 +102,8 @@ def _common(
         body["log"] = attempt.log_file if attempt else ""
     if run is not None and run.resolved.joined:
         body["params"] = run.resolved.joined
-    if run is not None and run.queued_at:
+    # 1.x details leave queuedAt out (toDAGRunDetails at 1.30.3); summaries carry it.
+    if run is not None and run.queued_at and (not details or version.at_least(2, 0, 0)):
         body["queuedAt"] = run.queued_at
     if version.at_least(1, 30, 0) and attempt is not None and attempt.started_at:
         body["workerId"] = "local"
@@ -120,7 +136,7 @@ def initial_details(version: ServerVersion, dag: Dag) -> Dict[str, Any]:
     """exec.InitialStatus(dag): what latestDAGRun shows for a DAG that never ran."""
     body = _common(version, None, None, dag.dag_name, details=True)
     body["preconditions"] = []
-    body["nodes"] = [node_json(NodeState(s), version) for s in dag.steps]
+    body["nodes"] = [node_json(NodeState(s), version, from_spec=True) for s in dag.steps]
     for key, step in dag.handlers.items():
         body[_handler_key(key, version)] = node_json(NodeState(step), version)
     return body
@@ -135,9 +151,15 @@ def dag_details(version: ServerVersion, dag: Dag) -> Dict[str, Any]:
         "name": dag.dag_name,
         "schedule": [{"expression": e} for e in dag.schedule],
         "preconditions": [],
-        "steps": [step_json(s, version) for s in dag.steps],
+        "steps": [step_json(s, version, from_spec=True) for s in dag.steps],
         "maxActiveRuns": 1,
     }
+    if not version.at_least(2, 0, 0):
+        # 1.x (checked on 1.30.3): nil slices are omitted; histRetentionDays defaults to 30.
+        del body["preconditions"]
+        if not dag.schedule:
+            del body["schedule"]
+        body["histRetentionDays"] = 30
     if dag.description:
         body["description"] = dag.description
     if dag.params:
@@ -179,7 +201,7 @@ def outputs_json(version: ServerVersion, run: Run) -> Dict[str, Any]:
     """GetDAGRunOutputs: outputs are written just before the final status (API.md §9)."""
     attempt = run.attempt
     if not attempt.finished or not attempt.outputs:
-        return {
+        empty: Dict[str, Any] = {
             "metadata": {
                 "dagName": "",
                 "dagRunId": "",
@@ -189,6 +211,9 @@ def outputs_json(version: ServerVersion, run: Run) -> Dict[str, Any]:
             },
             "outputs": {},
         }
+        if not version.at_least(2, 0, 0):
+            empty["metadata"]["params"] = ""  # 1.x: `&Metadata.Params`, never omitted (1.30.3)
+        return empty
     metadata: Dict[str, Any] = {
         "dagName": run.name,
         "dagRunId": run.run_id,
@@ -198,4 +223,6 @@ def outputs_json(version: ServerVersion, run: Run) -> Dict[str, Any]:
     }
     if run.resolved.effective:
         metadata["params"] = json.dumps(dict(run.resolved.effective), separators=(",", ":"))
+    elif not version.at_least(2, 0, 0):
+        metadata["params"] = ""
     return {"metadata": metadata, "outputs": dict(attempt.outputs)}
