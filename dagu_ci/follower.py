@@ -16,10 +16,10 @@ from __future__ import annotations
 import queue
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Dict, Optional, Set, Tuple
 
-from dagu_ci.client import DaguClient, RetriesExhausted, Retry
+from dagu_ci.client import ApiError, DaguClient, RetriesExhausted, Retry
 from dagu_ci.errors import ServerError, TimedOut
 from dagu_ci.events import (
     Event,
@@ -32,7 +32,7 @@ from dagu_ci.events import (
     Tick,
 )
 from dagu_ci.logtail import LogTailer, ReadMode
-from dagu_ci.models import RunSnapshot, StepSnapshot
+from dagu_ci.models import RunSnapshot, RunStatus, StepSnapshot
 from dagu_ci.push import Closed, LogTouched, Pushed, PushStream
 
 Sink = Callable[[Event], None]
@@ -220,12 +220,24 @@ class Follower:
     def _poll(self) -> RunSnapshot:
         try:
             snapshot = self.client.get_run(self.dag_name, self.run_id, self._retry())
+        except ApiError as exc:
+            if exc.status == 404 and self.last is not None and self.last.status == RunStatus.QUEUED:
+                return self._dequeued(self.last)
+            if self._past_deadline():
+                raise TimedOut() from None
+            raise
         except ServerError:
             if self._past_deadline():
                 raise TimedOut() from None
             raise
         self._last_status = time.monotonic()
         return snapshot
+
+    def _dequeued(self, last: RunSnapshot) -> RunSnapshot:
+        """Dagu removes a run dequeued before it ran (someone else dequeued it: a superseding
+        job, the UI): its end, as aborted, not an error."""
+        self.emit(Notice("the run was dequeued before it started (Dagu removed it)", Level.WARNING))
+        return replace(last, status=RunStatus.ABORTED)
 
     def _next(self, interval: float, quiet: bool) -> RunSnapshot:
         """Wait for the next thing worth a look: a pushed snapshot, a log due, or status time."""

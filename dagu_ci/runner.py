@@ -575,8 +575,8 @@ class Runner:
         self._say(f"downloaded {len(written)} artifact{'s' if len(written) != 1 else ''} into {directory}")
 
     def _outputs(self, dag_name: str, run_id: str, snapshot: Optional[RunSnapshot]) -> Dict[str, Any]:
-        if snapshot is None or not snapshot.is_over:
-            return {}
+        if snapshot is None or not snapshot.is_over or not any(s.status.has_started for s in snapshot.steps):
+            return {}  # no step ran, so none wrote an output (a dequeued run is gone altogether)
         try:
             return self.client.get_outputs(dag_name, run_id)
         except DaguCIError as exc:

@@ -140,7 +140,7 @@ def test_queue_timeout_dequeues_a_run_that_never_started(fake_factory):
     result = run(server, "--enqueue", "--queue-timeout", "1", "--run-id", "q1")  # so ending at all is the point
     assert result.code == 124, result.output
     assert "never started: still queued after 1s; it was dequeued" in result.stdout
-    assert server.get_run("deploy", "q1").status == 3
+    assert server.find_run("deploy", "q1") is None  # dequeued before it ran: Dagu removes it
 
 
 def test_auto_retry_followed_or_not(fake_factory):
@@ -253,9 +253,12 @@ def test_cancel_superseded_dequeues_a_queued_run_of_the_group(fake_factory):
     newer = run(server, "--run-id", "new", "--cancel-superseded", "pr-7")
     assert newer.code == 0, newer.output
     assert "superseded: stopping run old of deploy (dagu-ci-group=pr-7)" in newer.stdout
-    assert server.get_run("deploy", "old").status == 3
+    assert server.find_run("deploy", "old") is None  # dequeued before it ran: Dagu removes it
     assert any(r.path.endswith("/old/dequeue") for r in server.requests)
-    assert queued.finish().code == 3
+    followed = queued.finish()
+    # Dagu removes a run dequeued before it ran: its follower says so and exits 3 (aborted).
+    assert followed.code == 3, followed.output
+    assert "dequeued before it started" in followed.stdout and "error" not in followed.stdout
 
 
 def test_cancel_superseded_on_a_server_with_substring_names_and_single_status(fake_factory):
