@@ -54,6 +54,13 @@ steps:
     assert "never started" in result.output
     # Dagu removes a dequeued run that never ran (its only attempt was the queued one).
     assert requests.get(f"{server.api}/dag-runs/single/q2", timeout=10).status_code == 404
+    # Dequeued by someone else (the UI, a superseding job): its follower ends, aborted.
+    third = start_cli("run", "single", "--url", server.url, "--run-id", "q3", "--enqueue")
+    third.wait_for("queued", timeout=60)
+    assert requests.get(f"{server.api}/dag-runs/single/q3/dequeue", timeout=10).status_code == 200
+    followed = third.finish(timeout=60)
+    assert followed.code == 3, followed.output
+    assert "dequeued before it started" in followed.output
     first.send_signal(15)
     assert first.finish(timeout=60).code == 143
 
