@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from typing import Callable
 
 import pytest
 
@@ -16,7 +17,7 @@ from dagu_ci.reporters.github import GitHubReporter
 from dagu_ci.reporters.plain import PlainReporter
 from dagu_ci.term import Style, display_width, fit
 from tests.conftest import ROOT, run_cli
-from tests.fakedagu import Dag, Step, fail, load_dags, out, sleep
+from tests.fakedagu import Dag, Step, fail, hold, load_dags, out
 from tests.ptyterm import SPINNER, run_in_pty, set_size
 from tests.reporting import PLAIN, Out, done, feed, finished, log, started, step
 
@@ -28,9 +29,24 @@ LONG_NAMES = [
 ]
 
 
-def parallel_dag(seconds: float = 1.5) -> Dag:
-    steps = [Step(name, [out(f"{name} begins"), sleep(seconds), out(f"{name} ends")]) for name in LONG_NAMES]
+def parallel_dag() -> Dag:
+    """Steps that run until the test releases "go" (once it has seen what it needs drawn)."""
+    steps = [Step(name, [out(f"{name} begins"), hold("go"), out(f"{name} ends")]) for name in LONG_NAMES]
     return Dag(file="wide", name="wide", steps=steps)
+
+
+def release_after_redraws(server, count: int, since: Callable[[], int] = lambda: 0) -> Callable[[bytes, int], bool]:
+    """An on_output hook: release the steps once the progress line was drawn `count` times
+    (after the offset `since()` gives), so no machine is too slow to see it redrawn."""
+    released = []
+
+    def hook(output: bytes, _master: int) -> bool:
+        if not released and output[since():].count("steps done".encode()) >= count:
+            server.release("go")
+            released.append(True)
+        return False
+
+    return hook
 
 
 def assert_no_stale_progress(screen):
@@ -41,7 +57,7 @@ def assert_no_stale_progress(screen):
 @pytest.mark.parametrize("columns", [40, 80, 200])
 def test_progress_line_never_wraps_and_leaves_nothing_behind(fake_factory, columns):
     server = fake_factory(parallel_dag())
-    run = run_in_pty("run", "wide", "--url", server.url, *FAST, columns=columns)
+    run = run_in_pty("run", "wide", "--url", server.url, *FAST, columns=columns, on_output=release_after_redraws(server, 3))
     assert run.code == 0, run.text
     drawn = run.status_lines()
     assert len(drawn) >= 3, run.text  # the line was really drawn, several times
@@ -57,14 +73,17 @@ def test_progress_line_never_wraps_and_leaves_nothing_behind(fake_factory, colum
 
 
 def test_a_resize_counts_from_the_next_redraw(fake_factory):
-    server = fake_factory(parallel_dag(seconds=3.0))
-    resized = []
+    server = fake_factory(parallel_dag())
+    resized: list = []
+    release = release_after_redraws(server, 4, since=lambda: resized[0])
 
     def shrink_once_drawn(output: bytes, master: int) -> bool:
         if not resized and "steps done".encode() in output:
             set_size(master, 40, 1000)
-            resized.append(True)
+            resized.append(len(output))
             return True
+        if resized:
+            release(output, master)
         return False
 
     run = run_in_pty("run", "wide", "--url", server.url, *FAST, columns=200, on_output=shrink_once_drawn)
