@@ -17,6 +17,7 @@ import pytest
 import requests
 
 from tests.fakedagu import Dag, FakeDagu, Step, err, fail, lines, out, output, sleep
+from tests.real import test_real_run as real_run  # the same DAG texts as the real suite
 
 # -- the shape comparison --------------------------------------------------------------------
 
@@ -193,22 +194,9 @@ steps:
 """, Dag("slow", [Step("wait", [out("waiting"), sleep(3)], command="sh -c 'echo waiting; sleep 3'"),
                   Step("after", [out("done")], depends=["wait"], command="echo done")]))
 
-FAIL = Scenario("""
-steps:
-  - name: broken
-    command: sh -c 'echo about to fail; exit 3'
-""", Dag("fail", [Step("broken", [out("about to fail"), fail(3)], command="sh -c 'echo about to fail; exit 3'")]))
+FAIL = Scenario(real_run.FAIL, Dag("fail", [Step("broken", [out("about to fail"), fail(3)], command="sh -c 'echo about to fail; exit 3'")]))
 
-PARTIAL = Scenario("""
-steps:
-  - name: flaky
-    command: sh -c 'echo soft failure; exit 1'
-    continueOn:
-      failure: true
-  - name: after
-    command: echo still ran
-    depends: [flaky]
-""", Dag("partial", [Step("flaky", [out("soft failure"), fail(1)], continue_on_failure=True,
+PARTIAL = Scenario(real_run.PARTIAL, Dag("partial", [Step("flaky", [out("soft failure"), fail(1)], continue_on_failure=True,
                           command="sh -c 'echo soft failure; exit 1'"),
                      Step("after", [out("still ran")], depends=["flaky"], command="echo still ran")]))
 
