@@ -37,11 +37,15 @@ def parallel_dag() -> Dag:
 
 def release_after_redraws(server, count: int, since: Callable[[], int] = lambda: 0) -> Callable[[bytes, int], bool]:
     """An on_output hook: release the steps once the progress line was drawn `count` times
-    (after the offset `since()` gives), so no machine is too slow to see it redrawn."""
+    with every step running (after each step's first line, and after the offset `since()`
+    gives), so no machine is too slow to see it redrawn with the long names in it."""
     released = []
 
     def hook(output: bytes, _master: int) -> bool:
-        if not released and output[since():].count("steps done".encode()) >= count:
+        starts = [output.find(f"{name} begins".encode()) for name in LONG_NAMES]
+        if released or min(starts) < 0:
+            return False
+        if output[max(since(), *starts):].count("steps done".encode()) >= count:
             server.release("go")
             released.append(True)
         return False
