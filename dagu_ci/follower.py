@@ -258,6 +258,8 @@ class Follower:
                 pass
             else:
                 if isinstance(message, Pushed):
+                    if self._behind(message.snapshot):
+                        return self._poll()  # pushed before what we saw last: ask for now
                     self._last_status = time.monotonic()
                     return message.snapshot
                 if isinstance(message, LogTouched):
@@ -269,6 +271,21 @@ class Follower:
         if self._past_deadline():
             raise TimedOut()
         return self._poll() if time.monotonic() >= status_due else self._current()
+
+    def _behind(self, pushed: RunSnapshot) -> bool:
+        """Might this pushed snapshot be older than what a poll showed since? A push can
+        arrive late (a busy reader, a proxy). A step with other log files than we know, or
+        unfinished where we saw it end, means an older snapshot or a new attempt; only a
+        poll tells which, and an older attempt taken for a new one shows its log again."""
+        known = {step.name: step for step in self.last.steps} if self.last is not None else {}
+        for step in pushed.steps:
+            before = known.get(step.name)
+            if before is not None and before.stdout and step.stdout != before.stdout:
+                return True
+            seen = self._finished.get(step.name)
+            if seen is not None and not step.status.is_finished:
+                return True
+        return False
 
     def _current(self) -> RunSnapshot:
         assert self.last is not None

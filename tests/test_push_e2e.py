@@ -1,8 +1,10 @@
 """Server push (Dagu >= 2.3): the events stream wakes the follower; polling is the fallback."""
 from __future__ import annotations
 
+import time
+
 from tests.conftest import WAIT_LIMIT, eventually, run_cli, start_cli
-from tests.fakedagu import Dag, Step, hold, lines, out
+from tests.fakedagu import Dag, Step, fail, hold, lines, out
 from tests.test_run_e2e import log_lines
 
 
@@ -70,3 +72,33 @@ def test_no_push_and_servers_without_the_stream(fake_factory):
     old = fake_factory(dag(Step("s", [out("x")])), version="2.2.0")
     assert run_cli("run", "deploy", "--url", old.url).code == 0
     assert not stream_requests(old)
+
+
+def test_a_late_push_of_an_earlier_attempt_repeats_nothing(fake_factory):
+    """A push can arrive after a poll has shown something newer (a busy reader thread, a
+    slow proxy). A late snapshot of the failed first attempt must not make dagu-ci take the
+    new attempt's log for the old one's and show its lines again."""
+    flaky = Step("flaky", [out("try"), hold("fail"), fail(1)], fail_attempts=1)
+    after = Step("after", [out("after"), hold("end")], depends=["flaky"])  # keeps attempt 2 going
+    server = fake_factory(Dag(file="deploy", steps=[flaky, after], auto_retry_limit=1, auto_retry_delay=None),
+                          version="2.6.5", sse_invalidation=None)  # pushes go out when the test ticks
+    proc = start_cli("run", "deploy", "--url", server.url, "--poll-interval", "0.1", "--run-id", "late")
+    (stream,) = eventually(lambda: stream_requests(server), "dagu-ci's events stream")  # pushed: running
+    server.release("fail")
+    proc.wait_for("✖ flaky failed")
+    proc.wait_for("Dagu will retry it")
+    server.sse.hold_frames()
+    server.sse.tick()  # the failed first attempt, pushed now, delivered late
+    server.release_auto_retries()
+    proc.wait_for("✔ flaky succeeded")  # polled: the second attempt runs
+    sent = stream.bytes_out
+    server.sse.release_frames()
+    eventually(lambda: stream.bytes_out > sent, "the late push")
+    arrived = time.monotonic()
+    eventually(lambda: [r for r in status_polls(server, "late") if r.time > arrived],
+               "a status poll after the late push")  # dagu-ci reads a waiting push before it polls
+    server.release("end")
+    result = proc.finish()
+    assert result.code == 0, result.output
+    assert log_lines(result.stdout) == ["try", "try", "after"], result.stdout
+    assert result.stdout.count("Dagu will retry it") == 1, result.stdout

@@ -128,6 +128,8 @@ class EventHub:
         self._stop = threading.Event()
         self._epoch = time.monotonic()  # the ticker's phase
         self._ticker: Optional[threading.Thread] = None
+        self._frames_free = threading.Event()  # cleared by hold_frames(): frames wait, in order
+        self._frames_free.set()
 
     # -- routing ------------------------------------------------------------------
     def handles(self, method: str, path: str) -> bool:
@@ -205,6 +207,9 @@ class EventHub:
                     data, next_beat = b": heartbeat\n\n", time.monotonic() + self.heartbeat
                 if data is None:
                     break
+                while not self._frames_free.wait(0.05):
+                    if session.closed or self._stop.is_set():
+                        break
                 # Go's ResponseWriter chunks a body of unknown length; each flush is one chunk.
                 handler.wfile.write(b"%x\r\n%s\r\n" % (len(data), data) if chunked else data)
                 handler.wfile.flush()
@@ -273,6 +278,14 @@ class EventHub:
             if self._ticker is None:
                 self._ticker = threading.Thread(target=self._tick_loop, name="fakedagu-sse", daemon=True)
                 self._ticker.start()
+
+    def hold_frames(self) -> None:
+        """Frames queue up unsent until release_frames(): a slow proxy or a client's busy
+        reader, so a push can arrive after the client has polled something newer."""
+        self._frames_free.clear()
+
+    def release_frames(self) -> None:
+        self._frames_free.set()
 
     def tick(self) -> None:
         """One invalidation tick now: push what changed since the last one."""
