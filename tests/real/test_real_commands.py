@@ -68,7 +68,9 @@ steps:
 def test_spec_runs_a_repository_file(real_dagu, tmp_path):
     server = real_dagu()
     spec = tmp_path / "inline.yaml"
-    spec.write_text("steps:\n  - name: s\n    command: echo from the spec\n")
+    # Dagu 1.x deletes the spec's temporary folder, a step's default working directory,
+    # when the start request returns: a step that starts later fails without workingDir.
+    spec.write_text(f"workingDir: {server.home}\nsteps:\n  - name: s\n    command: echo from the spec\n")
     result = run_cli("run", "--spec", str(spec), "--url", server.url, "--reporter", "plain")
     assert result.code == 0, result.output
     assert log_lines(result.stdout) == ["from the spec"]
