@@ -3,7 +3,6 @@ checked before a run starts, so that a bad path never costs a run's report."""
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 from typing import Optional
 
@@ -67,6 +66,8 @@ def check_writable(target: Target) -> None:
         folder = os.path.dirname(folder)
     if not os.path.isdir(folder):
         raise UsageError(f"{target.what} {target.path}: {folder} is a file, not a folder")
+    import tempfile  # here: cli.py imports this module, and --version/--help should not pay for it
+
     try:
         handle, probe = tempfile.mkstemp(prefix=".dagu-ci-probe-", dir=folder)
     except OSError as exc:
