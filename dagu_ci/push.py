@@ -19,6 +19,7 @@ import requests
 
 from dagu_ci.client import DaguClient
 from dagu_ci.models import RunSnapshot
+from dagu_ci.transport import socket_of
 
 PUSH_SINCE = (2, 3, 0)
 READ_TIMEOUT = 35.0  # the server sends a heartbeat every 10 s by default
@@ -109,7 +110,7 @@ class PushStream:
                 timeout=(5.0, READ_TIMEOUT),
                 verify=self._session.verify,  # see DaguClient._send
             )
-            self._sock = _socket_of(response)
+            self._sock = socket_of(response)
             if not self.live:  # closed while the request was under way
                 return
             if response.status_code != 200 or "text/event-stream" not in response.headers.get("Content-Type", ""):
@@ -146,18 +147,6 @@ class PushStream:
             self.messages.put(Pushed(RunSnapshot.from_api(payload["dagRunDetails"])))
         elif topic.startswith("steplog:"):
             self.messages.put(LogTouched(topic.rsplit("/", 1)[-1]))
-
-
-def _socket_of(response: requests.Response) -> Optional[socket.socket]:
-    """The socket under a streamed response. A keep-alive response still holds its pool
-    connection; one that will close has been let go by it (http.client drops the
-    connection's `sock` then), and is reachable only through the response's file."""
-    raw = getattr(response, "raw", None)
-    sock = getattr(getattr(raw, "_connection", None), "sock", None)
-    if sock is None:
-        fileobj = getattr(getattr(raw, "_fp", None), "fp", None)  # http.client's socket file
-        sock = getattr(getattr(fileobj, "raw", None), "_sock", None)
-    return sock if isinstance(sock, socket.socket) else None
 
 
 def _frames(lines: Iterable[str]):

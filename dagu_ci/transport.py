@@ -120,10 +120,22 @@ def _cut(response: Optional[requests.Response]) -> None:
     """Unblock a read in progress: shut the socket down (close() alone would wait for it)."""
     if response is None:
         return
-    sock = getattr(getattr(getattr(response, "raw", None), "_connection", None), "sock", None)
+    sock = socket_of(response)
     if sock is None:
         return
     try:
         sock.shutdown(socket.SHUT_RDWR)
     except OSError:
         pass
+
+
+def socket_of(response: requests.Response) -> Optional[socket.socket]:
+    """The socket under a streamed response. A keep-alive response still holds its pool
+    connection; one that will close has been let go by it (http.client drops the
+    connection's `sock` then), and is reachable only through the response's file."""
+    raw = getattr(response, "raw", None)
+    sock = getattr(getattr(raw, "_connection", None), "sock", None)
+    if sock is None:
+        fileobj = getattr(getattr(raw, "_fp", None), "fp", None)  # http.client's socket file
+        sock = getattr(getattr(fileobj, "raw", None), "_sock", None)
+    return sock if isinstance(sock, socket.socket) else None
