@@ -13,7 +13,7 @@ import click
 from dagu_ci import __version__
 from dagu_ci.errors import Cancelled, DaguCIError, ExitCode, OutputClosed, UsageError
 from dagu_ci.files import ENCODING_ERRORS
-from dagu_ci.redaction import learn, mask_values, redact
+from dagu_ci.redaction import debug_traceback, learn, mask_values, redact
 
 # The same as dagu_ci.reporters.hosts.REPORTER_CHOICES (a test checks), spelled out here
 # because importing the reporters would slow down `--version` and `--help`.
@@ -669,10 +669,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     except OutputClosed:  # stdout's reader went away before a run existed, or in another command
         code = ExitCode.OUTPUT_CLOSED
     except Exception as exc:  # noqa: BLE001 - the promise is: no traceback, ever
-        if os.environ.get("DAGU_CI_DEBUG"):
-            import traceback  # only here: it costs start-up time on every call
-
-            sys.stderr.write(redact(traceback.format_exc()))
+        debug_traceback(os.environ)
         message = f"internal error: {type(exc).__name__}: {exc} (set DAGU_CI_DEBUG=1 for details)"
         code = ExitCode.SERVER
     if message:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import json
 import re
-from typing import Any, Iterable, List, Optional, Tuple
+from typing import Any, Iterable, List, Mapping, Optional, Tuple
 from urllib.parse import quote, quote_plus, unquote
 
 MASK = "***"
@@ -132,3 +132,12 @@ def redact_value(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [redact_value(item) for item in value]
     return value
+
+
+def debug_traceback(env: Mapping[str, str]) -> None:
+    """With DAGU_CI_DEBUG set, the current exception's traceback on stderr, redacted."""
+    if env.get("DAGU_CI_DEBUG"):
+        import sys
+        import traceback  # only here: it costs start-up time on every call
+
+        sys.stderr.write(redact(traceback.format_exc()))

@@ -24,7 +24,7 @@ from dagu_ci.events import Event, Failed, Level, Notice, RunAccepted, RunFinishe
 from dagu_ci.follower import FollowOptions, Follower
 from dagu_ci.models import RunSnapshot, RunStatus, StepSnapshot, StepStatus
 from dagu_ci.params import Params, encode_params, expanding_values, typed_problems
-from dagu_ci.redaction import redact_value
+from dagu_ci.redaction import debug_traceback, redact_value
 from dagu_ci.remotetext import json_text
 from dagu_ci.reporters import Reporter
 from dagu_ci.result import Ending, RunResult, exit_code_for
@@ -455,10 +455,7 @@ class Runner:
         if isinstance(exc, DaguCIError):
             message, code = exc.message, int(exc.exit_code)
         else:
-            if self.env.get("DAGU_CI_DEBUG"):
-                import traceback  # only here, as in cli.main
-
-                traceback.print_exc()
+            debug_traceback(self.env)  # redacted, as in cli.main
             message, code = f"internal error: {type(exc).__name__}: {exc}", int(ExitCode.SERVER)
         self._failure = message
         if not self.request.stop_on_cancel:
