@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Tuple
 
 from dagu_ci import state
 from dagu_ci.client import ApiError, DaguClient
 from dagu_ci.errors import DaguCIError
 from dagu_ci.models import RunStatus, StepStatus
+
+if TYPE_CHECKING:
+    from dagu_ci.hosts.base import Host
 
 REJECT_REASON = "CI job cancelled or timed out"
 
@@ -62,13 +65,13 @@ def stop_record(dag: str, name: str, run_id: str, action: str, status: Optional[
 class Binding:
     """What a state file must match for this job's backstop to act on it."""
 
-    job: str  # the current CI job (state.job_of)
+    job: str  # the current CI job (Host.job)
     server: Optional[Tuple[str, str, int]]  # origin of the configured --url
     key: Optional[str] = None  # in the GitHub action's post step: its main step's secret
 
     @classmethod
-    def current(cls, env: Mapping[str, str], url: str) -> "Binding":
-        return cls(state.job_of(env), state.origin(url), state.key_for_post_step(env))
+    def current(cls, host: "Host", url: str) -> "Binding":
+        return cls(host.job() or "", state.origin(url), host.post_step_key())
 
     def refusal(self, run: state.RunState) -> str:
         """Why the backstop must leave `run` alone, or "" when it may stop it."""

@@ -5,19 +5,16 @@ import os
 import signal
 import sys
 import time
-from dataclasses import dataclass
-from typing import Any, Callable, List, Optional, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Callable, List, Mapping, Optional, Sequence
 
 import click
 
 from dagu_ci import __version__
 from dagu_ci.errors import Cancelled, DaguCIError, ExitCode, OutputClosed, UsageError
 from dagu_ci.files import ENCODING_ERRORS
+from dagu_ci.hosts import REPORTER_CHOICES, detect
 from dagu_ci.redaction import debug_traceback, learn, mask_values, redact
-
-# The same as dagu_ci.reporters.hosts.REPORTER_CHOICES (a test checks), spelled out here
-# because importing the reporters would slow down `--version` and `--help`.
-REPORTER_CHOICES = ["auto", "plain", "github", "gitlab"]
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 # Commands that follow (or may follow) a run with a host's reporter: on an error, the
@@ -27,9 +24,22 @@ RUN_COMMANDS = ("run", "follow", "retry")
 
 @dataclass
 class Session:
-    """What main() needs to know after a command ends in an error: the reporter it made."""
+    """This invocation: the CI host it runs in, and (for main() after an error) the reporter made."""
 
+    env: Mapping[str, str] = field(default_factory=lambda: os.environ)
+    given_host: Any = None  # the entrypoint's, which it detected to read the action's inputs
     reporter: Any = None
+
+    @property
+    def host(self) -> Any:
+        """Detected once, on first use: `--help` and `--version` never import a host."""
+        if self.given_host is None:
+            self.given_host = detect(self.env)
+        return self.given_host
+
+
+def _session() -> Session:
+    return click.get_current_context().find_root().ensure_object(Session)
 
 
 def connection_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -109,7 +119,7 @@ def follow_options(command: Callable[..., Any]) -> Callable[..., Any]:
                      help="Write a JUnit XML report here: one testcase per DAG step."),
         click.option("--reporter", "reporter_name", type=click.Choice(REPORTER_CHOICES), default="auto", show_default=True,
                      envvar="DAGU_CI_REPORTER", show_envvar=True,
-                     help="Output format; auto picks github or gitlab inside those CI hosts, else plain."),
+                     help="Output format; auto picks the CI host's own (plain in a terminal and unknown hosts)."),
         click.option("--json", "as_json", is_flag=True,
                      help="Print only the result document (as --result-file writes it) on stdout; the log goes to stderr."),
     ]
@@ -129,12 +139,13 @@ def _split(options: dict) -> "tuple[dict, dict]":
 
 def _runner(dag: str, connection: dict, follow: dict, retry_for: float, retry_option: str, **fields: Any) -> Any:
     """A Runner with the shared follow options applied; `fields` are the command's own."""
-    from dagu_ci.reporters.hosts import make_reporter
+    from dagu_ci.hosts import make_reporter
     from dagu_ci.runner import Runner, RunRequest
 
-    reporter = make_reporter(follow.pop("reporter_name"), follow.pop("junit"), secrets=mask_values(),
+    session = _session()
+    reporter = make_reporter(session.host, follow.pop("reporter_name"), follow.pop("junit"), secrets=mask_values(),
                              out=sys.stderr if follow["as_json"] else None)  # with --json, stdout is the document
-    click.get_current_context().find_root().ensure_object(Session).reporter = reporter
+    session.reporter = reporter
     client = _client(connection, retry_for, reporter, retry_option)
     request = RunRequest(
         dag=dag,
@@ -153,7 +164,7 @@ def _runner(dag: str, connection: dict, follow: dict, retry_for: float, retry_op
         print_json=follow["as_json"],
         **fields,
     )
-    return Runner(client, reporter, request)
+    return Runner(client, reporter, request, session.host)
 
 
 def _check_run_id(run_id: Optional[str]) -> None:
@@ -257,7 +268,7 @@ def start(dag: str, param_items: Sequence[str], params_text: Optional[str], run_
     client = _client(connection, start_timeout, reporter, "--start-timeout")
     request = RunRequest(dag=dag, params=params, run_id=run_id, enqueue=enqueue, singleton=singleton)
     try:
-        name, new_id = Runner(client, reporter, request).start()
+        name, new_id = Runner(client, reporter, request, _session().host).start()
         url = client.ui_url(name, new_id)
     finally:
         client.close()
@@ -374,10 +385,10 @@ def logs(dag: str, run_id: str, step: Optional[str], use_stderr: bool, tail: Opt
         if tail or as_json:
             raise UsageError("--follow streams whole logs: it takes no --tail or --json")
         from dagu_ci.follower import FollowOptions
-        from dagu_ci.reporters.hosts import make_reporter
+        from dagu_ci.hosts import make_reporter
         from dagu_ci.stdio import raise_if_reader_gone
 
-        reporter = make_reporter(reporter_name, secrets=mask_values())
+        reporter = make_reporter(_session().host, reporter_name, secrets=mask_values())
         client = _client(connection, retry_for, reporter, "--retry-for")
         try:
             # A reader that went away (`| head`) ends the follow at the next poll.
@@ -568,7 +579,6 @@ def stop(dag: Optional[str], run_id: Optional[str], from_state: bool, state_dir:
     Exit codes: 0 stopped (or nothing to stop), 2 usage error or no such run,
     4 server error.
     """
-    from dagu_ci import state
     from dagu_ci.backstop import Binding, end_run, stop_from_state, stop_record
     from dagu_ci.events import Level, Notice
     from dagu_ci.remotetext import json_text
@@ -584,8 +594,9 @@ def stop(dag: Optional[str], run_id: Optional[str], from_state: bool, state_dir:
     client = _client(connection, retry_for, reporter, "--retry-for")
     try:
         if from_state:
-            directory = state_dir or state.state_dir(os.environ)
-            binding = Binding.current(os.environ, client.base_url)
+            host = _session().host
+            directory = state_dir or host.state_dir()
+            binding = Binding.current(host, client.base_url)
             records = stop_from_state(directory, client, binding, reporter.say,
                                       lambda text: reporter.handle(Notice(text, Level.WARNING)))
             if as_json:
@@ -638,15 +649,16 @@ def _client(connection: dict, retry_for: float, reporter: Any, retry_option: str
     return client
 
 
-def main(argv: Optional[List[str]] = None) -> None:
-    """Console entry point: one-line errors, never a traceback, exit codes from the README."""
+def main(argv: Optional[List[str]] = None, host: Any = None) -> None:
+    """Console entry point: one-line errors, never a traceback, exit codes from the README.
+    `host`: the CI host when the caller has detected it already (the container's entrypoint)."""
     from dagu_ci.stdio import guard_std_streams, stdout_lost_output
 
     _tolerant_streams()
     guard_std_streams()  # a closed pipe never raises out of a write
     args = list(sys.argv[1:] if argv is None else argv)
     learn_secrets(args)  # before anything can print: click's own errors too
-    session = Session()
+    session = Session(given_host=host)
     message = ""
     try:
         code = cli.main(args=args, prog_name="dagu-ci", standalone_mode=False, obj=session)
@@ -673,7 +685,7 @@ def main(argv: Optional[List[str]] = None) -> None:
         message = f"internal error: {type(exc).__name__}: {exc} (set DAGU_CI_DEBUG=1 for details)"
         code = ExitCode.SERVER
     if message:
-        code = fail(message, int(code), args, session.reporter)
+        code = fail(message, int(code), args, session)
     sys.exit(int(code or 0))
 
 
@@ -686,7 +698,7 @@ def _tolerant_streams() -> None:
             reconfigure(errors=ENCODING_ERRORS)
 
 
-def fail(message: str, code: int, args: Sequence[str], reporter: Any = None) -> int:
+def fail(message: str, code: int, args: Sequence[str], session: Optional[Session] = None) -> int:
     """Print the one-line error on stderr and, for a run under a CI host, tell the host too
     (annotation, outputs, summary or dotenv): every exit leaves what it can. Returns `code`."""
     from dagu_ci.remotetext import inert  # the message may quote the server
@@ -695,27 +707,28 @@ def fail(message: str, code: int, args: Sequence[str], reporter: Any = None) -> 
     click.echo(f"dagu-ci: error: {message}", err=True)
     if args and args[0] in RUN_COMMANDS:
         try:
-            _tell_host(message, code, args, reporter)
+            _tell_host(message, code, args, session or Session())
         except Exception as exc:  # noqa: BLE001 - the error above is the one that counts
             click.echo(f"dagu-ci: warning: could not report the error to the CI host: {exc}", err=True)
     return code
 
 
-def _tell_host(message: str, code: int, args: Sequence[str], reporter: Any) -> None:
+def _tell_host(message: str, code: int, args: Sequence[str], session: Session) -> None:
     """The run's own reporter if it was made, else one made now (bad options end before it is)."""
     from dagu_ci.events import Failed
-    from dagu_ci.reporters.hosts import make_reporter
+    from dagu_ci.hosts import make_reporter
 
     command = cli.commands[args[0]]
     try:  # what could be read of the arguments, even bad ones; nothing is run or checked
         params = command.make_context(args[0], list(args[1:]), resilient_parsing=True).params
     except click.ClickException:
         params = {}
+    reporter = session.reporter
     if reporter is None:
         choice = params.get("reporter_name") or os.environ.get("DAGU_CI_REPORTER") or "auto"
         if choice not in REPORTER_CHOICES:
             choice = "auto"
-        reporter = make_reporter(choice, secrets=mask_values(), out=sys.stderr if params.get("as_json") else None)
+        reporter = make_reporter(session.host, choice, secrets=mask_values(), out=sys.stderr if params.get("as_json") else None)
     dag = str(params.get("dag") or params.get("spec") or "")
     reporter.handle(Failed(message, code, dag))
     reporter.close()

@@ -1,9 +1,12 @@
-"""Where a run came from: labels that point from the Dagu run back to the CI run."""
+"""Where a run came from: labels that point from the Dagu run back to the CI run.
+
+Each CI host says where (Host.provenance); this module makes it labels Dagu accepts.
+"""
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import List, Mapping, Optional
+from typing import List, Optional
 
 LABELS_SINCE = (2, 6, 0)  # `labels` on the start body
 TAGS_SINCE = (2, 2, 0)  # `tags`, the older name, until 2.5
@@ -21,7 +24,7 @@ MAX_VALUE = 255
 
 @dataclass(frozen=True)
 class Provenance:
-    ci: str  # github, gitlab, jenkins
+    ci: str  # the host (Host.name)
     run_url: str = ""
     sha: str = ""
     ref: str = ""
@@ -30,23 +33,6 @@ class Provenance:
         pairs = [("ci", self.ci), ("ci-url", self.run_url), ("sha", self.sha), ("ref", self.ref)]
         fitted = [(key, label_value(value)) for key, value in pairs]
         return [f"{key}={value}" for key, value in fitted if value]
-
-
-def detect(env: Mapping[str, str]) -> Optional[Provenance]:
-    if env.get("GITHUB_ACTIONS") == "true" or env.get("GITHUB_RUN_ID"):
-        server = env.get("GITHUB_SERVER_URL", "https://github.com")
-        url = ""
-        if env.get("GITHUB_REPOSITORY") and env.get("GITHUB_RUN_ID"):
-            url = f"{server}/{env['GITHUB_REPOSITORY']}/actions/runs/{env['GITHUB_RUN_ID']}"
-            if env.get("GITHUB_RUN_ATTEMPT"):
-                url += f"/attempts/{env['GITHUB_RUN_ATTEMPT']}"
-        return Provenance("github", url, env.get("GITHUB_SHA", ""), env.get("GITHUB_REF_NAME") or env.get("GITHUB_REF", ""))
-    if env.get("GITLAB_CI") == "true" or env.get("CI_JOB_ID"):
-        return Provenance("gitlab", env.get("CI_JOB_URL", ""), env.get("CI_COMMIT_SHA", ""), env.get("CI_COMMIT_REF_NAME", ""))
-    if env.get("JENKINS_URL") or env.get("BUILD_TAG"):
-        ref = env.get("BRANCH_NAME") or env.get("GIT_BRANCH", "")
-        return Provenance("jenkins", env.get("BUILD_URL", ""), env.get("GIT_COMMIT", ""), ref)
-    return None
 
 
 def label(key: str, value: str) -> str:

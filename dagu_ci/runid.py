@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
-from typing import Mapping, Optional
+from typing import Optional
 
 from dagu_ci.errors import UsageError
 
@@ -26,29 +26,16 @@ def validate_run_id(run_id: str) -> str:
     return run_id
 
 
-def derive_run_id(env: Mapping[str, str], dag: str, params: str) -> str:
-    """GitHub, GitLab or Jenkins context; random elsewhere.
+def derive_run_id(job: Optional[str], dag: str, params: str) -> str:
+    """From the CI job (Host.job); random outside CI.
 
     A short digest of the DAG and its params tells apart matrix legs and
     several dagu-ci steps in one job.
     """
-    base = ci_job(env)
-    if base is None:
+    if job is None:
         return "dagu-ci-" + uuid.uuid4().hex[:16]
     digest = hashlib.sha256(f"{dag}\0{params}".encode()).hexdigest()[:8]
-    return _fit(f"{base}-{digest}")
-
-
-def ci_job(env: Mapping[str, str]) -> Optional[str]:
-    """The CI job (and attempt) calling us, or None outside CI."""
-    if env.get("GITHUB_RUN_ID"):
-        parts = ["gh", env["GITHUB_RUN_ID"], env.get("GITHUB_RUN_ATTEMPT", "1"), env.get("GITHUB_JOB", "")]
-        return "-".join(part for part in parts if part)
-    if env.get("CI_JOB_ID"):
-        return f"gl-{env['CI_JOB_ID']}"
-    if env.get("BUILD_TAG"):
-        return env["BUILD_TAG"]
-    return None
+    return _fit(f"{job}-{digest}")
 
 
 def _fit(text: str) -> str:

@@ -13,7 +13,7 @@ import signal
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Mapping, Optional
 
 from dagu_ci import artifacts, files, provenance, state, stdio
 from dagu_ci.backstop import end_run
@@ -29,6 +29,9 @@ from dagu_ci.remotetext import json_text
 from dagu_ci.reporters import Reporter
 from dagu_ci.result import Ending, RunResult, exit_code_for
 from dagu_ci.runid import derive_run_id, validate_run_id
+
+if TYPE_CHECKING:
+    from dagu_ci.hosts.base import Host
 
 SETTLE_SECONDS = 15.0  # how long to watch a stopped run reach "aborted"
 MAX_START_500S = 3  # a 500 with a Dagu error body is rarely a blip (API.md §3.5)
@@ -81,11 +84,11 @@ class Plan:
 
 
 class Runner:
-    def __init__(self, client: DaguClient, reporter: Reporter, request: RunRequest, env: Mapping[str, str] = os.environ):
+    def __init__(self, client: DaguClient, reporter: Reporter, request: RunRequest, host: "Host"):
         self.client = client
         self.reporter = reporter
         self.request = request
-        self.env = env
+        self.host = host  # the CI host, detected once (cli.Session)
         self._began = time.monotonic()
         self._follower: Optional[Follower] = None
         self._state: Optional[state.RunState] = None
@@ -93,8 +96,8 @@ class Runner:
         self._following = False  # the run exists and is ours: any way out stops it first
         self._ended = False  # the last stop (or dequeue, or reject) went through
         self._failure = ""  # the error that ended the follow, if one did
-        self._state_dir = request.state_dir or state.state_dir(env)
-        self._state_key = secrets.token_hex(16)  # binds our state files to this step (state.GITHUB_STATE_KEY)
+        self._state_dir = request.state_dir or host.state_dir()
+        self._state_key = secrets.token_hex(16)  # binds our state files to this step (Host.hand_key_to_post_step)
 
     def run(self) -> int:
         self.check_output_paths()
@@ -199,7 +202,7 @@ class Runner:
         dag_name = str((dag.get("dag") or {}).get("name") or request.dag)
         params = encode_params(request.params, server.json_params) if request.params else ""
         self._warn_expansion()
-        run_id = validate_run_id(request.run_id) if request.run_id else derive_run_id(self.env, request.dag, params)
+        run_id = validate_run_id(request.run_id) if request.run_id else derive_run_id(self.host.job(), request.dag, params)
         labels = self._labels()
         return Plan(
             dag_name=dag_name,
@@ -225,7 +228,7 @@ class Runner:
         return text, {"dag": {"name": name, "params": spec.get("params") or []}}
 
     def _labels(self) -> List[str]:
-        origin = provenance.detect(self.env)
+        origin = self.host.provenance()
         labels = origin.labels() if origin else []
         group = self.request.cancel_superseded
         if group is not None:
@@ -393,11 +396,11 @@ class Runner:
             name=dag_name,
             run_id=run_id,
             api_path=self.client.connection.api_path or "",
-            job=state.job_of(self.env),
+            job=self.host.job() or "",
             key=self._state_key,
         )
         try:
-            state.hand_key_to_post_step(self.env, self._state_key)
+            self.host.hand_key_to_post_step(self._state_key)
             state.save(self._state_dir, self._state)
         except OSError as exc:
             self._say(f"could not write the run's state file in {self._state_dir}: {exc.strerror}", Level.WARNING)
@@ -455,7 +458,7 @@ class Runner:
         if isinstance(exc, DaguCIError):
             message, code = exc.message, int(exc.exit_code)
         else:
-            debug_traceback(self.env)  # redacted, as in cli.main
+            debug_traceback(os.environ)  # redacted, as in cli.main
             message, code = f"internal error: {type(exc).__name__}: {exc}", int(ExitCode.SERVER)
         self._failure = message
         if not self.request.stop_on_cancel:

@@ -7,8 +7,8 @@ that ends normally removes its file, so that step finds nothing to do.
 
 The workspace is the repository checkout: anyone who can commit can put files there.
 So the files live in a directory of the job that a checkout cannot reach (the host's
-temp directory for the job), and each names the job that wrote it. The backstop acts
-only on its own job's files, only against the server it is configured with
+temp directory for the job: Host.state_dir), and each names the job that wrote it. The
+backstop acts only on its own job's files, only against the server it is configured with
 (backstop.Binding).
 """
 from __future__ import annotations
@@ -20,16 +20,12 @@ import re
 import stat
 import time
 from dataclasses import asdict, dataclass
-from typing import List, Mapping, Optional, Tuple
+from typing import List, Optional, Tuple
 from urllib.parse import urlsplit
 
 from dagu_ci.files import write_atomic
-from dagu_ci.runid import ci_job
 
-STATE_DIR = ".dagu-ci"
-# The main step appends `dagu_ci_key=…` to $GITHUB_STATE; GitHub hands it to this
-# action's post step (and no other step) as $STATE_dagu_ci_key.
-GITHUB_STATE_KEY = "dagu_ci_key"
+STATE_DIR = ".dagu-ci"  # in the directory the CI host gives (Host.state_dir)
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 _READABLE_CHARS = 48
 DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -46,53 +42,14 @@ class RunState:
     api_path: str = ""
     started_at: float = 0.0
     pid: int = 0
-    job: str = ""  # the CI job that wrote it (runid.ci_job); "" outside CI
-    key: str = ""  # a secret of the step that wrote it (see GITHUB_STATE_KEY)
+    job: str = ""  # the CI job that wrote it (Host.job); "" outside CI
+    key: str = ""  # a secret of the step that wrote it (Host.hand_key_to_post_step)
 
 
 @dataclass(frozen=True)
 class StateFile:
     path: str
     run: Optional[RunState]  # None: not a state file we can read
-
-
-def state_dir(env: Mapping[str, str], cwd: Optional[str] = None) -> str:
-    """The job's own directory outside the checkout where the host has one, else the workspace."""
-    base = _outside_checkout(env) or env.get("GITHUB_WORKSPACE") or env.get("CI_PROJECT_DIR") or cwd or os.getcwd()
-    return os.path.join(base, STATE_DIR)
-
-
-def _outside_checkout(env: Mapping[str, str]) -> Optional[str]:
-    """A directory of this job, kept between its steps, that a checkout cannot write into."""
-    if env.get("GITHUB_ACTIONS") == "true":
-        if env.get("RUNNER_TEMP") and os.path.isdir(env["RUNNER_TEMP"]):
-            return env["RUNNER_TEMP"]
-        # A Docker container action on a runner that does not mount RUNNER_TEMP: HOME is
-        # the job's temp home (/github/home), mounted into the main and the post step alike.
-        if env.get("GITHUB_WORKSPACE") == "/github/workspace" and env.get("HOME") and os.path.isdir(env["HOME"]):
-            return env["HOME"]
-        return None
-    if env.get("RUNNER_TEMP_PROJECT_DIR"):  # GitLab Runner: $CI_PROJECT_DIR.tmp, on the builds volume
-        return env["RUNNER_TEMP_PROJECT_DIR"]
-    if env.get("GITLAB_CI") == "true" and env.get("CI_PROJECT_DIR"):
-        return env["CI_PROJECT_DIR"].rstrip("/") + ".tmp"
-    return env.get("WORKSPACE_TMP") or None  # Jenkins: WORKSPACE@tmp, mounted by docker .inside
-
-
-def job_of(env: Mapping[str, str]) -> str:
-    return ci_job(env) or ""
-
-
-def key_for_post_step(env: Mapping[str, str]) -> Optional[str]:
-    """In the GitHub action's post step: the secret its main step wrote into its state files."""
-    return env.get(f"STATE_{GITHUB_STATE_KEY}")
-
-
-def hand_key_to_post_step(env: Mapping[str, str], key: str) -> None:
-    """GitHub only; `key` is hex, so the line cannot carry anything else."""
-    if env.get("GITHUB_STATE"):
-        with open(env["GITHUB_STATE"], "a", encoding="utf-8") as handle:
-            handle.write(f"{GITHUB_STATE_KEY}={key}\n")
 
 
 def origin(url: str) -> Optional[Tuple[str, str, int]]:

@@ -9,6 +9,7 @@ import subprocess
 import pytest
 import yaml
 
+from dagu_ci.hosts import detect
 from tests.hosttools import ENTRYPOINT, ROOT, run_entrypoint, tool
 
 
@@ -30,11 +31,11 @@ def test_action_inputs_become_cli_arguments_with_hyphenated_names():
         "INPUT_RUN-ID": "", "INPUT_LOGS": "false", "INPUT_STOP-ON-CANCEL": "true", "INPUT_FAIL-ON-PARTIAL": "TRUE",
         "INPUT_ENQUEUE": "false", "INPUT_API-PATH": "/api/v1", "INPUT_TOKEN": "tok-1", "INPUT_PASSWORD": "",
     }
-    assert ep.cli_args([], env, {"run"}) == [
+    assert ep.cli_args([], detect(env), {"run"}) == [
         "run", "deploy", "--url", "http://dagu:8080", "--api-path", "/api/v1", "--params", "VERSION: 1.2.3\nTARGET: prod",
         "--timeout", "0", "--poll-interval", "0.5", "--fail-on-partial", "--no-logs",
     ]
-    assert ep.action_secrets(env) == {"DAGU_API_TOKEN": "tok-1"}  # never on the command line
+    assert ep.action_secrets(detect(env)) == {"DAGU_API_TOKEN": "tok-1"}  # never on the command line
 
 
 def test_every_action_input_is_mapped_and_outputs_are_the_documented_ones():
@@ -78,7 +79,7 @@ def test_missing_dag_input_is_one_line_and_exit_2():
 def test_spec_input_runs_a_repository_file_without_a_dag_name():
     ep = load_entrypoint()
     env = {"GITHUB_ACTIONS": "true", "INPUT_SPEC": "dags/deploy.yaml", "INPUT_URL": "http://dagu:8080"}
-    assert ep.action_args(env) == ["run", "--url", "http://dagu:8080", "--spec", "dags/deploy.yaml"]
+    assert ep.action_args(detect(env)) == ["run", "--url", "http://dagu:8080", "--spec", "dags/deploy.yaml"]
 
 
 def test_commands_it_does_not_own_are_execd_for_gitlab_and_jenkins():
@@ -117,8 +118,8 @@ def test_download_artifacts_true_means_a_workspace_folder():
     ep = load_entrypoint()
     env = {"GITHUB_ACTIONS": "true", "INPUT_DAG": "d", "GITHUB_WORKSPACE": "/github/workspace",
            "INPUT_DOWNLOAD-ARTIFACTS": "true"}
-    assert ep.action_args(env)[-2:] == ["--download-artifacts", "/github/workspace/dagu-artifacts"]
+    assert ep.action_args(detect(env))[-2:] == ["--download-artifacts", "/github/workspace/dagu-artifacts"]
     env["INPUT_DOWNLOAD-ARTIFACTS"] = "reports"
-    assert ep.action_args(env)[-2:] == ["--download-artifacts", "reports"]
+    assert ep.action_args(detect(env))[-2:] == ["--download-artifacts", "reports"]
     env["INPUT_DOWNLOAD-ARTIFACTS"] = "false"
-    assert "--download-artifacts" not in ep.action_args(env)
+    assert "--download-artifacts" not in ep.action_args(detect(env))

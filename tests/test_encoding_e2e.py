@@ -80,8 +80,7 @@ def test_an_ascii_only_stream_with_a_unicode_file_name(tmp_path):
 
 def test_github_files_take_a_lone_surrogate_in_step_names_and_params(tmp_path):
     """The job summary holds step names and params as they came: it is written, escaped."""
-    env = {"GITHUB_OUTPUT": str(tmp_path / "output"), "GITHUB_STEP_SUMMARY": str(tmp_path / "summary")}
-    reporter = GitHubReporter(Out(), PLAIN, env=env)
+    reporter = GitHubReporter(Out(), PLAIN, output_path=str(tmp_path / "output"), summary_path=str(tmp_path / "summary"))
     name = "build\ud800"
     feed(reporter, [accepted(params='{"V":"\ud800"}'), started(name), done(name),
                     finished(RunStatus.SUCCEEDED, step(name))])

@@ -5,7 +5,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dagu_ci import state
-from dagu_ci.provenance import detect, label_field, label_value
+from dagu_ci.hosts import detect as detect_host
+from dagu_ci.provenance import label_field, label_value
+
+
+def detect(env):
+    return detect_host(env).provenance()
 
 
 def test_github_provenance():
@@ -39,7 +44,7 @@ def test_label_field_by_version():
 
 
 def test_state_files_round_trip_and_forget(tmp_path):
-    directory = state.state_dir({}, cwd=str(tmp_path))
+    directory = detect_host({}).state_dir(cwd=str(tmp_path))
     assert directory == str(tmp_path / ".dagu-ci")
     run = state.RunState(url="http://dagu:8080", dag="deploy", name="deploy-prod", run_id="r1", job="gl-7", key="k")
     state.save(directory, run)
@@ -54,5 +59,6 @@ def test_state_files_round_trip_and_forget(tmp_path):
 
 
 def test_state_dir_fallbacks(tmp_path):
-    assert state.state_dir({"CI_PROJECT_DIR": "/builds/x"}) == "/builds/x/.dagu-ci"
-    assert state.state_dir({}, cwd=str(tmp_path)) == str(tmp_path / ".dagu-ci")
+    github = {"GITHUB_ACTIONS": "true", "GITHUB_WORKSPACE": "/ws/x", "RUNNER_TEMP": str(tmp_path / "absent")}
+    assert detect_host(github).state_dir() == "/ws/x/.dagu-ci"  # no job temp directory: the workspace
+    assert detect_host({}).state_dir(cwd=str(tmp_path)) == str(tmp_path / ".dagu-ci")

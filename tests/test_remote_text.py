@@ -14,8 +14,9 @@ from hypothesis import strategies as st
 from dagu_ci.events import Level, Notice
 from dagu_ci.models import RunSnapshot, RunStatus, StepStatus
 from dagu_ci.remotetext import EnvFormat, UnsafeOutput, env_file, inert, json_text
-from dagu_ci.reporters.github import GitHubReporter, job_summary
-from dagu_ci.reporters.gitlab import GitLabReporter
+from dagu_ci.hosts.gitlab import GitLabReporter
+from dagu_ci.reporters.github import GitHubReporter
+from dagu_ci.reporters.summary import job_summary
 from dagu_ci.reporters.junit import JUnitReporter
 from dagu_ci.reporters.plain import PlainReporter
 from dagu_ci.result import RunResult
@@ -350,7 +351,7 @@ def test_github_outputs_use_a_fresh_delimiter_and_read_back(tmp_path):
     texts = []
     for attempt in range(2):
         path = tmp_path / f"output{attempt}"
-        reporter = GitHubReporter(Out(), PLAIN, env={"GITHUB_OUTPUT": str(path)})
+        reporter = GitHubReporter(Out(), PLAIN, output_path=str(path))
         feed(reporter, [accepted(), finished(RunStatus.SUCCEEDED, step("a"), outputs=values)])
         texts.append(path.read_text())
         read = github_env_file(texts[-1])

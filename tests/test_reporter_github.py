@@ -29,8 +29,8 @@ HOSTILE = [
 
 def github(tmp_path, **kwargs):
     out = Out()
-    env = {"GITHUB_OUTPUT": str(tmp_path / "output"), "GITHUB_STEP_SUMMARY": str(tmp_path / "summary")}
-    return out, GitHubReporter(out, PLAIN, env=env, **kwargs)
+    files = {"output_path": str(tmp_path / "output"), "summary_path": str(tmp_path / "summary")}
+    return out, GitHubReporter(out, PLAIN, **files, **kwargs)
 
 
 def test_parallel_steps_get_whole_groups_in_order_of_start(tmp_path):
@@ -165,7 +165,7 @@ def test_a_run_that_ends_badly_without_a_failed_step_is_an_error(tmp_path, statu
 
 def test_without_github_files_nothing_is_written(tmp_path):
     out = Out()
-    reporter = GitHubReporter(out, PLAIN, env={})
+    reporter = GitHubReporter(out, PLAIN)
     feed(reporter, [accepted(), finished(RunStatus.SUCCEEDED, step("a"))])
     assert list(tmp_path.iterdir()) == []
     assert "deploy run r-1 succeeded" in out.getvalue()
@@ -178,7 +178,7 @@ def test_waiting_run_gets_a_notice_with_the_approval_link():
     import io
 
     out = io.StringIO()
-    reporter = GitHubReporter(out, env={})
+    reporter = GitHubReporter(out)
     reporter.handle(RunAccepted("deploy", "deploy", "r1", "http://dagu/dag-runs/deploy/r1", False, False, ""))
     waiting = RunSnapshot("deploy", "r1", RunStatus.WAITING, (StepSnapshot("gate", StepStatus.WAITING),))
     reporter.handle(RunStatusChanged(waiting, RunStatus.RUNNING))

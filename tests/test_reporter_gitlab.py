@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 
 from dagu_ci.models import RunStatus, StepStatus
-from dagu_ci.reporters.gitlab import DOTENV_LIMIT, GitLabReporter
+from dagu_ci.hosts.gitlab import DOTENV_LIMIT, GitLabReporter
 from tests.reporting import T0, Out, PLAIN, accepted, done, feed, finished, log, started, step
 
 SECTION = re.compile(r"\x1b\[0Ksection_(start|end):(\d+):([a-zA-Z0-9_.-]+)(\[collapsed=true\])?\r\x1b\[0K(.*)")

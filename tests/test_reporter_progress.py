@@ -6,9 +6,12 @@ import pytest
 from dagu_ci.events import Notice
 from dagu_ci.models import RunStatus, StepStatus
 from dagu_ci.reporters import Fanout
+from dagu_ci.hosts import detect, make_reporter
+from dagu_ci.hosts.github import GitHub
+from dagu_ci.hosts.gitlab import GitLab, GitLabReporter
+from dagu_ci.hosts.jenkins import Jenkins
+from dagu_ci.hosts.local import Local
 from dagu_ci.reporters.github import GitHubReporter
-from dagu_ci.reporters.gitlab import GitLabReporter
-from dagu_ci.reporters.hosts import Host, detect_host, make_reporter
 from dagu_ci.reporters.junit import JUnitReporter
 from dagu_ci.reporters.plain import PlainReporter
 from dagu_ci.reporters.progress import Progress, Screen
@@ -66,13 +69,13 @@ def test_terminal_gets_a_spinner_line_wiped_before_other_output():
 
 
 @pytest.mark.parametrize("env,host", [
-    ({"GITHUB_ACTIONS": "true"}, Host.GITHUB),
-    ({"GITLAB_CI": "true"}, Host.GITLAB),
-    ({"JENKINS_URL": "http://j", "BUILD_TAG": "x"}, Host.PLAIN),
-    ({}, Host.PLAIN),
+    ({"GITHUB_ACTIONS": "true"}, GitHub),
+    ({"GITLAB_CI": "true"}, GitLab),
+    ({"JENKINS_URL": "http://j", "BUILD_TAG": "x"}, Jenkins),
+    ({}, Local),
 ])
 def test_host_detected_from_the_environment(env, host):
-    assert detect_host(env) is host
+    assert type(detect(env)) is host
 
 
 @pytest.mark.parametrize("choice,env,console", [
@@ -83,14 +86,15 @@ def test_host_detected_from_the_environment(env, host):
     ("gitlab", {}, GitLabReporter),
 ])
 def test_reporter_choice(choice, env, console, tmp_path):
-    reporter = make_reporter(choice, junit=str(tmp_path / "j.xml"), env=env, out=Out())
+    reporter = make_reporter(detect(env), choice, junit=str(tmp_path / "j.xml"), out=Out())
     kinds = [type(r) for r in reporter.reporters]
     assert kinds == [console, Progress, JUnitReporter]
-    assert [type(r) for r in make_reporter(choice, env=env, out=Out()).reporters] == [console, Progress]
+    assert [type(r) for r in make_reporter(detect(env), choice, out=Out()).reporters] == [console, Progress]
 
 
 def test_cli_reporter_choices_match_the_hosts():
-    from dagu_ci.cli import REPORTER_CHOICES as cli_choices
-    from dagu_ci.reporters.hosts import REPORTER_CHOICES
+    from dagu_ci.cli import run
+    from dagu_ci.hosts import REGISTRY
 
-    assert cli_choices == REPORTER_CHOICES
+    (option,) = [param for param in run.params if param.name == "reporter_name"]
+    assert list(option.type.choices) == ["auto", "plain", *(name for name in REGISTRY if name != "local")]

@@ -2,9 +2,16 @@
 import pytest
 
 from dagu_ci.errors import UsageError
-from dagu_ci.runid import RUN_ID, derive_run_id, validate_run_id
+from dagu_ci.hosts import detect
+from dagu_ci.runid import RUN_ID, validate_run_id
+from dagu_ci.runid import derive_run_id as derive_from_job
 
-GITHUB = {"GITHUB_RUN_ID": "987654321", "GITHUB_RUN_ATTEMPT": "2", "GITHUB_JOB": "deploy"}
+GITHUB = {"GITHUB_ACTIONS": "true", "GITHUB_RUN_ID": "987654321", "GITHUB_RUN_ATTEMPT": "2", "GITHUB_JOB": "deploy"}
+
+
+def derive_run_id(env, dag, params):
+    """As a run does: from the job of the host the environment shows."""
+    return derive_from_job(detect(env).job(), dag, params)
 
 
 def test_github_id_is_stable_and_changes_with_attempt():
@@ -19,7 +26,7 @@ def test_matrix_legs_with_different_params_get_different_ids():
 
 
 def test_gitlab_and_jenkins():
-    assert derive_run_id({"CI_JOB_ID": "4242"}, "d", "").startswith("gl-4242-")
+    assert derive_run_id({"GITLAB_CI": "true", "CI_JOB_ID": "4242"}, "d", "").startswith("gl-4242-")
     jenkins = derive_run_id({"BUILD_TAG": "jenkins-folder/my job-17"}, "d", "")
     assert jenkins.startswith("jenkins-folder-my-job-17-")
     assert RUN_ID.match(jenkins)

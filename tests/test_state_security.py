@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dagu_ci import state
+from dagu_ci.hosts import detect
 from tests.conftest import run_cli, start_cli
 from tests.fakedagu import Dag, Step, out, sleep
 from tests.hosttools import ENTRYPOINT, HOST_ENV, run_entrypoint
@@ -86,21 +87,21 @@ def test_state_dir_is_outside_the_checkout_on_every_host(tmp_path):
     runner_temp = tmp_path / "_temp"
     runner_temp.mkdir()
     github = {"GITHUB_ACTIONS": "true", "GITHUB_WORKSPACE": str(tmp_path / "ws"), "RUNNER_TEMP": str(runner_temp)}
-    assert state.state_dir(github) == str(runner_temp / ".dagu-ci")
+    assert detect(github).state_dir() == str(runner_temp / ".dagu-ci")
     # A Docker container action on a runner that does not mount RUNNER_TEMP: the runner's
     # temp home, mounted at /github/home, is kept for the whole job.
     home = tmp_path / "_github_home"
     home.mkdir()
     container = {"GITHUB_ACTIONS": "true", "GITHUB_WORKSPACE": "/github/workspace",
                  "RUNNER_TEMP": "/home/runner/work/_temp-not-here", "HOME": str(home)}
-    assert state.state_dir(container) == str(home / ".dagu-ci")
+    assert detect(container).state_dir() == str(home / ".dagu-ci")
 
     gitlab = {"GITLAB_CI": "true", "CI_PROJECT_DIR": "/builds/g/p", "RUNNER_TEMP_PROJECT_DIR": "/builds/g/p.tmp"}
-    assert state.state_dir(gitlab) == "/builds/g/p.tmp/.dagu-ci"
-    assert state.state_dir({"GITLAB_CI": "true", "CI_PROJECT_DIR": "/builds/g/p"}) == "/builds/g/p.tmp/.dagu-ci"
+    assert detect(gitlab).state_dir() == "/builds/g/p.tmp/.dagu-ci"
+    assert detect({"GITLAB_CI": "true", "CI_PROJECT_DIR": "/builds/g/p"}).state_dir() == "/builds/g/p.tmp/.dagu-ci"
     jenkins = {"JENKINS_URL": "http://j/", "WORKSPACE": "/ws/app", "WORKSPACE_TMP": "/ws/app@tmp"}
-    assert state.state_dir(jenkins) == "/ws/app@tmp/.dagu-ci"
-    assert state.state_dir({}, cwd=str(tmp_path)) == str(tmp_path / ".dagu-ci")
+    assert detect(jenkins).state_dir() == "/ws/app@tmp/.dagu-ci"
+    assert detect({}).state_dir(cwd=str(tmp_path)) == str(tmp_path / ".dagu-ci")
 
 
 def test_gitlab_files_planted_in_the_checkout_are_never_read(fake_factory, tmp_path):

@@ -235,7 +235,7 @@ def test_a_step_that_never_started_is_not_announced_as_started(fake_factory, rep
 def test_a_never_started_step_ending_beside_an_open_group_is_told_after_it():
     out = Out()
     never = StepSnapshot("never", StepStatus.ABORTED)  # no start time, no log
-    feed(GitHubReporter(out, PLAIN, env={}), [
+    feed(GitHubReporter(out, PLAIN), [
         started("a"), log("a", "a1"), StepFinished(never), log("a", "a2"), done("a"),
     ])
     lines = [line for line in out.getvalue().splitlines() if not re.fullmatch(r"::stop-commands::[0-9a-f]{32}|::[0-9a-f]{32}::", line)]

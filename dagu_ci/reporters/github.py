@@ -8,9 +8,8 @@ workflow command (`::add-mask::`, `::set-output`, ...) in the job.
 from __future__ import annotations
 
 import json
-import os
 import secrets
-from typing import IO, Dict, Iterable, List, Mapping, Optional
+from typing import IO, Dict, Iterable, List, Optional
 
 from dagu_ci.controls import one_line
 from dagu_ci.events import Event, Failed, Level, Notice, RunAccepted, RunFinished, RunStatusChanged
@@ -18,25 +17,12 @@ from dagu_ci.files import ENCODING_ERRORS, Target
 from dagu_ci.models import RunStatus, StepSnapshot, StepStatus
 from dagu_ci.redaction import redact
 from dagu_ci.remotetext import EnvFormat, env_entry, fitted
-from dagu_ci.reporters.grouped import GroupedReporter, StepTails
+from dagu_ci.reporters.grouped import GroupedReporter
 from dagu_ci.reporters.plain import waiting_steps
+from dagu_ci.reporters.summary import failure_summary, job_summary
+from dagu_ci.reporters.tails import StepTails
 from dagu_ci.result import Ending, RunResult
-from dagu_ci.term import Style, format_duration
-
-ICONS = {
-    "SUCCEEDED": "✅",
-    "FAILED": "❌",
-    "ABORTED": "⏹️",
-    "REJECTED": "⛔",
-    "PARTIALLY_SUCCEEDED": "⚠️",
-    "SKIPPED": "⏭️",
-    "RUNNING": "🔄",
-    "RETRYING": "🔄",
-    "QUEUED": "⏳",
-    "WAITING": "⏸️",
-    "NOT_STARTED": "⚪",
-}
-
+from dagu_ci.term import Style
 
 def escape_data(text: str) -> str:
     """Workflow command data: the runner unescapes these, so a value cannot end the line."""
@@ -54,15 +40,23 @@ def could_be_command(line: str) -> bool:
 
 
 class GitHubReporter(GroupedReporter):
+    """Workflow commands, as GitHub's runner and act_runner (Forgejo, Gitea) read them.
+
+    `output_path` and `summary_path` are the host's GITHUB_OUTPUT and GITHUB_STEP_SUMMARY
+    files (hosts/github.py, hosts/forgejo.py); None: not written.
+    """
+
     def __init__(
         self,
         out: Optional[IO[str]] = None,
         style: Optional[Style] = None,
-        env: Mapping[str, str] = os.environ,
+        output_path: Optional[str] = None,
+        summary_path: Optional[str] = None,
         secrets_to_mask: Iterable[Optional[str]] = (),
     ):
         super().__init__(out, style)
-        self.env = env
+        self.output_path = output_path or None
+        self.summary_path = summary_path or None
         self.tails = StepTails()
         self._accepted: Optional[RunAccepted] = None
         self._outputs: Dict[str, str] = {}
@@ -144,29 +138,28 @@ class GitHubReporter(GroupedReporter):
                 "duration": f"{result.duration:.3f}" if result.duration is not None else "",
             }
         )
-        path = self.env.get("GITHUB_STEP_SUMMARY")
-        if path:
-            with open(path, "a", encoding="utf-8", errors=ENCODING_ERRORS) as handle:
-                handle.write(redact(job_summary(result, self._accepted.params if self._accepted else "")))
+        self._summarize(job_summary(result, self._accepted.params if self._accepted else ""))
 
     def on_failed(self, event: Failed) -> None:
         """dagu-ci ends on an error: the annotation, the outputs it can give, a summary."""
         self.flush_groups()
         self.command("error", event.message, title="dagu-ci")
         self.set_outputs({"status": "error", "exit-code": str(event.exit_code)})
-        path = self.env.get("GITHUB_STEP_SUMMARY")
-        if path:
-            with open(path, "a", encoding="utf-8", errors=ENCODING_ERRORS) as handle:
-                handle.write(redact(failure_summary(event, self._accepted)))
+        self._summarize(failure_summary(event, self._accepted))
 
     # -- GitHub's files and annotations ---------------------------------------
 
     def targets(self) -> List[Target]:
-        return [Target(name, self.env.get(name)) for name in ("GITHUB_OUTPUT", "GITHUB_STEP_SUMMARY")]
+        return [Target("GITHUB_OUTPUT", self.output_path), Target("GITHUB_STEP_SUMMARY", self.summary_path)]
+
+    def _summarize(self, markdown: str) -> None:
+        if self.summary_path:
+            with open(self.summary_path, "a", encoding="utf-8", errors=ENCODING_ERRORS) as handle:
+                handle.write(redact(markdown))
 
     def set_outputs(self, values: Dict[str, str]) -> None:
         """Append to GITHUB_OUTPUT what is new or changed (the last value of a name wins)."""
-        path = self.env.get("GITHUB_OUTPUT")
+        path = self.output_path
         changed = {key: value for key, value in values.items() if self._outputs.get(key) != value}
         if not path or not changed:
             return
@@ -199,68 +192,3 @@ class GitHubReporter(GroupedReporter):
                 title=f"Dagu run {label}",
             )
 
-
-def job_summary(result: RunResult, params: str) -> str:
-    """Markdown for GITHUB_STEP_SUMMARY: headline, steps table, link, params."""
-    status = result.status
-    icon = ICONS.get(status.name, "❔")
-    label = status.label.replace("_", " ")
-    ending = {Ending.TIMEOUT: " (timed out)", Ending.CANCELLED: " (cancelled)", Ending.ERROR: " (error)"}.get(result.ending, "")
-    parts = [f"### {icon} Dagu run of `{_code(result.dag_name)}` {label}{ending}", ""]
-    steps = result.snapshot.steps if result.snapshot else ()
-    if steps:
-        parts += ["| Step | Status | Duration |", "| --- | --- | --- |"]
-        for step in steps:
-            name = _md(step.name) + (" *(handler)*" if step.handler else "")
-            step_label = step.status.label.replace("_", " ")
-            parts.append(f"| {name} | {ICONS.get(step.status.name, '❔')} {step_label} | {format_duration(step.duration)} |")
-        parts.append("")
-    parts.append(
-        f"Run [{_md(result.run_id)}]({_link_target(result.url)}) in the Dagu UI · exit code {result.exit_code}"
-        f" · {format_duration(result.duration)}"
-    )
-    parts.append("")
-    if params:
-        fence = "```" + "`" * _longest_backtick_run(params)
-        parts += ["**Params**", "", fence, params, fence, ""]
-    return "\n".join(parts) + "\n"
-
-
-def failure_summary(event: Failed, accepted: Optional[RunAccepted]) -> str:
-    """Markdown for GITHUB_STEP_SUMMARY when dagu-ci ends on an error; the error is data."""
-    what = f" `{_code(event.dag)}`" if event.dag else ""
-    headline = f"dagu-ci: the run of{what} ended on an error" if accepted else f"dagu-ci could not run{what or ' the DAG'}"
-    fence = "```" + "`" * _longest_backtick_run(event.message)
-    parts = [f"### ❌ {headline}", "", fence, event.message, fence, ""]
-    if accepted:
-        parts.append(f"Run [{_md(accepted.run_id)}]({accepted.url}) in the Dagu UI · exit code {event.exit_code}")
-    else:
-        parts.append(f"exit code {event.exit_code}")
-    return "\n".join(parts) + "\n\n"
-
-
-def _md(text: str) -> str:
-    """Inline Markdown text: remote names must not become links, HTML or table cells."""
-    text = " ".join(text.split())
-    for char in "\\`*_[]<>|#!~&":
-        text = text.replace(char, "\\" + char)
-    return text
-
-
-def _link_target(url: str) -> str:
-    """A URL inside `(...)`: a space, parenthesis or angle bracket would end the link early."""
-    for char in " ()<>":
-        url = url.replace(char, f"%{ord(char):02X}")
-    return url
-
-
-def _code(text: str) -> str:
-    return " ".join(text.split()).replace("`", "'")
-
-
-def _longest_backtick_run(text: str) -> int:
-    longest = current = 0
-    for char in text:
-        current = current + 1 if char == "`" else 0
-        longest = max(longest, current)
-    return max(0, longest - 2)

@@ -1,44 +1,13 @@
-"""Shared by the host reporters: one collapsible group per step, never interleaved,
-plus the bits each host's files need (last log lines, atomic writes)."""
+"""Shared by the host reporters: one collapsible group per step, never interleaved."""
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass, field
-from typing import IO, Deque, Dict, List, Optional, Union
+from typing import IO, Dict, List, Optional, Union
 
 from dagu_ci.events import Notice, RunFinished, StepFinished, StepLog, StepStarted
 from dagu_ci.models import StepSnapshot, StepStatus
-from dagu_ci.redaction import redact
-from dagu_ci.reporters import Reporter
 from dagu_ci.reporters.plain import PlainReporter
 from dagu_ci.term import Style
-
-TAIL_LINES = 30  # how many of a failed step's last lines an annotation or JUnit failure carries
-
-
-class StepTails(Reporter):
-    """Remembers the last lines each step logged (a failure's most telling part)."""
-
-    def __init__(self, keep: int = TAIL_LINES):
-        self.keep = keep
-        self._tails: Dict[str, Deque[str]] = {}
-
-    def on_step_started(self, event: StepStarted) -> None:
-        self._tails.pop(event.step.name, None)  # a new attempt: its own lines only
-
-    def on_log(self, event: StepLog) -> None:
-        tail = self._tails.setdefault(event.step, deque(maxlen=self.keep))
-        lines = list(event.lines)
-        if event.continued and tail and lines:
-            tail[-1] += lines.pop(0)  # the rest of a line shown before its end
-        tail.extend(lines)
-
-    def last_lines(self, step: StepSnapshot) -> List[str]:
-        """The step's last lines; without logs (--no-logs), the error Dagu recorded."""
-        lines = list(self._tails.get(step.name, ()))
-        if not lines and step.error:
-            lines = step.error.splitlines()
-        return [redact(line) for line in lines]  # for files too (JUnit), not only the console
 
 
 @dataclass

@@ -14,7 +14,7 @@ from dagu_ci.events import Event, RunFinished
 from dagu_ci.models import StepStatus
 from dagu_ci.reporters import Reporter
 from dagu_ci.files import Target, write_atomic
-from dagu_ci.reporters.grouped import StepTails
+from dagu_ci.reporters.tails import StepTails
 from dagu_ci.result import RunResult
 
 _FAILURES = {StepStatus.FAILED, StepStatus.ABORTED, StepStatus.REJECTED}

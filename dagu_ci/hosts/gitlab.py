@@ -1,5 +1,8 @@
 """GitLab CI: a collapsible log section per step and a dotenv report for later jobs.
 
+The job id (`CI_JOB_ID`) is new for each retry of a job, as for a re-run elsewhere; the
+state file goes to the job's temp directory beside the checkout, `$CI_PROJECT_DIR.tmp`.
+
 Sections use the escape format GitLab documents
 (`\\e[0Ksection_start:<unix time>:<name>[collapsed=true]\\r\\e[0K<header>`).
 The dotenv file (path in DAGU_DOTENV, which the template sets) holds
@@ -13,12 +16,14 @@ import json
 import os
 import re
 import time
-from typing import IO, Callable, Dict, List, Mapping, Optional, Tuple
+from typing import IO, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
 
 from dagu_ci.controls import one_line
 from dagu_ci.events import Failed, Level, Notice, RunAccepted, RunFinished
 from dagu_ci.models import StepSnapshot, StepStatus
 from dagu_ci.files import Target, write_atomic
+from dagu_ci.hosts.base import Host
+from dagu_ci.provenance import Provenance
 from dagu_ci.remotetext import EnvFormat, env_entry, fitted
 from dagu_ci.reporters.grouped import GroupedReporter
 from dagu_ci.term import Style
@@ -120,3 +125,34 @@ class GitLabReporter(GroupedReporter):
 def _dotenv_text(values: Dict[str, str]) -> str:
     # dagu-ci's own variables: what GitLab's dotenv cannot carry (line breaks) is made blank.
     return "".join(env_entry(EnvFormat.DOTENV, key, fitted(value, EnvFormat.DOTENV)) for key, value in values.items())
+
+
+class GitLab(Host):
+    name = "gitlab"
+
+    @classmethod
+    def runs_here(cls, env):
+        return env.get("GITLAB_CI") == "true"
+
+    def job(self) -> Optional[str]:
+        return f"gl-{self.env['CI_JOB_ID']}" if self.env.get("CI_JOB_ID") else None
+
+    def provenance(self) -> Optional[Provenance]:
+        env = self.env
+        return Provenance(self.name, env.get("CI_JOB_URL", ""), env.get("CI_COMMIT_SHA", ""), env.get("CI_COMMIT_REF_NAME", ""))
+
+    def temp_dir(self) -> Optional[str]:
+        """GitLab Runner's $CI_PROJECT_DIR.tmp, on the builds volume (RUNNER_TEMP_PROJECT_DIR)."""
+        if self.env.get("RUNNER_TEMP_PROJECT_DIR"):
+            return self.env["RUNNER_TEMP_PROJECT_DIR"]
+        project = self.env.get("CI_PROJECT_DIR")
+        return project.rstrip("/") + ".tmp" if project else None
+
+    def workspace(self) -> Optional[str]:
+        return self.env.get("CI_PROJECT_DIR") or None
+
+    def console(self, out: IO[str], secrets: Iterable[Optional[str]]) -> GitLabReporter:
+        return GitLabReporter(out, env=self.env)
+
+
+HOST = GitLab
