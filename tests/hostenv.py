@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 from typing import Dict, Optional
 
-_HOST_PREFIXES = ("GITHUB_", "GITLAB_", "CI_", "INPUT_", "DAGU_", "RUNNER_")
-_HOST_NAMES = {"CI", "BUILD_TAG", "JENKINS_URL", "NO_COLOR", "FORCE_COLOR", "TERM"}
+_HOST_PREFIXES = ("GITHUB_", "GITLAB_", "CI_", "INPUT_", "DAGU_", "RUNNER_", "GITEA_", "FORGEJO_", "PLUGIN_", "DRONE",
+                  "BUILDKITE", "SYSTEM_", "AGENT_", "BUILD_")
+_HOST_NAMES = {"CI", "JENKINS_URL", "TF_BUILD", "NO_COLOR", "FORCE_COLOR", "TERM"}
 
 
 def host_free_env(extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
