@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from dagu_ci.reporters import Reporter
 
 REGISTRY = (
+    "forgejo",
     "github",
     "gitlab",
     "jenkins",
