@@ -19,6 +19,7 @@ REGISTRY = (
     "forgejo",
     "github",
     "gitlab",
+    "azure",
     "woodpecker",
     "jenkins",
     "local",
