@@ -20,6 +20,7 @@ REGISTRY = (
     "github",
     "gitlab",
     "azure",
+    "buildkite",
     "woodpecker",
     "jenkins",
     "local",
