@@ -10,7 +10,6 @@ from __future__ import annotations
 import email.utils
 import os
 import random
-import re
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
@@ -20,24 +19,10 @@ import requests
 
 from dagu_ci import __version__
 from dagu_ci.errors import DaguCIError, MalformedAnswer, ServerError, UsageError
-from dagu_ci.models import LogPage, RunSnapshot
+from dagu_ci.models import LogPage, RunSnapshot, ServerInfo
 from dagu_ci.redaction import learn, without_userinfo
+from dagu_ci.server.capabilities import api_root, format_version, modern_api, parse_version, supported
 from dagu_ci.transport import CutShort, TooLarge, TooSlow, fetch
-
-Version = Tuple[int, int, int]
-
-MIN_SUPPORTED: Version = (1, 17, 0)
-JSON_PARAMS_SINCE: Version = (1, 30, 0)
-LITERAL_PARAMS_SINCE: Version = (2, 3, 0)
-STRICT_PARAMS_SINCE: Version = (2, 3, 4)  # names a DAG does not declare are a 400
-LOG_DOWNLOAD_SINCE: Version = (2, 0, 0)
-OUTPUTS_SINCE: Version = (1, 29, 0)
-SPEC_RUNS_SINCE: Version = (1, 23, 0)  # POST /dag-runs
-SPEC_ENQUEUE_SINCE: Version = (1, 24, 0)  # POST /dag-runs/enqueue
-LATEST_ALIAS_SINCE: Version = (1, 22, 10)
-STATUS_LIST_SINCE: Version = (2, 4, 2)  # repeated `status` on GET /dag-runs
-VALIDATE_SINCE: Version = (1, 23, 0)  # POST /dags/validate
-CREATE_WITH_SPEC_SINCE: Version = (1, 23, 0)  # POST /dags reads `spec` (before: a template)
 
 RETRYABLE_STATUSES = {429, 500, 502, 503, 504}
 # A 500 with a Dagu JSON error body is usually a deterministic answer, not a blip.
@@ -59,21 +44,6 @@ JSON_CAP = 16 * MB
 LOG_PAGE_CAP = 64 * MB
 LOG_FILE_CAP = 256 * MB
 
-_VERSION = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)")
-
-
-def parse_version(text: Any) -> Optional[Version]:
-    """'2.6.5', 'v2.6.5-23-gabc' -> (2, 6, 5); 'dev' and '0.0.0' -> None (API.md §2.2)."""
-    match = _VERSION.match(str(text or "").strip())
-    if not match:
-        return None
-    version = (int(match.group(1)), int(match.group(2)), int(match.group(3)))
-    return None if version == (0, 0, 0) else version
-
-
-def format_version(version: Optional[Version]) -> str:
-    return ".".join(map(str, version)) if version else "unknown"
-
 
 @dataclass(frozen=True)
 class Connection:
@@ -92,26 +62,6 @@ class Connection:
     @property
     def has_credentials(self) -> bool:
         return bool(self.token or (self.username and self.password))
-
-
-@dataclass(frozen=True)
-class ServerInfo:
-    version: Optional[Version]
-    version_text: str
-    api_root: str  # absolute, e.g. http://host/base/api/v1
-    modern_v1: bool  # True: 2.x at /api/v1; False: 1.17-1.30 at /api/v2
-
-    def at_least(self, version: Version) -> bool:
-        """Unknown (dev) versions are assumed to be the newest of their family."""
-        if self.version is None:
-            return self.modern_v1 or version < (2, 0, 0)
-        return self.version >= version
-
-    @property
-    def json_params(self) -> bool:
-        if self.version is None:
-            return self.modern_v1
-        return self.version >= JSON_PARAMS_SINCE
 
 
 @dataclass
@@ -262,7 +212,7 @@ class DaguClient:
                 )
             text = str(health.get("version", ""))
             version = parse_version(text)
-            modern_v1 = version >= (2, 0, 0) if version else not root.endswith("/api/v2")
+            modern_v1 = modern_api(version) if version else not root.endswith("/api/v2")
             return self._remember(ServerInfo(version, text, root, modern_v1))
 
         health = self._probe_json(self.base_url + "/api/v1/health", retry)
@@ -270,14 +220,13 @@ class DaguClient:
             text = str(health.get("version"))
             version = parse_version(text)
             if version is not None:
-                if version < MIN_SUPPORTED:
+                if not supported(version):
                     raise UsageError(
                         f"Dagu {format_version(version)} at {self.display_url} is not supported: "
                         "dagu-ci needs Dagu 1.17 or newer"
                     )
-                root = "/api/v1" if version >= (2, 0, 0) else "/api/v2"
                 return self._remember(
-                    ServerInfo(version, text, self.base_url + root, version >= (2, 0, 0))
+                    ServerInfo(version, text, self.base_url + api_root(version), modern_api(version))
                 )
         reported = str(health.get("version", "")) if health else ""
         return self._remember(self._probe_family(retry, reported))
@@ -395,7 +344,7 @@ class DaguClient:
 
     def download_log(self, dag_name: str, run_id: str, step: str, stream: str, retry: Retry) -> Optional[str]:
         """The whole raw log file (>= 2.0); None where the server cannot."""
-        if not self.api.at_least(LOG_DOWNLOAD_SINCE):
+        if not self.api.features.log_download:
             return None
         url = (
             f"{self.api.api_root}/dag-runs/{_seg(dag_name)}/{_seg(run_id)}"
@@ -428,7 +377,7 @@ class DaguClient:
             base.append(("limit", limit))
         codes = [int(status) for status in statuses]
         queries = [base + [("status", code) for code in codes]]
-        if len(codes) > 1 and not self.api.at_least(STATUS_LIST_SINCE):
+        if len(codes) > 1 and not self.api.features.status_filter_repeats:
             queries = [base + [("status", code)] for code in codes]
         runs: List[Dict[str, Any]] = []
         for query in queries:
@@ -446,7 +395,7 @@ class DaguClient:
 
         `/dag-runs/{name}/latest` exists from 1.22.10; before that, the newest of the list.
         """
-        if self.api.at_least(LATEST_ALIAS_SINCE):
+        if self.api.features.latest_alias:
             return self.find_run(dag_name, "latest")
         newest = self.run_history(dag_name, 1)
         return self.find_run(dag_name, newest[0].run_id) if newest else None
@@ -477,7 +426,7 @@ class DaguClient:
     def validate_spec(self, spec: str, name: str = "") -> Optional[List[str]]:
         """POST /dags/validate: the server's own errors for a DAG YAML (nothing is saved);
         None where the server has no such endpoint (before 1.23)."""
-        if not self.api.at_least(VALIDATE_SINCE):
+        if not self.api.features.validate:
             return None
         body = {"spec": spec, **({"name": name} if name else {})}
         response = self._send("POST", self.api.api_root + "/dags/validate", json=body, retry=Retry.for_seconds(self.retry_for), allow=(404, 405))
@@ -525,7 +474,7 @@ class DaguClient:
 
     @property
     def creates_with_spec(self) -> bool:
-        return self.api.at_least(CREATE_WITH_SPEC_SINCE)
+        return self.api.features.creates_with_spec
 
     def delete_dag(self, file_name: str) -> None:
         """DELETE /dags/{file} -> 204 (404: already gone)."""
@@ -590,7 +539,7 @@ class DaguClient:
 
     def get_outputs(self, dag_name: str, run_id: str) -> Dict[str, Any]:
         """The run's collected outputs (>= 1.29; written before the final status, API.md §9)."""
-        if not self.api.at_least(OUTPUTS_SINCE):
+        if not self.api.features.outputs:
             return {}
         body = self._get_json(f"/dag-runs/{_seg(dag_name)}/{_seg(run_id)}/outputs", Retry.for_seconds(10.0))
         outputs = body.get("outputs")

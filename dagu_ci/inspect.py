@@ -21,6 +21,7 @@ from dagu_ci.redaction import redact, redact_value
 from dagu_ci.remotetext import EnvFormat, env_file, inert, json_text
 from dagu_ci.reporters import Reporter
 from dagu_ci.result import RunResult, exit_code_for
+from dagu_ci.server.capabilities import Capabilities
 from dagu_ci.term import Style, format_ago, format_duration, table
 
 ACTIVE = (RunStatus.RUNNING, RunStatus.QUEUED, RunStatus.WAITING, RunStatus.NOT_STARTED)
@@ -184,8 +185,8 @@ def outputs(client: DaguClient, output: Output, dag_file: str, run_id: str, fmt:
     """FMT None: JSON. A name or value FMT cannot carry safely ends it (exit 1) before
     anything is printed, so a redirect into GITHUB_ENV never gets half a file."""
     snapshot = find_run(client, dag_file, run_id)
-    if not client.api.at_least((1, 29, 0)):
-        raise UsageError(f"outputs need Dagu 1.29 or newer; {client.display_url} runs {client.api.version_text or 'an older version'}")
+    if not client.api.features.outputs:
+        raise UsageError(f"outputs need Dagu {Capabilities.needs('outputs')} or newer; {client.display_url} runs {client.api.version_text or 'an older version'}")
     values = client.get_outputs(snapshot.dag_name, snapshot.run_id)
     if fmt is None:
         output.document(values)

@@ -21,7 +21,6 @@ from dagu_ci.client import DaguClient
 from dagu_ci.models import RunSnapshot
 from dagu_ci.transport import socket_of
 
-PUSH_SINCE = (2, 3, 0)
 READ_TIMEOUT = 35.0  # the server sends a heartbeat every 10 s by default
 MAX_TOPICS = 20  # the server's default per connection
 
@@ -69,7 +68,7 @@ class PushStream:
 
     @classmethod
     def available(cls, client: DaguClient) -> bool:
-        return client.api.modern_v1 and client.api.at_least(PUSH_SINCE)
+        return client.api.features.events_stream
 
     def open(self) -> "PushStream":
         self.live = True

@@ -17,7 +17,7 @@ from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional
 
 from dagu_ci import artifacts, files, provenance, state, stdio
 from dagu_ci.backstop import end_run
-from dagu_ci.client import LITERAL_PARAMS_SINCE, SPEC_ENQUEUE_SINCE, SPEC_RUNS_SINCE, STRICT_PARAMS_SINCE, ApiError, DaguClient, Retry, backoff_delay, error_fields
+from dagu_ci.client import ApiError, DaguClient, Retry, backoff_delay, error_fields
 from dagu_ci.dagyaml import load_dag_file
 from dagu_ci.errors import Cancelled, DaguCIError, ExitCode, OutputClosed, PolicyEnd, ServerError, TimedOut, UsageError
 from dagu_ci.events import Event, Failed, Level, Notice, RunAccepted, RunFinished, ServerDetected
@@ -29,6 +29,7 @@ from dagu_ci.remotetext import json_text
 from dagu_ci.reporters import Reporter
 from dagu_ci.result import Ending, RunResult, exit_code_for
 from dagu_ci.runid import derive_run_id, validate_run_id
+from dagu_ci.server.capabilities import Capabilities
 
 SETTLE_SECONDS = 15.0  # how long to watch a stopped run reach "aborted"
 MAX_START_500S = 3  # a 500 with a Dagu error body is rarely a blip (API.md §3.5)
@@ -61,8 +62,8 @@ class RunRequest:
     cancel_superseded: Optional[str] = None
     dry_run: bool = False
     state_dir: Optional[str] = None  # None: derived from the CI host's workspace
-    spec: Optional[str] = None  # a DAG file from the repository, run inline (Dagu >= 2.0)
-    download_artifacts: Optional[str] = None  # folder for the run's artifacts (Dagu >= 2.5)
+    spec: Optional[str] = None  # a DAG file from the repository, run inline (Capabilities.spec_runs)
+    download_artifacts: Optional[str] = None  # folder for the run's artifacts (Capabilities.artifacts)
     print_json: bool = False  # --json: the result document on stdout at the end
 
 
@@ -197,7 +198,7 @@ class Runner:
         if dag.get("suspended"):
             raise UsageError(f"DAG {request.dag!r} is suspended on {self.client.display_url}: resume it in the Dagu UI first")
         dag_name = str((dag.get("dag") or {}).get("name") or request.dag)
-        params = encode_params(request.params, server.json_params) if request.params else ""
+        params = encode_params(request.params, server.features.json_params) if request.params else ""
         self._warn_expansion()
         run_id = validate_run_id(request.run_id) if request.run_id else derive_run_id(self.env, request.dag, params)
         labels = self._labels()
@@ -206,7 +207,7 @@ class Runner:
             run_id=run_id,
             params=params,
             labels=labels,
-            label_field=provenance.label_field(server.at_least),
+            label_field=server.features.label_field,
             declared_params=_declared_params(dag),
             spec_text=spec_text,
             param_defs=[d for d in (dag.get("dag") or {}).get("paramDefs") or [] if isinstance(d, dict)],
@@ -214,10 +215,10 @@ class Runner:
 
     def _inline_spec(self, path: str) -> "tuple[str, Dict[str, Any]]":
         """A DAG from the repository: checked here first, then sent whole (API.md: POST /dag-runs)."""
-        needed, what = (SPEC_ENQUEUE_SINCE, "--spec with --enqueue") if self.request.enqueue else (SPEC_RUNS_SINCE, "--spec")
-        if not self.client.api.at_least(needed):
+        needed, what = ("spec_enqueue", "--spec with --enqueue") if self.request.enqueue else ("spec_runs", "--spec")
+        if not getattr(self.client.api.features, needed):
             raise UsageError(
-                f"{what} needs Dagu {'.'.join(map(str, needed))} or newer; "
+                f"{what} needs Dagu {Capabilities.needs(needed)} or newer; "
                 f"{self.client.display_url} runs {self.client.api.version_text or 'an older version'}"
             )
         text, spec = load_dag_file(path)
@@ -235,7 +236,7 @@ class Runner:
         return labels
 
     def _warn_expansion(self) -> None:
-        if self.client.api.at_least(LITERAL_PARAMS_SINCE):
+        if self.client.api.features.literal_params:
             return
         keys = expanding_values(self.request.params)
         if keys:
@@ -251,7 +252,7 @@ class Runner:
         if undeclared:
             problem = (f"params {', '.join(undeclared)} are not declared by {self.request.dag} "
                        f"(it declares {', '.join(plan.declared_params)})")
-            if self.client.api.at_least(STRICT_PARAMS_SINCE):  # the start would be refused
+            if self.client.api.features.refuses_unknown_params:  # the start would be refused
                 raise UsageError(f"{problem}; Dagu {self.client.api.version_text} refuses them")
             self._say(f"{problem}; this Dagu passes them on", Level.WARNING)
         refused = typed_problems(self.request.params, plan.param_defs)
@@ -361,7 +362,7 @@ class Runner:
                 if server_errors >= MAX_START_500S:
                     raise ServerError(
                         f"Dagu at {self.client.display_url} could not start {request.dag}: {reason}"
-                        + ("" if self.client.api.at_least((2, 0, 0)) else " (on Dagu 1.x this often means the params were rejected)")
+                        + (" (on Dagu 1.x this often means the params were rejected)" if self.client.api.features.param_refusal_is_500 else "")
                     )
             # Uncertain: the server may have created the run anyway.
             exists = self._exists(plan.dag_name, plan.run_id, retry)
@@ -558,7 +559,7 @@ class Runner:
 
     def _download_artifacts(self, dag_name: str, run_id: str, snapshot: RunSnapshot) -> None:
         directory = self.request.download_artifacts or ""
-        if not self.client.api.at_least(artifacts.ARTIFACTS_SINCE) or not snapshot.raw.get("artifactsAvailable"):
+        if not self.client.api.features.artifacts or not snapshot.raw.get("artifactsAvailable"):
             self._say("the run has no artifacts to download")
             return
         try:
