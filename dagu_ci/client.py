@@ -12,6 +12,7 @@ import os
 import random
 import time
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
@@ -142,6 +143,45 @@ class RetriesExhausted(ServerError):
     def __init__(self, message: str, until: Optional[float]):
         super().__init__(message)
         self.until = until
+
+
+class Started(Enum):
+    """How a start request ended well."""
+
+    NEW = "new"  # this request created the run (started or queued it)
+    EXISTING = "existing"  # the run id was taken already: an earlier attempt of ours made it
+
+
+@dataclass(frozen=True)
+class RunStart:
+    """What a start request asks for. Labels go in the field this server reads, if any."""
+
+    run_id: str
+    params: str = ""
+    singleton: bool = False
+    labels: Tuple[str, ...] = ()
+    spec: str = ""  # an inline DAG (POST /dag-runs) instead of an installed one
+    name: str = ""  # the inline DAG's name
+
+
+class AlreadyRunning(ServerError):
+    """409: the DAG runs already (--singleton, or maxActiveRuns on 1.22-1.26); nothing started."""
+
+
+class LabelsRefused(ServerError):
+    """400: the server refused the run labels (e.g. a value it does not accept); nothing started."""
+
+    def __init__(self, server_message: str):
+        super().__init__(f"the server refused the run labels: {server_message}")
+        self.server_message = server_message
+
+
+class StartFailed(ServerError):
+    """500: the server could not start the run. It may have created it anyway (API.md §3.5)."""
+
+    def __init__(self, message: str, reason: str):
+        super().__init__(message)
+        self.reason = reason  # the answer alone, e.g. "HTTP 500 internal_error: ..."
 
 
 RetryHook = Callable[[str, float, float], None]  # (reason, delay before the next try, seconds left to try)
@@ -288,17 +328,49 @@ class DaguClient:
                 ) from None
             raise
 
-    def post_start(self, file_name: str, body: Mapping[str, Any], enqueue: bool, until: Optional[float] = None) -> requests.Response:
-        """One POST /start or /enqueue attempt, ended by `until`, no retries: the caller
-        decides (API.md §3)."""
-        action = "enqueue" if enqueue else "start"
-        url = f"{self.api.api_root}/dags/{_seg(file_name)}/{action}"
-        return self._send("POST", url, json=dict(body), retry=Retry.single(until), allow=(400, 404, 409, 500))
-
-    def post_spec_run(self, body: Mapping[str, Any], enqueue: bool, until: Optional[float] = None) -> requests.Response:
-        """One POST /dag-runs (or /dag-runs/enqueue): a run of an inline YAML spec."""
-        url = f"{self.api.api_root}/dag-runs" + ("/enqueue" if enqueue else "")
-        return self._send("POST", url, json=dict(body), retry=Retry.single(until), allow=(400, 404, 409, 500))
+    def start_run(self, dag_file: str, start: "RunStart", enqueue: bool, until: Optional[float] = None) -> "Started":
+        """One POST /dags/{file}/start (or /enqueue; with a spec, POST /dag-runs[/enqueue]),
+        ended by `until`, never retried here: a retry may only follow a check that the run
+        does not exist (the caller's, API.md §3). Raises what the answer means: the typed
+        errors below, ServerError when no answer came."""
+        body: Dict[str, Any] = {"dagRunId": start.run_id}  # always a JSON body: none is a 500
+        if start.spec:
+            body.update(spec=start.spec, name=start.name)
+        if start.params:
+            body["params"] = start.params
+        if start.singleton:
+            body["singleton"] = True
+        label_field = self.api.features.label_field
+        if start.labels and label_field:
+            body[label_field] = list(start.labels)
+        if start.spec:
+            url = f"{self.api.api_root}/dag-runs" + ("/enqueue" if enqueue else "")
+        else:
+            url = f"{self.api.api_root}/dags/{_seg(dag_file)}/{'enqueue' if enqueue else 'start'}"
+        response = self._send("POST", url, json=body, retry=Retry.single(until), allow=(400, 404, 409, 500))
+        status = response.status_code
+        code, message = error_fields(response)
+        if status == 200:
+            return Started.NEW
+        if status == 409:
+            if "dag-run id" in message.lower():
+                return Started.EXISTING
+            raise AlreadyRunning(
+                f"{dag_file} was not started: {message or 'conflict'} (HTTP 409{' ' + code if code else ''})"
+                + ("; another run is active and --singleton is set" if start.singleton else "")
+            )
+        if status == 400 and label_field in body and ("label" in message.lower() or "tag" in message.lower()):
+            raise LabelsRefused(message)
+        if status == 404:
+            raise UsageError(f"DAG {dag_file!r} not found on {self.display_url}")
+        if status == 400:
+            raise UsageError(f"the server refused to start {dag_file}: {message or 'bad request'}")
+        reason = f"HTTP {status}" + (f" {code}" if code else "") + (f": {message}" if message else "")
+        raise StartFailed(
+            f"Dagu at {self.display_url} could not start {dag_file}: {reason}"
+            + (" (on Dagu 1.x this often means the params were rejected)" if self.api.features.param_refusal_is_500 else ""),
+            reason,
+        )
 
     def get_run(self, dag_name: str, run_id: str, retry: Optional[Retry] = None) -> RunSnapshot:
         url = f"{self.api.api_root}/dag-runs/{_seg(dag_name)}/{_seg(run_id)}"

@@ -12,12 +12,12 @@ import secrets
 import signal
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional
 
 from dagu_ci import artifacts, files, provenance, state, stdio
 from dagu_ci.backstop import end_run
-from dagu_ci.client import ApiError, DaguClient, Retry, backoff_delay, error_fields
+from dagu_ci.client import AlreadyRunning, ApiError, DaguClient, LabelsRefused, Retry, RunStart, StartFailed, Started, backoff_delay
 from dagu_ci.dagyaml import load_dag_file
 from dagu_ci.errors import Cancelled, DaguCIError, ExitCode, OutputClosed, PolicyEnd, ServerError, TimedOut, UsageError
 from dagu_ci.events import Event, Failed, Level, Notice, RunAccepted, RunFinished, ServerDetected
@@ -316,54 +316,27 @@ class Runner:
         Safe to repeat: the run id is fixed, so a second POST gets 409 for our own run.
         """
         request = self.request
-        body: Dict[str, Any] = {"dagRunId": plan.run_id}  # always a JSON body: none is a 500
-        if plan.spec_text:
-            body.update(spec=plan.spec_text, name=plan.dag_name)
-        if plan.params:
-            body["params"] = plan.params
-        if request.singleton:
-            body["singleton"] = True
-        if plan.labels and plan.label_field:
-            body[plan.label_field] = plan.labels
+        start = RunStart(plan.run_id, plan.params, request.singleton, tuple(plan.labels), plan.spec_text, plan.dag_name)
         retry = Retry.for_seconds(self.client.retry_for)
         attempt = server_errors = 0
         reason = ""
         while True:
             attempt += 1
             try:
-                if plan.spec_text:
-                    response = self.client.post_spec_run(body, request.enqueue, until=retry.deadline)
-                else:
-                    response = self.client.post_start(request.dag, body, request.enqueue, until=retry.deadline)
+                return self.client.start_run(request.dag, start, request.enqueue, until=retry.deadline) is Started.EXISTING
+            except LabelsRefused as exc:
+                self._say(f"the server refused the provenance labels ({exc.server_message}); starting without them", Level.WARNING)
+                start = replace(start, labels=())
+                continue
+            except AlreadyRunning:  # a refusal, not a doubt: nothing to retry
+                raise
+            except StartFailed as exc:  # a 500: rarely a blip (API.md §3.5)
+                server_errors += 1
+                if server_errors >= MAX_START_500S:
+                    raise
+                reason = exc.reason
             except ServerError as exc:  # transport error, a cut answer, or a retryable status
                 reason = exc.message
-            else:
-                status = response.status_code
-                code, message = error_fields(response)
-                if status == 200:
-                    return False
-                if status == 409:
-                    if "dag-run id" in message.lower():
-                        return True
-                    raise ServerError(
-                        f"{request.dag} was not started: {message or 'conflict'} (HTTP 409{' ' + code if code else ''})"
-                        + ("; another run is active and --singleton is set" if request.singleton else "")
-                    )
-                if status == 400 and plan.label_field in body and ("label" in message.lower() or "tag" in message.lower()):
-                    self._say(f"the server refused the provenance labels ({message}); starting without them", Level.WARNING)
-                    del body[plan.label_field]
-                    continue
-                if status == 404:
-                    raise UsageError(f"DAG {request.dag!r} not found on {self.client.display_url}")
-                if status == 400:
-                    raise UsageError(f"the server refused to start {request.dag}: {message or 'bad request'}")
-                server_errors += 1
-                reason = f"HTTP {status}" + (f" {code}" if code else "") + (f": {message}" if message else "")
-                if server_errors >= MAX_START_500S:
-                    raise ServerError(
-                        f"Dagu at {self.client.display_url} could not start {request.dag}: {reason}"
-                        + (" (on Dagu 1.x this often means the params were rejected)" if self.client.api.features.param_refusal_is_500 else "")
-                    )
             # Uncertain: the server may have created the run anyway.
             exists = self._exists(plan.dag_name, plan.run_id, retry)
             if exists:
