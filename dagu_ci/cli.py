@@ -618,8 +618,8 @@ def stop(dag: Optional[str], run_id: Optional[str], from_state: bool, state_dir:
 
 
 def _client(connection: dict, retry_for: float, reporter: Any, retry_option: str) -> Any:
-    """A client; until a follow takes over, it tells `reporter` when the server is not answering."""
-    from dagu_ci.client import Connection, DaguClient, RetryNotices
+    """A client that tells `reporter` whenever the server is not answering, from the first request on."""
+    from dagu_ci.client import Connection, DaguClient
     from dagu_ci.events import Level, Notice
 
     conn = Connection(**connection)
@@ -632,10 +632,7 @@ def _client(connection: dict, retry_for: float, reporter: Any, retry_option: str
         raise UsageError("--username and --password go together")
     if conn.insecure and conn.url.lower().startswith("https:"):  # plain http has no TLS to skip
         reporter.handle(Notice("TLS verification is off (--insecure)", Level.WARNING))
-    client = DaguClient(conn, retry_for=retry_for)
-    RetryNotices(lambda text: reporter.handle(Notice(text, Level.WARNING)), lambda text: reporter.handle(Notice(text)),
-                 client.display_url, retry_option).attach(client)
-    return client
+    return DaguClient(conn, retry_for=retry_for, retry_option=retry_option, notify=reporter.handle)
 
 
 def main(argv: Optional[List[str]] = None) -> None:

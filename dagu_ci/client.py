@@ -20,6 +20,7 @@ import requests
 
 from dagu_ci import __version__
 from dagu_ci.errors import DaguCIError, MalformedAnswer, ServerError, UsageError
+from dagu_ci.events import Level, Notice
 from dagu_ci.models import LogPage, RunSnapshot, ServerInfo
 from dagu_ci.redaction import learn, without_userinfo
 from dagu_ci.server.capabilities import api_root, format_version, modern_api, parse_version, supported
@@ -44,6 +45,11 @@ MB = 1024 * 1024
 JSON_CAP = 16 * MB
 LOG_PAGE_CAP = 64 * MB
 LOG_FILE_CAP = 256 * MB
+
+# Retry windows dagu-ci sets itself, whatever --retry-for says.
+CONTROL_RETRY_FOR = 10.0  # stop, dequeue, reject, outputs: asked at the end, must not hold it up
+QUEUE_LOOK_RETRY_FOR = 5.0  # where a queued run stands: a nicety
+ARTIFACTS_RETRY_FOR = 30.0  # the artifact listing, after the run
 
 
 @dataclass(frozen=True)
@@ -75,10 +81,11 @@ class Retry:
 
     deadline: Optional[float]
     once: bool = False  # one attempt, bounded by the deadline
+    option: str = ""  # the option that set this window, named when it is announced
 
     @classmethod
-    def for_seconds(cls, seconds: Optional[float]) -> "Retry":
-        return cls(None if seconds is None else time.monotonic() + seconds)
+    def for_seconds(cls, seconds: Optional[float], option: str = "") -> "Retry":
+        return cls(None if seconds is None else time.monotonic() + seconds, option=option)
 
     @classmethod
     def single(cls, deadline: Optional[float]) -> "Retry":
@@ -94,37 +101,36 @@ class Retry:
 
 
 class RetryNotices:
-    """A client's on_retry/on_recover before the follow: say at once that the server is not
-    answering, how long dagu-ci will keep trying (and which option sets that), then how it
-    goes every PROGRESS_EVERY seconds, and when it answers again."""
+    """Say at once that the server is not answering and how long dagu-ci will keep trying
+    (naming the option that sets that), then how it goes every PROGRESS_EVERY seconds, and
+    when it answers again. One per client, made with it: detection and the start are
+    covered as well as the follow."""
 
     PROGRESS_EVERY = 10.0
 
-    def __init__(self, warn: Callable[[str], None], inform: Callable[[str], None], url: str, option: str):
-        self.warn = warn
-        self.inform = inform
+    def __init__(self, notify: Callable[[Notice], None], url: str):
+        self.notify = notify
         self.url = url
-        self.option = option
         self._since: Optional[float] = None
         self._last = 0.0
 
-    def on_retry(self, reason: str, delay: float, remaining: float) -> None:
+    def on_retry(self, reason: str, retry: Retry) -> None:
         now = time.monotonic()
+        remaining = retry.remaining()
         if self._since is None:
             self._since = self._last = now
-            self.warn(f"{self.url}: {reason}; retrying for up to {remaining:.0f}s ({self.option})")
+            why = f" ({retry.option})" if retry.option else ""
+            self.notify(Notice(f"{self.url}: server not answering ({reason}); retrying for up to {remaining:.0f}s{why}",
+                               Level.WARNING))
         elif now - self._last >= self.PROGRESS_EVERY:
             self._last = now
-            self.inform(f"{self.url}: still {reason} after {now - self._since:.0f}s; retrying for {remaining:.0f}s more")
+            self.notify(Notice(f"{self.url}: still not answering ({reason}) after {now - self._since:.0f}s; "
+                               f"retrying for {remaining:.0f}s more"))
 
-    def on_recover(self, seconds: float) -> None:
+    def on_recover(self) -> None:
         if self._since is not None:
             self._since = None
-            self.inform(f"{self.url} is answering again")
-
-    def attach(self, client: "DaguClient") -> None:
-        client.on_retry = self.on_retry
-        client.on_recover = self.on_recover
+            self.notify(Notice(f"{self.url} is answering again"))
 
 
 class ApiError(ServerError):
@@ -184,9 +190,6 @@ class StartFailed(ServerError):
         self.reason = reason  # the answer alone, e.g. "HTTP 500 internal_error: ..."
 
 
-RetryHook = Callable[[str, float, float], None]  # (reason, delay before the next try, seconds left to try)
-
-
 @dataclass
 class _Transient:
     reason: str
@@ -195,14 +198,22 @@ class _Transient:
 
 
 class DaguClient:
-    def __init__(self, connection: Connection, retry_for: float = 60.0):
+    def __init__(
+        self,
+        connection: Connection,
+        retry_for: float = 60.0,
+        retry_option: str = "",
+        notify: Optional[Callable[[Notice], None]] = None,
+    ):
+        """`retry_for` seconds (set by `retry_option`) bound each request's retries unless a
+        caller sets its own window; `notify` hears when the server is not answering."""
         self.connection = connection
         learn([connection.token], [connection.username], [connection.password], [connection.url])
         self.base_url, url_user, url_password = _split_url(connection.url)
         self.display_url = self.base_url
         self.retry_for = retry_for
-        self.on_retry: Optional[RetryHook] = None  # told about each transient failure
-        self.on_recover: Optional[Callable[[float], None]] = None
+        self.retry_option = retry_option
+        self._notices = RetryNotices(notify, self.display_url) if notify else None
         self.server: Optional[ServerInfo] = None
         self._token = header_token(connection.token)
         self._username = connection.username or url_user
@@ -237,11 +248,15 @@ class DaguClient:
             )
         return session
 
+    def retry_window(self) -> Retry:
+        """The retries a request may take by default: --retry-for (or --start-timeout)."""
+        return Retry.for_seconds(self.retry_for, self.retry_option)
+
     # -- detection -------------------------------------------------------------
 
     def detect(self) -> ServerInfo:
         """Find the API root and server version (API.md §2.3)."""
-        retry = Retry.for_seconds(self.retry_for)
+        retry = self.retry_window()
         if self.connection.api_path:
             root = self.base_url + "/" + self.connection.api_path.strip("/")
             health = self._probe_json(root + "/health", retry)
@@ -319,7 +334,7 @@ class DaguClient:
     def get_dag(self, file_name: str) -> Dict[str, Any]:
         """GET /dags/{file}: the DAG's definition; its `.dag.name` keys run endpoints."""
         try:
-            return self._get_json(f"/dags/{_seg(file_name)}", Retry.for_seconds(self.retry_for))
+            return self._get_json(f"/dags/{_seg(file_name)}", self.retry_window())
         except ApiError as exc:
             if exc.status in (404, 400) or exc.code == "not_found":
                 raise UsageError(
@@ -374,7 +389,7 @@ class DaguClient:
 
     def get_run(self, dag_name: str, run_id: str, retry: Optional[Retry] = None) -> RunSnapshot:
         url = f"{self.api.api_root}/dag-runs/{_seg(dag_name)}/{_seg(run_id)}"
-        return self._send("GET", url, retry=retry or Retry.for_seconds(self.retry_for), decode=self._run_details)
+        return self._send("GET", url, retry=retry or self.retry_window(), decode=self._run_details)
 
     def _run_details(self, response: requests.Response) -> RunSnapshot:
         details = self._json(response).get("dagRunDetails")
@@ -453,7 +468,7 @@ class DaguClient:
             queries = [base + [("status", code)] for code in codes]
         runs: List[Dict[str, Any]] = []
         for query in queries:
-            body = self._send("GET", self.api.api_root + "/dag-runs", params=query, retry=Retry.for_seconds(self.retry_for), decode=self._json)
+            body = self._send("GET", self.api.api_root + "/dag-runs", params=query, retry=self.retry_window(), decode=self._json)
             runs += [run for run in body.get("dagRuns") or [] if isinstance(run, dict) and run.get("name") == dag_name]
         return runs
 
@@ -477,7 +492,7 @@ class DaguClient:
         items: List[Dict[str, Any]] = []
         for page in range(1, pages + 1):
             query = {"page": page, "perPage": per_page}
-            body = self._send("GET", self.api.api_root + "/dags", params=query, retry=Retry.for_seconds(self.retry_for), decode=self._json)
+            body = self._send("GET", self.api.api_root + "/dags", params=query, retry=self.retry_window(), decode=self._json)
             items += [item for item in body.get("dags") or [] if isinstance(item, dict)]
             if page >= int((body.get("pagination") or {}).get("totalPages") or 1):
                 break
@@ -501,7 +516,7 @@ class DaguClient:
         if not self.api.features.validate:
             return None
         body = {"spec": spec, **({"name": name} if name else {})}
-        response = self._send("POST", self.api.api_root + "/dags/validate", json=body, retry=Retry.for_seconds(self.retry_for), allow=(404, 405))
+        response = self._send("POST", self.api.api_root + "/dags/validate", json=body, retry=self.retry_window(), allow=(404, 405))
         if response.status_code in (404, 405):
             return None
         return [str(error) for error in self._json(response).get("errors") or []]
@@ -514,7 +529,7 @@ class DaguClient:
         """GET /dags/{file}/spec: the DAG file's text as stored; None when there is no such
         file (404 on 2.x; on 1.x a 500 whose code is not_found)."""
         url = f"{self.api.api_root}/dags/{_seg(file_name)}/spec"
-        response = self._send("GET", url, retry=Retry.for_seconds(self.retry_for), allow=(404, 500))
+        response = self._send("GET", url, retry=self.retry_window(), allow=(404, 500))
         if response.status_code == 404 or error_fields(response)[0] == "not_found":
             return None
         self._accept(response, ())  # any other 500 is an error (not retried: on 1.x it is an answer)
@@ -525,7 +540,7 @@ class DaguClient:
         first and writes nothing when it refuses it; its errors come back in a 200. Success
         is `{"errors": null}` on 2.x and an empty 200 on 1.x. A missing file is a 500."""
         url = f"{self.api.api_root}/dags/{_seg(file_name)}/spec"
-        response = self._send("PUT", url, json={"spec": spec}, retry=Retry.for_seconds(self.retry_for), role="developer")
+        response = self._send("PUT", url, json={"spec": spec}, retry=self.retry_window(), role="developer")
         if not response.content.strip():
             return []
         return [str(error) for error in self._json(response).get("errors") or []]
@@ -551,7 +566,7 @@ class DaguClient:
     def delete_dag(self, file_name: str) -> None:
         """DELETE /dags/{file} -> 204 (404: already gone)."""
         url = f"{self.api.api_root}/dags/{_seg(file_name)}"
-        self._send("DELETE", url, retry=Retry.for_seconds(self.retry_for), allow=(404,), role="developer")
+        self._send("DELETE", url, retry=self.retry_window(), allow=(404,), role="developer")
 
     def queue_position(self, dag_name: str, run_id: str) -> Optional[Tuple[str, int, int]]:
         """(queue, position, queued) of a queued run, where the server tells; None otherwise.
@@ -559,7 +574,7 @@ class DaguClient:
         1.x (and early 2.x) list the queued runs in `/queues`; later 2.x only counts
         them there and pages them at `/queues/{name}/items`.
         """
-        retry = Retry.for_seconds(5.0)
+        retry = Retry.for_seconds(QUEUE_LOOK_RETRY_FOR)
         try:
             body = self._send("GET", self.api.api_root + "/queues", retry=retry, decode=self._json)
             for queue in body.get("queues") or []:
@@ -589,7 +604,7 @@ class DaguClient:
     def list_artifacts(self, dag_name: str, run_id: str) -> List[Dict[str, Any]]:
         """The run's artifact tree (>= 2.5, API.md §9)."""
         base = f"/dag-runs/{_seg(dag_name)}/{_seg(run_id)}/artifacts"
-        body = self._send("GET", self.api.api_root + base, params={"recursive": "true"}, retry=Retry.for_seconds(30.0), decode=self._json)
+        body = self._send("GET", self.api.api_root + base, params={"recursive": "true"}, retry=Retry.for_seconds(ARTIFACTS_RETRY_FOR), decode=self._json)
         return [item for item in body.get("items") or [] if isinstance(item, dict)]
 
     def download_artifact(self, dag_name: str, run_id: str, path: str, target: str) -> None:
@@ -613,25 +628,25 @@ class DaguClient:
         """The run's collected outputs (>= 1.29; written before the final status, API.md §9)."""
         if not self.api.features.outputs:
             return {}
-        body = self._get_json(f"/dag-runs/{_seg(dag_name)}/{_seg(run_id)}/outputs", Retry.for_seconds(10.0))
+        body = self._get_json(f"/dag-runs/{_seg(dag_name)}/{_seg(run_id)}/outputs", Retry.for_seconds(CONTROL_RETRY_FOR))
         outputs = body.get("outputs")
         return dict(outputs) if isinstance(outputs, dict) else {}
 
     def stop(self, dag_name: str, run_id: str, retry: Optional[Retry] = None) -> None:
         """POST /stop (no body needed); asynchronous, the run ends as aborted (API.md §5.1)."""
         url = f"{self.api.api_root}/dag-runs/{_seg(dag_name)}/{_seg(run_id)}/stop"
-        self._send("POST", url, json={}, retry=retry or Retry.for_seconds(10.0))
+        self._send("POST", url, json={}, retry=retry or Retry.for_seconds(CONTROL_RETRY_FOR))
 
     def reject(self, dag_name: str, run_id: str, step: str, reason: str) -> None:
         url = (
             f"{self.api.api_root}/dag-runs/{_seg(dag_name)}/{_seg(run_id)}"
             f"/steps/{_seg(step)}/reject"
         )
-        self._send("POST", url, json={"reason": reason}, retry=Retry.for_seconds(10.0))
+        self._send("POST", url, json={"reason": reason}, retry=Retry.for_seconds(CONTROL_RETRY_FOR))
 
     def dequeue(self, dag_name: str, run_id: str, retry: Optional[Retry] = None) -> None:
         url = f"{self.api.api_root}/dag-runs/{_seg(dag_name)}/{_seg(run_id)}/dequeue"
-        self._send("GET", url, retry=retry or Retry.for_seconds(10.0))
+        self._send("GET", url, retry=retry or Retry.for_seconds(CONTROL_RETRY_FOR))
 
     def ui_url(self, dag_name: str, run_id: str) -> str:
         return f"{self.display_url}/dag-runs/{_seg(dag_name)}/{_seg(run_id)}"
@@ -737,8 +752,8 @@ class DaguClient:
                         transient = self._malformed(exc.message)
             if transient is None:
                 assert response is not None
-                if failing_since is not None and self.on_recover:
-                    self.on_recover(time.monotonic() - failing_since)
+                if failing_since is not None and self._notices:
+                    self._notices.on_recover()
                 accepted = self._accept(response, allow, role)
                 return decoded if decode is not None and 200 <= response.status_code < 300 else accepted
             attempt += 1
@@ -753,8 +768,8 @@ class DaguClient:
                     + ")",
                     retry.deadline,
                 )
-            if self.on_retry:
-                self.on_retry(transient.reason, delay, retry.remaining())
+            if self._notices:
+                self._notices.on_retry(transient.reason, retry)
             time.sleep(delay)
 
     def _malformed(self, reason: str) -> _Transient:

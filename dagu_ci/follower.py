@@ -46,7 +46,6 @@ QUIET_GROWTH = 3  # a quiet log's wait grows this much per empty read (0.5, 1.5,
 # While one of a step's streams grows, the other is read at least this often: the two files have no
 # common clock, so the wait of the quiet one is how far a line of it can fall behind the busy one's.
 SIBLING_LAG = 2.5
-OUTAGE_NOTICE_EVERY = 30.0
 SETTLE_OUTAGE = 5.0  # after a stop, give up watching the run settle after this long without an answer
 UNKNOWN_STATUS_GRACE = 10.0  # a run status we do not know is an error once it has lasted this long
 
@@ -149,10 +148,7 @@ class Follower:
         self._push: Optional[PushStream] = None
         self._push_tried = False
         self._last_status = 0.0
-        self._last_outage_notice = 0.0
         self._unknown_since: Optional[float] = None
-        client.on_retry = self._on_retry
-        client.on_recover = self._on_recover
 
     def follow(self) -> RunSnapshot:
         backoff = Backoff(self.options.poll_interval, STATUS_CAP)
@@ -388,14 +384,3 @@ class Follower:
         if remaining <= 0:
             raise TimedOut()
         return min(seconds, remaining)
-
-    def _on_retry(self, reason: str, delay: float, remaining: float) -> None:
-        now = time.monotonic()
-        if now - self._last_outage_notice >= OUTAGE_NOTICE_EVERY:
-            self._last_outage_notice = now
-            self.emit(Notice(f"server not answering properly ({reason}); retrying", Level.WARNING))
-
-    def _on_recover(self, seconds: float) -> None:
-        if self._last_outage_notice:
-            self._last_outage_notice = 0.0
-            self.emit(Notice(f"server answering again after {seconds:.0f}s; resuming"))

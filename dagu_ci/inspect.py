@@ -10,7 +10,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import IO, Any, Dict, List, Optional, Sequence
 
-from dagu_ci.client import DaguClient, Retry
+from dagu_ci.client import DaguClient
 from dagu_ci.controls import log_lines, one_line
 from dagu_ci.errors import ExitCode, NoRun, UsageError
 from dagu_ci.events import Event, StepFinished, StepLog, StepStarted
@@ -211,7 +211,7 @@ def logs(client: DaguClient, output: Output, request: LogRequest) -> int:
     """Every started step's log (or one step's), each under a header, read once."""
     snapshot = find_run(client, request.dag, request.run_id)
     steps = chosen_steps(snapshot, request.step)
-    tailer = LogTailer(client, snapshot.dag_name, snapshot.run_id, lambda: Retry.for_seconds(client.retry_for))
+    tailer = LogTailer(client, snapshot.dag_name, snapshot.run_id, client.retry_window)
     collected: Dict[str, List[str]] = {}
     for step in steps:
         path = step.stderr if request.stream == "stderr" else step.stdout
@@ -219,7 +219,7 @@ def logs(client: DaguClient, output: Output, request: LogRequest) -> int:
             collected[step.name] = []
             continue
         if request.tail:
-            page = client.read_log(snapshot.dag_name, snapshot.run_id, step.name, request.stream, Retry.for_seconds(client.retry_for), tail=request.tail)
+            page = client.read_log(snapshot.dag_name, snapshot.run_id, step.name, request.stream, client.retry_window(), tail=request.tail)
             collected[step.name] = list(page.lines) if page else []
         else:
             # The run may still be going: FLUSH shows every line written so far.

@@ -317,7 +317,7 @@ class Runner:
         """
         request = self.request
         start = RunStart(plan.run_id, plan.params, request.singleton, tuple(plan.labels), plan.spec_text, plan.dag_name)
-        retry = Retry.for_seconds(self.client.retry_for)
+        retry = self.client.retry_window()
         attempt = server_errors = 0
         reason = ""
         while True:
