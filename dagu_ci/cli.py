@@ -591,8 +591,7 @@ def stop(dag: Optional[str], run_id: Optional[str], from_state: bool, state_dir:
             if as_json:
                 click.echo(json_text(records))
             return 0
-        name = str((client.get_dag(dag).get("dag") or {}).get("name") or dag)
-        snapshot = client.latest_run(name) if run_id == "latest" else client.find_run(name, run_id)
+        name, snapshot = client.run_of(dag, run_id)
         if snapshot is None:
             what = "no runs" if run_id == "latest" else f"no run {run_id!r}"
             raise UsageError(f"{what} of {dag!r} on {client.display_url}")

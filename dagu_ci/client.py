@@ -21,7 +21,7 @@ import requests
 from dagu_ci import __version__
 from dagu_ci.errors import DaguCIError, MalformedAnswer, ServerError, UsageError
 from dagu_ci.events import Level, Notice
-from dagu_ci.models import LogPage, RunSnapshot, ServerInfo
+from dagu_ci.models import LogPage, RunSnapshot, ServerInfo, dag_name_of
 from dagu_ci.redaction import learn, without_userinfo
 from dagu_ci.server.capabilities import api_root, format_version, modern_api, parse_version, supported
 from dagu_ci.transport import CutShort, TooLarge, TooSlow, fetch
@@ -342,6 +342,15 @@ class DaguClient:
                     + (f" ({exc.server_message})" if exc.status == 400 and exc.server_message else "")
                 ) from None
             raise
+
+    def dag_name(self, dag_file: str) -> str:
+        """The name the DAG in `dag_file` keys its runs by."""
+        return dag_name_of(self.get_dag(dag_file), dag_file)
+
+    def run_of(self, dag_file: str, run_id: str) -> Tuple[str, Optional[RunSnapshot]]:
+        """The DAG's name and its run `run_id` (`latest`: the newest), None when it has none."""
+        name = self.dag_name(dag_file)
+        return name, self.latest_run(name) if run_id == "latest" else self.find_run(name, run_id)
 
     def start_run(self, dag_file: str, start: "RunStart", enqueue: bool, until: Optional[float] = None) -> "Started":
         """One POST /dags/{file}/start (or /enqueue; with a spec, POST /dag-runs[/enqueue]),

@@ -54,15 +54,9 @@ class Output:
         return self.style.paint(status.label.replace("_", " "), self.style.status_color(status))
 
 
-def dag_name_of(client: DaguClient, dag_file: str) -> str:
-    """Runs are keyed by the DAG's name, which may differ from its file name."""
-    return str((client.get_dag(dag_file).get("dag") or {}).get("name") or dag_file)
-
-
 def find_run(client: DaguClient, dag_file: str, run_id: str) -> RunSnapshot:
     """The run (`latest`: the newest); NoRun when the DAG has no such run."""
-    name = dag_name_of(client, dag_file)
-    snapshot = client.latest_run(name) if run_id == "latest" else client.find_run(name, run_id)
+    _, snapshot = client.run_of(dag_file, run_id)
     if snapshot is None:
         what = "never ran" if run_id == "latest" else f"has no run {run_id!r}"
         raise NoRun(f"{dag_file} {what} on {client.display_url}")
@@ -114,8 +108,7 @@ def status(client: DaguClient, output: Output, dag_file: str, run_id: str) -> in
 
 
 def history(client: DaguClient, output: Output, dag_file: str, limit: int) -> int:
-    name = dag_name_of(client, dag_file)
-    runs = client.run_history(name, limit)
+    runs = client.run_history(client.dag_name(dag_file), limit)
     if output.as_json:
         output.document([_run_summary(run) for run in runs])
         return 0

@@ -16,6 +16,12 @@ from dagu_ci.errors import MalformedAnswer
 from dagu_ci.server.capabilities import Capabilities, Version
 
 
+def dag_name_of(definition: Mapping[str, Any], file_name: str) -> str:
+    """The name runs are keyed by (GET /dags/{file}'s `.dag.name`), which may differ from
+    the file name; the file name where the definition has none (API.md §1)."""
+    return str((definition.get("dag") or {}).get("name") or file_name)
+
+
 @dataclass(frozen=True)
 class ServerInfo:
     """The server dagu-ci talks to: where its API is, its version, and what it can do."""

@@ -22,7 +22,7 @@ from dagu_ci.dagyaml import load_dag_file
 from dagu_ci.errors import Cancelled, DaguCIError, ExitCode, OutputClosed, PolicyEnd, ServerError, TimedOut, UsageError
 from dagu_ci.events import Event, Failed, Level, Notice, RunAccepted, RunFinished, ServerDetected
 from dagu_ci.follower import FollowOptions, Follower
-from dagu_ci.models import RunSnapshot, RunStatus, StepSnapshot, StepStatus
+from dagu_ci.models import RunSnapshot, RunStatus, StepSnapshot, StepStatus, dag_name_of
 from dagu_ci.params import Params, encode_params, expanding_values, typed_problems
 from dagu_ci.redaction import debug_traceback, redact_value
 from dagu_ci.remotetext import json_text
@@ -160,8 +160,7 @@ class Runner:
     def _existing(self, run_id: str) -> "tuple[str, RunSnapshot]":
         server = self.client.detect()
         self.reporter.handle(ServerDetected(self.client.display_url, server))
-        dag_name = str((self.client.get_dag(self.request.dag).get("dag") or {}).get("name") or self.request.dag)
-        snapshot = self.client.latest_run(dag_name) if run_id == "latest" else self.client.find_run(dag_name, run_id)
+        dag_name, snapshot = self.client.run_of(self.request.dag, run_id)
         if snapshot is None:
             what = "no runs" if run_id == "latest" else f"no run {run_id!r}"
             raise UsageError(f"{self.request.dag} has {what} on {self.client.display_url}")
@@ -197,13 +196,12 @@ class Runner:
             dag = self.client.get_dag(request.dag)
         if dag.get("suspended"):
             raise UsageError(f"DAG {request.dag!r} is suspended on {self.client.display_url}: resume it in the Dagu UI first")
-        dag_name = str((dag.get("dag") or {}).get("name") or request.dag)
         params = encode_params(request.params, server.features.json_params) if request.params else ""
         self._warn_expansion()
         run_id = validate_run_id(request.run_id) if request.run_id else derive_run_id(self.env, request.dag, params)
         labels = self._labels()
         return Plan(
-            dag_name=dag_name,
+            dag_name=dag_name_of(dag, request.dag),
             run_id=run_id,
             params=params,
             labels=labels,
