@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Dict, Iterable, Iterator, List
 
-from dagu_ci.client import DaguClient
+from dagu_ci.server.client import DaguClient
 from dagu_ci.errors import UsageError
 
 _DRIVE = re.compile(r"^[A-Za-z]:")

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Callable, Dict, List, Mapping, Optional, Tuple
 
 from dagu_ci import state
-from dagu_ci.client import ApiError, DaguClient
+from dagu_ci.server.client import ApiError, DaguClient
 from dagu_ci.errors import DaguCIError
 from dagu_ci.models import RunStatus, StepStatus
 

@@ -335,9 +335,9 @@ def status(dag: str, run_id: str, as_json: bool, retry_for: float, **connection:
     Exit codes: 0 succeeded (or partial), 1 failed, 2 usage error, 3 aborted or rejected,
     4 server error, 5 still running, queued or waiting, 6 no such run (or never ran).
     """
-    from dagu_ci import inspect
+    from dagu_ci import inspection
 
-    return _inspect(connection, retry_for, as_json, lambda client, output: inspect.status(client, output, dag, run_id))
+    return _inspect(connection, retry_for, as_json, lambda client, output: inspection.status(client, output, dag, run_id))
 
 
 @cli.command(context_settings=CONTEXT)
@@ -367,9 +367,9 @@ def logs(dag: str, run_id: str, step: Optional[str], use_stderr: bool, tail: Opt
     \b
     Exit codes: 0 printed, 2 usage error or no such run/step, 4 server error.
     """
-    from dagu_ci import inspect
+    from dagu_ci import inspection
 
-    request = inspect.LogRequest(dag, run_id, step, "stderr" if use_stderr else "stdout", tail or 0)
+    request = inspection.LogRequest(dag, run_id, step, "stderr" if use_stderr else "stdout", tail or 0)
     if follow_run:
         if tail or as_json:
             raise UsageError("--follow streams whole logs: it takes no --tail or --json")
@@ -381,13 +381,13 @@ def logs(dag: str, run_id: str, step: Optional[str], use_stderr: bool, tail: Opt
         client = _client(connection, retry_for, reporter, "--retry-for")
         try:
             # A reader that went away (`| head`) ends the follow at the next poll.
-            return inspect.follow_logs(client, reporter, request, FollowOptions(poll_interval, check=raise_if_reader_gone))
-        except inspect.NoRun as exc:
+            return inspection.follow_logs(client, reporter, request, FollowOptions(poll_interval, check=raise_if_reader_gone))
+        except inspection.NoRun as exc:
             raise UsageError(exc.message) from None
         finally:
             reporter.close()
             client.close()
-    return _inspect(connection, retry_for, as_json, lambda client, output: inspect.logs(client, output, request), no_run_is_usage=True)
+    return _inspect(connection, retry_for, as_json, lambda client, output: inspection.logs(client, output, request), no_run_is_usage=True)
 
 
 @cli.command(context_settings=CONTEXT)
@@ -405,9 +405,9 @@ def dags(as_json: bool, retry_for: float, **connection: Any) -> int:
     \b
     Exit codes: 0 listed, 2 usage error (e.g. refused credentials), 4 server error.
     """
-    from dagu_ci import inspect
+    from dagu_ci import inspection
 
-    return _inspect(connection, retry_for, as_json, inspect.dags)
+    return _inspect(connection, retry_for, as_json, inspection.dags)
 
 
 @cli.command(context_settings=CONTEXT)
@@ -426,9 +426,9 @@ def history(dag: str, limit: int, as_json: bool, retry_for: float, **connection:
     \b
     Exit codes: 0 listed, 2 usage error or unknown DAG, 4 server error.
     """
-    from dagu_ci import inspect
+    from dagu_ci import inspection
 
-    return _inspect(connection, retry_for, as_json, lambda client, output: inspect.history(client, output, dag, limit))
+    return _inspect(connection, retry_for, as_json, lambda client, output: inspection.history(client, output, dag, limit))
 
 
 @cli.command(context_settings=CONTEXT)
@@ -460,13 +460,13 @@ def outputs(dag: str, run_id: str, output_format: Optional[str], as_json: bool, 
     Exit codes: 0 printed, 1 an output this format cannot carry safely,
     2 usage error or no such run, 4 server error.
     """
-    from dagu_ci import inspect
+    from dagu_ci import inspection
     from dagu_ci.remotetext import EnvFormat
 
     if as_json and output_format not in (None, "json"):
         raise UsageError(f"--json is --format json: it cannot go with --format {output_format}")
     fmt = None if as_json or output_format == "json" else EnvFormat(output_format or "env")
-    return _inspect(connection, retry_for, fmt is None, lambda client, output: inspect.outputs(client, output, dag, run_id, fmt),
+    return _inspect(connection, retry_for, fmt is None, lambda client, output: inspection.outputs(client, output, dag, run_id, fmt),
                     no_run_is_usage=True)
 
 
@@ -487,12 +487,12 @@ def validate(files: Sequence[str], local: bool, as_json: bool, retry_for: float,
     \b
     Exit codes: 0 all valid, 1 any invalid, 2 usage error, 4 server error.
     """
-    from dagu_ci import dagsync, inspect
+    from dagu_ci import dagsync, inspection
     from dagu_ci.reporters.plain import PlainReporter
 
     client = None if local else _client(connection, retry_for, PlainReporter(sys.stderr), "--retry-for")
     try:
-        return dagsync.validate(files, client, inspect.Output(as_json=as_json))
+        return dagsync.validate(files, client, inspection.Output(as_json=as_json))
     finally:
         if client is not None:
             client.close()
@@ -526,13 +526,13 @@ def push(files: Sequence[str], create: bool, as_json: bool, retry_for: float, **
 
 def _inspect(connection: dict, retry_for: float, as_json: bool, command: Callable[[Any, Any], int], no_run_is_usage: bool = False) -> int:
     """Run a command with a client and an output; only `status` exits 6 for "no run"."""
-    from dagu_ci import inspect
+    from dagu_ci import inspection
     from dagu_ci.reporters.plain import PlainReporter
 
     client = _client(connection, retry_for, PlainReporter(sys.stderr), "--retry-for")
     try:
-        return command(client, inspect.Output(as_json=as_json))
-    except inspect.NoRun as exc:
+        return command(client, inspection.Output(as_json=as_json))
+    except inspection.NoRun as exc:
         if no_run_is_usage:
             raise UsageError(exc.message) from None
         raise
@@ -618,7 +618,7 @@ def stop(dag: Optional[str], run_id: Optional[str], from_state: bool, state_dir:
 
 def _client(connection: dict, retry_for: float, reporter: Any, retry_option: str) -> Any:
     """A client that tells `reporter` whenever the server is not answering, from the first request on."""
-    from dagu_ci.client import Connection, DaguClient
+    from dagu_ci.server.client import Connection, DaguClient
     from dagu_ci.events import Level, Notice
 
     conn = Connection(**connection)

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, replace
 from typing import Callable, Dict, Optional, Set, Tuple
 
-from dagu_ci.client import ApiError, DaguClient, RetriesExhausted, Retry
+from dagu_ci.server.client import ApiError, DaguClient, RetriesExhausted, Retry
 from dagu_ci.errors import ServerError, TimedOut
 from dagu_ci.events import (
     Event,
@@ -33,7 +33,7 @@ from dagu_ci.events import (
 )
 from dagu_ci.logtail import LogTailer, ReadMode
 from dagu_ci.models import RunSnapshot, RunStatus, StepSnapshot
-from dagu_ci.push import Closed, LogTouched, Pushed, PushStream
+from dagu_ci.server.events_stream import Closed, EventsStream, LogTouched, PushedSnapshot
 
 Sink = Callable[[Event], None]
 
@@ -145,7 +145,7 @@ class Follower:
         self._earlier = {s.name: s.stdout for s in options.ended_before if s.status.is_finished}
         self._started.update(self._earlier)
         self._finished.update({s.name: s for s in options.ended_before if s.name in self._earlier})
-        self._push: Optional[PushStream] = None
+        self._push: Optional[EventsStream] = None
         self._push_tried = False
         self._last_status = 0.0
         self._unknown_since: Optional[float] = None
@@ -253,7 +253,7 @@ class Follower:
             except queue.Empty:
                 pass
             else:
-                if isinstance(message, Pushed):
+                if isinstance(message, PushedSnapshot):
                     if self._behind(message.snapshot):
                         return self._poll()  # pushed before what we saw last: ask for now
                     self._last_status = time.monotonic()
@@ -355,11 +355,11 @@ class Follower:
 
     def _open_push(self, snapshot: RunSnapshot) -> None:
         """Once, after the first look: subscribe to the run and its steps' logs."""
-        if self._push_tried or not self.options.push or not PushStream.available(self.client):
+        if self._push_tried or not self.options.push or not EventsStream.available(self.client):
             return
         self._push_tried = True
         steps = [step.name for step in snapshot.steps] if self.options.logs else []
-        self._push = PushStream(self.client, self.dag_name, self.run_id, steps).open()
+        self._push = EventsStream(self.client, self.dag_name, self.run_id, steps).open()
 
     def _close_push(self) -> None:
         if self._push is not None:

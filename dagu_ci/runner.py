@@ -17,7 +17,7 @@ from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional
 
 from dagu_ci import artifacts, files, provenance, state, stdio
 from dagu_ci.backstop import end_run
-from dagu_ci.client import AlreadyRunning, ApiError, DaguClient, LabelsRefused, Retry, RunStart, StartFailed, Started, backoff_delay
+from dagu_ci.server.client import AlreadyRunning, ApiError, DaguClient, LabelsRefused, Retry, RunStart, StartFailed, Started, backoff_delay
 from dagu_ci.dagyaml import load_dag_file
 from dagu_ci.errors import Cancelled, DaguCIError, ExitCode, OutputClosed, PolicyEnd, ServerError, TimedOut, UsageError
 from dagu_ci.events import Event, Failed, Level, Notice, RunAccepted, RunFinished, ServerDetected

@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from dagu_ci import logtail
-from dagu_ci.client import Connection, DaguClient, RunStart, Started
+from dagu_ci.server.client import Connection, DaguClient, RunStart, Started
 from dagu_ci.events import StepLog
 from dagu_ci.follower import FollowOptions, Follower
 from tests.fakedagu import Dag, FakeDagu, Step, raw, sleep

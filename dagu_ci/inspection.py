@@ -10,7 +10,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import IO, Any, Dict, List, Optional, Sequence
 
-from dagu_ci.client import DaguClient
+from dagu_ci.server.client import DaguClient
 from dagu_ci.controls import log_lines, one_line
 from dagu_ci.errors import ExitCode, NoRun, UsageError
 from dagu_ci.events import Event, StepFinished, StepLog, StepStarted
