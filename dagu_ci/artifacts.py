@@ -6,8 +6,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Dict, Iterable, Iterator, List
 
-from dagu_ci.server.client import DaguClient
 from dagu_ci.errors import UsageError
+from dagu_ci.server.client import DaguClient
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
 

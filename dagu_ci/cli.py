@@ -4,7 +4,6 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import time
 from dataclasses import dataclass
 from typing import Any, Callable, List, Optional, Sequence
 
@@ -569,7 +568,7 @@ def stop(dag: Optional[str], run_id: Optional[str], from_state: bool, state_dir:
     4 server error.
     """
     from dagu_ci import state
-    from dagu_ci.backstop import Binding, end_run, stop_from_state, stop_record
+    from dagu_ci.backstop import Binding, stop_from_state, stop_run
     from dagu_ci.events import Level, Notice
     from dagu_ci.remotetext import json_text
     from dagu_ci.reporters.plain import PlainReporter
@@ -591,26 +590,9 @@ def stop(dag: Optional[str], run_id: Optional[str], from_state: bool, state_dir:
             if as_json:
                 click.echo(json_text(records))
             return 0
-        name, snapshot = client.run_of(dag, run_id)
-        if snapshot is None:
-            what = "no runs" if run_id == "latest" else f"no run {run_id!r}"
-            raise UsageError(f"{what} of {dag!r} on {client.display_url}")
-        run_id = snapshot.run_id  # `latest` resolved: say which run
-        action = ""
-        if snapshot.is_over:
-            reporter.say(f"run {run_id} of {name} already ended ({snapshot.status.label}); nothing to stop")
-        else:
-            action = end_run(client, name, run_id, snapshot.status)
-            reporter.say(f"stop requested for run {run_id} of {name} ({snapshot.status.label} until now)")
-            deadline = time.monotonic() + wait_seconds
-            while wait_seconds and time.monotonic() < deadline:
-                snapshot = client.get_run(name, run_id)
-                if snapshot.is_over:
-                    reporter.say(f"run {run_id} is {snapshot.status.label}")
-                    break
-                time.sleep(0.25)
+        record = stop_run(client, dag or "", run_id or "", wait_seconds, reporter.say)
         if as_json:
-            click.echo(json_text(stop_record(dag, name, run_id, action, snapshot.status)))
+            click.echo(json_text(record))
         return 0
     finally:
         client.close()

@@ -10,7 +10,6 @@ import sys
 from dataclasses import dataclass, field
 from typing import IO, Any, Dict, List, Optional, Sequence
 
-from dagu_ci.server.client import DaguClient
 from dagu_ci.controls import log_lines, one_line
 from dagu_ci.errors import ExitCode, NoRun, UsageError
 from dagu_ci.events import Event, StepFinished, StepLog, StepStarted
@@ -22,6 +21,7 @@ from dagu_ci.remotetext import EnvFormat, env_file, inert, json_text
 from dagu_ci.reporters import Reporter
 from dagu_ci.result import RunResult, exit_code_for
 from dagu_ci.server.capabilities import Capabilities
+from dagu_ci.server.client import DaguClient
 from dagu_ci.term import Style, format_ago, format_duration, table
 
 ACTIVE = (RunStatus.RUNNING, RunStatus.QUEUED, RunStatus.WAITING, RunStatus.NOT_STARTED)

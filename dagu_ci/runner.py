@@ -17,7 +17,6 @@ from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional
 
 from dagu_ci import artifacts, files, provenance, state, stdio
 from dagu_ci.backstop import end_run
-from dagu_ci.server.client import AlreadyRunning, ApiError, DaguClient, LabelsRefused, Retry, RunStart, StartFailed, Started, backoff_delay
 from dagu_ci.dagyaml import load_dag_file
 from dagu_ci.errors import Cancelled, DaguCIError, ExitCode, OutputClosed, PolicyEnd, ServerError, TimedOut, UsageError
 from dagu_ci.events import Event, Failed, Level, Notice, RunAccepted, RunFinished, ServerDetected
@@ -30,6 +29,7 @@ from dagu_ci.reporters import Reporter
 from dagu_ci.result import Ending, RunResult, exit_code_for
 from dagu_ci.runid import derive_run_id, validate_run_id
 from dagu_ci.server.capabilities import Capabilities
+from dagu_ci.server.client import AlreadyRunning, ApiError, DaguClient, LabelsRefused, Retry, RunStart, StartFailed, Started, backoff_delay
 
 SETTLE_SECONDS = 15.0  # how long to watch a stopped run reach "aborted"
 MAX_START_500S = 3  # a 500 with a Dagu error body is rarely a blip (API.md §3.5)
