@@ -1,4 +1,4 @@
-"""A run's artifacts (Dagu >= 2.5), downloaded into a folder, never outside it."""
+"""A run's artifacts (where the server has them: Capabilities.artifacts), downloaded into a folder, never outside it."""
 from __future__ import annotations
 
 import os
@@ -6,10 +6,9 @@ import re
 from dataclasses import dataclass
 from typing import Any, Dict, Iterable, Iterator, List
 
-from dagu_ci.client import DaguClient
 from dagu_ci.errors import UsageError
+from dagu_ci.server.client import DaguClient
 
-ARTIFACTS_SINCE = (2, 5, 0)
 _DRIVE = re.compile(r"^[A-Za-z]:")
 
 

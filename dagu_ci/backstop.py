@@ -2,18 +2,20 @@
 `stop --from-state` backstop that CI hosts run after a job was cancelled."""
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Tuple
 
 from dagu_ci import state
-from dagu_ci.client import ApiError, DaguClient
-from dagu_ci.errors import DaguCIError
+from dagu_ci.errors import DaguCIError, UsageError
 from dagu_ci.models import RunStatus, StepStatus
+from dagu_ci.server.client import ApiError, DaguClient
 
 if TYPE_CHECKING:
     from dagu_ci.hosts.base import Host
 
 REJECT_REASON = "CI job cancelled or timed out"
+SETTLE_POLL = 0.25  # how often `stop --wait` looks whether the run has ended
 
 
 def end_run(client: DaguClient, dag_name: str, run_id: str, status: Optional[RunStatus] = None) -> str:
@@ -54,6 +56,30 @@ def _reject_waiting(client: DaguClient, dag_name: str, run_id: str) -> str:
     for step in waiting:
         client.reject(dag_name, run_id, step, REJECT_REASON)
     return "rejected" if waiting else ""
+
+
+def stop_run(client: DaguClient, dag_file: str, run_id: str, wait_seconds: float,
+             say: Callable[[str], None]) -> Dict[str, Optional[str]]:
+    """`stop DAG RUN_ID`: end the run (`latest`: the newest), then wait up to `wait_seconds`
+    for it to show its end. Its stop record."""
+    name, snapshot = client.run_of(dag_file, run_id)
+    if snapshot is None:
+        what = "no runs" if run_id == "latest" else f"no run {run_id!r}"
+        raise UsageError(f"{what} of {dag_file!r} on {client.display_url}")
+    run_id = snapshot.run_id  # `latest` resolved: say which run
+    if snapshot.is_over:
+        say(f"run {run_id} of {name} already ended ({snapshot.status.label}); nothing to stop")
+        return stop_record(dag_file, name, run_id, "", snapshot.status)
+    action = end_run(client, name, run_id, snapshot.status)
+    say(f"stop requested for run {run_id} of {name} ({snapshot.status.label} until now)")
+    deadline = time.monotonic() + wait_seconds
+    while wait_seconds and time.monotonic() < deadline:
+        snapshot = client.get_run(name, run_id)
+        if snapshot.is_over:
+            say(f"run {run_id} is {snapshot.status.label}")
+            break
+        time.sleep(SETTLE_POLL)
+    return stop_record(dag_file, name, run_id, action, snapshot.status)
 
 
 def stop_record(dag: str, name: str, run_id: str, action: str, status: Optional[RunStatus]) -> Dict[str, Optional[str]]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, List, Mapping, Optional, Sequence
 
@@ -346,9 +345,9 @@ def status(dag: str, run_id: str, as_json: bool, retry_for: float, **connection:
     Exit codes: 0 succeeded (or partial), 1 failed, 2 usage error, 3 aborted or rejected,
     4 server error, 5 still running, queued or waiting, 6 no such run (or never ran).
     """
-    from dagu_ci import inspect
+    from dagu_ci import inspection
 
-    return _inspect(connection, retry_for, as_json, lambda client, output: inspect.status(client, output, dag, run_id))
+    return _inspect(connection, retry_for, as_json, lambda client, output: inspection.status(client, output, dag, run_id))
 
 
 @cli.command(context_settings=CONTEXT)
@@ -378,9 +377,9 @@ def logs(dag: str, run_id: str, step: Optional[str], use_stderr: bool, tail: Opt
     \b
     Exit codes: 0 printed, 2 usage error or no such run/step, 4 server error.
     """
-    from dagu_ci import inspect
+    from dagu_ci import inspection
 
-    request = inspect.LogRequest(dag, run_id, step, "stderr" if use_stderr else "stdout", tail or 0)
+    request = inspection.LogRequest(dag, run_id, step, "stderr" if use_stderr else "stdout", tail or 0)
     if follow_run:
         if tail or as_json:
             raise UsageError("--follow streams whole logs: it takes no --tail or --json")
@@ -392,13 +391,13 @@ def logs(dag: str, run_id: str, step: Optional[str], use_stderr: bool, tail: Opt
         client = _client(connection, retry_for, reporter, "--retry-for")
         try:
             # A reader that went away (`| head`) ends the follow at the next poll.
-            return inspect.follow_logs(client, reporter, request, FollowOptions(poll_interval, check=raise_if_reader_gone))
-        except inspect.NoRun as exc:
+            return inspection.follow_logs(client, reporter, request, FollowOptions(poll_interval, check=raise_if_reader_gone))
+        except inspection.NoRun as exc:
             raise UsageError(exc.message) from None
         finally:
             reporter.close()
             client.close()
-    return _inspect(connection, retry_for, as_json, lambda client, output: inspect.logs(client, output, request), no_run_is_usage=True)
+    return _inspect(connection, retry_for, as_json, lambda client, output: inspection.logs(client, output, request), no_run_is_usage=True)
 
 
 @cli.command(context_settings=CONTEXT)
@@ -416,9 +415,9 @@ def dags(as_json: bool, retry_for: float, **connection: Any) -> int:
     \b
     Exit codes: 0 listed, 2 usage error (e.g. refused credentials), 4 server error.
     """
-    from dagu_ci import inspect
+    from dagu_ci import inspection
 
-    return _inspect(connection, retry_for, as_json, inspect.dags)
+    return _inspect(connection, retry_for, as_json, inspection.dags)
 
 
 @cli.command(context_settings=CONTEXT)
@@ -437,9 +436,9 @@ def history(dag: str, limit: int, as_json: bool, retry_for: float, **connection:
     \b
     Exit codes: 0 listed, 2 usage error or unknown DAG, 4 server error.
     """
-    from dagu_ci import inspect
+    from dagu_ci import inspection
 
-    return _inspect(connection, retry_for, as_json, lambda client, output: inspect.history(client, output, dag, limit))
+    return _inspect(connection, retry_for, as_json, lambda client, output: inspection.history(client, output, dag, limit))
 
 
 @cli.command(context_settings=CONTEXT)
@@ -471,13 +470,13 @@ def outputs(dag: str, run_id: str, output_format: Optional[str], as_json: bool, 
     Exit codes: 0 printed, 1 an output this format cannot carry safely,
     2 usage error or no such run, 4 server error.
     """
-    from dagu_ci import inspect
+    from dagu_ci import inspection
     from dagu_ci.remotetext import EnvFormat
 
     if as_json and output_format not in (None, "json"):
         raise UsageError(f"--json is --format json: it cannot go with --format {output_format}")
     fmt = None if as_json or output_format == "json" else EnvFormat(output_format or "env")
-    return _inspect(connection, retry_for, fmt is None, lambda client, output: inspect.outputs(client, output, dag, run_id, fmt),
+    return _inspect(connection, retry_for, fmt is None, lambda client, output: inspection.outputs(client, output, dag, run_id, fmt),
                     no_run_is_usage=True)
 
 
@@ -498,12 +497,12 @@ def validate(files: Sequence[str], local: bool, as_json: bool, retry_for: float,
     \b
     Exit codes: 0 all valid, 1 any invalid, 2 usage error, 4 server error.
     """
-    from dagu_ci import dagsync, inspect
+    from dagu_ci import dagsync, inspection
     from dagu_ci.reporters.plain import PlainReporter
 
     client = None if local else _client(connection, retry_for, PlainReporter(sys.stderr), "--retry-for")
     try:
-        return dagsync.validate(files, client, inspect.Output(as_json=as_json))
+        return dagsync.validate(files, client, inspection.Output(as_json=as_json))
     finally:
         if client is not None:
             client.close()
@@ -537,13 +536,13 @@ def push(files: Sequence[str], create: bool, as_json: bool, retry_for: float, **
 
 def _inspect(connection: dict, retry_for: float, as_json: bool, command: Callable[[Any, Any], int], no_run_is_usage: bool = False) -> int:
     """Run a command with a client and an output; only `status` exits 6 for "no run"."""
-    from dagu_ci import inspect
+    from dagu_ci import inspection
     from dagu_ci.reporters.plain import PlainReporter
 
     client = _client(connection, retry_for, PlainReporter(sys.stderr), "--retry-for")
     try:
-        return command(client, inspect.Output(as_json=as_json))
-    except inspect.NoRun as exc:
+        return command(client, inspection.Output(as_json=as_json))
+    except inspection.NoRun as exc:
         if no_run_is_usage:
             raise UsageError(exc.message) from None
         raise
@@ -579,7 +578,7 @@ def stop(dag: Optional[str], run_id: Optional[str], from_state: bool, state_dir:
     Exit codes: 0 stopped (or nothing to stop), 2 usage error or no such run,
     4 server error.
     """
-    from dagu_ci.backstop import Binding, end_run, stop_from_state, stop_record
+    from dagu_ci.backstop import Binding, stop_from_state, stop_run
     from dagu_ci.events import Level, Notice
     from dagu_ci.remotetext import json_text
     from dagu_ci.reporters.plain import PlainReporter
@@ -602,35 +601,17 @@ def stop(dag: Optional[str], run_id: Optional[str], from_state: bool, state_dir:
             if as_json:
                 click.echo(json_text(records))
             return 0
-        name = str((client.get_dag(dag).get("dag") or {}).get("name") or dag)
-        snapshot = client.latest_run(name) if run_id == "latest" else client.find_run(name, run_id)
-        if snapshot is None:
-            what = "no runs" if run_id == "latest" else f"no run {run_id!r}"
-            raise UsageError(f"{what} of {dag!r} on {client.display_url}")
-        run_id = snapshot.run_id  # `latest` resolved: say which run
-        action = ""
-        if snapshot.is_over:
-            reporter.say(f"run {run_id} of {name} already ended ({snapshot.status.label}); nothing to stop")
-        else:
-            action = end_run(client, name, run_id, snapshot.status)
-            reporter.say(f"stop requested for run {run_id} of {name} ({snapshot.status.label} until now)")
-            deadline = time.monotonic() + wait_seconds
-            while wait_seconds and time.monotonic() < deadline:
-                snapshot = client.get_run(name, run_id)
-                if snapshot.is_over:
-                    reporter.say(f"run {run_id} is {snapshot.status.label}")
-                    break
-                time.sleep(0.25)
+        record = stop_run(client, dag or "", run_id or "", wait_seconds, reporter.say)
         if as_json:
-            click.echo(json_text(stop_record(dag, name, run_id, action, snapshot.status)))
+            click.echo(json_text(record))
         return 0
     finally:
         client.close()
 
 
 def _client(connection: dict, retry_for: float, reporter: Any, retry_option: str) -> Any:
-    """A client; until a follow takes over, it tells `reporter` when the server is not answering."""
-    from dagu_ci.client import Connection, DaguClient, RetryNotices
+    """A client that tells `reporter` whenever the server is not answering, from the first request on."""
+    from dagu_ci.server.client import Connection, DaguClient
     from dagu_ci.events import Level, Notice
 
     conn = Connection(**connection)
@@ -643,10 +624,7 @@ def _client(connection: dict, retry_for: float, reporter: Any, retry_option: str
         raise UsageError("--username and --password go together")
     if conn.insecure and conn.url.lower().startswith("https:"):  # plain http has no TLS to skip
         reporter.handle(Notice("TLS verification is off (--insecure)", Level.WARNING))
-    client = DaguClient(conn, retry_for=retry_for)
-    RetryNotices(lambda text: reporter.handle(Notice(text, Level.WARNING)), lambda text: reporter.handle(Notice(text)),
-                 client.display_url, retry_option).attach(client)
-    return client
+    return DaguClient(conn, retry_for=retry_for, retry_option=retry_option, notify=reporter.handle)
 
 
 def main(argv: Optional[List[str]] = None, host: Any = None) -> None:

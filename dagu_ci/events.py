@@ -3,13 +3,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
-from typing import TYPE_CHECKING, Optional, Sequence, Union
+from typing import Optional, Sequence, Union
 
-from dagu_ci.models import RunSnapshot, RunStatus, StepSnapshot
+from dagu_ci.models import RunSnapshot, RunStatus, ServerInfo, StepSnapshot
 from dagu_ci.result import RunResult
-
-if TYPE_CHECKING:  # the client pulls in requests: too slow for `--version` and `--help`
-    from dagu_ci.client import ServerInfo
 
 
 class Level(Enum):
@@ -21,7 +18,7 @@ class Level(Enum):
 @dataclass(frozen=True)
 class ServerDetected:
     url: str
-    server: "ServerInfo"
+    server: ServerInfo
 
 
 @dataclass(frozen=True)

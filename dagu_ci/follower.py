@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, replace
 from typing import Callable, Dict, Optional, Set, Tuple
 
-from dagu_ci.client import ApiError, DaguClient, RetriesExhausted, Retry
+from dagu_ci.server.client import ApiError, DaguClient, RetriesExhausted, Retry
 from dagu_ci.errors import ServerError, TimedOut
 from dagu_ci.events import (
     Event,
@@ -33,7 +33,7 @@ from dagu_ci.events import (
 )
 from dagu_ci.logtail import LogTailer, ReadMode
 from dagu_ci.models import RunSnapshot, RunStatus, StepSnapshot
-from dagu_ci.push import Closed, LogTouched, Pushed, PushStream
+from dagu_ci.server.events_stream import Closed, EventsStream, LogTouched, PushedSnapshot
 
 Sink = Callable[[Event], None]
 
@@ -46,7 +46,6 @@ QUIET_GROWTH = 3  # a quiet log's wait grows this much per empty read (0.5, 1.5,
 # While one of a step's streams grows, the other is read at least this often: the two files have no
 # common clock, so the wait of the quiet one is how far a line of it can fall behind the busy one's.
 SIBLING_LAG = 2.5
-OUTAGE_NOTICE_EVERY = 30.0
 SETTLE_OUTAGE = 5.0  # after a stop, give up watching the run settle after this long without an answer
 UNKNOWN_STATUS_GRACE = 10.0  # a run status we do not know is an error once it has lasted this long
 
@@ -146,13 +145,10 @@ class Follower:
         self._earlier = {s.name: s.stdout for s in options.ended_before if s.status.is_finished}
         self._started.update(self._earlier)
         self._finished.update({s.name: s for s in options.ended_before if s.name in self._earlier})
-        self._push: Optional[PushStream] = None
+        self._push: Optional[EventsStream] = None
         self._push_tried = False
         self._last_status = 0.0
-        self._last_outage_notice = 0.0
         self._unknown_since: Optional[float] = None
-        client.on_retry = self._on_retry
-        client.on_recover = self._on_recover
 
     def follow(self) -> RunSnapshot:
         backoff = Backoff(self.options.poll_interval, STATUS_CAP)
@@ -257,7 +253,7 @@ class Follower:
             except queue.Empty:
                 pass
             else:
-                if isinstance(message, Pushed):
+                if isinstance(message, PushedSnapshot):
                     if self._behind(message.snapshot):
                         return self._poll()  # pushed before what we saw last: ask for now
                     self._last_status = time.monotonic()
@@ -359,11 +355,11 @@ class Follower:
 
     def _open_push(self, snapshot: RunSnapshot) -> None:
         """Once, after the first look: subscribe to the run and its steps' logs."""
-        if self._push_tried or not self.options.push or not PushStream.available(self.client):
+        if self._push_tried or not self.options.push or not EventsStream.available(self.client):
             return
         self._push_tried = True
         steps = [step.name for step in snapshot.steps] if self.options.logs else []
-        self._push = PushStream(self.client, self.dag_name, self.run_id, steps).open()
+        self._push = EventsStream(self.client, self.dag_name, self.run_id, steps).open()
 
     def _close_push(self) -> None:
         if self._push is not None:
@@ -388,14 +384,3 @@ class Follower:
         if remaining <= 0:
             raise TimedOut()
         return min(seconds, remaining)
-
-    def _on_retry(self, reason: str, delay: float, remaining: float) -> None:
-        now = time.monotonic()
-        if now - self._last_outage_notice >= OUTAGE_NOTICE_EVERY:
-            self._last_outage_notice = now
-            self.emit(Notice(f"server not answering properly ({reason}); retrying", Level.WARNING))
-
-    def _on_recover(self, seconds: float) -> None:
-        if self._last_outage_notice:
-            self._last_outage_notice = 0.0
-            self.emit(Notice(f"server answering again after {seconds:.0f}s; resuming"))

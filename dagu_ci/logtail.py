@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Callable, Deque, Dict, Iterator, List, Optional, Tuple
 
-from dagu_ci.client import DaguClient, Retry
+from dagu_ci.server.client import DaguClient, Retry
 from dagu_ci.models import LogPage, StepSnapshot
 
 PAGE = 10000  # lines per read: the spec's maximum; fewer requests, and the server rescans less

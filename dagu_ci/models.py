@@ -1,4 +1,5 @@
-"""Typed run and step snapshots, normalised across Dagu server versions.
+"""Typed answers of the server (its identity, run and step snapshots, log pages),
+normalised across Dagu server versions.
 
 Status integers are stable across versions; the labels are not (API.md §4.3),
 so everything here keys on the integers and carries its own spelling.
@@ -12,6 +13,27 @@ from enum import IntEnum
 from typing import Any, List, Mapping, Optional, Tuple
 
 from dagu_ci.errors import MalformedAnswer
+from dagu_ci.server.capabilities import Capabilities, Version
+
+
+def dag_name_of(definition: Mapping[str, Any], file_name: str) -> str:
+    """The name runs are keyed by (GET /dags/{file}'s `.dag.name`), which may differ from
+    the file name; the file name where the definition has none (API.md §1)."""
+    return str((definition.get("dag") or {}).get("name") or file_name)
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    """The server dagu-ci talks to: where its API is, its version, and what it can do."""
+
+    version: Optional[Version]
+    version_text: str
+    api_root: str  # absolute, e.g. http://host/base/api/v1
+    modern_v1: bool  # True: 2.x at /api/v1; False: 1.17-1.30 at /api/v2
+    features: Capabilities = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "features", Capabilities.of(self.version, self.modern_v1))
 
 
 class _Status:

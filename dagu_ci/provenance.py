@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import List, Optional
+from typing import List
 
-LABELS_SINCE = (2, 6, 0)  # `labels` on the start body
-TAGS_SINCE = (2, 2, 0)  # `tags`, the older name, until 2.5
 GROUP_KEY = "dagu-ci-group"
 
 # Dagu (2.2+) refuses a run whose label value is not [a-zA-Z0-9][a-zA-Z0-9_./-]* (<= 255
@@ -44,11 +42,3 @@ def label_value(text: str) -> str:
     value = _SCHEME.sub("", text.strip().lower())
     return _LEADING.sub("", _NOT_ALLOWED.sub("-", value))[:MAX_VALUE]
 
-
-def label_field(version_at_least) -> Optional[str]:
-    """Which start-body field carries labels on this server, if any (API.md §3.1)."""
-    if version_at_least(LABELS_SINCE):
-        return "labels"
-    if version_at_least(TAGS_SINCE):
-        return "tags"
-    return None

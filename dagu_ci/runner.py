@@ -12,23 +12,24 @@ import secrets
 import signal
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Mapping, Optional
 
 from dagu_ci import artifacts, files, provenance, state, stdio
 from dagu_ci.backstop import end_run
-from dagu_ci.client import LITERAL_PARAMS_SINCE, SPEC_ENQUEUE_SINCE, SPEC_RUNS_SINCE, STRICT_PARAMS_SINCE, ApiError, DaguClient, Retry, backoff_delay, error_fields
 from dagu_ci.dagyaml import load_dag_file
 from dagu_ci.errors import Cancelled, DaguCIError, ExitCode, OutputClosed, PolicyEnd, ServerError, TimedOut, UsageError
 from dagu_ci.events import Event, Failed, Level, Notice, RunAccepted, RunFinished, ServerDetected
 from dagu_ci.follower import FollowOptions, Follower
-from dagu_ci.models import RunSnapshot, RunStatus, StepSnapshot, StepStatus
+from dagu_ci.models import RunSnapshot, RunStatus, StepSnapshot, StepStatus, dag_name_of
 from dagu_ci.params import Params, encode_params, expanding_values, typed_problems
 from dagu_ci.redaction import debug_traceback, redact_value
 from dagu_ci.remotetext import json_text
 from dagu_ci.reporters import Reporter
 from dagu_ci.result import Ending, RunResult, exit_code_for
 from dagu_ci.runid import derive_run_id, validate_run_id
+from dagu_ci.server.capabilities import Capabilities
+from dagu_ci.server.client import AlreadyRunning, ApiError, DaguClient, LabelsRefused, Retry, RunStart, StartFailed, Started, backoff_delay
 
 if TYPE_CHECKING:
     from dagu_ci.hosts.base import Host
@@ -64,8 +65,8 @@ class RunRequest:
     cancel_superseded: Optional[str] = None
     dry_run: bool = False
     state_dir: Optional[str] = None  # None: derived from the CI host's workspace
-    spec: Optional[str] = None  # a DAG file from the repository, run inline (Dagu >= 2.0)
-    download_artifacts: Optional[str] = None  # folder for the run's artifacts (Dagu >= 2.5)
+    spec: Optional[str] = None  # a DAG file from the repository, run inline (Capabilities.spec_runs)
+    download_artifacts: Optional[str] = None  # folder for the run's artifacts (Capabilities.artifacts)
     print_json: bool = False  # --json: the result document on stdout at the end
 
 
@@ -162,8 +163,7 @@ class Runner:
     def _existing(self, run_id: str) -> "tuple[str, RunSnapshot]":
         server = self.client.detect()
         self.reporter.handle(ServerDetected(self.client.display_url, server))
-        dag_name = str((self.client.get_dag(self.request.dag).get("dag") or {}).get("name") or self.request.dag)
-        snapshot = self.client.latest_run(dag_name) if run_id == "latest" else self.client.find_run(dag_name, run_id)
+        dag_name, snapshot = self.client.run_of(self.request.dag, run_id)
         if snapshot is None:
             what = "no runs" if run_id == "latest" else f"no run {run_id!r}"
             raise UsageError(f"{self.request.dag} has {what} on {self.client.display_url}")
@@ -199,17 +199,16 @@ class Runner:
             dag = self.client.get_dag(request.dag)
         if dag.get("suspended"):
             raise UsageError(f"DAG {request.dag!r} is suspended on {self.client.display_url}: resume it in the Dagu UI first")
-        dag_name = str((dag.get("dag") or {}).get("name") or request.dag)
-        params = encode_params(request.params, server.json_params) if request.params else ""
+        params = encode_params(request.params, server.features.json_params) if request.params else ""
         self._warn_expansion()
         run_id = validate_run_id(request.run_id) if request.run_id else derive_run_id(self.host.job(), request.dag, params)
         labels = self._labels()
         return Plan(
-            dag_name=dag_name,
+            dag_name=dag_name_of(dag, request.dag),
             run_id=run_id,
             params=params,
             labels=labels,
-            label_field=provenance.label_field(server.at_least),
+            label_field=server.features.label_field,
             declared_params=_declared_params(dag),
             spec_text=spec_text,
             param_defs=[d for d in (dag.get("dag") or {}).get("paramDefs") or [] if isinstance(d, dict)],
@@ -217,10 +216,10 @@ class Runner:
 
     def _inline_spec(self, path: str) -> "tuple[str, Dict[str, Any]]":
         """A DAG from the repository: checked here first, then sent whole (API.md: POST /dag-runs)."""
-        needed, what = (SPEC_ENQUEUE_SINCE, "--spec with --enqueue") if self.request.enqueue else (SPEC_RUNS_SINCE, "--spec")
-        if not self.client.api.at_least(needed):
+        needed, what = ("spec_enqueue", "--spec with --enqueue") if self.request.enqueue else ("spec_runs", "--spec")
+        if not getattr(self.client.api.features, needed):
             raise UsageError(
-                f"{what} needs Dagu {'.'.join(map(str, needed))} or newer; "
+                f"{what} needs Dagu {Capabilities.needs(needed)} or newer; "
                 f"{self.client.display_url} runs {self.client.api.version_text or 'an older version'}"
             )
         text, spec = load_dag_file(path)
@@ -238,7 +237,7 @@ class Runner:
         return labels
 
     def _warn_expansion(self) -> None:
-        if self.client.api.at_least(LITERAL_PARAMS_SINCE):
+        if self.client.api.features.literal_params:
             return
         keys = expanding_values(self.request.params)
         if keys:
@@ -254,7 +253,7 @@ class Runner:
         if undeclared:
             problem = (f"params {', '.join(undeclared)} are not declared by {self.request.dag} "
                        f"(it declares {', '.join(plan.declared_params)})")
-            if self.client.api.at_least(STRICT_PARAMS_SINCE):  # the start would be refused
+            if self.client.api.features.refuses_unknown_params:  # the start would be refused
                 raise UsageError(f"{problem}; Dagu {self.client.api.version_text} refuses them")
             self._say(f"{problem}; this Dagu passes them on", Level.WARNING)
         refused = typed_problems(self.request.params, plan.param_defs)
@@ -318,54 +317,27 @@ class Runner:
         Safe to repeat: the run id is fixed, so a second POST gets 409 for our own run.
         """
         request = self.request
-        body: Dict[str, Any] = {"dagRunId": plan.run_id}  # always a JSON body: none is a 500
-        if plan.spec_text:
-            body.update(spec=plan.spec_text, name=plan.dag_name)
-        if plan.params:
-            body["params"] = plan.params
-        if request.singleton:
-            body["singleton"] = True
-        if plan.labels and plan.label_field:
-            body[plan.label_field] = plan.labels
-        retry = Retry.for_seconds(self.client.retry_for)
+        start = RunStart(plan.run_id, plan.params, request.singleton, tuple(plan.labels), plan.spec_text, plan.dag_name)
+        retry = self.client.retry_window()
         attempt = server_errors = 0
         reason = ""
         while True:
             attempt += 1
             try:
-                if plan.spec_text:
-                    response = self.client.post_spec_run(body, request.enqueue, until=retry.deadline)
-                else:
-                    response = self.client.post_start(request.dag, body, request.enqueue, until=retry.deadline)
+                return self.client.start_run(request.dag, start, request.enqueue, until=retry.deadline) is Started.EXISTING
+            except LabelsRefused as exc:
+                self._say(f"the server refused the provenance labels ({exc.server_message}); starting without them", Level.WARNING)
+                start = replace(start, labels=())
+                continue
+            except AlreadyRunning:  # a refusal, not a doubt: nothing to retry
+                raise
+            except StartFailed as exc:  # a 500: rarely a blip (API.md §3.5)
+                server_errors += 1
+                if server_errors >= MAX_START_500S:
+                    raise
+                reason = exc.reason
             except ServerError as exc:  # transport error, a cut answer, or a retryable status
                 reason = exc.message
-            else:
-                status = response.status_code
-                code, message = error_fields(response)
-                if status == 200:
-                    return False
-                if status == 409:
-                    if "dag-run id" in message.lower():
-                        return True
-                    raise ServerError(
-                        f"{request.dag} was not started: {message or 'conflict'} (HTTP 409{' ' + code if code else ''})"
-                        + ("; another run is active and --singleton is set" if request.singleton else "")
-                    )
-                if status == 400 and plan.label_field in body and ("label" in message.lower() or "tag" in message.lower()):
-                    self._say(f"the server refused the provenance labels ({message}); starting without them", Level.WARNING)
-                    del body[plan.label_field]
-                    continue
-                if status == 404:
-                    raise UsageError(f"DAG {request.dag!r} not found on {self.client.display_url}")
-                if status == 400:
-                    raise UsageError(f"the server refused to start {request.dag}: {message or 'bad request'}")
-                server_errors += 1
-                reason = f"HTTP {status}" + (f" {code}" if code else "") + (f": {message}" if message else "")
-                if server_errors >= MAX_START_500S:
-                    raise ServerError(
-                        f"Dagu at {self.client.display_url} could not start {request.dag}: {reason}"
-                        + ("" if self.client.api.at_least((2, 0, 0)) else " (on Dagu 1.x this often means the params were rejected)")
-                    )
             # Uncertain: the server may have created the run anyway.
             exists = self._exists(plan.dag_name, plan.run_id, retry)
             if exists:
@@ -561,7 +533,7 @@ class Runner:
 
     def _download_artifacts(self, dag_name: str, run_id: str, snapshot: RunSnapshot) -> None:
         directory = self.request.download_artifacts or ""
-        if not self.client.api.at_least(artifacts.ARTIFACTS_SINCE) or not snapshot.raw.get("artifactsAvailable"):
+        if not self.client.api.features.artifacts or not snapshot.raw.get("artifactsAvailable"):
             self._say("the run has no artifacts to download")
             return
         try:

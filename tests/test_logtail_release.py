@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import List
 
-from dagu_ci.client import Connection, DaguClient, Retry
+from dagu_ci.server.client import Connection, DaguClient, Retry, RunStart, Started
 from dagu_ci.logtail import RELEASE_AFTER, LogTailer, ReadMode
 from tests.conftest import eventually
 from tests.fakedagu import Dag, FakeDagu, Step, hold, out, raw
@@ -25,7 +25,7 @@ def test_a_half_line_shows_after_standing_still_and_its_rest_follows_alone():
         server.add_dag(Dag(file="p", steps=steps))
         client = DaguClient(Connection(url=server.url))
         client.detect()
-        assert client.post_start("p", {"dagRunId": "r"}, enqueue=False).status_code == 200
+        assert client.start_run("p", RunStart("r"), enqueue=False) is Started.NEW
         server.wait_held("rest")
         clock = Clock()
         tailer = LogTailer(client, "p", "r", lambda: Retry.for_seconds(30), clock=clock)

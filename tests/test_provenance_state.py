@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 from dagu_ci import state
 from dagu_ci.hosts import detect as detect_host
-from dagu_ci.provenance import label_field, label_value
+from dagu_ci.provenance import label_value
 
 
 def detect(env):
@@ -35,12 +35,6 @@ def test_any_label_value_is_one_dagu_accepts_and_keeps(text):
     value = label_value(text)
     assert value == "" or re.fullmatch(r"[a-z0-9][a-z0-9_./-]*", value)
     assert len(value) <= 255 and value == value.lower()
-
-
-def test_label_field_by_version():
-    assert label_field(lambda v: v <= (2, 6, 5)) == "labels"
-    assert label_field(lambda v: v <= (2, 4, 0)) == "tags"
-    assert label_field(lambda v: v <= (2, 1, 0)) is None
 
 
 def test_state_files_round_trip_and_forget(tmp_path):

@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from dagu_ci import logtail
-from dagu_ci.client import Connection, DaguClient
+from dagu_ci.server.client import Connection, DaguClient, RunStart, Started
 from dagu_ci.events import StepLog
 from dagu_ci.follower import FollowOptions, Follower
 from tests.fakedagu import Dag, FakeDagu, Step, raw, sleep
@@ -45,7 +45,7 @@ def test_every_line_exactly_once_in_order(pieces):
         server.add_dag(Dag(file="p", steps=[Step("s", actions)]))
         client = DaguClient(Connection(url=server.url))
         client.detect()
-        assert client.post_start("p", {"dagRunId": "prop"}, enqueue=False).status_code == 200
+        assert client.start_run("p", RunStart("prop"), enqueue=False) is Started.NEW
         seen = {"stdout": [], "stderr": []}
 
         def collect(event):

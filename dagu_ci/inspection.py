@@ -10,7 +10,6 @@ import sys
 from dataclasses import dataclass, field
 from typing import IO, Any, Dict, List, Optional, Sequence
 
-from dagu_ci.client import DaguClient, Retry
 from dagu_ci.controls import log_lines, one_line
 from dagu_ci.errors import ExitCode, NoRun, UsageError
 from dagu_ci.events import Event, StepFinished, StepLog, StepStarted
@@ -21,6 +20,8 @@ from dagu_ci.redaction import redact, redact_value
 from dagu_ci.remotetext import EnvFormat, env_file, inert, json_text
 from dagu_ci.reporters import Reporter
 from dagu_ci.result import RunResult, exit_code_for
+from dagu_ci.server.capabilities import Capabilities
+from dagu_ci.server.client import DaguClient
 from dagu_ci.term import Style, format_ago, format_duration, table
 
 ACTIVE = (RunStatus.RUNNING, RunStatus.QUEUED, RunStatus.WAITING, RunStatus.NOT_STARTED)
@@ -53,15 +54,9 @@ class Output:
         return self.style.paint(status.label.replace("_", " "), self.style.status_color(status))
 
 
-def dag_name_of(client: DaguClient, dag_file: str) -> str:
-    """Runs are keyed by the DAG's name, which may differ from its file name."""
-    return str((client.get_dag(dag_file).get("dag") or {}).get("name") or dag_file)
-
-
 def find_run(client: DaguClient, dag_file: str, run_id: str) -> RunSnapshot:
     """The run (`latest`: the newest); NoRun when the DAG has no such run."""
-    name = dag_name_of(client, dag_file)
-    snapshot = client.latest_run(name) if run_id == "latest" else client.find_run(name, run_id)
+    _, snapshot = client.run_of(dag_file, run_id)
     if snapshot is None:
         what = "never ran" if run_id == "latest" else f"has no run {run_id!r}"
         raise NoRun(f"{dag_file} {what} on {client.display_url}")
@@ -113,8 +108,7 @@ def status(client: DaguClient, output: Output, dag_file: str, run_id: str) -> in
 
 
 def history(client: DaguClient, output: Output, dag_file: str, limit: int) -> int:
-    name = dag_name_of(client, dag_file)
-    runs = client.run_history(name, limit)
+    runs = client.run_history(client.dag_name(dag_file), limit)
     if output.as_json:
         output.document([_run_summary(run) for run in runs])
         return 0
@@ -184,8 +178,8 @@ def outputs(client: DaguClient, output: Output, dag_file: str, run_id: str, fmt:
     """FMT None: JSON. A name or value FMT cannot carry safely ends it (exit 1) before
     anything is printed, so a redirect into GITHUB_ENV never gets half a file."""
     snapshot = find_run(client, dag_file, run_id)
-    if not client.api.at_least((1, 29, 0)):
-        raise UsageError(f"outputs need Dagu 1.29 or newer; {client.display_url} runs {client.api.version_text or 'an older version'}")
+    if not client.api.features.outputs:
+        raise UsageError(f"outputs need Dagu {Capabilities.needs('outputs')} or newer; {client.display_url} runs {client.api.version_text or 'an older version'}")
     values = client.get_outputs(snapshot.dag_name, snapshot.run_id)
     if fmt is None:
         output.document(values)
@@ -210,7 +204,7 @@ def logs(client: DaguClient, output: Output, request: LogRequest) -> int:
     """Every started step's log (or one step's), each under a header, read once."""
     snapshot = find_run(client, request.dag, request.run_id)
     steps = chosen_steps(snapshot, request.step)
-    tailer = LogTailer(client, snapshot.dag_name, snapshot.run_id, lambda: Retry.for_seconds(client.retry_for))
+    tailer = LogTailer(client, snapshot.dag_name, snapshot.run_id, client.retry_window)
     collected: Dict[str, List[str]] = {}
     for step in steps:
         path = step.stderr if request.stream == "stderr" else step.stdout
@@ -218,7 +212,7 @@ def logs(client: DaguClient, output: Output, request: LogRequest) -> int:
             collected[step.name] = []
             continue
         if request.tail:
-            page = client.read_log(snapshot.dag_name, snapshot.run_id, step.name, request.stream, Retry.for_seconds(client.retry_for), tail=request.tail)
+            page = client.read_log(snapshot.dag_name, snapshot.run_id, step.name, request.stream, client.retry_window(), tail=request.tail)
             collected[step.name] = list(page.lines) if page else []
         else:
             # The run may still be going: FLUSH shows every line written so far.

@@ -10,9 +10,9 @@ from __future__ import annotations
 import email.utils
 import os
 import random
-import re
 import time
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
@@ -20,24 +20,11 @@ import requests
 
 from dagu_ci import __version__
 from dagu_ci.errors import DaguCIError, MalformedAnswer, ServerError, UsageError
-from dagu_ci.models import LogPage, RunSnapshot
+from dagu_ci.events import Level, Notice
+from dagu_ci.models import LogPage, RunSnapshot, ServerInfo, dag_name_of
 from dagu_ci.redaction import learn, without_userinfo
-from dagu_ci.transport import CutShort, TooLarge, TooSlow, fetch
-
-Version = Tuple[int, int, int]
-
-MIN_SUPPORTED: Version = (1, 17, 0)
-JSON_PARAMS_SINCE: Version = (1, 30, 0)
-LITERAL_PARAMS_SINCE: Version = (2, 3, 0)
-STRICT_PARAMS_SINCE: Version = (2, 3, 4)  # names a DAG does not declare are a 400
-LOG_DOWNLOAD_SINCE: Version = (2, 0, 0)
-OUTPUTS_SINCE: Version = (1, 29, 0)
-SPEC_RUNS_SINCE: Version = (1, 23, 0)  # POST /dag-runs
-SPEC_ENQUEUE_SINCE: Version = (1, 24, 0)  # POST /dag-runs/enqueue
-LATEST_ALIAS_SINCE: Version = (1, 22, 10)
-STATUS_LIST_SINCE: Version = (2, 4, 2)  # repeated `status` on GET /dag-runs
-VALIDATE_SINCE: Version = (1, 23, 0)  # POST /dags/validate
-CREATE_WITH_SPEC_SINCE: Version = (1, 23, 0)  # POST /dags reads `spec` (before: a template)
+from dagu_ci.server.capabilities import api_root, format_version, modern_api, parse_version, supported
+from dagu_ci.server.transport import CutShort, TooLarge, TooSlow, fetch
 
 RETRYABLE_STATUSES = {429, 500, 502, 503, 504}
 # A 500 with a Dagu JSON error body is usually a deterministic answer, not a blip.
@@ -59,20 +46,10 @@ JSON_CAP = 16 * MB
 LOG_PAGE_CAP = 64 * MB
 LOG_FILE_CAP = 256 * MB
 
-_VERSION = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)")
-
-
-def parse_version(text: Any) -> Optional[Version]:
-    """'2.6.5', 'v2.6.5-23-gabc' -> (2, 6, 5); 'dev' and '0.0.0' -> None (API.md §2.2)."""
-    match = _VERSION.match(str(text or "").strip())
-    if not match:
-        return None
-    version = (int(match.group(1)), int(match.group(2)), int(match.group(3)))
-    return None if version == (0, 0, 0) else version
-
-
-def format_version(version: Optional[Version]) -> str:
-    return ".".join(map(str, version)) if version else "unknown"
+# Retry windows dagu-ci sets itself, whatever --retry-for says.
+CONTROL_RETRY_FOR = 10.0  # stop, dequeue, reject, outputs: asked at the end, must not hold it up
+QUEUE_LOOK_RETRY_FOR = 5.0  # where a queued run stands: a nicety
+ARTIFACTS_RETRY_FOR = 30.0  # the artifact listing, after the run
 
 
 @dataclass(frozen=True)
@@ -94,26 +71,6 @@ class Connection:
         return bool(self.token or (self.username and self.password))
 
 
-@dataclass(frozen=True)
-class ServerInfo:
-    version: Optional[Version]
-    version_text: str
-    api_root: str  # absolute, e.g. http://host/base/api/v1
-    modern_v1: bool  # True: 2.x at /api/v1; False: 1.17-1.30 at /api/v2
-
-    def at_least(self, version: Version) -> bool:
-        """Unknown (dev) versions are assumed to be the newest of their family."""
-        if self.version is None:
-            return self.modern_v1 or version < (2, 0, 0)
-        return self.version >= version
-
-    @property
-    def json_params(self) -> bool:
-        if self.version is None:
-            return self.modern_v1
-        return self.version >= JSON_PARAMS_SINCE
-
-
 @dataclass
 class Retry:
     """How long to keep trying. `deadline` is a monotonic time; None means no retries.
@@ -124,10 +81,11 @@ class Retry:
 
     deadline: Optional[float]
     once: bool = False  # one attempt, bounded by the deadline
+    option: str = ""  # the option that set this window, named when it is announced
 
     @classmethod
-    def for_seconds(cls, seconds: Optional[float]) -> "Retry":
-        return cls(None if seconds is None else time.monotonic() + seconds)
+    def for_seconds(cls, seconds: Optional[float], option: str = "") -> "Retry":
+        return cls(None if seconds is None else time.monotonic() + seconds, option=option)
 
     @classmethod
     def single(cls, deadline: Optional[float]) -> "Retry":
@@ -143,37 +101,36 @@ class Retry:
 
 
 class RetryNotices:
-    """A client's on_retry/on_recover before the follow: say at once that the server is not
-    answering, how long dagu-ci will keep trying (and which option sets that), then how it
-    goes every PROGRESS_EVERY seconds, and when it answers again."""
+    """Say at once that the server is not answering and how long dagu-ci will keep trying
+    (naming the option that sets that), then how it goes every PROGRESS_EVERY seconds, and
+    when it answers again. One per client, made with it: detection and the start are
+    covered as well as the follow."""
 
     PROGRESS_EVERY = 10.0
 
-    def __init__(self, warn: Callable[[str], None], inform: Callable[[str], None], url: str, option: str):
-        self.warn = warn
-        self.inform = inform
+    def __init__(self, notify: Callable[[Notice], None], url: str):
+        self.notify = notify
         self.url = url
-        self.option = option
         self._since: Optional[float] = None
         self._last = 0.0
 
-    def on_retry(self, reason: str, delay: float, remaining: float) -> None:
+    def on_retry(self, reason: str, retry: Retry) -> None:
         now = time.monotonic()
+        remaining = retry.remaining()
         if self._since is None:
             self._since = self._last = now
-            self.warn(f"{self.url}: {reason}; retrying for up to {remaining:.0f}s ({self.option})")
+            why = f" ({retry.option})" if retry.option else ""
+            self.notify(Notice(f"{self.url}: server not answering ({reason}); retrying for up to {remaining:.0f}s{why}",
+                               Level.WARNING))
         elif now - self._last >= self.PROGRESS_EVERY:
             self._last = now
-            self.inform(f"{self.url}: still {reason} after {now - self._since:.0f}s; retrying for {remaining:.0f}s more")
+            self.notify(Notice(f"{self.url}: still not answering ({reason}) after {now - self._since:.0f}s; "
+                               f"retrying for {remaining:.0f}s more"))
 
-    def on_recover(self, seconds: float) -> None:
+    def on_recover(self) -> None:
         if self._since is not None:
             self._since = None
-            self.inform(f"{self.url} is answering again")
-
-    def attach(self, client: "DaguClient") -> None:
-        client.on_retry = self.on_retry
-        client.on_recover = self.on_recover
+            self.notify(Notice(f"{self.url} is answering again"))
 
 
 class ApiError(ServerError):
@@ -194,7 +151,43 @@ class RetriesExhausted(ServerError):
         self.until = until
 
 
-RetryHook = Callable[[str, float, float], None]  # (reason, delay before the next try, seconds left to try)
+class Started(Enum):
+    """How a start request ended well."""
+
+    NEW = "new"  # this request created the run (started or queued it)
+    EXISTING = "existing"  # the run id was taken already: an earlier attempt of ours made it
+
+
+@dataclass(frozen=True)
+class RunStart:
+    """What a start request asks for. Labels go in the field this server reads, if any."""
+
+    run_id: str
+    params: str = ""
+    singleton: bool = False
+    labels: Tuple[str, ...] = ()
+    spec: str = ""  # an inline DAG (POST /dag-runs) instead of an installed one
+    name: str = ""  # the inline DAG's name
+
+
+class AlreadyRunning(ServerError):
+    """409: the DAG runs already (--singleton, or maxActiveRuns on 1.22-1.26); nothing started."""
+
+
+class LabelsRefused(ServerError):
+    """400: the server refused the run labels (e.g. a value it does not accept); nothing started."""
+
+    def __init__(self, server_message: str):
+        super().__init__(f"the server refused the run labels: {server_message}")
+        self.server_message = server_message
+
+
+class StartFailed(ServerError):
+    """500: the server could not start the run. It may have created it anyway (API.md §3.5)."""
+
+    def __init__(self, message: str, reason: str):
+        super().__init__(message)
+        self.reason = reason  # the answer alone, e.g. "HTTP 500 internal_error: ..."
 
 
 @dataclass
@@ -205,14 +198,22 @@ class _Transient:
 
 
 class DaguClient:
-    def __init__(self, connection: Connection, retry_for: float = 60.0):
+    def __init__(
+        self,
+        connection: Connection,
+        retry_for: float = 60.0,
+        retry_option: str = "",
+        notify: Optional[Callable[[Notice], None]] = None,
+    ):
+        """`retry_for` seconds (set by `retry_option`) bound each request's retries unless a
+        caller sets its own window; `notify` hears when the server is not answering."""
         self.connection = connection
         learn([connection.token], [connection.username], [connection.password], [connection.url])
         self.base_url, url_user, url_password = _split_url(connection.url)
         self.display_url = self.base_url
         self.retry_for = retry_for
-        self.on_retry: Optional[RetryHook] = None  # told about each transient failure
-        self.on_recover: Optional[Callable[[float], None]] = None
+        self.retry_option = retry_option
+        self._notices = RetryNotices(notify, self.display_url) if notify else None
         self.server: Optional[ServerInfo] = None
         self._token = header_token(connection.token)
         self._username = connection.username or url_user
@@ -247,11 +248,15 @@ class DaguClient:
             )
         return session
 
+    def retry_window(self) -> Retry:
+        """The retries a request may take by default: --retry-for (or --start-timeout)."""
+        return Retry.for_seconds(self.retry_for, self.retry_option)
+
     # -- detection -------------------------------------------------------------
 
     def detect(self) -> ServerInfo:
         """Find the API root and server version (API.md §2.3)."""
-        retry = Retry.for_seconds(self.retry_for)
+        retry = self.retry_window()
         if self.connection.api_path:
             root = self.base_url + "/" + self.connection.api_path.strip("/")
             health = self._probe_json(root + "/health", retry)
@@ -262,7 +267,7 @@ class DaguClient:
                 )
             text = str(health.get("version", ""))
             version = parse_version(text)
-            modern_v1 = version >= (2, 0, 0) if version else not root.endswith("/api/v2")
+            modern_v1 = modern_api(version) if version else not root.endswith("/api/v2")
             return self._remember(ServerInfo(version, text, root, modern_v1))
 
         health = self._probe_json(self.base_url + "/api/v1/health", retry)
@@ -270,14 +275,13 @@ class DaguClient:
             text = str(health.get("version"))
             version = parse_version(text)
             if version is not None:
-                if version < MIN_SUPPORTED:
+                if not supported(version):
                     raise UsageError(
                         f"Dagu {format_version(version)} at {self.display_url} is not supported: "
                         "dagu-ci needs Dagu 1.17 or newer"
                     )
-                root = "/api/v1" if version >= (2, 0, 0) else "/api/v2"
                 return self._remember(
-                    ServerInfo(version, text, self.base_url + root, version >= (2, 0, 0))
+                    ServerInfo(version, text, self.base_url + api_root(version), modern_api(version))
                 )
         reported = str(health.get("version", "")) if health else ""
         return self._remember(self._probe_family(retry, reported))
@@ -330,7 +334,7 @@ class DaguClient:
     def get_dag(self, file_name: str) -> Dict[str, Any]:
         """GET /dags/{file}: the DAG's definition; its `.dag.name` keys run endpoints."""
         try:
-            return self._get_json(f"/dags/{_seg(file_name)}", Retry.for_seconds(self.retry_for))
+            return self._get_json(f"/dags/{_seg(file_name)}", self.retry_window())
         except ApiError as exc:
             if exc.status in (404, 400) or exc.code == "not_found":
                 raise UsageError(
@@ -339,21 +343,62 @@ class DaguClient:
                 ) from None
             raise
 
-    def post_start(self, file_name: str, body: Mapping[str, Any], enqueue: bool, until: Optional[float] = None) -> requests.Response:
-        """One POST /start or /enqueue attempt, ended by `until`, no retries: the caller
-        decides (API.md §3)."""
-        action = "enqueue" if enqueue else "start"
-        url = f"{self.api.api_root}/dags/{_seg(file_name)}/{action}"
-        return self._send("POST", url, json=dict(body), retry=Retry.single(until), allow=(400, 404, 409, 500))
+    def dag_name(self, dag_file: str) -> str:
+        """The name the DAG in `dag_file` keys its runs by."""
+        return dag_name_of(self.get_dag(dag_file), dag_file)
 
-    def post_spec_run(self, body: Mapping[str, Any], enqueue: bool, until: Optional[float] = None) -> requests.Response:
-        """One POST /dag-runs (or /dag-runs/enqueue): a run of an inline YAML spec."""
-        url = f"{self.api.api_root}/dag-runs" + ("/enqueue" if enqueue else "")
-        return self._send("POST", url, json=dict(body), retry=Retry.single(until), allow=(400, 404, 409, 500))
+    def run_of(self, dag_file: str, run_id: str) -> Tuple[str, Optional[RunSnapshot]]:
+        """The DAG's name and its run `run_id` (`latest`: the newest), None when it has none."""
+        name = self.dag_name(dag_file)
+        return name, self.latest_run(name) if run_id == "latest" else self.find_run(name, run_id)
+
+    def start_run(self, dag_file: str, start: "RunStart", enqueue: bool, until: Optional[float] = None) -> "Started":
+        """One POST /dags/{file}/start (or /enqueue; with a spec, POST /dag-runs[/enqueue]),
+        ended by `until`, never retried here: a retry may only follow a check that the run
+        does not exist (the caller's, API.md §3). Raises what the answer means: the typed
+        errors below, ServerError when no answer came."""
+        body: Dict[str, Any] = {"dagRunId": start.run_id}  # always a JSON body: none is a 500
+        if start.spec:
+            body.update(spec=start.spec, name=start.name)
+        if start.params:
+            body["params"] = start.params
+        if start.singleton:
+            body["singleton"] = True
+        label_field = self.api.features.label_field
+        if start.labels and label_field:
+            body[label_field] = list(start.labels)
+        if start.spec:
+            url = f"{self.api.api_root}/dag-runs" + ("/enqueue" if enqueue else "")
+        else:
+            url = f"{self.api.api_root}/dags/{_seg(dag_file)}/{'enqueue' if enqueue else 'start'}"
+        response = self._send("POST", url, json=body, retry=Retry.single(until), allow=(400, 404, 409, 500))
+        status = response.status_code
+        code, message = error_fields(response)
+        if status == 200:
+            return Started.NEW
+        if status == 409:
+            if "dag-run id" in message.lower():
+                return Started.EXISTING
+            raise AlreadyRunning(
+                f"{dag_file} was not started: {message or 'conflict'} (HTTP 409{' ' + code if code else ''})"
+                + ("; another run is active and --singleton is set" if start.singleton else "")
+            )
+        if status == 400 and label_field in body and ("label" in message.lower() or "tag" in message.lower()):
+            raise LabelsRefused(message)
+        if status == 404:
+            raise UsageError(f"DAG {dag_file!r} not found on {self.display_url}")
+        if status == 400:
+            raise UsageError(f"the server refused to start {dag_file}: {message or 'bad request'}")
+        reason = f"HTTP {status}" + (f" {code}" if code else "") + (f": {message}" if message else "")
+        raise StartFailed(
+            f"Dagu at {self.display_url} could not start {dag_file}: {reason}"
+            + (" (on Dagu 1.x this often means the params were rejected)" if self.api.features.param_refusal_is_500 else ""),
+            reason,
+        )
 
     def get_run(self, dag_name: str, run_id: str, retry: Optional[Retry] = None) -> RunSnapshot:
         url = f"{self.api.api_root}/dag-runs/{_seg(dag_name)}/{_seg(run_id)}"
-        return self._send("GET", url, retry=retry or Retry.for_seconds(self.retry_for), decode=self._run_details)
+        return self._send("GET", url, retry=retry or self.retry_window(), decode=self._run_details)
 
     def _run_details(self, response: requests.Response) -> RunSnapshot:
         details = self._json(response).get("dagRunDetails")
@@ -395,7 +440,7 @@ class DaguClient:
 
     def download_log(self, dag_name: str, run_id: str, step: str, stream: str, retry: Retry) -> Optional[str]:
         """The whole raw log file (>= 2.0); None where the server cannot."""
-        if not self.api.at_least(LOG_DOWNLOAD_SINCE):
+        if not self.api.features.log_download:
             return None
         url = (
             f"{self.api.api_root}/dag-runs/{_seg(dag_name)}/{_seg(run_id)}"
@@ -428,11 +473,11 @@ class DaguClient:
             base.append(("limit", limit))
         codes = [int(status) for status in statuses]
         queries = [base + [("status", code) for code in codes]]
-        if len(codes) > 1 and not self.api.at_least(STATUS_LIST_SINCE):
+        if len(codes) > 1 and not self.api.features.status_filter_repeats:
             queries = [base + [("status", code)] for code in codes]
         runs: List[Dict[str, Any]] = []
         for query in queries:
-            body = self._send("GET", self.api.api_root + "/dag-runs", params=query, retry=Retry.for_seconds(self.retry_for), decode=self._json)
+            body = self._send("GET", self.api.api_root + "/dag-runs", params=query, retry=self.retry_window(), decode=self._json)
             runs += [run for run in body.get("dagRuns") or [] if isinstance(run, dict) and run.get("name") == dag_name]
         return runs
 
@@ -446,7 +491,7 @@ class DaguClient:
 
         `/dag-runs/{name}/latest` exists from 1.22.10; before that, the newest of the list.
         """
-        if self.api.at_least(LATEST_ALIAS_SINCE):
+        if self.api.features.latest_alias:
             return self.find_run(dag_name, "latest")
         newest = self.run_history(dag_name, 1)
         return self.find_run(dag_name, newest[0].run_id) if newest else None
@@ -456,7 +501,7 @@ class DaguClient:
         items: List[Dict[str, Any]] = []
         for page in range(1, pages + 1):
             query = {"page": page, "perPage": per_page}
-            body = self._send("GET", self.api.api_root + "/dags", params=query, retry=Retry.for_seconds(self.retry_for), decode=self._json)
+            body = self._send("GET", self.api.api_root + "/dags", params=query, retry=self.retry_window(), decode=self._json)
             items += [item for item in body.get("dags") or [] if isinstance(item, dict)]
             if page >= int((body.get("pagination") or {}).get("totalPages") or 1):
                 break
@@ -477,10 +522,10 @@ class DaguClient:
     def validate_spec(self, spec: str, name: str = "") -> Optional[List[str]]:
         """POST /dags/validate: the server's own errors for a DAG YAML (nothing is saved);
         None where the server has no such endpoint (before 1.23)."""
-        if not self.api.at_least(VALIDATE_SINCE):
+        if not self.api.features.validate:
             return None
         body = {"spec": spec, **({"name": name} if name else {})}
-        response = self._send("POST", self.api.api_root + "/dags/validate", json=body, retry=Retry.for_seconds(self.retry_for), allow=(404, 405))
+        response = self._send("POST", self.api.api_root + "/dags/validate", json=body, retry=self.retry_window(), allow=(404, 405))
         if response.status_code in (404, 405):
             return None
         return [str(error) for error in self._json(response).get("errors") or []]
@@ -493,7 +538,7 @@ class DaguClient:
         """GET /dags/{file}/spec: the DAG file's text as stored; None when there is no such
         file (404 on 2.x; on 1.x a 500 whose code is not_found)."""
         url = f"{self.api.api_root}/dags/{_seg(file_name)}/spec"
-        response = self._send("GET", url, retry=Retry.for_seconds(self.retry_for), allow=(404, 500))
+        response = self._send("GET", url, retry=self.retry_window(), allow=(404, 500))
         if response.status_code == 404 or error_fields(response)[0] == "not_found":
             return None
         self._accept(response, ())  # any other 500 is an error (not retried: on 1.x it is an answer)
@@ -504,7 +549,7 @@ class DaguClient:
         first and writes nothing when it refuses it; its errors come back in a 200. Success
         is `{"errors": null}` on 2.x and an empty 200 on 1.x. A missing file is a 500."""
         url = f"{self.api.api_root}/dags/{_seg(file_name)}/spec"
-        response = self._send("PUT", url, json={"spec": spec}, retry=Retry.for_seconds(self.retry_for), role="developer")
+        response = self._send("PUT", url, json={"spec": spec}, retry=self.retry_window(), role="developer")
         if not response.content.strip():
             return []
         return [str(error) for error in self._json(response).get("errors") or []]
@@ -525,12 +570,12 @@ class DaguClient:
 
     @property
     def creates_with_spec(self) -> bool:
-        return self.api.at_least(CREATE_WITH_SPEC_SINCE)
+        return self.api.features.creates_with_spec
 
     def delete_dag(self, file_name: str) -> None:
         """DELETE /dags/{file} -> 204 (404: already gone)."""
         url = f"{self.api.api_root}/dags/{_seg(file_name)}"
-        self._send("DELETE", url, retry=Retry.for_seconds(self.retry_for), allow=(404,), role="developer")
+        self._send("DELETE", url, retry=self.retry_window(), allow=(404,), role="developer")
 
     def queue_position(self, dag_name: str, run_id: str) -> Optional[Tuple[str, int, int]]:
         """(queue, position, queued) of a queued run, where the server tells; None otherwise.
@@ -538,7 +583,7 @@ class DaguClient:
         1.x (and early 2.x) list the queued runs in `/queues`; later 2.x only counts
         them there and pages them at `/queues/{name}/items`.
         """
-        retry = Retry.for_seconds(5.0)
+        retry = Retry.for_seconds(QUEUE_LOOK_RETRY_FOR)
         try:
             body = self._send("GET", self.api.api_root + "/queues", retry=retry, decode=self._json)
             for queue in body.get("queues") or []:
@@ -568,7 +613,7 @@ class DaguClient:
     def list_artifacts(self, dag_name: str, run_id: str) -> List[Dict[str, Any]]:
         """The run's artifact tree (>= 2.5, API.md §9)."""
         base = f"/dag-runs/{_seg(dag_name)}/{_seg(run_id)}/artifacts"
-        body = self._send("GET", self.api.api_root + base, params={"recursive": "true"}, retry=Retry.for_seconds(30.0), decode=self._json)
+        body = self._send("GET", self.api.api_root + base, params={"recursive": "true"}, retry=Retry.for_seconds(ARTIFACTS_RETRY_FOR), decode=self._json)
         return [item for item in body.get("items") or [] if isinstance(item, dict)]
 
     def download_artifact(self, dag_name: str, run_id: str, path: str, target: str) -> None:
@@ -590,27 +635,27 @@ class DaguClient:
 
     def get_outputs(self, dag_name: str, run_id: str) -> Dict[str, Any]:
         """The run's collected outputs (>= 1.29; written before the final status, API.md §9)."""
-        if not self.api.at_least(OUTPUTS_SINCE):
+        if not self.api.features.outputs:
             return {}
-        body = self._get_json(f"/dag-runs/{_seg(dag_name)}/{_seg(run_id)}/outputs", Retry.for_seconds(10.0))
+        body = self._get_json(f"/dag-runs/{_seg(dag_name)}/{_seg(run_id)}/outputs", Retry.for_seconds(CONTROL_RETRY_FOR))
         outputs = body.get("outputs")
         return dict(outputs) if isinstance(outputs, dict) else {}
 
     def stop(self, dag_name: str, run_id: str, retry: Optional[Retry] = None) -> None:
         """POST /stop (no body needed); asynchronous, the run ends as aborted (API.md §5.1)."""
         url = f"{self.api.api_root}/dag-runs/{_seg(dag_name)}/{_seg(run_id)}/stop"
-        self._send("POST", url, json={}, retry=retry or Retry.for_seconds(10.0))
+        self._send("POST", url, json={}, retry=retry or Retry.for_seconds(CONTROL_RETRY_FOR))
 
     def reject(self, dag_name: str, run_id: str, step: str, reason: str) -> None:
         url = (
             f"{self.api.api_root}/dag-runs/{_seg(dag_name)}/{_seg(run_id)}"
             f"/steps/{_seg(step)}/reject"
         )
-        self._send("POST", url, json={"reason": reason}, retry=Retry.for_seconds(10.0))
+        self._send("POST", url, json={"reason": reason}, retry=Retry.for_seconds(CONTROL_RETRY_FOR))
 
     def dequeue(self, dag_name: str, run_id: str, retry: Optional[Retry] = None) -> None:
         url = f"{self.api.api_root}/dag-runs/{_seg(dag_name)}/{_seg(run_id)}/dequeue"
-        self._send("GET", url, retry=retry or Retry.for_seconds(10.0))
+        self._send("GET", url, retry=retry or Retry.for_seconds(CONTROL_RETRY_FOR))
 
     def ui_url(self, dag_name: str, run_id: str) -> str:
         return f"{self.display_url}/dag-runs/{_seg(dag_name)}/{_seg(run_id)}"
@@ -716,8 +761,8 @@ class DaguClient:
                         transient = self._malformed(exc.message)
             if transient is None:
                 assert response is not None
-                if failing_since is not None and self.on_recover:
-                    self.on_recover(time.monotonic() - failing_since)
+                if failing_since is not None and self._notices:
+                    self._notices.on_recover()
                 accepted = self._accept(response, allow, role)
                 return decoded if decode is not None and 200 <= response.status_code < 300 else accepted
             attempt += 1
@@ -732,8 +777,8 @@ class DaguClient:
                     + ")",
                     retry.deadline,
                 )
-            if self.on_retry:
-                self.on_retry(transient.reason, delay, retry.remaining())
+            if self._notices:
+                self._notices.on_retry(transient.reason, retry)
             time.sleep(delay)
 
     def _malformed(self, reason: str) -> _Transient:

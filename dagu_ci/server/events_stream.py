@@ -1,4 +1,5 @@
-"""Server push (Dagu >= 2.3): the multiplexed events stream, as wake-ups (API.md §8).
+"""The server's events stream (where Capabilities.events_stream says it has one): the
+multiplexed SSE stream, read as wake-ups (API.md §8).
 
 A `dagrun` message carries a full run snapshot, the same as the REST answer, so
 it replaces a poll. A `steplog` message is only a tail snapshot with no offsets,
@@ -17,17 +18,16 @@ from typing import Iterable, List, Optional, Union
 
 import requests
 
-from dagu_ci.client import DaguClient
+from dagu_ci.server.client import DaguClient
 from dagu_ci.models import RunSnapshot
-from dagu_ci.transport import socket_of
+from dagu_ci.server.transport import socket_of
 
-PUSH_SINCE = (2, 3, 0)
 READ_TIMEOUT = 35.0  # the server sends a heartbeat every 10 s by default
 MAX_TOPICS = 20  # the server's default per connection
 
 
 @dataclass(frozen=True)
-class Pushed:
+class PushedSnapshot:
     """A run snapshot pushed by the server."""
 
     snapshot: RunSnapshot
@@ -47,10 +47,10 @@ class Closed:
     reason: str
 
 
-Message = Union[Pushed, LogTouched, Closed]
+Message = Union[PushedSnapshot, LogTouched, Closed]
 
 
-class PushStream:
+class EventsStream:
     """One SSE connection, read by a daemon thread into a queue."""
 
     def __init__(self, client: DaguClient, dag_name: str, run_id: str, steps: Iterable[str]):
@@ -69,9 +69,9 @@ class PushStream:
 
     @classmethod
     def available(cls, client: DaguClient) -> bool:
-        return client.api.modern_v1 and client.api.at_least(PUSH_SINCE)
+        return client.api.features.events_stream
 
-    def open(self) -> "PushStream":
+    def open(self) -> "EventsStream":
         self.live = True
         self._thread.start()
         return self
@@ -144,7 +144,7 @@ class PushStream:
         topic = str(body.get("topic") or "")
         payload = body.get("payload") or {}
         if topic.startswith("dagrun:") and isinstance(payload, dict) and payload.get("dagRunDetails"):
-            self.messages.put(Pushed(RunSnapshot.from_api(payload["dagRunDetails"])))
+            self.messages.put(PushedSnapshot(RunSnapshot.from_api(payload["dagRunDetails"])))
         elif topic.startswith("steplog:"):
             self.messages.put(LogTouched(topic.rsplit("/", 1)[-1]))
 
