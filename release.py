@@ -42,7 +42,7 @@ EXAMPLE_DOMAIN = re.compile(r"(^|\.)example\.(com|org|net)(:\d+)?$")
 
 # An image reference whose last path segment is dagu-ci: a registry host (with a dot) and a path,
 # or the bare name with a tag. Not part of a URL or a longer path (the look-behind).
-IMAGE_RE = re.compile(r"(?<![\w./-])(?P<repo>(?:[a-z0-9-]+\.)+[a-z]{2,}(?::\d+)?/(?:[a-z0-9._-]+/)*dagu-ci"
+IMAGE_RE = re.compile(r"(?<![\w./])(?P<repo>(?:[a-z0-9][a-z0-9-]*\.)+[a-z]{2,}(?::\d+)?/(?:[a-z0-9._-]+/)*dagu-ci"
                       r"|dagu-ci(?=:\w))(?::(?P<tag>\w[\w.-]*))?(?![\w-])")
 ACTION_RE = re.compile(r"(?<![\w./-])(?P<repo>[\w.-]+/dagu-ci)@(?P<ref>[\w./-]+)")
 PIN_RE = re.compile(r"\bdagu-ci\s*==\s*(?P<version>[\w.]+)")
