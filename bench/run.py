@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, List, Optional
 
+from bench import startover
 from bench.cli import command as command_line, has_option
 from bench.scenarios import POLL, POLL_OLD, PUSH, Bench, RunResult, Running, Variant, count_lines, fixed_poller_baseline
 from bench.stats import Figure, at_least, at_most, markdown_table, text_table
@@ -34,6 +35,7 @@ class Sizes:
     rss_big: int = 1_000_000
     rss_small: int = 10_000
     heartbeat: Optional[float] = None  # the fake's SSE heartbeat; None: its default (10 s, as Dagu)
+    container: bool = True  # start overhead inside the image too (buildah; issue 14)
 
     @property
     def skip(self) -> float:
@@ -44,7 +46,7 @@ class Sizes:
 FULL = Sizes()
 QUICK = Sizes(silence=15.0, stagger=3.0)
 SMOKE = Sizes(reps=1, silent_reps=1, startup_reps=1, active=0.3, silence=1.0, stagger=0.2, log_lines=2000, rss_big=10_000,
-              rss_small=1_000, heartbeat=0.1)
+              rss_small=1_000, heartbeat=0.1, container=False)
 
 
 def staggered(bench: Bench, start: Callable[[Variant], Running], variants: List[Variant], sizes: Sizes,
@@ -157,6 +159,9 @@ def measure(sizes: Sizes, tmp: str, log: Callable[[str], None]) -> tuple:
         rss[sizes.rss_big], decimals=1, note="ru_maxrss of the dagu-ci process (RUSAGE_CHILDREN in a small wrapper)")
     fig(f"4 peak RSS, {sizes.rss_small:,}-line log", "MB", samples=rss[sizes.rss_small], decimals=1,
         note=f"big - small: {_median(rss[sizes.rss_big]) - _median(rss[sizes.rss_small]):+.1f} MB (flat: ~0)")
+
+    # 14. Start overhead (bench/startover.py).
+    figures += startover.measure(tmp, sizes.startup_reps, log, image=sizes.container)
     return figures, bench.failures, poll_ok
 
 
@@ -210,7 +215,25 @@ def results_md(figures: List[Figure], failures: List[str], command: str, elapsed
     ]
     if failures:
         parts += ["", "## Runs that did not end as expected", ""] + [f"- {f}" for f in failures]
+    parts += ["", *startover.section(figures)]
     return "\n".join(parts) + "\n"
+
+
+def start_overhead_only(output: str) -> int:
+    tmp = tempfile.mkdtemp(prefix="dagu-ci-bench-")
+    try:
+        figures = startover.measure(tmp, FULL.startup_reps, lambda text: print(f"bench: {text}", file=sys.stderr, flush=True))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(text_table(figures))
+    results = open(output).read() if os.path.exists(output) else "# dagu-ci benchmarks\n"
+    lines = [*startover.section(figures), markdown_table(figures), "",
+             f"(`python -m bench --start-overhead`, {time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores; "
+             f"the CLI: `{' '.join(command_line())}`)"]
+    with open(output, "w") as handle:
+        handle.write(startover.replace_section(results, lines))
+    print(f"bench: wrote the start-overhead section of {output}", file=sys.stderr)
+    return 0
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -218,8 +241,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true", help="silent/chatty steps of 15 s instead of 60 s")
     mode.add_argument("--smoke", action="store_true", help="tiny sizes, 1 repetition (keeps the harness alive)")
+    mode.add_argument("--start-overhead", action="store_true",
+                      help="only the start-overhead figures (issue 14); replaces their section of RESULTS.md")
     parser.add_argument("--output", help="where to write the results (default: bench/RESULTS.md; none for --smoke)")
     args = parser.parse_args(argv)
+    if args.start_overhead:
+        return start_overhead_only(args.output or os.path.join(HERE, "RESULTS.md"))
     sizes = SMOKE if args.smoke else QUICK if args.quick else FULL
     output = args.output or (None if args.smoke else os.path.join(HERE, "RESULTS.md"))
     command = "make bench" if not (args.quick or args.smoke) else "python -m bench " + " ".join(argv or sys.argv[1:])

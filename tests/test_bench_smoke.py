@@ -15,6 +15,6 @@ def test_bench_smoke_prints_the_table():
     table = proc.stdout
     assert table.splitlines()[0].split()[:4] == ["figure", "median", "min", "max"]
     for figure in ("1 end latency, active run: push", "2 REST req/min", "3 log bytes fetched", "4 peak RSS",
-                   "5 start-up: dagu-ci --version", "6 time to first log line"):
+                   "5 start-up: dagu-ci --version", "6 time to first log line", "14 start to first request: entrypoint"):
         assert figure in table
     assert "warning" not in proc.stderr, proc.stderr[-2000:]

@@ -9,7 +9,8 @@ import subprocess
 
 import yaml
 
-from tests.hosttools import ROOT, tool
+import release
+from tests.hosttools import ROOT, actionlint, tool
 
 
 def template_documents():
@@ -39,7 +40,7 @@ def test_template_inputs_and_hidden_job():
     inputs = header["spec"]["inputs"]
     assert list(inputs) == ["dag", "spec", "url", "params", "timeout", "on-waiting", "queue-timeout", "cancel-superseded",
                            "stage", "image"]
-    assert "default" not in inputs["image"]  # no published image to default to: the user names theirs
+    assert inputs["image"]["default"] == release.image_ref(release.version())  # the release it ships with
     job = jobs[".dagu-run"]
     assert job["image"] == {"name": "$[[ inputs.image ]]", "entrypoint": [""]}
     assert job["artifacts"] == {"when": "always", "reports": {"dotenv": "dagu.env", "junit": "dagu-junit.xml"}}
@@ -72,7 +73,7 @@ def test_template_script_maps_dag_spec_and_params(tmp_path):
 
 
 def test_readme_workflows_pass_actionlint(tmp_path):
-    linter = tool("actionlint")
+    linter = actionlint()
     with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as handle:
         blocks = re.findall(r"```yaml\n# \.github/workflows/(\S+)\n(.*?)```", handle.read(), re.S)
     assert len(blocks) >= 2
