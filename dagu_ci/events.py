@@ -70,12 +70,23 @@ class Notice:
     step: Optional[str] = None
 
 
+def on_worker_notice(worker_id: str) -> str:
+    """What the follower says, once, when a run executes on a distributed worker."""
+    return (
+        f"the run executes on worker {worker_id}: Dagu passes a worker's output on in blocks "
+        "of about 64 KB and at each step's end, so its live log arrives in bursts; "
+        "dagu-ci shows only whole lines"
+    )
+
+
 @dataclass(frozen=True)
 class Tick:
     """Once per poll, whether or not anything changed: lets reporters show progress
     or a heartbeat without a timer of their own."""
 
     snapshot: RunSnapshot
+    # Running steps whose last line is held back until it ends (a worker's next burst).
+    pending: Sequence[str] = ()
 
 
 @dataclass(frozen=True)
