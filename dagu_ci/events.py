@@ -70,13 +70,17 @@ class Notice:
     step: Optional[str] = None
 
 
-def on_worker_notice(worker_id: str) -> str:
-    """What the follower says, once, when a run executes on a distributed worker."""
-    return (
-        f"the run executes on worker {worker_id}: Dagu passes a worker's output on in blocks "
-        "of about 64 KB and at each step's end, so its live log arrives in bursts; "
-        "dagu-ci shows only whole lines"
-    )
+def on_worker_notice(worker_id: str, bursts: bool) -> str:
+    """What the follower says, once, when a run executes on a distributed worker (`bursts`:
+    on a server whose workers may send their logs through the coordinator, Dagu 2.0+)."""
+    text = f"the run executes on worker {worker_id}"
+    if bursts:
+        text += (
+            "; a worker without shared storage sends its output to the server in blocks of about "
+            "64 KB and at each step's end, so the live log may arrive in bursts: dagu-ci shows "
+            "only whole lines, and a step's last line may wait for the next burst"
+        )
+    return text
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from dagu_ci.events import (
     Tick,
     on_worker_notice,
 )
-from dagu_ci.logtail import LogTailer, ReadMode
+from dagu_ci.logtail import WORKER_BURSTS_SINCE, LogTailer, ReadMode
 from dagu_ci.models import RunSnapshot, RunStatus, StepSnapshot
 from dagu_ci.push import Closed, LogTouched, Pushed, PushStream
 
@@ -305,13 +305,15 @@ class Follower:
         return changed
 
     def _note_worker(self, snapshot: RunSnapshot) -> None:
-        """A run on a worker: say so once per worker, and show its log's lines only whole."""
+        """A run on a worker: say so once per worker; where its log may come in bursts,
+        show its lines only whole."""
         if not snapshot.on_worker:
             return  # (a pushed snapshot may lack workerId: a worker run stays one)
-        self.tailer.whole_lines = True
+        bursts = self.client.api.at_least(WORKER_BURSTS_SINCE)
+        self.tailer.whole_lines = bursts
         if snapshot.worker_id not in self._workers_told:
             self._workers_told.add(snapshot.worker_id)
-            self.emit(Notice(on_worker_notice(snapshot.worker_id)))
+            self.emit(Notice(on_worker_notice(snapshot.worker_id, bursts)))
 
     def _pending(self, snapshot: RunSnapshot) -> Tuple[str, ...]:
         """Running steps of a worker run whose last line waits for the next burst."""

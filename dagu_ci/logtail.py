@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Callable, Deque, Dict, Iterator, List, Optional, Tuple
 
-from dagu_ci.client import DaguClient, Retry
+from dagu_ci.client import DaguClient, Retry, Version
 from dagu_ci.models import LogPage, StepSnapshot
 
 PAGE = 10000  # lines per read: the spec's maximum; fewer requests, and the server rescans less
@@ -23,6 +23,10 @@ RELEASE_AFTER = 2.0  # seconds a trailing line must stay unchanged before it is 
 # U+FFFD (Go's JSON encoder does that to invalid UTF-8): at most 3 bytes of a 4-byte one.
 CUT_CHARACTER_MAX = 3
 REPLACEMENT = "\ufffd"
+# Dagu 2.0 brought workers without shared storage: their step logs reach the server through
+# the coordinator, in 64 KB bursts cut anywhere. Before, a worker wrote the server's files
+# itself, flushed every 500 ms like a local run.
+WORKER_BURSTS_SINCE: Version = (2, 0, 0)
 TOO_LONG_NOTICE = "[dagu-ci] a line longer than 64 KB cannot be read through this server's API (Dagu < 2.0); the rest of this log is skipped"
 
 

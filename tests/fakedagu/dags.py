@@ -176,8 +176,9 @@ class Dag:
     # Typed params (served as `paramDefs` from 2.5.0): ParamDef dicts such as
     # {"name": "COUNT", "type": "integer", "minimum": 1}. Their names belong in `params` too.
     param_defs: List[Dict[str, Any]] = field(default_factory=list)
-    # A distributed run (Dagu's workerSelector): the workerId its details carry, and step
-    # logs that reach the server in bursts, as 2.6.5's coordinator writes them (logs.py).
+    # A distributed run (Dagu's workerSelector): the workerId its details carry; from 2.0,
+    # step logs that reach the server in bursts, as 2.6.5's coordinator writes them for a
+    # worker without shared storage (logs.py); before, written as a local run's.
     worker: Optional[str] = None
 
     def __post_init__(self) -> None:

@@ -383,8 +383,10 @@ class Engine:
     def _run_step(self, run: Run, attempt: Attempt, node: NodeState, cancel: Optional[threading.Event]) -> None:
         step = node.step
         values = dict(run.resolved.effective)
-        stdout = self._open_writer(node.stdout, remote=bool(run.dag.worker))
-        stderr = stdout if node.stderr == node.stdout else self._open_writer(node.stderr, remote=bool(run.dag.worker))
+        # 1.x workers write the server's files themselves (shared storage), like a local run.
+        remote = bool(run.dag.worker) and self.version.at_least(2, 0, 0)
+        stdout = self._open_writer(node.stdout, remote)
+        stderr = stdout if node.stderr == node.stdout else self._open_writer(node.stderr, remote)
         outcome, code = "ok", 0
         try:
             for action in step.actions:
