@@ -210,6 +210,7 @@ class RealWorker:
                 "DAGU_SERVICE_REGISTRY_DIR": os.path.join(self.server.home, "data", "service-registry"),
             })
         env.update({
+            "TMPDIR": self.home,  # the task's temporary DAG file, left behind by a killed worker
             "DAGU_WORKER_ID": self.worker_id,
             "DAGU_WORKER_LABELS": ",".join(f"{key}={value}" for key, value in self.labels.items()),
             "DAGU_WORKER_MAX_ACTIVE_RUNS": str(self.max_active_runs),
