@@ -17,6 +17,7 @@ from typing import Callable, List, Optional
 from bench.cli import command as command_line, has_option
 from bench.scenarios import POLL, POLL_OLD, PUSH, Bench, RunResult, Running, Variant, count_lines, fixed_poller_baseline
 from bench.stats import Figure, at_least, at_most, markdown_table, text_table
+from bench.worker import measure_worker, notes as worker_notes
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 NOT_YET = "n/a (not implemented yet)"
@@ -157,6 +158,9 @@ def measure(sizes: Sizes, tmp: str, log: Callable[[str], None]) -> tuple:
         rss[sizes.rss_big], decimals=1, note="ru_maxrss of the dagu-ci process (RUSAGE_CHILDREN in a small wrapper)")
     fig(f"4 peak RSS, {sizes.rss_small:,}-line log", "MB", samples=rss[sizes.rss_small], decimals=1,
         note=f"big - small: {_median(rss[sizes.rss_big]) - _median(rss[sizes.rss_small]):+.1f} MB (flat: ~0)")
+
+    # 7. Issue 16: a quiet run on a distributed worker (bench/worker.py).
+    measure_worker(bench, sizes, fig, log, poll_ok, real=sizes is not SMOKE)
     return figures, bench.failures, poll_ok
 
 
@@ -207,6 +211,7 @@ def results_md(figures: List[Figure], failures: List[str], command: str, elapsed
         "- Start-up: wall time of that console script, stdout to /dev/null.",
         "- Time to first log line: from just before spawning the CLI to the first stdout line holding the step's "
         "first line (read through a pipe), against a 2.6.5 server.",
+        *worker_notes(),
     ]
     if failures:
         parts += ["", "## Runs that did not end as expected", ""] + [f"- {f}" for f in failures]
