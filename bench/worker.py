@@ -32,19 +32,31 @@ def silent_worker(bench: Bench, variant: Variant, seconds: float) -> Running:
     return bench.start(variant, dag)
 
 
-def measure_worker(bench: Bench, sizes, fig: Fig, log: Callable[[str], None], poll_ok: bool, real: bool) -> None:
+def measure_worker(bench: Bench, sizes, fig: Fig, log: Callable[[str], None], poll_ok: bool, real: bool,
+                   with_local: bool = False) -> None:
+    """Figures 7; `with_local`: the same silent step on the server itself, in the same batch
+    (`make bench` has it as figures 1 and 2 already)."""
     from bench.run import staggered  # the harness's (imported late: bench.run imports this module)
 
     variants = [PUSH] + ([POLL] if poll_ok else [])
-    log(f"worker run, silent step ({sizes.silence:.0f} s), {len(variants)} variant(s) x {sizes.silent_reps}")
-    runs = staggered(bench, lambda v: silent_worker(bench, v, sizes.silence), variants, sizes, sizes.silent_reps)
-    note = f"worker run (2.6.5 fake); after the first {sizes.skip:.0f} s"
-    for variant in variants:
+    kinds = [("worker", silent_worker)] + ([("local", lambda b, v, s: b.silent(v, s))] if with_local else [])
+    batch = [Variant(f"{kind} {v.label}", v.version, v.flags) for kind, _ in kinds for v in variants]
+    starters = {f"{kind} {v.label}": (start, v) for kind, start in kinds for v in variants}
+    log(f"silent step ({sizes.silence:.0f} s), {len(batch)} variant(s) x {sizes.silent_reps}")
+
+    def start(variant: Variant) -> Running:
+        starter, real_variant = starters[variant.label]
+        return starter(bench, real_variant, sizes.silence)
+
+    runs = staggered(bench, start, batch, sizes, sizes.silent_reps)
+    for variant in batch:
         results = runs[variant.label]
-        fig(f"7 end latency, worker run silent {sizes.silence:.0f} s: {variant.label}", "s",
-            samples=[r.latency for r in results], note="worker run (2.6.5 fake); compare figure 1, silent")
-        fig(f"7 REST req/min, worker run silent {sizes.silence:.0f} s: {variant.label}", "req/min",
-            samples=[r.rest_per_minute(sizes.skip) for r in results], note=note + "; compare figure 2", decimals=1)
+        where = "2.6.5 fake" + ("; a worker without shared storage" if variant.label.startswith("worker") else "")
+        fig(f"7 end latency, {variant.label} run, silent {sizes.silence:.0f} s", "s",
+            samples=[r.latency for r in results], note=where)
+        fig(f"7 REST req/min, {variant.label} run, silent {sizes.silence:.0f} s", "req/min",
+            samples=[r.rest_per_minute(sizes.skip) for r in results],
+            note=f"{where}; after the first {sizes.skip:.0f} s", decimals=1)
     if not real:
         return
     measured = real_worker_latency(sizes, log)
@@ -135,7 +147,10 @@ def main() -> int:
 
     parser = argparse.ArgumentParser(prog="python -m bench.worker", description=main.__doc__)
     parser.add_argument("--quick", action="store_true", help="steps of 15 s instead of 60 s")
-    sizes = QUICK if parser.parse_args().quick else FULL
+    parser.add_argument("--no-real", action="store_true", help=f"leave out real Dagu {REAL_VERSION}")
+    parser.add_argument("--with-local", action="store_true", help="the same runs on the server itself, alongside")
+    args = parser.parse_args()
+    sizes = QUICK if args.quick else FULL
     figures: List[Figure] = []
 
     def fig(name: str, unit: str, target: str = "", check=None, samples=None, note: str = "", missing: str = "",
@@ -147,7 +162,7 @@ def main() -> int:
     try:
         bench = Bench(tmp)
         measure_worker(bench, sizes, fig, lambda text: print(f"bench: {text}", file=sys.stderr, flush=True),
-                       has_option("run", "--no-push"), real=True)
+                       has_option("run", "--no-push"), real=not args.no_real, with_local=args.with_local)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print(markdown_table(figures))
