@@ -18,6 +18,7 @@ from bench import startover
 from bench.cli import command as command_line, has_option
 from bench.scenarios import POLL, POLL_OLD, PUSH, Bench, RunResult, Running, Variant, count_lines, fixed_poller_baseline
 from bench.stats import Figure, at_least, at_most, markdown_table, text_table
+from bench.worker import measure_worker, notes as worker_notes
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 NOT_YET = "n/a (not implemented yet)"
@@ -160,6 +161,8 @@ def measure(sizes: Sizes, tmp: str, log: Callable[[str], None]) -> tuple:
     fig(f"4 peak RSS, {sizes.rss_small:,}-line log", "MB", samples=rss[sizes.rss_small], decimals=1,
         note=f"big - small: {_median(rss[sizes.rss_big]) - _median(rss[sizes.rss_small]):+.1f} MB (flat: ~0)")
 
+    # 7. Issue 16: a quiet run on a distributed worker (bench/worker.py).
+    measure_worker(bench, sizes, fig, log, poll_ok, real=sizes is not SMOKE)
     # 14. Start overhead (bench/startover.py).
     figures += startover.measure(tmp, sizes.startup_reps, log, image=sizes.container)
     return figures, bench.failures, poll_ok
@@ -212,6 +215,7 @@ def results_md(figures: List[Figure], failures: List[str], command: str, elapsed
         "- Start-up: wall time of that console script, stdout to /dev/null.",
         "- Time to first log line: from just before spawning the CLI to the first stdout line holding the step's "
         "first line (read through a pipe), against a 2.6.5 server.",
+        *worker_notes(),
     ]
     if failures:
         parts += ["", "## Runs that did not end as expected", ""] + [f"- {f}" for f in failures]

@@ -67,12 +67,27 @@ class Notice:
     step: Optional[str] = None
 
 
+def on_worker_notice(worker_id: str, bursts: bool) -> str:
+    """What the follower says, once, when a run executes on a distributed worker (`bursts`:
+    on a server whose workers may send their logs through the coordinator, Dagu 2.0+)."""
+    text = f"the run executes on worker {worker_id}"
+    if bursts:
+        text += (
+            "; a worker without shared storage sends its output to the server in blocks of about "
+            "64 KB and at each step's end, so the live log may arrive in bursts: dagu-ci shows "
+            "only whole lines, and a step's last line may wait for the next burst"
+        )
+    return text
+
+
 @dataclass(frozen=True)
 class Tick:
     """Once per poll, whether or not anything changed: lets reporters show progress
     or a heartbeat without a timer of their own."""
 
     snapshot: RunSnapshot
+    # Running steps whose last line is held back until it ends (a worker's next burst).
+    pending: Sequence[str] = ()
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from dagu_ci.events import (
     StepLog,
     StepStarted,
     Tick,
+    on_worker_notice,
 )
 from dagu_ci.logtail import LogTailer, ReadMode
 from dagu_ci.models import RunSnapshot, RunStatus, StepSnapshot
@@ -149,6 +150,7 @@ class Follower:
         self._push_tried = False
         self._last_status = 0.0
         self._unknown_since: Optional[float] = None
+        self._workers_told: Set[str] = set()
 
     def follow(self) -> RunSnapshot:
         backoff = Backoff(self.options.poll_interval, STATUS_CAP)
@@ -157,7 +159,7 @@ class Follower:
             while True:
                 changed = self._observe(snapshot)
                 self._check_known(snapshot)
-                self.emit(Tick(snapshot))
+                self.emit(Tick(snapshot, self._pending(snapshot)))
                 if self.options.check:
                     self.options.check(snapshot)
                 if self._is_over(snapshot):
@@ -293,9 +295,28 @@ class Follower:
         changed = previous is None or previous.status != snapshot.status
         if changed:
             self.emit(RunStatusChanged(snapshot, previous.status if previous else None))
+        self._note_worker(snapshot)
         for step in snapshot.steps:
             changed |= self._observe_step(step)
         return changed
+
+    def _note_worker(self, snapshot: RunSnapshot) -> None:
+        """A run on a worker: say so once per worker; where its log may come in bursts,
+        show its lines only whole."""
+        if not snapshot.on_worker:
+            return  # (a pushed snapshot may lack workerId: a worker run stays one)
+        bursts = self.client.api.features.worker_log_bursts
+        self.tailer.whole_lines = bursts
+        if snapshot.worker_id not in self._workers_told:
+            self._workers_told.add(snapshot.worker_id)
+            self.emit(Notice(on_worker_notice(snapshot.worker_id, bursts)))
+
+    def _pending(self, snapshot: RunSnapshot) -> Tuple[str, ...]:
+        """Running steps of a worker run whose last line waits for the next burst."""
+        if not self.tailer.whole_lines:
+            return ()  # a local run's held line shows within seconds: not worth a mention
+        running = {step.name for step in snapshot.steps if not step.status.is_finished}
+        return tuple(name for name in self.tailer.pending() if name in running)
 
     def _observe_step(self, step: StepSnapshot) -> bool:
         changed = False

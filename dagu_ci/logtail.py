@@ -19,6 +19,10 @@ from dagu_ci.models import LogPage, StepSnapshot
 PAGE = 10000  # lines per read: the spec's maximum; fewer requests, and the server rescans less
 ANCHOR = 24  # lines of context used to find our place in a tail window
 RELEASE_AFTER = 2.0  # seconds a trailing line must stay unchanged before it is shown
+# A log cut inside a multi-byte character reaches us with each byte of the cut replaced by
+# U+FFFD (Go's JSON encoder does that to invalid UTF-8): at most 3 bytes of a 4-byte one.
+CUT_CHARACTER_MAX = 3
+REPLACEMENT = "\ufffd"
 TOO_LONG_NOTICE = "[dagu-ci] a line longer than 64 KB cannot be read through this server's API (Dagu < 2.0); the rest of this log is skipped"
 
 
@@ -64,6 +68,13 @@ class LogTailer:
         self._retry = retry
         self._clock = clock
         self._cursors: Dict[Tuple[str, str], StreamCursor] = {}
+        # A run on a worker: its log reaches the server in bursts cut anywhere, and a cut can
+        # stand still for minutes, so a held-back line is never released for standing still.
+        self.whole_lines = False
+
+    def pending(self) -> List[str]:
+        """Steps with a held-back line not shown yet (a worker's next burst will bring its end)."""
+        return sorted({step for (step, _), cursor in self._cursors.items() if cursor.held and cursor.held != cursor.partial})
 
     def streams(self, step: StepSnapshot) -> List[Tuple[str, str]]:
         """(stream, path) pairs to read; a merged log is read once."""
@@ -96,6 +107,7 @@ class LogTailer:
             lines = list(page.lines)
             full = len(lines) >= PAGE
             if mode is ReadMode.FINAL:
+                cursor.held = ""
                 self._take(cursor, lines, chunk)
                 if not full and _maybe_capped(page, offset, len(lines)):
                     self._reconcile(step.name, stream, cursor, page, chunk)
@@ -103,10 +115,13 @@ class LogTailer:
                 # The last line returned may be half-written: never count it complete yet.
                 tail = lines.pop() if lines else None
                 self._take(cursor, lines, chunk)
-                if not full and tail is not None:
+                if not full and tail is None:
+                    cursor.held = ""  # the file ends with a line end: nothing held back
+                elif not full and tail is not None:
                     if mode is ReadMode.LIVE:
                         self._hold(cursor, tail, chunk)
                     else:
+                        cursor.held = ""
                         self._show_partial(cursor, tail, chunk)
             chunk.active = chunk.active or bool(chunk.lines)
             yield chunk
@@ -122,9 +137,9 @@ class LogTailer:
     def _take(self, cursor: StreamCursor, lines: List[str], chunk: Chunk) -> None:
         """Lines known to be complete: show them, minus any part shown already."""
         for line in lines:
+            cursor.held = ""  # the held-back line is complete: the next one starts afresh
             if cursor.partial:
                 shown, cursor.partial = cursor.partial, ""
-                cursor.held = ""
                 if line.startswith(shown):
                     line = line[len(shown):]
                     if not line:
@@ -137,17 +152,21 @@ class LogTailer:
             cursor.recent.append(line)
 
     def _hold(self, cursor: StreamCursor, tail: str, chunk: Chunk) -> None:
-        """The last line may be half-written. Show it once it has stayed still a while."""
+        """The last line may be half-written. Show it once it has stayed still a while
+        (a prompt, a quiet step's last line), unless the run is on a worker."""
         now = self._clock()
         if tail != cursor.held:
             cursor.held, cursor.held_since = tail, now
             chunk.active = True
-        elif now - cursor.held_since >= RELEASE_AFTER:
+        if self.whole_lines:
+            return  # only its end, or the step's end, shows it
+        if now - cursor.held_since >= RELEASE_AFTER:
             self._show_partial(cursor, tail, chunk)
-        if tail != cursor.partial:
+        if without_cut_character(tail) != cursor.partial:
             chunk.release_at = cursor.held_since + RELEASE_AFTER
 
     def _show_partial(self, cursor: StreamCursor, text: str, chunk: Chunk) -> None:
+        text = without_cut_character(text)
         grows = bool(cursor.partial) and text.startswith(cursor.partial)
         new = text[len(cursor.partial):] if grows else text
         if new:
@@ -198,6 +217,14 @@ class LogTailer:
             lines.pop()
         lines = [line[:-1] if line.endswith("\r") else line for line in lines]
         self._take(cursor, lines[cursor.emitted:], chunk)
+
+
+def without_cut_character(text: str) -> str:
+    """A line's beginning without the replaced bytes of a character cut at its end: they are
+    shown (whole) with the rest of the line. A line that truly ends in U+FFFD loses nothing:
+    its end shows once the line is complete, or at the run's end."""
+    replaced = len(text) - len(text.rstrip(REPLACEMENT))
+    return text[:len(text) - min(replaced, CUT_CHARACTER_MAX)]
 
 
 def _maybe_capped(page: LogPage, offset: int, count: int) -> bool:

@@ -120,6 +120,7 @@ _FINISHED_STEP = {
     StepStatus.REJECTED,
 }
 
+LOCAL_WORKER = "local"  # the workerId of a run the server executes itself (cmd/start.go)
 HANDLER_KEYS = ("onInit", "onSuccess", "onFailure", "onAbort", "onCancel", "onWait", "onExit")
 
 _FRACTION = re.compile(r"(\.\d{1,6})\d*")
@@ -228,6 +229,7 @@ class RunSnapshot:
     auto_retry_limit: Optional[int] = None
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
     unknown_status: str = field(default="", compare=False)  # the server's status, when not one we know
+    worker_id: str = ""  # the worker that executes the run (Dagu 1.30+); "local" on the server itself
 
     @classmethod
     def from_api(cls, details: Mapping[str, Any]) -> "RunSnapshot":
@@ -252,6 +254,7 @@ class RunSnapshot:
             auto_retry_count=_int(details.get("autoRetryCount"), "autoRetryCount"),
             auto_retry_limit=int(limit) if isinstance(limit, int) else None,
             raw=details,
+            worker_id=str(details.get("workerId") or ""),
         )
 
     @property
@@ -262,6 +265,11 @@ class RunSnapshot:
             and self.auto_retry_limit is not None
             and self.auto_retry_count < self.auto_retry_limit
         )
+
+    @property
+    def on_worker(self) -> bool:
+        """Executed by a distributed worker, not by the server itself (which says "local")."""
+        return self.worker_id not in ("", LOCAL_WORKER)
 
     @property
     def is_over(self) -> bool:

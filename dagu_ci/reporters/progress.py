@@ -95,6 +95,8 @@ class Progress(Reporter):
     def on_tick(self, event: Tick) -> None:
         text = describe(event.snapshot, self.screen.clock() - self._began)
         if self.interactive:
+            if event.pending:
+                text += f"; output pending: {', '.join(one_line(name) for name in event.pending)}"
             self._frame = (self._frame + 1) % len(self.spinner)
             self.screen.show_status(f"{self.spinner[self._frame]} {text}")
         elif self.screen.clock() - self.screen.last_write >= self.heartbeat:

@@ -34,6 +34,10 @@ SINCE: Dict[str, Version] = {
     "latest_alias": (1, 22, 10),  # GET /dag-runs/{name}/latest
     "status_filter_repeats": (2, 4, 2),  # several `status` on GET /dag-runs (before: a 400)
     "name_filter_is_substring": (2, 4, 1),  # `name` on GET /dag-runs matches substrings
+    # Workers without shared storage: their step logs reach the server through the coordinator,
+    # in 64 KB bursts cut anywhere. Before, a worker wrote the server's files itself, flushed
+    # every 500 ms like a local run.
+    "worker_log_bursts": (2, 0, 0),
     "sub_runs_by_id": (1, 24, 0),  # /sub-dag-runs/{id} and nodes[].subRuns (before: children) (§6)
 }
 
@@ -86,6 +90,7 @@ class Capabilities:
     latest_alias: bool
     status_filter_repeats: bool
     name_filter_is_substring: bool
+    worker_log_bursts: bool
     sub_runs_by_id: bool
     sub_runs_path: str  # under /dag-runs/{root}/{id}/
     sub_runs_field: str  # a node's list of its sub-runs
@@ -119,6 +124,7 @@ class Capabilities:
             latest_alias=has("latest_alias"),
             status_filter_repeats=has("status_filter_repeats"),
             name_filter_is_substring=has("name_filter_is_substring"),
+            worker_log_bursts=has("worker_log_bursts"),
             sub_runs_by_id=by_id,
             sub_runs_path="sub-dag-runs" if by_id else "children",
             sub_runs_field="subRuns" if by_id else "children",

@@ -26,9 +26,10 @@ def fill(text: str, values: Mapping[str, str]) -> str:
 
 @dataclass(frozen=True)
 class Write:
-    """Write text to a stream; `newline=False` leaves a partial line (raw())."""
+    """Write text to a stream; `newline=False` leaves a partial line (raw()). Bytes are
+    written as they are (half a UTF-8 character, say), without placeholders."""
 
-    text: str
+    text: Union[str, bytes]
     stream: str = "stdout"
     newline: bool = True
 
@@ -88,7 +89,7 @@ def err(text: str) -> Write:
     return Write(text, "stderr")
 
 
-def raw(text: str, stream: str = "stdout") -> Write:
+def raw(text: Union[str, bytes], stream: str = "stdout") -> Write:
     return Write(text, stream, newline=False)
 
 
@@ -175,6 +176,10 @@ class Dag:
     # Typed params (served as `paramDefs` from 2.5.0): ParamDef dicts such as
     # {"name": "COUNT", "type": "integer", "minimum": 1}. Their names belong in `params` too.
     param_defs: List[Dict[str, Any]] = field(default_factory=list)
+    # A distributed run (Dagu's workerSelector): the workerId its details carry; from 2.0,
+    # step logs that reach the server in bursts, as 2.6.5's coordinator writes them for a
+    # worker without shared storage (logs.py); before, written as a local run's.
+    worker: Optional[str] = None
 
     def __post_init__(self) -> None:
         if not self.file:

@@ -18,10 +18,10 @@ import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Callable, Dict, Iterable, List, Optional, Set, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Set, Tuple, Union
 
 from .dags import Approval, Dag, Fail, HANDLER_KEYS, Hold, Lines, Output, Sleep, Step, Write, fill
-from .logs import LogWriter
+from .logs import LogWriter, WorkerLogWriter
 from .params import ResolvedParams
 from .versions import ACTIVE_STATUSES, TERMINAL_STATUSES, ServerVersion
 
@@ -383,8 +383,10 @@ class Engine:
     def _run_step(self, run: Run, attempt: Attempt, node: NodeState, cancel: Optional[threading.Event]) -> None:
         step = node.step
         values = dict(run.resolved.effective)
-        stdout = self._open_writer(node.stdout)
-        stderr = stdout if node.stderr == node.stdout else self._open_writer(node.stderr)
+        # 1.x workers write the server's files themselves (shared storage), like a local run.
+        remote = bool(run.dag.worker) and self.version.at_least(2, 0, 0)
+        stdout = self._open_writer(node.stdout, remote)
+        stderr = stdout if node.stderr == node.stdout else self._open_writer(node.stderr, remote)
         outcome, code = "ok", 0
         try:
             for action in step.actions:
@@ -393,7 +395,10 @@ class Engine:
                     break
                 if isinstance(action, Write):
                     writer = stderr if action.stream == "stderr" else stdout
-                    writer.write(fill(action.text, values) + ("\n" if action.newline else ""))
+                    if isinstance(action.text, bytes):
+                        writer.write_bytes(action.text + (b"\n" if action.newline else b""))
+                    else:
+                        writer.write(fill(action.text, values) + ("\n" if action.newline else ""))
                 elif isinstance(action, Lines):
                     writer = stderr if action.stream == "stderr" else stdout
                     template = fill(action.template, values)
@@ -668,8 +673,8 @@ class Engine:
             return True
 
     # -- files -------------------------------------------------------------------
-    def _open_writer(self, path: str) -> LogWriter:
-        writer = LogWriter(path)
+    def _open_writer(self, path: str, remote: bool = False) -> Union[LogWriter, WorkerLogWriter]:
+        writer = WorkerLogWriter(path) if remote else LogWriter(path)
         with self._writers_lock:
             self._writers.append(writer)
         return writer

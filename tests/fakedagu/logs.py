@@ -6,17 +6,28 @@ offset/head/tail rules that follow from it, including their hazards.
 """
 from __future__ import annotations
 
+import codecs
 import os
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Iterator, List, Tuple
+from typing import Iterator, List, Optional, Tuple
 
 EXACT_COUNT_LIMIT = 10 * 1024  # files smaller than this get an exact line count
 SAMPLE_SIZE = 1024 * 1024  # estimateLineCount samples 1 MB at the start and the middle
 MAX_TOKEN = 64 * 1024  # bufio.MaxScanTokenSize
 DEFAULT_LIMIT = 1000
 TOO_LONG = "Error: Line too long to read."
+
+
+def _replace_each_byte(error: UnicodeError) -> tuple:
+    """Go's JSON encoder writes each byte of invalid UTF-8 as U+FFFD (encoding/json
+    appendString), so a character cut after 2 of its 3 bytes reads as two of them."""
+    assert isinstance(error, UnicodeDecodeError)
+    return "\ufffd" * (error.end - error.start), error.end
+
+
+codecs.register_error("fakedagu-go-json", _replace_each_byte)
 
 
 class LineTooLong(Exception):
@@ -57,7 +68,7 @@ def _scan(data: bytes) -> Iterator[str]:
             raise LineTooLong()
         if token.endswith(b"\r"):
             token = token[:-1]
-        yield token.decode("utf-8", errors="replace")
+        yield token.decode("utf-8", errors="fakedagu-go-json")
         if end < 0:
             return
         start = end + 1
@@ -176,8 +187,9 @@ class LogWriter:
 
     BUFFER_SIZE = 4096
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, buffer_size: int = BUFFER_SIZE):
         self.path = path
+        self.buffer_size = buffer_size
         self._lock = threading.Lock()
         self._buffer = bytearray()
         self._closed = False
@@ -186,17 +198,19 @@ class LogWriter:
         self._file = open(path, "ab", buffering=0)
 
     def write(self, text: str) -> None:
-        data = text.encode("utf-8")
+        self.write_bytes(text.encode("utf-8"))
+
+    def write_bytes(self, data: bytes) -> None:
         with self._lock:
             if self._closed:
                 return
             # bufio.Writer: fill the buffer and flush it whole; a write larger than the
             # free space with an empty buffer goes straight to the file.
-            while len(data) > self.BUFFER_SIZE - len(self._buffer):
+            while len(data) > self.buffer_size - len(self._buffer):
                 if not self._buffer:
                     self._file.write(data)
                     return
-                room = self.BUFFER_SIZE - len(self._buffer)
+                room = self.buffer_size - len(self._buffer)
                 self._buffer += data[:room]
                 data = data[room:]
                 self._flush_locked()
@@ -223,3 +237,72 @@ class LogWriter:
         if self._buffer:
             self._file.write(bytes(self._buffer))
             self._buffer.clear()
+
+
+class WorkerLogWriter:
+    """A step's output on a distributed worker, as Dagu 2.6.5 brings it to the server's file.
+
+    - The step's pipe is read in pieces of at most 32 KB (io.Copy's buffer), so a big write
+      is cut at 32 KB marks wherever they fall: mid-line, mid-character.
+    - The worker (runtime/remote/log_streamer.go) buffers what it reads and sends it to
+      the coordinator once it holds 32 KB, and at the step's end.
+    - The coordinator (service/coordinator/log_handler.go) writes it through a 64 KB
+      bufio.Writer, flushed once 64 KB came in since the last flush, and when the stream ends.
+
+    No time-based flush anywhere: `flush()` (the engine's 500 ms flusher) does nothing, so a
+    cut stays in the file for as long as the step writes too little to fill the next burst.
+    """
+
+    PIPE_READ = 32 * 1024  # io.Copy
+    SEND_AT = 32 * 1024  # logBufferSize
+    FLUSH_AT = 64 * 1024  # flushThreshold, and the bufio.Writer's size
+
+    def __init__(self, path: str):
+        self.path = path
+        self._lock = threading.Lock()
+        self._pending = bytearray()  # read from the pipe, not sent yet (on the worker)
+        self._since_flush = 0
+        # The coordinator's writer, opened with the first chunk: till then there is no file.
+        self._file: Optional[LogWriter] = None
+        self._closed = False
+        self.next_flush = float("inf")  # the engine's flusher never finds it due
+
+    def write(self, text: str) -> None:
+        self.write_bytes(text.encode("utf-8"))
+
+    def write_bytes(self, data: bytes) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            for start in range(0, len(data), self.PIPE_READ):
+                self._pending += data[start:start + self.PIPE_READ]
+                if len(self._pending) >= self.SEND_AT:
+                    self._send()
+
+    def flush(self) -> None:
+        """No timer flushes a remote step's log."""
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._send()
+            if self._file is not None:
+                self._file.close()  # the final marker: flush and close
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _send(self) -> None:
+        if not self._pending:
+            return
+        chunk, self._pending = bytes(self._pending), bytearray()
+        if self._file is None:
+            self._file = LogWriter(self.path, buffer_size=self.FLUSH_AT)
+        self._file.write_bytes(chunk)
+        self._since_flush += len(chunk)
+        if self._since_flush >= self.FLUSH_AT:
+            self._file.flush()
+            self._since_flush = 0

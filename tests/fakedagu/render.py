@@ -106,7 +106,7 @@ def _common(
     if run is not None and run.queued_at and (not details or version.at_least(2, 0, 0)):
         body["queuedAt"] = run.queued_at
     if version.at_least(1, 30, 0) and attempt is not None and attempt.started_at:
-        body["workerId"] = "local"
+        body["workerId"] = (run.dag.worker if run is not None else None) or "local"
     if version.at_least(2, 0, 0) and attempt is not None:
         body["triggerType"] = attempt.trigger_type
     if version.at_least(2, 3, 0):

@@ -31,9 +31,12 @@ class RealDagu:
     base_path: str = ""
     tls: Optional[Tuple[str, str]] = None  # (cert file, key file): Dagu's own TLS
     extra_env: Dict[str, str] = field(default_factory=dict)
+    coordinator: bool = False  # workers will connect: a coordinator on 127.0.0.1, advertised so
     home: str = ""
     port: int = 0
+    coordinator_port: int = 0
     proc: Optional[subprocess.Popen] = None
+    workers: List["RealWorker"] = field(default_factory=list)
     _log: Optional[object] = None
 
     @property
@@ -74,12 +77,14 @@ class RealDagu:
             "DAGU_LOG_DIR": self.log_dir,
             "DAGU_SKIP_EXAMPLES": "true",
             "DAGU_SCHEDULER_PORT": str(free_port()),
-            "DAGU_COORDINATOR_PORT": str(free_port()),
+            "DAGU_COORDINATOR_PORT": str(self.coordinator_port or free_port()),
             "DAGU_CHECK_UPDATES": "false",
             "TZ": "UTC",
         }
+        if self.coordinator:
+            env["DAGU_COORDINATOR_HOST"] = env["DAGU_COORDINATOR_ADVERTISE"] = "127.0.0.1"
         if self.modern:
-            env["DAGU_COORDINATOR_ENABLED"] = "false"
+            env["DAGU_COORDINATOR_ENABLED"] = "true" if self.coordinator else "false"
             env["DAGU_AUTH_MODE"] = "none"
         if self.base_path:
             env["DAGU_BASE_PATH"] = self.base_path
@@ -100,6 +105,8 @@ class RealDagu:
         for name, text in (dags or {}).items():
             self.add_dag(name, text)
         self.port = free_port()
+        if self.coordinator:
+            self.coordinator_port = free_port()
         self._log = open(self.server_log, "wb")
         self.proc = subprocess.Popen(
             [self.binary, "start-all", "--host", "127.0.0.1", "--port", str(self.port)],
@@ -131,9 +138,17 @@ class RealDagu:
             return ""
 
     # -- teardown ----------------------------------------------------------------
+    def add_worker(self, worker_id: str, labels: Dict[str, str], **options: object) -> "RealWorker":
+        """A started `dagu worker` (see RealWorker), stopped with the server."""
+        worker = RealWorker(self, worker_id, labels, **options)  # type: ignore[arg-type]
+        self.workers.append(worker)
+        return worker.start()
+
     def stop(self) -> None:
-        """TERM each run's process group (runs start in their own), then the server's; KILL
-        what is left; remove the home."""
+        """Stop the workers; TERM each run's process group (runs start in their own), then
+        the server's; KILL what is left; remove the home."""
+        for worker in self.workers:
+            worker.stop()
         if self.proc is not None:
             groups = _descendant_groups(self.proc.pid)
             for group in groups:
@@ -158,6 +173,107 @@ class RealDagu:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+@dataclass
+class RealWorker:
+    """A `dagu worker` for a RealDagu's coordinator, with labels.
+
+    On 1.30.x a worker runs each task as `dagu retry --run-id` (or `start`) against its own
+    DAGU_HOME, and reports nothing back by gRPC: the server sees the status and the logs only
+    where the worker writes them. So `shared=True` (the default) gives it the server's home
+    (as a shared volume would); `shared=False` gives it its own home, finding the coordinator
+    through the server's service registry only, as a separate host with no shared storage.
+    """
+
+    server: RealDagu
+    worker_id: str
+    labels: Dict[str, str]
+    max_active_runs: int = 1
+    shared: bool = True
+    home: str = ""
+    proc: Optional[subprocess.Popen] = None
+    _log: Optional[object] = None
+
+    @property
+    def log_file(self) -> str:
+        return os.path.join(self.home, f"worker-{self.worker_id}.log")
+
+    def env(self) -> Dict[str, str]:
+        env = self.server.env()
+        if not self.shared:
+            env.update({
+                "HOME": self.home,
+                "DAGU_HOME": self.home,
+                "DAGU_DAGS_DIR": os.path.join(self.home, "dags"),
+                "DAGU_LOG_DIR": os.path.join(self.home, "logs"),
+                "DAGU_SERVICE_REGISTRY_DIR": os.path.join(self.server.home, "data", "service-registry"),
+            })
+        env.update({
+            "TMPDIR": self.home,  # the task's temporary DAG file, left behind by a killed worker
+            "DAGU_WORKER_ID": self.worker_id,
+            "DAGU_WORKER_LABELS": ",".join(f"{key}={value}" for key, value in self.labels.items()),
+            "DAGU_WORKER_MAX_ACTIVE_RUNS": str(self.max_active_runs),
+        })
+        if self.server.modern:  # 2.x: told where the coordinator is (no shared registry needed)
+            env["DAGU_WORKER_COORDINATORS"] = f"127.0.0.1:{self.server.coordinator_port}"
+        return env
+
+    def start(self, ready_within: float = 60.0) -> "RealWorker":
+        self.home = self.server.home if self.shared else tempfile.mkdtemp(prefix=f"dagu-worker-{self.worker_id}-")
+        self._log = open(self.log_file, "wb")
+        self.proc = subprocess.Popen(
+            [self.server.binary, "worker"], env=self.env(), cwd=self.home,
+            stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        deadline = time.monotonic() + ready_within
+        while not self._log_says("Starting worker"):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"dagu worker {self.worker_id} did not start:\n{self.log_tail()}")
+            time.sleep(0.1)
+        return self
+
+    def _log_says(self, text: str) -> bool:
+        return text in self.log_tail(lines=1000)
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            with open(self.log_file, encoding="utf-8", errors="replace") as handle:
+                return "".join(handle.readlines()[-lines:])
+        except OSError:
+            return ""
+
+    def kill(self) -> None:
+        """The worker's host dies: SIGKILL the worker and every run it started, at once."""
+        if self.proc is None:
+            return
+        groups = _descendant_groups(self.proc.pid)
+        _signal_group(self.proc.pid, signal.SIGKILL)
+        for group in groups:
+            _signal_group(group, signal.SIGKILL)
+        self.proc.wait(timeout=15)
+        self.proc = None
+
+    def stop(self) -> None:
+        """TERM the runs it started and the worker, KILL what is left; remove its own home."""
+        if self.proc is not None:
+            groups = _descendant_groups(self.proc.pid)
+            for group in groups:
+                _signal_group(group, signal.SIGTERM)
+            _signal_group(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                _signal_group(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=15)
+            for group in groups:
+                _signal_group(group, signal.SIGKILL)
+            self.proc = None
+        if self._log is not None:
+            self._log.close()  # type: ignore[attr-defined]
+            self._log = None
+        if self.home and not self.shared:
+            shutil.rmtree(self.home, ignore_errors=True)
 
 
 def _descendant_groups(root: int) -> List[int]:
