@@ -112,3 +112,11 @@ def test_sub_run_logs_policy(fake_factory, policy):
     assert "good output" not in result.stdout
     assert ("bad output" in result.stdout) == (policy == "failed"), result.stdout
     assert "a › good: succeeded" in result.output and "b › bad: failed" in result.output
+
+
+def test_sub_run_logs_is_an_action_input():
+    from tests.test_container import detect, load_entrypoint
+
+    ep = load_entrypoint()
+    env = {"GITHUB_ACTIONS": "true", "INPUT_DAG": "deploy", "INPUT_SUB-RUN-LOGS": "failed"}
+    assert ep.cli_args([], detect(env), {"run"}) == ["run", "deploy", "--sub-run-logs", "failed"]
