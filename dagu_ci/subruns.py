@@ -27,8 +27,8 @@ from dagu_ci.logtail import LogTailer, ReadMode
 from dagu_ci.models import TREE_SEP as SEP, ChildRun, LogPage, RunSnapshot, RunStatus, StepSnapshot, SubRunRef
 from dagu_ci.term import format_duration
 
-LIST_CAP = 5.0  # quiet: the children's statuses are looked at this often
-LIVE_CAP = 10.0  # quiet: a live child's details are read this often (its logs: the log schedule)
+LIST_CAP = 6.0  # quiet: the children's statuses are looked at this often
+LIVE_CAP = 20.0  # quiet: a live child's details are read this often (its end shows in the list sooner)
 STATUS_CAP_WITH_CHILDREN = 10.0  # the run's own status while children run: their list tells their end
 MAX_LIVE = 1  # children tailed while they run; the others are read when they end
 ITEM_WIDTH = 40
