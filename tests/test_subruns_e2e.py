@@ -81,8 +81,11 @@ def test_failing_child_is_named_and_the_result_carries_the_tree(fake_factory, tm
     [child] = document["children"]
     assert child["path"] == "check › bad" and child["dag"] == "bad" and child["status"] == "failed"
     assert child["run_id"] and child["steps"][0]["name"] == "boom" and child["steps"][0]["status"] == "failed"
-    xml = junit.read_text()
-    assert 'classname="root › check › bad" name="boom"' in xml or 'name="boom"' in xml and "check › bad" in xml
+    import xml.etree.ElementTree as ET
+
+    cases = {(case.get("classname"), case.get("name")): case for case in ET.parse(junit).iter("testcase")}
+    assert set(cases) == {("root", "check"), ("root › check › bad", "boom")}
+    assert "the reason" in cases[("root › check › bad", "boom")].find("failure").text
     # The summary shows the tree, indented.
     assert "\n  check " in result.output and "\n    bad " in result.output and "\n      boom " in result.output, result.output
 
