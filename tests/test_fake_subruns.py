@@ -2,7 +2,6 @@
 404-before-record window, both API shapes, the list endpoint, stop of the tree."""
 from __future__ import annotations
 
-import pytest
 import requests
 
 from tests.conftest import WAIT_LIMIT, eventually

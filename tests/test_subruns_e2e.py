@@ -7,7 +7,7 @@ from collections import Counter
 import pytest
 
 from tests.conftest import run_cli
-from tests.fakedagu import Dag, Step, call, err, fail, hold, lines, out, parallel, raw, sleep
+from tests.fakedagu import Dag, Step, call, err, fail, lines, out, parallel
 from tests.test_run_e2e import log_lines
 
 FAST = ("--poll-interval", "0.1")

@@ -79,7 +79,6 @@ def run_call(
     if dag is None:
         stdout.write(f"failed to find DAG {action.dag}\n")
         return "failed", 1
-    root = run.root
     for round_number in range(action.repeat):
         repeated = action.repeat > 1
         entries = [(sub_run_id(run.run_id, node.name, params, repeated), params) for params in _child_params(action, values)]

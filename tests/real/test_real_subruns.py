@@ -3,7 +3,6 @@ levels of nesting, each child step's log against its file on disk, and a stop of
 from __future__ import annotations
 
 import json
-import os
 import signal
 from collections import Counter
 
