@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 # input -> CLI option, by kind. Secrets go through the environment, never argv.
 CONNECTION_INPUTS = ("url", "api-path", "username", "ca-cert", "client-cert", "client-key")
 VALUE_INPUTS = CONNECTION_INPUTS + ("spec", "params", "run-id", "timeout", "poll-interval", "start-timeout", "junit",
-                                    "on-waiting", "queue-timeout", "cancel-superseded", "download-artifacts")
+                                    "on-waiting", "queue-timeout", "cancel-superseded", "download-artifacts",
+                                    "sub-run-logs")
 FLAG_INPUTS = ("enqueue", "singleton", "insecure", "fail-on-partial", "dry-run")  # default false
 NEGATED_INPUTS = {"logs": "--no-logs", "stop-on-cancel": "--no-stop-on-cancel",
                   "wait-auto-retry": "--no-wait-auto-retry"}  # default true

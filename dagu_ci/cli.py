@@ -100,6 +100,9 @@ def follow_options(command: Callable[..., Any]) -> Callable[..., Any]:
                      help="Base poll interval; backs off while nothing changes."),
         click.option("--no-push", is_flag=True, help="Poll only; do not use the server's events stream (Dagu >= 2.3)."),
         click.option("--no-logs", is_flag=True, help="Show step statuses only, not their logs."),
+        click.option("--sub-run-logs", type=click.Choice(["all", "failed", "none"]), default="all", show_default=True,
+                     help="Logs of sub-DAG runs' steps (call, parallel): all; failed (only a child that did not "
+                          "succeed, whole, once it ends); none (statuses only)."),
         click.option("--no-stop-on-cancel", is_flag=True, help="Leave the run going when the CI job is cancelled, or dagu-ci fails with an error."),
         click.option("--fail-on-partial", is_flag=True, help="Exit 1 when the run only partially succeeds."),
         click.option("--on-waiting", type=click.Choice(["wait", "fail"]), default="wait", show_default=True,
@@ -152,6 +155,7 @@ def _runner(dag: str, connection: dict, follow: dict, retry_for: float, retry_op
         poll_interval=follow["poll_interval"],
         push=not follow["no_push"],
         logs=not follow["no_logs"],
+        sub_run_logs=follow["sub_run_logs"],
         stop_on_cancel=not follow["no_stop_on_cancel"],
         fail_on_partial=follow["fail_on_partial"],
         result_file=follow["result_file"],

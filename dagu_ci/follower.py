@@ -35,6 +35,7 @@ from dagu_ci.events import (
 from dagu_ci.logtail import LogTailer, ReadMode
 from dagu_ci.models import RunSnapshot, RunStatus, StepSnapshot
 from dagu_ci.server.events_stream import Closed, EventsStream, LogTouched, PushedSnapshot
+from dagu_ci.subruns import SubRunFollower, SubRunLogs
 
 Sink = Callable[[Event], None]
 
@@ -63,6 +64,7 @@ class FollowOptions:
     # Steps an earlier attempt ended, as it left them: a retry of one step leaves the others
     # as they were (same log files), and they are not news.
     ended_before: Tuple[StepSnapshot, ...] = ()
+    sub_run_logs: str = "all"  # subruns.SubRunLogs: which sub-DAG runs' step logs to show
 
 
 class Backoff:
@@ -115,6 +117,11 @@ class LogSchedule:
                 if other[0] == key[0] and other != key:
                     self._due[other] = min(self._due[other], now + SIBLING_LAG)
 
+    def forget(self, step: str) -> None:
+        """A step whose log will not be read again (a sub-run's, once it ended)."""
+        for key in [key for key in self._due if key[0] == step]:
+            del self._due[key]
+
     def touch(self, step: str) -> None:
         for key in self._due:
             if key[0] == step:
@@ -151,6 +158,8 @@ class Follower:
         self._last_status = 0.0
         self._unknown_since: Optional[float] = None
         self._workers_told: Set[str] = set()
+        policy = SubRunLogs(options.sub_run_logs) if options.logs else SubRunLogs.NONE
+        self.subruns = SubRunFollower(client, dag_name, run_id, emit, self._retry, options.poll_interval, policy)
 
     def follow(self) -> RunSnapshot:
         backoff = Backoff(self.options.poll_interval, STATUS_CAP)
@@ -158,14 +167,18 @@ class Follower:
             snapshot = self._poll()
             while True:
                 changed = self._observe(snapshot)
+                changed |= self.subruns.round(snapshot)  # sub-DAG runs (subruns.py)
                 self._check_known(snapshot)
                 self.emit(Tick(snapshot, self._pending(snapshot)))
                 if self.options.check:
                     self.options.check(snapshot)
                 if self._is_over(snapshot):
+                    self.subruns.round(snapshot, final=True)
                     self._drain_all(snapshot)
+                    self.last = snapshot = replace(snapshot, children=self.subruns.tree())
                     return snapshot
                 self._open_push(snapshot)
+                backoff.cap = max(backoff.base, self.subruns.status_cap(STATUS_CAP))
                 interval = backoff.next(changed)
                 snapshot = self._next(interval, quiet=backoff.current >= backoff.cap)
         except RetriesExhausted as exc:
@@ -243,9 +256,9 @@ class Follower:
         # server's pushes plus a slow watchdog cover the quiet stretches (least load).
         status_due = self._last_status + (WATCHDOG if self._push and quiet else interval)
         wake = status_due
-        next_log = self.schedule.next_due()
-        if next_log is not None:
-            wake = min(wake, next_log)
+        for due in (self.schedule.next_due(), self.subruns.next_due()):
+            if due is not None:
+                wake = min(wake, due)
         timeout = self._bounded(max(0.0, wake - time.monotonic()))
         if self._push is None:
             time.sleep(timeout)

@@ -7,10 +7,10 @@ so everything here keys on the integers and carries its own spelling.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from enum import IntEnum
-from typing import Any, List, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from dagu_ci.errors import MalformedAnswer
 from dagu_ci.server.capabilities import Capabilities, Version
@@ -121,6 +121,7 @@ _FINISHED_STEP = {
 }
 
 LOCAL_WORKER = "local"  # the workerId of a run the server executes itself (cmd/start.go)
+TREE_SEP = " › "  # between the parts of a sub-run step's path: `deploy › leaf[eu] › migrate`
 HANDLER_KEYS = ("onInit", "onSuccess", "onFailure", "onAbort", "onCancel", "onWait", "onExit")
 
 _FRACTION = re.compile(r"(\.\d{1,6})\d*")
@@ -172,6 +173,26 @@ def _seconds_between(start: Optional[datetime], end: Optional[datetime]) -> Opti
 
 
 @dataclass(frozen=True)
+class SubRunRef:
+    """A sub-DAG run a step started (`call`/`run`, one per `parallel` item): API.md §6."""
+
+    run_id: str
+    params: str = ""
+    dag_name: str = ""  # 2.x only; 1.x says it in the sub-run's own details
+    repeated: bool = False  # an earlier run of a repeated step
+
+
+def _sub_run_refs(node: Mapping[str, Any]) -> Tuple[SubRunRef, ...]:
+    # `subRuns` from 1.24, `children` before.
+    refs = []
+    for key, repeated in (("subRuns", False), ("children", False), ("subRunsRepeated", True), ("childrenRepeated", True)):
+        for item in _objects(node.get(key), "sub-run list"):
+            if item.get("dagRunId"):
+                refs.append(SubRunRef(str(item["dagRunId"]), str(item.get("params") or ""), str(item.get("dagName") or ""), repeated))
+    return tuple(refs)
+
+
+@dataclass(frozen=True)
 class StepSnapshot:
     name: str
     status: StepStatus
@@ -182,6 +203,8 @@ class StepSnapshot:
     retry_count: int = 0
     handler: bool = False
     error: str = ""
+    sub_runs: Tuple[SubRunRef, ...] = ()
+    depth: int = 0  # a sub-run's step: how deep (1 = a child of the run's own step)
 
     @classmethod
     def from_api(cls, node: Mapping[str, Any], handler: bool = False) -> "StepSnapshot":
@@ -196,6 +219,7 @@ class StepSnapshot:
             retry_count=_int(node.get("retryCount"), "retryCount"),
             handler=handler,
             error=str(node.get("error") or ""),
+            sub_runs=_sub_run_refs(node),
         )
 
     @property
@@ -217,6 +241,27 @@ class StepSnapshot:
 
 
 @dataclass(frozen=True)
+class ChildRun:
+    """A sub-DAG run as dagu-ci followed it: `path` names it (`deploy › leaf[eu]`), its
+    steps are named by their paths (`deploy › leaf[eu] › migrate`)."""
+
+    path: str
+    depth: int  # 1: started by one of the run's own steps
+    parent_step: str  # the path of the step that started it
+    run_id: str
+    dag_name: str
+    params: str
+    status: RunStatus
+    steps: Tuple[StepSnapshot, ...] = ()
+    started_at: Optional[datetime] = None
+    finished_at: Optional[datetime] = None
+
+    @property
+    def duration(self) -> Optional[float]:
+        return _seconds_between(self.started_at, self.finished_at)
+
+
+@dataclass(frozen=True)
 class RunSnapshot:
     dag_name: str
     run_id: str
@@ -230,6 +275,7 @@ class RunSnapshot:
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
     unknown_status: str = field(default="", compare=False)  # the server's status, when not one we know
     worker_id: str = ""  # the worker that executes the run (Dagu 1.30+); "local" on the server itself
+    children: Tuple[ChildRun, ...] = field(default=(), compare=False)  # sub-DAG runs, tree order (issue 13)
 
     @classmethod
     def from_api(cls, details: Mapping[str, Any]) -> "RunSnapshot":
@@ -284,6 +330,47 @@ class RunSnapshot:
             if step.name == name:
                 return step
         return None
+
+    def tree_rows(self) -> List[Tuple[int, str, StepSnapshot]]:
+        """(depth, label, step) for a table of the tree: each step, then the sub-runs it
+        started (as rows of their own) and their steps, indented by depth."""
+        runs: Dict[str, List[ChildRun]] = {}
+        for child in self.children:
+            runs.setdefault(child.parent_step, []).append(child)
+        rows: List[Tuple[int, str, StepSnapshot]] = []
+
+        def add(step: StepSnapshot, label: str) -> None:
+            rows.append((step.depth, label, step))
+            for child in runs.get(step.name, ()):
+                status = StepStatus.NOT_STARTED if child.status == RunStatus.QUEUED else StepStatus.parse(int(child.status))
+                row = StepSnapshot(child.path, status, started_at=child.started_at, finished_at=child.finished_at,
+                                   depth=child.depth)
+                rows.append((child.depth, child.path[len(child.parent_step) + len(TREE_SEP):], row))
+                for sub in child.steps:
+                    add(replace(sub, depth=child.depth + 1), sub.name[len(child.path) + len(TREE_SEP):])
+
+        for step in self.steps:
+            add(step, step.name)
+        return rows
+
+    def all_steps(self) -> Tuple[StepSnapshot, ...]:
+        """The run's steps, each followed by the steps of the sub-runs it started, at any
+        depth (named by their paths): the tree, in order."""
+        if not self.children:
+            return self.steps
+        below: Dict[str, List[StepSnapshot]] = {}
+        for child in self.children:
+            below.setdefault(child.parent_step, []).extend(child.steps)
+        ordered: List[StepSnapshot] = []
+
+        def add(step: StepSnapshot) -> None:
+            ordered.append(step)
+            for sub in below.get(step.name, ()):
+                add(sub)
+
+        for step in self.steps:
+            add(step)
+        return tuple(ordered)
 
 
 @dataclass(frozen=True)

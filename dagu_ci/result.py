@@ -8,7 +8,7 @@ from typing import Any, Dict, Optional
 
 from dagu_ci.errors import ExitCode
 from dagu_ci.files import write_atomic
-from dagu_ci.models import RunSnapshot, RunStatus
+from dagu_ci.models import TREE_SEP, RunSnapshot, RunStatus, StepSnapshot
 
 
 class Ending(Enum):
@@ -52,17 +52,23 @@ class RunResult:
         return self.snapshot.status if self.snapshot else RunStatus.NOT_STARTED
 
     def to_dict(self) -> Dict[str, Any]:
-        steps = []
-        for step in self.snapshot.steps if self.snapshot else ():
-            steps.append(
-                {
-                    "name": step.name,
-                    "status": step.status.label,
-                    "status_code": int(step.status),
-                    "duration": _round(step.duration),
-                    "handler": step.handler,
-                }
-            )
+        steps = [_step(step) for step in self.snapshot.steps] if self.snapshot else []
+        children = [
+            {
+                "path": child.path,
+                "parent_step": child.parent_step,
+                "depth": child.depth,
+                "run_id": child.run_id,
+                "dag": child.dag_name,
+                "params": child.params,
+                "status": child.status.label,
+                "status_code": int(child.status),
+                "duration": _round(child.duration),
+                # Named within the child, as its DAG names them (the path is the child's).
+                "steps": [dict(_step(step), name=step.name[len(child.path) + len(TREE_SEP):]) for step in child.steps],
+            }
+            for child in (self.snapshot.children if self.snapshot else ())
+        ]
         return {
             "run_id": self.run_id,
             "dag": self.dag_file,
@@ -76,11 +82,22 @@ class RunResult:
             "started_at": _iso(self.snapshot.started_at if self.snapshot else None),
             "finished_at": _iso(self.snapshot.finished_at if self.snapshot else None),
             "steps": steps,
+            "children": children,
             "outputs": self.outputs,
         }
 
     def write(self, path: str) -> None:
         write_atomic(path, json.dumps(self.to_dict(), indent=2) + "\n")
+
+
+def _step(step: StepSnapshot) -> Dict[str, Any]:
+    return {
+        "name": step.name,
+        "status": step.status.label,
+        "status_code": int(step.status),
+        "duration": _round(step.duration),
+        "handler": step.handler,
+    }
 
 
 def _round(value: Optional[float]) -> Optional[float]:

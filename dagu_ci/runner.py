@@ -56,6 +56,7 @@ class RunRequest:
     poll_interval: float = 0.5
     push: bool = True
     logs: bool = True
+    sub_run_logs: str = "all"  # all | failed | none: sub-DAG runs' step logs (issue 13)
     stop_on_cancel: bool = True
     fail_on_partial: bool = False
     result_file: Optional[str] = None
@@ -455,6 +456,7 @@ class Runner:
                 deadline,
                 push=request.push,
                 wait_auto_retry=request.wait_auto_retry,
+                sub_run_logs=request.sub_run_logs,
                 ended_before=self._ended_before,
                 check=_checks(
                     stdio.raise_if_reader_gone,

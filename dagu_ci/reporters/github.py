@@ -169,7 +169,7 @@ class GitHubReporter(GroupedReporter):
                 handle.write(env_entry(EnvFormat.GITHUB_ENV, key, fitted(value, EnvFormat.GITHUB_ENV)))
 
     def _annotate(self, result: RunResult) -> None:
-        steps = result.snapshot.steps if result.snapshot else ()
+        steps = result.snapshot.all_steps() if result.snapshot else ()  # a sub-run's steps too, by path
         failed = [step for step in steps if step.status == StepStatus.FAILED]
         for step in failed:
             lines = self.tails.last_lines(step)

@@ -11,7 +11,7 @@ import xml.etree.ElementTree as ET
 from typing import List
 
 from dagu_ci.events import Event, RunFinished
-from dagu_ci.models import StepStatus
+from dagu_ci.models import TREE_SEP, StepStatus
 from dagu_ci.reporters import Reporter
 from dagu_ci.files import Target, write_atomic
 from dagu_ci.reporters.tails import StepTails
@@ -45,7 +45,8 @@ class JUnitReporter(Reporter):
 
 
 def junit_xml(result: RunResult, tails: StepTails) -> str:
-    steps = result.snapshot.steps if result.snapshot else ()
+    # Every step of the tree; a sub-run's step is named by its path (its classname: the run's path).
+    steps = result.snapshot.all_steps() if result.snapshot else ()
     suite = ET.Element(
         "testsuite",
         name=xml_text(result.dag_name),
@@ -68,11 +69,13 @@ def junit_xml(result: RunResult, tails: StepTails) -> str:
     ):
         ET.SubElement(properties, "property", name=name, value=xml_text(value))
     for step in steps:
+        parent, _, leaf = step.name.rpartition(TREE_SEP) if step.depth else ("", "", step.name)
+        classname = f"{result.dag_name}{TREE_SEP}{parent}" if parent else result.dag_name
         case = ET.SubElement(
             suite,
             "testcase",
-            name=xml_text(step.name),
-            classname=xml_text(f"{result.dag_name}.handlers" if step.handler else result.dag_name),
+            name=xml_text(leaf),
+            classname=xml_text(f"{classname}.handlers" if step.handler else classname),
             time=_seconds(step.duration),
         )
         if step.status in _FAILURES:

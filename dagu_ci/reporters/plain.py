@@ -94,10 +94,11 @@ class PlainReporter(Reporter):
 
     def on_finished(self, event: RunFinished) -> None:
         result = event.result
-        rows = [self._row(step) for step in result.snapshot.steps] if result.snapshot else []
+        tree = result.snapshot.tree_rows() if result.snapshot else []
+        rows = [self._row(step, "  " * depth + label) for depth, label, step in tree]
         if rows:
             self.say("summary")
-            self.write(self._table(["STEP", "STATUS", "DURATION"], rows, result.snapshot.steps))
+            self.write(self._table(["STEP", "STATUS", "DURATION"], rows, [step for _, _, step in tree]))
         status = result.status
         word = {Ending.TIMEOUT: "timed out", Ending.CANCELLED: "cancelled", Ending.ERROR: "error"}.get(result.ending)
         headline = f"{result.dag_name} run {result.run_id} {status.label.replace('_', ' ')}"
@@ -153,8 +154,8 @@ class PlainReporter(Reporter):
             text += f" in {format_duration(step.duration)}"
         return self.style.paint(text, self.style.status_color(step.status))
 
-    def _row(self, step: StepSnapshot) -> List[str]:
-        return [self.cell(one_line(step.name)), step.status.label.replace("_", " "), format_duration(step.duration)]
+    def _row(self, step: StepSnapshot, label: str = "") -> List[str]:
+        return [self.cell(one_line(label or step.name)), step.status.label.replace("_", " "), format_duration(step.duration)]
 
     def _table(self, header: List[str], rows: List[List[str]], steps) -> List[str]:
         return table(header, rows, self.style, [self.style.status_color(step.status) for step in steps])

@@ -35,11 +35,13 @@ def job_summary(result: RunResult, params: str) -> str:
     label = status.label.replace("_", " ")
     ending = {Ending.TIMEOUT: " (timed out)", Ending.CANCELLED: " (cancelled)", Ending.ERROR: " (error)"}.get(result.ending, "")
     parts = [f"### {icon} Dagu run of `{_code(result.dag_name)}` {label}{ending}", ""]
-    steps = result.snapshot.steps if result.snapshot else ()
-    if steps:
+    tree = result.snapshot.tree_rows() if result.snapshot else []
+    if tree:
         parts += ["| Step | Status | Duration |", "| --- | --- | --- |"]
-        for step in steps:
-            name = _md(step.name) + (" *(handler)*" if step.handler else "")
+        for depth, label, step in tree:
+            # The tree, indented (non-breaking spaces: Markdown keeps them) and marked `↳`.
+            indent = "\u00a0\u00a0" * (depth - 1) + "↳ " if depth else ""
+            name = indent + _md(label) + (" *(handler)*" if step.handler else "")
             step_label = step.status.label.replace("_", " ")
             parts.append(f"| {name} | {ICONS.get(step.status.name, '❔')} {step_label} | {format_duration(step.duration)} |")
         parts.append("")

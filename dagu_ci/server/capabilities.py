@@ -39,6 +39,10 @@ SINCE: Dict[str, Version] = {
     # every 500 ms like a local run.
     "worker_log_bursts": (2, 0, 0),
     "sub_runs_by_id": (1, 24, 0),  # /sub-dag-runs/{id} and nodes[].subRuns (before: children) (§6)
+    # GET .../sub-dag-runs lists every child's status in one request; ?parentSubDAGRunId= lists
+    # a sub-run's own children from 1.26.7 (older servers ignore it and list the root's).
+    "sub_runs_listed": (1, 24, 0),
+    "sub_runs_nested_list": (1, 26, 7),
 }
 
 _VERSION = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)")
@@ -92,6 +96,8 @@ class Capabilities:
     name_filter_is_substring: bool
     worker_log_bursts: bool
     sub_runs_by_id: bool
+    sub_runs_listed: bool
+    sub_runs_nested_list: bool
     sub_runs_path: str  # under /dag-runs/{root}/{id}/
     sub_runs_field: str  # a node's list of its sub-runs
     param_refusal_is_500: bool  # 1.x answers params a DAG refuses with a 500, not a 400
@@ -126,6 +132,8 @@ class Capabilities:
             name_filter_is_substring=has("name_filter_is_substring"),
             worker_log_bursts=has("worker_log_bursts"),
             sub_runs_by_id=by_id,
+            sub_runs_listed=has("sub_runs_listed"),
+            sub_runs_nested_list=has("sub_runs_nested_list"),
             sub_runs_path="sub-dag-runs" if by_id else "children",
             sub_runs_field="subRuns" if by_id else "children",
             param_refusal_is_500=not modern,

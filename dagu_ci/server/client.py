@@ -26,6 +26,8 @@ from dagu_ci.redaction import learn, without_userinfo
 from dagu_ci.server.capabilities import api_root, format_version, modern_api, parse_version, supported
 from dagu_ci.server.transport import CutShort, TooLarge, TooSlow, fetch
 
+
+
 RETRYABLE_STATUSES = {429, 500, 502, 503, 504}
 # A 500 with a Dagu JSON error body is usually a deterministic answer, not a blip.
 MAX_JSON_500_RETRIES = 2
@@ -656,6 +658,59 @@ class DaguClient:
     def dequeue(self, dag_name: str, run_id: str, retry: Optional[Retry] = None) -> None:
         url = f"{self.api.api_root}/dag-runs/{_seg(dag_name)}/{_seg(run_id)}/dequeue"
         self._send("GET", url, retry=retry or Retry.for_seconds(CONTROL_RETRY_FOR))
+
+    # -- sub-DAG runs (issue 13): always addressed by the ROOT run's name and id -------
+
+    def _sub_url(self, root_name: str, root_id: str, sub_id: str) -> str:
+        segment = self.api.features.sub_runs_path
+        return f"{self.api.api_root}/dag-runs/{_seg(root_name)}/{_seg(root_id)}/{segment}/{_seg(sub_id)}"
+
+    def get_sub_run(self, root_name: str, root_id: str, sub_id: str, retry: Retry) -> Optional[RunSnapshot]:
+        """A sub-run's details; None while it has no record yet (it is listed before that)."""
+        try:
+            return self._send("GET", self._sub_url(root_name, root_id, sub_id), retry=retry, decode=self._run_details)
+        except ApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def list_sub_runs(self, root_name: str, root_id: str, retry: Retry, parent_sub_id: str = "") -> Optional[List[Dict[str, Any]]]:
+        """Every child (with a record) of the root, or of sub-run `parent_sub_id`, with its
+        status, in one request; None where the server cannot list them so."""
+        features = self.api.features
+        if not features.sub_runs_listed or (parent_sub_id and not features.sub_runs_nested_list):
+            return None
+        url = f"{self.api.api_root}/dag-runs/{_seg(root_name)}/{_seg(root_id)}/sub-dag-runs"
+        params = {"parentSubDAGRunId": parent_sub_id} if parent_sub_id else None
+        body = self._send("GET", url, params=params, retry=retry, decode=self._json)
+        runs = body.get("subRuns")
+        if not isinstance(runs, list):
+            raise MalformedAnswer(f"no sub-run list in the answer from {self._path_of(url)}")
+        return [run for run in runs if isinstance(run, dict) and run.get("dagRunId")]
+
+    def read_sub_log(self, root_name: str, root_id: str, sub_id: str, step: str, stream: str, retry: Retry, **query: int) -> Optional[LogPage]:
+        """One step-log read of a sub-run's step; None while there is no file."""
+        params: Dict[str, Any] = {"stream": stream}
+        params.update({k: v for k, v in query.items() if v})
+        url = f"{self._sub_url(root_name, root_id, sub_id)}/steps/{_seg(step)}/log"
+        try:
+            return self._send(
+                "GET", url, params=params, retry=retry, cap=LOG_PAGE_CAP,
+                decode=lambda response: LogPage.from_api(self._json(response)),
+            )
+        except ApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def download_sub_log(self, root_name: str, root_id: str, sub_id: str, step: str, stream: str, retry: Retry) -> Optional[str]:
+        if not self.api.features.log_download:
+            return None
+        url = f"{self._sub_url(root_name, root_id, sub_id)}/steps/{_seg(step)}/log/download"
+        response = self._send("GET", url, params={"stream": stream}, retry=retry, allow=(404,), cap=LOG_FILE_CAP)
+        if response.status_code != 200:
+            return None
+        return response.content.decode("utf-8", errors="replace")
 
     def ui_url(self, dag_name: str, run_id: str) -> str:
         return f"{self.display_url}/dag-runs/{_seg(dag_name)}/{_seg(run_id)}"

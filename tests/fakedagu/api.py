@@ -18,6 +18,7 @@ from .dags import Dag
 from .definitions import Definitions
 from .engine import Engine, Run, rfc3339, uuid7
 from .lifecycle import Lifecycle
+from .subruns import SubRunAPI
 from .logs import LineTooLong, read_log_lines
 from .params import missing_required, resolve_params, start_refusal
 from .transport import Incoming, Reply
@@ -159,6 +160,7 @@ class DaguAPI:
         self.started_at = started_at
         self.lifecycle = Lifecycle(self)  # labels, queues, inline specs, artifacts (issue 6)
         self.definitions = Definitions(self)  # the DAG files: GET/PUT spec, POST, DELETE
+        self.sub_runs = SubRunAPI(self)  # sub-DAG runs (issue 13)
         self.routes = self._routes()
 
     # -- routing -----------------------------------------------------------------
@@ -204,6 +206,7 @@ class DaguAPI:
         if v.has_outputs:
             add("GET", api, run + "/outputs", self.outputs)
         self.lifecycle.add_routes(add, api)
+        self.sub_runs.add_routes(add, api)
         return routes
 
     def dispatch(self, incoming: Incoming, path: str, query_string: str) -> Reply:

@@ -78,7 +78,22 @@ class Output:
     value: str
 
 
-Action = Union[Write, Sleep, Hold, Lines, Fail, Approval, Output]
+@dataclass(frozen=True)
+class Call:
+    """Run another DAG as sub-DAG runs (a `call:`/`run:` step; `parallel:` with `items`).
+
+    One child per item (params from `params`, `{ITEM}` filled with the item; without
+    `params`, the item itself), or one child with `params` when there are no items.
+    `repeat` runs the call that many times (a repeat policy): earlier children move to
+    `subRunsRepeated`. The step fails when a child fails (subruns.py)."""
+
+    dag: str
+    params: str = ""
+    items: Optional[Tuple[str, ...]] = None
+    repeat: int = 1
+
+
+Action = Union[Write, Sleep, Hold, Lines, Fail, Approval, Output, Call]
 
 
 def out(text: str) -> Write:
@@ -114,6 +129,16 @@ def fail(code: int = 1, attempts: Optional[Sequence[int]] = None) -> Fail:
 def fail_on_attempt(*attempts: int, code: int = 1) -> Fail:
     """Fail only on the given attempt numbers (1 = first), e.g. for auto-retry tests."""
     return fail(code, attempts)
+
+
+def call(dag: str, params: str = "", repeat: int = 1) -> Call:
+    return Call(dag, params, None, int(repeat))
+
+
+def parallel(dag: str, items: Sequence[str], params: str = "") -> Call:
+    if not items:
+        raise ValueError("parallel execution requires at least one item")
+    return Call(dag, params, tuple(str(item) for item in items))
 
 
 def approval() -> Approval:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Callable, Dict, Iterable, List, Optional, Set, Tuple, Union
 
-from .dags import Approval, Dag, Fail, HANDLER_KEYS, Hold, Lines, Output, Sleep, Step, Write, fill
+from .dags import Approval, Call, Dag, Fail, HANDLER_KEYS, Hold, Lines, Output, Sleep, Step, Write, fill
 from .logs import LogWriter, WorkerLogWriter
 from .params import ResolvedParams
 from .versions import ACTIVE_STATUSES, TERMINAL_STATUSES, ServerVersion
@@ -73,6 +73,8 @@ class NodeState:
     approved_at: str = ""
     rejected_at: str = ""
     exit_code: Optional[int] = None
+    sub_runs: List[Tuple[str, str, str]] = field(default_factory=list)  # (dagRunId, params, dagName)
+    sub_runs_repeated: List[Tuple[str, str, str]] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -134,6 +136,10 @@ class Run:
         self.retry_pending = False
         self.retry_timer: Optional[threading.Timer] = None
         self.queue_release = threading.Event()
+        # Sub-DAG runs (subruns.py): stored under the root run, found by id from the root.
+        self.root: "Run" = self
+        self.parent: Optional["Run"] = None
+        self.sub_runs: "OrderedDict[str, Run]" = OrderedDict()  # on the root only
 
     # -- what tests inspect ---------------------------------------------------
     @property
@@ -202,6 +208,8 @@ class Engine:
         self._released_gates: Set[str] = set()
         self._holding: Dict[str, int] = {}  # gate -> steps waiting at it now
         self._pending_stops: List[Callable[[], None]] = []
+        self.dags: Dict[str, Dag] = {}  # by file name: what `call` steps run (FakeDagu's)
+        self.sub_record_gate: Optional[str] = None  # a child's record waits at this gate (subruns.py)
         self.flushes_paused = threading.Event()
         self._flusher = threading.Thread(target=self._flush_loop, name="fakedagu-flusher", daemon=True)
         self._flusher.start()
@@ -426,6 +434,12 @@ class Engine:
                 elif isinstance(action, Output):
                     with self.lock:
                         attempt.outputs[camel_key(action.key)] = fill(action.value, values)
+                elif isinstance(action, Call):
+                    from .subruns import run_call
+
+                    outcome, code = run_call(self, run, node, action, values, cancel, stdout)
+                    if outcome != "ok":
+                        break
         finally:
             # Dagu flushes and closes the outputs before it records the node's final state.
             for writer in {id(stdout): stdout, id(stderr): stderr}.values():

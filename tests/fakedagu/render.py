@@ -57,10 +57,16 @@ def node_json(node: NodeState, version: ServerVersion, from_spec: bool = False) 
         "doneCount": node.done_count,
     }
     # v1.24.0 renamed children -> subRuns; 1.x (checked on 1.30.3) omits them when empty (nil slices).
+    subs, repeated = _sub_runs(node.sub_runs, version), _sub_runs(node.sub_runs_repeated, version)
     if version.at_least(2, 0, 0):
-        body["subRuns"], body["subRunsRepeated"] = [], []
-    elif not version.at_least(1, 24, 0):
-        body["children"], body["childrenRepeated"] = [], []
+        body["subRuns"], body["subRunsRepeated"] = subs, repeated
+    elif version.at_least(1, 24, 0):
+        if subs:
+            body["subRuns"] = subs
+        if repeated:
+            body["subRunsRepeated"] = repeated
+    else:
+        body["children"], body["childrenRepeated"] = subs, repeated
     if node.error:
         body["error"] = node.error
     if node.approved_at:
@@ -68,6 +74,19 @@ def node_json(node: NodeState, version: ServerVersion, from_spec: bool = False) 
     if node.rejected_at:
         body["rejectedAt"] = node.rejected_at
     return body
+
+
+def _sub_runs(entries: List[Any], version: ServerVersion) -> List[Dict[str, Any]]:
+    """SubDAGRun: dagRunId, params (ptrOf: omitted when empty), dagName from 2.0.0."""
+    items = []
+    for run_id, params, dag_name in entries:
+        item: Dict[str, Any] = {"dagRunId": run_id}
+        if params:
+            item["params"] = params
+        if dag_name and version.at_least(2, 0, 0):
+            item["dagName"] = dag_name
+        items.append(item)
+    return items
 
 
 def _handler_key(key: str, version: ServerVersion) -> str:
@@ -97,8 +116,12 @@ def _common(
     }
     # DAGRunSummary lost log/root*/parent* in v2.1.0; details keep them.
     if details or not version.at_least(2, 1, 0):
-        body["rootDAGRunName"] = name if run else ""
-        body["rootDAGRunId"] = run_id
+        # A sub-DAG run names its root (and, ptrOf, its parent): toDAGRunDetails.
+        body["rootDAGRunName"] = run.root.name if run else ""
+        body["rootDAGRunId"] = run.root.run_id if run else ""
+        if run is not None and run.parent is not None:
+            body["parentDAGRunName"] = run.parent.name
+            body["parentDAGRunId"] = run.parent.run_id
         body["log"] = attempt.log_file if attempt else ""
     if run is not None and run.resolved.joined:
         body["params"] = run.resolved.joined

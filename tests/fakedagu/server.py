@@ -155,6 +155,7 @@ class FakeDagu:
         self.log_dir = log_dir or tempfile.mkdtemp(prefix="fakedagu-")
         self.engine = Engine(self.version, self.log_dir, stop_delay=stop_delay, env=server_env)
         self._dags: Dict[str, Dag] = {}
+        self.engine.dags = self._dags
         self._api = DaguAPI(self.version, self.engine, self._dags, self._config, auth, time.monotonic())
         self._listener = Listener(host, port, self._handle, tls)
         # The events stream (>= 2.3.0; sse=False: not served, like an older server). The

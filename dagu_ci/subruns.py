@@ -1,0 +1,387 @@
+"""Following sub-DAG runs (issue 13): `call`/`run` steps, `parallel` fan-outs, nesting.
+
+A step that calls a DAG lists its children in its node; the children's steps are
+followed like the run's own, and told as steps named by their path:
+`deploy › leaf[eu-west] › migrate` (the calling step, the child DAG with the parallel
+item or params that tell it from its siblings, the child's step).
+
+Load: the children's statuses come from one list request per parent (`GET
+…/sub-dag-runs`, 1.24+; `?parentSubDAGRunId=` for deeper levels, 1.26.7+), on a
+schedule that slows while nothing changes. A child's details are read when its status
+changes; only the first running child (in tree order) is tailed live, the others' logs
+are read whole when they end: grouped output shows one group live anyway, and a quiet
+fan-out of 100 children costs no more than one. Where there is no list (before 1.24),
+each active child's details are read on that schedule instead.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field, replace
+from enum import Enum
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
+
+from dagu_ci.server.client import DaguClient, Retry
+from dagu_ci.events import Event, Level, Notice, StepFinished, StepLog, StepStarted
+from dagu_ci.logtail import LogTailer, ReadMode
+from dagu_ci.models import TREE_SEP as SEP, ChildRun, LogPage, RunSnapshot, RunStatus, StepSnapshot, SubRunRef
+from dagu_ci.term import format_duration
+
+LIST_CAP = 6.0  # quiet: the children's statuses are looked at this often
+LIVE_CAP = 20.0  # quiet: a live child's details are read this often (its end shows in the list sooner)
+STATUS_CAP_WITH_CHILDREN = 10.0  # the run's own status while children run: their list tells their end
+MAX_LIVE = 1  # children tailed while they run; the others are read when they end
+ITEM_WIDTH = 40
+
+
+class SubRunLogs(Enum):
+    ALL = "all"  # every child step's log (live for one child, whole at the end for the others)
+    FAILED = "failed"  # statuses live; a child's step logs only if it did not succeed, after it ends
+    NONE = "none"  # statuses only
+
+
+class _SubRunLogReader:
+    """What LogTailer calls to read a log, pointed at one sub-run (root-addressed)."""
+
+    def __init__(self, client: DaguClient, root_name: str, root_id: str, sub_id: str):
+        self.client = client
+        self.root_name = root_name
+        self.root_id = root_id
+        self.sub_id = sub_id
+
+    def read_log(self, dag_name: str, run_id: str, step: str, stream: str, retry: Retry, **query: int) -> Optional[LogPage]:
+        return self.client.read_sub_log(self.root_name, self.root_id, self.sub_id, step, stream, retry, **query)
+
+    def download_log(self, dag_name: str, run_id: str, step: str, stream: str, retry: Retry) -> Optional[str]:
+        return self.client.download_sub_log(self.root_name, self.root_id, self.sub_id, step, stream, retry)
+
+
+@dataclass
+class _Child:
+    ref: SubRunRef
+    parent_step: str  # path of the step that started it
+    depth: int
+    label_hint: str  # the item or params, when they tell it from its siblings
+    path: str = ""  # known once its DAG name is
+    status: Optional[RunStatus] = None  # as last seen (list or details)
+    seen: Optional[RunStatus] = None  # status when its details were last read
+    snapshot: Optional[RunSnapshot] = None
+    tailer: Optional[LogTailer] = None
+    started: Set[str] = field(default_factory=set)
+    finished: Dict[str, StepSnapshot] = field(default_factory=dict)
+    live: bool = False
+    announced: bool = False
+    ended: bool = False
+    next_details: float = 0.0
+    interval: float = 0.0
+
+
+class SubRunFollower:
+    def __init__(
+        self,
+        client: DaguClient,
+        root_name: str,
+        root_id: str,
+        emit: Callable[[Event], None],
+        retry: Callable[[], Retry],
+        base: float,
+        logs: SubRunLogs = SubRunLogs.ALL,
+    ):
+        from dagu_ci.follower import LogSchedule  # the follower imports this module
+
+        self.client = client
+        self.root_name = root_name
+        self.root_id = root_id
+        self.emit = emit
+        self._retry = retry
+        self.base = base
+        self.logs = logs
+        self.schedule = LogSchedule(base)
+        self._children: Dict[str, _Child] = {}
+        self._list_interval = base
+        self._next_list = 0.0
+
+    # -- what the follower asks ------------------------------------------------
+
+    @property
+    def active(self) -> bool:
+        return any(not child.ended for child in self._children.values())
+
+    def status_cap(self, default: float) -> float:
+        return STATUS_CAP_WITH_CHILDREN if self.active else default
+
+    def next_due(self) -> Optional[float]:
+        if not self.active:
+            return None
+        due = [self._next_list] + [c.next_details for c in self._children.values() if c.live and not c.ended]
+        log_due = self.schedule.next_due()
+        if log_due is not None:
+            due.append(log_due)
+        return min(due)
+
+    def tree(self) -> Tuple[ChildRun, ...]:
+        """The children as followed, in tree order (for the result and the summary)."""
+        children = []
+        for child in self._ordered():
+            snapshot = child.snapshot
+            if snapshot is None:
+                continue
+            children.append(ChildRun(
+                path=child.path,
+                depth=child.depth,
+                parent_step=child.parent_step,
+                run_id=child.ref.run_id,
+                dag_name=snapshot.dag_name,
+                params=child.ref.params or snapshot.params,
+                status=snapshot.status,
+                steps=tuple(self._named(child, step) for step in snapshot.steps),
+                started_at=snapshot.started_at,
+                finished_at=snapshot.finished_at,
+            ))
+        return tuple(children)
+
+    def round(self, root: RunSnapshot, final: bool = False) -> bool:
+        """Look at the children as far as they are due; True if anything changed."""
+        self._discover(root.steps, "", 1)
+        if not self._children:
+            return False
+        now = time.monotonic()
+        changed = False
+        if final or now >= self._next_list:
+            changed |= self._refresh_statuses(final)
+        for child in self._ordered():
+            if child.ended:
+                continue
+            changed |= self._look_at(child, final)
+        self._choose_live()
+        if final or now >= self._next_list:
+            self._list_interval = self.base if changed else min(self._list_interval * 1.5, LIST_CAP)
+            self._next_list = time.monotonic() + self._list_interval
+        return changed
+
+    # -- discovery and statuses -------------------------------------------------
+
+    def _discover(self, steps: Tuple[StepSnapshot, ...], parent_path: str, depth: int) -> None:
+        for step in steps:
+            if not step.sub_runs:
+                continue
+            path = parent_path + SEP + step.name if parent_path else step.name
+            several = len(step.sub_runs) > 1
+            items = _items([ref.params for ref in step.sub_runs])
+            for number, ref in enumerate(step.sub_runs, 1):
+                if ref.run_id in self._children:
+                    continue
+                hint = items[number - 1] if several else ""
+                if ref.repeated or any(r.repeated for r in step.sub_runs):
+                    hint = (hint + " " if hint else "") + f"#{number}"
+                self._children[ref.run_id] = _Child(ref, path, depth, hint, interval=self.base)
+
+    def _ordered(self) -> List[_Child]:
+        """Tree order: each child followed by the children of its own steps."""
+        by_parent: Dict[str, List[_Child]] = {}
+        for child in self._children.values():
+            by_parent.setdefault(child.parent_step, []).append(child)
+        ordered: List[_Child] = []
+
+        def add(child: _Child) -> None:
+            ordered.append(child)
+            for step in child.snapshot.steps if child.snapshot and child.path else ():
+                for grandchild in by_parent.get(child.path + SEP + step.name, ()):
+                    add(grandchild)
+
+        for child in self._children.values():
+            if child.depth == 1:
+                add(child)
+        return ordered
+
+    def _refresh_statuses(self, final: bool) -> bool:
+        """One list request per parent that has children still going (where the server lists)."""
+        features = self.client.api.features
+        if not features.sub_runs_listed:
+            return False
+        parents: Dict[str, List[_Child]] = {}
+        for child in self._children.values():
+            if child.depth == 1:
+                parents.setdefault("", []).append(child)
+            else:
+                owner = self._owner(child)
+                parents.setdefault(owner.ref.run_id if owner else "?", []).append(child)
+        changed = False
+        for parent_id, children in parents.items():
+            if all(child.ended for child in children) or parent_id == "?":
+                continue
+            if parent_id and not features.sub_runs_nested_list:
+                continue  # deeper levels: their details tell (_look_at)
+            listed = self.client.list_sub_runs(self.root_name, self.root_id, self._retry(), parent_id)
+            if listed is None:
+                continue
+            for item in listed:
+                child = self._children.get(str(item.get("dagRunId")))
+                if child is None:
+                    continue
+                status = RunStatus.parse(item.get("status"))
+                if status != child.status:
+                    child.status = status
+                    changed = True
+        return changed
+
+    def _owner(self, child: _Child) -> Optional[_Child]:
+        for other in self._children.values():
+            if other.path and child.parent_step.startswith(other.path + SEP):
+                return other
+        return None
+
+    # -- one child ----------------------------------------------------------------
+
+    def _look_at(self, child: _Child, final: bool) -> bool:
+        now = time.monotonic()
+        features = self.client.api.features
+        listed = features.sub_runs_listed and (child.depth == 1 or features.sub_runs_nested_list)
+        if final:
+            due = True
+        elif listed:
+            due = child.status is not None and child.status != child.seen
+            due = due or (child.live and now >= child.next_details)
+        else:
+            due = now >= child.next_details
+        changed = False
+        if due:
+            snapshot = self.client.get_sub_run(self.root_name, self.root_id, child.ref.run_id, self._retry())
+            if snapshot is None:
+                child.next_details = now + child.interval  # listed before its record exists: not yet
+                return False
+            changed = self._observe(child, snapshot, final)
+            child.interval = self.base if changed else min(child.interval * 1.5, LIVE_CAP)
+            child.next_details = time.monotonic() + child.interval
+        elif child.live and child.snapshot is not None and self.logs is SubRunLogs.ALL:
+            changed = self._tail_running(child)
+        return changed
+
+    def _observe(self, child: _Child, snapshot: RunSnapshot, final: bool) -> bool:
+        previous = child.snapshot
+        child.snapshot = snapshot
+        child.status = child.seen = snapshot.status
+        changed = previous is None or previous.status != snapshot.status
+        if not child.path:
+            name = child.ref.dag_name or snapshot.dag_name or "?"
+            child.path = child.parent_step + SEP + name + (f"[{child.label_hint}]" if child.label_hint else "")
+            child.tailer = LogTailer(
+                _SubRunLogReader(self.client, self.root_name, self.root_id, child.ref.run_id),  # type: ignore[arg-type]
+                snapshot.dag_name, child.ref.run_id, self._retry,
+            )
+        if not child.announced and snapshot.status != RunStatus.NOT_STARTED:
+            child.announced = True
+            self.emit(Notice(f"{child.path}: sub-run {child.ref.run_id} of {snapshot.dag_name} {snapshot.status.label}"))
+        over = snapshot.is_over or final
+        if not (child.live or over):
+            return changed  # told when it ends, each step whole in turn
+        show_logs = self._shows_logs(child, snapshot, over)
+        for step in snapshot.steps:
+            changed |= self._observe_step(child, step, show_logs, over)
+        self._discover(snapshot.steps, child.path, child.depth + 1)
+        if over:
+            child.ended, child.live = True, False
+            for step in snapshot.steps:
+                self.schedule.forget(self._named(child, step).name)
+            level = Level.INFO if snapshot.status in (RunStatus.SUCCEEDED, RunStatus.PARTIALLY_SUCCEEDED) else Level.WARNING
+            self.emit(Notice(
+                f"{child.path}: {snapshot.status.label.replace('_', ' ')} in {format_duration(snapshot.duration)}", level
+            ))
+        return changed
+
+    def _shows_logs(self, child: _Child, snapshot: RunSnapshot, over: bool) -> bool:
+        if self.logs is SubRunLogs.NONE:
+            return False
+        if self.logs is SubRunLogs.FAILED:
+            return over and snapshot.status not in (RunStatus.SUCCEEDED, RunStatus.PARTIALLY_SUCCEEDED)
+        return True
+
+    def _observe_step(self, child: _Child, step: StepSnapshot, show_logs: bool, over: bool) -> bool:
+        """As the follower tells the run's own steps; at the child's end, a last read of each."""
+        named = self._named(child, step)
+        seen = child.finished.get(step.name)
+        if seen is not None and (not step.status.is_finished or seen.stdout != step.stdout):
+            del child.finished[step.name]  # a new attempt runs the step again
+            child.started.discard(step.name)
+        changed = False
+        if step.status.has_started and step.name not in child.started:
+            child.started.add(step.name)
+            if step.ran:
+                self.emit(StepStarted(named))
+            changed = True
+        if step.name not in child.started:
+            return changed
+        if show_logs and (over or step.name not in child.finished):
+            mode = ReadMode.FINAL if over else ReadMode.FLUSH if step.status.is_finished else ReadMode.LIVE
+            changed |= self._tail(child, step, mode)
+        if step.name not in child.finished and (step.status.is_finished or over):
+            child.finished[step.name] = step
+            self.emit(StepFinished(named))
+            changed = True
+        return changed
+
+    def _tail_running(self, child: _Child) -> bool:
+        assert child.snapshot is not None
+        changed = False
+        for step in child.snapshot.steps:
+            if step.name in child.started and step.name not in child.finished:
+                changed |= self._tail(child, step, ReadMode.LIVE)
+        return changed
+
+    def _tail(self, child: _Child, step: StepSnapshot, mode: ReadMode) -> bool:
+        assert child.tailer is not None
+        named = self._named(child, step)
+        shown = False
+        now = time.monotonic()
+        for stream, path in child.tailer.streams(step):
+            key = (named.name, stream)
+            if mode is ReadMode.LIVE and not self.schedule.due(key, now):
+                continue
+            active, release_at = False, None
+            for chunk in child.tailer.read(step, stream, path, mode):
+                if chunk.restarted:
+                    self.emit(Notice(f"{named.name}: a new attempt began; its log starts afresh", step=named.name))
+                for text in chunk.notices:
+                    self.emit(Notice(text, Level.WARNING, step=named.name))
+                if chunk.lines:
+                    self.emit(StepLog(named.name, stream, chunk.lines, chunk.continued))
+                    shown = True
+                active = active or chunk.active
+                release_at = chunk.release_at
+            self.schedule.record(key, now, active=active, release_at=release_at)
+        return shown
+
+    def _choose_live(self) -> None:
+        if self.logs is not SubRunLogs.ALL:
+            return
+        live = [c for c in self._children.values() if c.live and not c.ended]
+        for child in self._ordered():
+            if len(live) >= MAX_LIVE:
+                return
+            if not child.live and not child.ended and child.snapshot is not None and child.status == RunStatus.RUNNING:
+                child.live = True
+                child.next_details = 0.0
+                live.append(child)
+
+    @staticmethod
+    def _named(child: _Child, step: StepSnapshot) -> StepSnapshot:
+        return replace(step, name=child.path + SEP + step.name, depth=child.depth)
+
+
+def _items(params: List[str]) -> List[str]:
+    """What tells siblings apart, short and on one line: `eu-west` where they all set the
+    one same param (`REGION=eu-west`, `{"REGION":"eu-west"}`), else their params."""
+    texts = []
+    for text in params:
+        text = text.strip()
+        try:
+            value: Any = json.loads(text)
+        except ValueError:
+            value = None
+        if isinstance(value, dict):
+            text = " ".join(f"{key}={item}" for key, item in value.items())
+        texts.append(" ".join(text.split()))
+    keys = {text.split("=", 1)[0] for text in texts}
+    if len(keys) == 1 and all("=" in text and " " not in text for text in texts):
+        texts = [text.split("=", 1)[1] for text in texts]
+    return [text if len(text) <= ITEM_WIDTH else text[: ITEM_WIDTH - 1] + "…" for text in texts]
