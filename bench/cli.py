@@ -67,8 +67,8 @@ class Launch:
         self.stdout_path = os.path.join(self.workdir, "stdout.txt")
         self.stderr_path = os.path.join(self.workdir, "stderr.txt")
         self._first: Optional[float] = None
-        out = subprocess.PIPE if self.marker else open(self.stdout_path, "wb")
-        err = open(self.stderr_path, "wb")
+        out = subprocess.PIPE if self.marker else open(self.stdout_path, "wb")  # noqa: SIM115 - the child keeps it; closed below
+        err = open(self.stderr_path, "wb")  # noqa: SIM115 - as above
         self.started = time.monotonic()
         self.rss_path = os.path.join(self.workdir, "maxrss.txt")
         prefix = [sys.executable, "-c", _RSS_WRAPPER, self.rss_path] if self.rss else []
@@ -91,10 +91,10 @@ class Launch:
 
     def _wait(self) -> None:
         # wait4 returns the moment the child exits, with its rusage (ru_maxrss in KB on Linux).
-        _, status, usage = os.wait4(self.proc.pid, 0)
+        _, status, _usage = os.wait4(self.proc.pid, 0)
         exited = time.monotonic()
         self.proc.returncode = os.waitstatus_to_exitcode(status)
-        with open(self.stderr_path, "r", errors="replace") as handle:
+        with open(self.stderr_path, errors="replace") as handle:
             stderr = handle.read()
         maxrss = 0
         if self.rss and os.path.exists(self.rss_path):

@@ -16,7 +16,7 @@ from typing import Callable, List, Optional
 
 from bench import startover
 from bench.cli import command as command_line, has_option
-from bench.scenarios import POLL, POLL_OLD, PUSH, Bench, RunResult, Running, Variant, count_lines, fixed_poller_baseline
+from bench.scenarios import POLL, POLL_OLD, PUSH, Bench, Running, RunResult, Variant, count_lines, fixed_poller_baseline
 from bench.stats import Figure, at_least, at_most, markdown_table, text_table
 from bench.worker import measure_worker, notes as worker_notes
 
@@ -54,7 +54,7 @@ def staggered(bench: Bench, start: Callable[[Variant], Running], variants: List[
               reps: int) -> dict:
     """reps x variants long runs in parallel, started `stagger` apart; results per variant label."""
     running = []
-    for rep in range(reps):
+    for _ in range(reps):
         for variant in variants:
             running.append((variant.label, start(variant)))
             time.sleep(sizes.stagger)
@@ -176,7 +176,7 @@ def machine() -> List[str]:
     cpu = "unknown"
     try:
         with open("/proc/cpuinfo") as handle:
-            cpu = next((l.split(":", 1)[1].strip() for l in handle if l.startswith("model name")), cpu)
+            cpu = next((line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")), cpu)
     except OSError:
         pass
     try:
@@ -230,7 +230,10 @@ def start_overhead_only(output: str) -> int:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print(text_table(figures))
-    results = open(output).read() if os.path.exists(output) else "# dagu-ci benchmarks\n"
+    results = "# dagu-ci benchmarks\n"
+    if os.path.exists(output):
+        with open(output) as handle:
+            results = handle.read()
     lines = [*startover.section(figures), markdown_table(figures), "",
              f"(`python -m bench --start-overhead`, {time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores; "
              f"the CLI: `{' '.join(command_line())}`)"]

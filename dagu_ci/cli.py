@@ -615,8 +615,8 @@ def stop(dag: Optional[str], run_id: Optional[str], from_state: bool, state_dir:
 
 def _client(connection: dict, retry_for: float, reporter: Any, retry_option: str) -> Any:
     """A client that tells `reporter` whenever the server is not answering, from the first request on."""
-    from dagu_ci.server.client import Connection, DaguClient
     from dagu_ci.events import Level, Notice
+    from dagu_ci.server.client import Connection, DaguClient
 
     conn = Connection(**connection)
     for flag, path in (("--ca-cert", conn.ca_cert), ("--client-cert", conn.client_cert), ("--client-key", conn.client_key)):

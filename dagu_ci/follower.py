@@ -19,7 +19,6 @@ import time
 from dataclasses import dataclass, replace
 from typing import Callable, Dict, Optional, Set, Tuple
 
-from dagu_ci.server.client import ApiError, DaguClient, RetriesExhausted, Retry
 from dagu_ci.errors import ServerError, TimedOut
 from dagu_ci.events import (
     Event,
@@ -34,6 +33,7 @@ from dagu_ci.events import (
 )
 from dagu_ci.logtail import LogTailer, ReadMode
 from dagu_ci.models import RunSnapshot, RunStatus, StepSnapshot
+from dagu_ci.server.client import ApiError, DaguClient, RetriesExhausted, Retry
 from dagu_ci.server.events_stream import Closed, EventsStream, LogTouched, PushedSnapshot
 from dagu_ci.subruns import SubRunFollower, SubRunLogs
 

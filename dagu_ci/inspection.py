@@ -13,7 +13,7 @@ from typing import IO, Any, Dict, List, Optional, Sequence
 from dagu_ci.controls import log_lines, one_line
 from dagu_ci.errors import ExitCode, NoRun, UsageError
 from dagu_ci.events import Event, StepFinished, StepLog, StepStarted
-from dagu_ci.follower import FollowOptions, Follower
+from dagu_ci.follower import Follower, FollowOptions
 from dagu_ci.logtail import LogTailer, ReadMode
 from dagu_ci.models import RunSnapshot, RunStatus, StepSnapshot, parse_time
 from dagu_ci.redaction import redact, redact_value

@@ -20,7 +20,7 @@ from dagu_ci.backstop import end_run
 from dagu_ci.dagyaml import load_dag_file
 from dagu_ci.errors import Cancelled, DaguCIError, ExitCode, OutputClosed, PolicyEnd, ServerError, TimedOut, UsageError
 from dagu_ci.events import Event, Failed, Level, Notice, RunAccepted, RunFinished, ServerDetected
-from dagu_ci.follower import FollowOptions, Follower
+from dagu_ci.follower import Follower, FollowOptions
 from dagu_ci.models import RunSnapshot, RunStatus, StepSnapshot, StepStatus, dag_name_of
 from dagu_ci.params import Params, encode_params, expanding_values, typed_problems
 from dagu_ci.redaction import debug_traceback, redact_value
@@ -29,7 +29,17 @@ from dagu_ci.reporters import Reporter
 from dagu_ci.result import Ending, RunResult, exit_code_for
 from dagu_ci.runid import derive_run_id, validate_run_id
 from dagu_ci.server.capabilities import Capabilities
-from dagu_ci.server.client import AlreadyRunning, ApiError, DaguClient, LabelsRefused, Retry, RunStart, StartFailed, Started, backoff_delay
+from dagu_ci.server.client import (
+    AlreadyRunning,
+    ApiError,
+    DaguClient,
+    LabelsRefused,
+    Retry,
+    RunStart,
+    Started,
+    StartFailed,
+    backoff_delay,
+)
 
 if TYPE_CHECKING:
     from dagu_ci.hosts.base import Host
@@ -421,7 +431,7 @@ class Runner:
             snapshot = self._stop(dag_name, run_id)
             stdio.tell(f"stdout was closed; run {run_id} of {dag_name} was stopped")
             return snapshot, Ending.CANCELLED, ExitCode.OUTPUT_CLOSED
-        except Exception as exc:  # noqa: BLE001 - errors and bugs alike must not orphan the run
+        except Exception as exc:
             if not self._following:
                 raise  # no run yet: nothing to stop
             return self._failed(dag_name, run_id, exc)

@@ -70,7 +70,7 @@ def module_dir(module: DaguModule) -> str:
     return directory
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def openapi_document(version: str) -> str:
     """Path of Dagu `version`'s OpenAPI document for the API dagu-ci uses."""
     module = MODULES[version]

@@ -123,6 +123,6 @@ def _shell_name(text: str) -> Tuple[str, int]:
     if text[0] in special:
         return text[0:1], 1
     i = 0
-    while i < len(text) and (text[i] == "_" or text[i].isascii() and text[i].isalnum()):
+    while i < len(text) and (text[i] == "_" or (text[i].isascii() and text[i].isalnum())):
         i += 1
     return text[:i], i

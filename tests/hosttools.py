@@ -35,7 +35,7 @@ def actionlint() -> str:
     return built[-1] if built else tool("actionlint")
 
 
-def run_entrypoint(*args: str, env=None, cwd=ROOT, input=None, python=sys.executable, **kwargs):
+def run_entrypoint(*args: str, env=None, cwd=ROOT, input=None, python=sys.executable, **kwargs):  # noqa: A002 - subprocess.run's name
     """`python entrypoint.py ARGS` with only the given environment (plus PATH with dagu-ci on it)."""
     full = {**HOST_ENV, **(env or {})}
     proc = subprocess.run([python, ENTRYPOINT, *args], capture_output=True, env=full, cwd=cwd,

@@ -15,7 +15,7 @@ from typing import Callable, List, Optional
 
 import pyte
 
-from tests.conftest import ROOT, cli_command, clean_env
+from tests.conftest import ROOT, clean_env, cli_command
 
 CLEAR = "\r\x1b[2K"
 SPINNER = re.compile(r"^[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏|/\\-] ")

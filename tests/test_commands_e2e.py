@@ -8,7 +8,6 @@ from tests.conftest import run_cli, start_cli
 from tests.fakedagu import Dag, Step, approval, err, fail, fail_on_attempt, hold, out, output, sleep
 from tests.test_run_e2e import FAST, assert_clean_error, log_lines
 
-
 AGO = r"(just now|\d+ s ago|\d+ min ago)"  # a loaded machine may take a minute between start and look
 
 

@@ -13,8 +13,8 @@ import junitparser
 from dagu_ci.models import RunStatus
 from dagu_ci.reporters.github import GitHubReporter
 from tests.conftest import run_cli
-from tests.reporting import PLAIN, Out, accepted, done, feed, finished, started, step
 from tests.fakedagu import Dag, Step, fail, out, output
+from tests.reporting import PLAIN, Out, accepted, done, feed, finished, started, step
 from tests.test_run_e2e import FAST, log_lines
 
 # A JSON-escaped lone surrogate: valid JSON, decodes to a str no UTF-8 encoder accepts.

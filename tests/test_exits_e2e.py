@@ -9,12 +9,12 @@ import time
 
 import pytest
 
-from tests.conftest import cli_command, clean_env, run_cli, start_cli
+from tests.conftest import clean_env, cli_command, run_cli, start_cli
 from tests.fakedagu import Dag, Step, fail, out, output, sleep
 from tests.hosttools import run_entrypoint
 from tests.reporting import Runner as WorkflowLog
-from tests.tlsfiles import make_tls_files
 from tests.test_run_e2e import FAST
+from tests.tlsfiles import make_tls_files
 
 
 def slow_dag():

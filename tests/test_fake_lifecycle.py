@@ -2,6 +2,8 @@
 positions, inline-spec runs and artifacts (tests/fakedagu/lifecycle.py)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import requests
 
 from tests.fakedagu import Dag, FakeDagu, Step, out
@@ -89,8 +91,8 @@ def test_inline_spec_runs():
         body = {"spec": spec, "dagRunId": "i1", "params": '{"WHO":"ci"}', "labels": ["pr=7"]}
         assert requests.post(api + "/dag-runs", json=body).json() == {"dagRunId": "i1"}
         run = srv.wait_for_status("inl", "i1", {4})
-        assert open(run.node("a").stdout).read() == "hello ci\n"
-        assert open(run.node("b").stdout).read() == "make test\n" and run.node("b").step.depends == ["a"]
+        assert Path(run.node("a").stdout).read_text() == "hello ci\n"
+        assert Path(run.node("b").stdout).read_text() == "make test\n" and run.node("b").step.depends == ["a"]
         assert run.labels == ["pr=7"]
         named = requests.post(api + "/dag-runs", json={"spec": spec, "name": "review"}).json()["dagRunId"]
         srv.wait_for_status("review", named, {4})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Dict, List
 
 from dagu_ci.hosts import detect
@@ -121,6 +122,6 @@ def test_a_run_in_azure_pipelines(fake_factory, tmp_path):
     assert re.fullmatch(r"az-1234-1-12f1170f-54f2-53f3-20dd-22fc7dff55f9-[0-9a-f]{8}", variables["DAGU_RUN_ID"])
     assert '"50% ; done ]"' in variables["DAGU_OUTPUTS"]
     (summary,) = seen.named("task.uploadsummary")
-    assert summary.data.startswith(str(temp)) and "Dagu run of `deploy` failed" in open(summary.data).read()
+    assert summary.data.startswith(str(temp)) and "Dagu run of `deploy` failed" in Path(summary.data).read_text()
     assert "tok-az2" not in result.stdout.split("\n", 1)[1] + result.stderr  # after the agent was told to mask it
     assert not (temp / ".dagu-ci").exists()

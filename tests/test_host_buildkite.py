@@ -78,7 +78,7 @@ def test_without_the_agent_the_log_alone_and_a_failing_agent_only_warns(fake_fac
     alone = run_cli("run", "deploy", "--url", server.url, "--poll-interval", "0.1",
                     env={**BUILDKITE, "PATH": os.path.dirname(sys.executable)})
     assert alone.code == 0 and "--- build" in alone.stdout, alone.output
-    path, record = fake_agent(tmp_path, exit_code=1)
+    path, _ = fake_agent(tmp_path, exit_code=1)
     broken = run_cli("run", "deploy", "--url", server.url, "--poll-interval", "0.1", env={**BUILDKITE, "PATH": path})
     assert broken.code == 0, broken.output
     assert "dagu-ci: warning: buildkite-agent annotate failed (exit code 1)" in broken.stdout

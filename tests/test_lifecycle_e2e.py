@@ -191,7 +191,7 @@ def test_provenance_tags_on_older_2x_and_none_before(fake_factory):
     assert "sha=fff" in old.get_run("deploy", "t1").labels
     older = fake_factory(dag(), version="2.1.0")
     assert run(older, "--run-id", "t2", "--reporter", "plain", env=env).code == 0
-    start = [r for r in older.requests if r.method == "POST" and r.path.endswith("/start")][0]
+    start = next(r for r in older.requests if r.method == "POST" and r.path.endswith("/start"))
     assert "labels" not in json.loads(start.body) and "tags" not in json.loads(start.body)
 
 

@@ -1,8 +1,7 @@
 """Provenance labels from each CI host, and the run state files backstops read."""
 import re
 
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 from dagu_ci import state
 from dagu_ci.hosts import detect as detect_host

@@ -98,12 +98,17 @@ def test_a_new_example_that_disagrees_is_found(tmp_path, line, problem):
 
 
 def test_a_mirror_beside_the_released_default_is_an_override():
-    text = "image: ${DAGU_CI_IMAGE:-%s}  # or registry.example.com/mirror/dagu-ci:%s\n" % (IMAGE_REF, VERSION)
+    text = f"image: ${{DAGU_CI_IMAGE:-{IMAGE_REF}}}  # or registry.example.com/mirror/dagu-ci:{VERSION}\n"
     assert release.IMAGE_RE.findall(text) == [(release.image(), VERSION), ("registry.example.com/mirror/dagu-ci", VERSION)]
 
 
+def read_text(path: str) -> str:
+    with open(path, encoding="utf-8") as handle:
+        return handle.read()
+
+
 def test_changelog_keeps_a_changelog():
-    text = open(os.path.join(ROOT, "CHANGELOG.md"), encoding="utf-8").read()
+    text = read_text(os.path.join(ROOT, "CHANGELOG.md"))
     assert text.startswith("# Changelog\n") and "keepachangelog.com" in text
     sections = release.changelog_sections()
     assert sections[0].name == "Unreleased"
@@ -148,7 +153,7 @@ def test_release_check_wants_the_section_dated(tmp_path):
 
 
 def test_released_action_runs_the_image_and_keeps_the_backstop(tmp_path):
-    text = open(os.path.join(ROOT, "action.yml"), encoding="utf-8").read()
+    text = read_text(os.path.join(ROOT, "action.yml"))
     here, released = yaml.safe_load(text), yaml.safe_load(release.released_action(text, VERSION))
     assert here["runs"]["image"] == "Dockerfile"  # `uses: ./` builds the commit's own Dockerfile
     assert released["runs"]["image"] == f"docker://{IMAGE_REF}"
@@ -194,7 +199,7 @@ def test_ci_tests_every_python_the_package_claims():
 
 
 def test_release_workflow_takes_its_facts_from_release_py():
-    text = open(os.path.join(ROOT, ".github", "workflows", "release.yml"), encoding="utf-8").read()
+    text = read_text(os.path.join(ROOT, ".github", "workflows", "release.yml"))
     assert release.image() not in text and VERSION not in text  # nothing to keep in step by hand
     on = workflow("release.yml")[True]  # YAML 1.1 reads the key `on` as true
     assert on == {"push": {"tags": ["v[0-9]+.[0-9]+.[0-9]+"]}}

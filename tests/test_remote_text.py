@@ -8,23 +8,22 @@ import re
 
 import junitparser
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from dagu_ci.events import Level, Notice
+from dagu_ci.hosts.gitlab import GitLabReporter
 from dagu_ci.models import RunSnapshot, RunStatus, StepStatus
 from dagu_ci.remotetext import EnvFormat, UnsafeOutput, env_file, inert, json_text
-from dagu_ci.hosts.gitlab import GitLabReporter
 from dagu_ci.reporters.github import GitHubReporter
-from dagu_ci.reporters.summary import job_summary
 from dagu_ci.reporters.junit import JUnitReporter
 from dagu_ci.reporters.plain import PlainReporter
+from dagu_ci.reporters.summary import job_summary
 from dagu_ci.result import RunResult
 from tests.conftest import run_cli
-from tests.fakedagu import Dag, Step, err, output, out
+from tests.fakedagu import Dag, Step, err, out, output
 from tests.hostparsers import HostFileError, ci_commands, github_env_file, gitlab_dotenv
-from tests.test_run_e2e import log_lines
 from tests.reporting import PLAIN, T0, Out, Runner, accepted, done, feed, finished, log, started, step
+from tests.test_run_e2e import log_lines
 
 # What a DAG may print, or name a step, to make a CI runner act.
 HOSTILE = [

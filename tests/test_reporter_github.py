@@ -8,7 +8,16 @@ from dagu_ci.models import RunStatus, StepStatus
 from dagu_ci.reporters.github import GitHubReporter
 from dagu_ci.result import Ending
 from tests.reporting import (
-    PLAIN, Out, Runner, accepted, done, feed, finished, log, started, step,
+    PLAIN,
+    Out,
+    Runner,
+    accepted,
+    done,
+    feed,
+    finished,
+    log,
+    started,
+    step,
 )
 
 HOSTILE = [
@@ -93,7 +102,7 @@ def test_masks_secrets_before_anything_else(tmp_path):
 
 
 def test_outputs_written_when_accepted_then_completed_at_the_end(tmp_path):
-    out, reporter = github(tmp_path)
+    _, reporter = github(tmp_path)
     reporter.handle(accepted())
     assert (tmp_path / "output").read_text() == "run-id=r-1\nurl=http://dagu.test/dag-runs/deploy/r-1\n"
     feed(reporter, [finished(RunStatus.SUCCEEDED, step("build"), outputs={"VERSION": "1.2.3", "N": 2})])
@@ -105,7 +114,7 @@ def test_outputs_written_when_accepted_then_completed_at_the_end(tmp_path):
 
 
 def test_job_summary_has_steps_table_link_and_params(tmp_path):
-    out, reporter = github(tmp_path)
+    _, reporter = github(tmp_path)
     feed(reporter, [
         accepted(),
         finished(RunStatus.PARTIALLY_SUCCEEDED, step("build", seconds=61), step("lint|x", StepStatus.FAILED),
@@ -172,10 +181,11 @@ def test_without_github_files_nothing_is_written(tmp_path):
 
 
 def test_waiting_run_gets_a_notice_with_the_approval_link():
+    import io
+
     from dagu_ci.events import RunAccepted, RunStatusChanged
     from dagu_ci.models import RunSnapshot, RunStatus, StepSnapshot, StepStatus
     from dagu_ci.reporters.github import GitHubReporter
-    import io
 
     out = io.StringIO()
     reporter = GitHubReporter(out)

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import re
 
-from dagu_ci.models import RunStatus, StepStatus
 from dagu_ci.hosts.gitlab import DOTENV_LIMIT, GitLabReporter
-from tests.reporting import T0, Out, PLAIN, accepted, done, feed, finished, log, started, step
+from dagu_ci.models import RunStatus, StepStatus
+from tests.reporting import PLAIN, T0, Out, accepted, done, feed, finished, log, started, step
 
 SECTION = re.compile(r"\x1b\[0Ksection_(start|end):(\d+):([a-zA-Z0-9_.-]+)(\[collapsed=true\])?\r\x1b\[0K(.*)")
 NOW = 1_800_000_000
@@ -61,7 +61,7 @@ def test_remote_lines_cannot_close_or_open_sections(tmp_path):
 
 
 def test_dotenv_report_written_when_accepted_and_completed_at_the_end(tmp_path):
-    out, reporter = gitlab(tmp_path)
+    _, reporter = gitlab(tmp_path)
     reporter.handle(accepted())
     dotenv = tmp_path / "dagu.env"
     assert dotenv.read_text() == (

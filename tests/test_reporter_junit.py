@@ -23,7 +23,7 @@ def test_one_testcase_per_step_with_failures_carrying_last_lines(tmp_path):
         finished(RunStatus.FAILED, step("build"), step("test", StepStatus.FAILED), step("deploy", StepStatus.NOT_STARTED),
                  step("cleanup", handler=True)),
     ])
-    xml, suite = read(path)
+    _, suite = read(path)
     assert (suite.name, suite.tests, suite.failures, suite.errors, suite.skipped) == ("deploy", 4, 1, 0, 1)
     cases = {case.name: case for case in suite}
     assert list(cases) == ["build", "test", "deploy", "cleanup"]

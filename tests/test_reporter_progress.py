@@ -4,13 +4,13 @@ from __future__ import annotations
 import pytest
 
 from dagu_ci.events import Notice
-from dagu_ci.models import RunStatus, StepStatus
-from dagu_ci.reporters import Fanout
 from dagu_ci.hosts import detect, make_reporter
 from dagu_ci.hosts.github import GitHub
 from dagu_ci.hosts.gitlab import GitLab, GitLabReporter
 from dagu_ci.hosts.jenkins import Jenkins
 from dagu_ci.hosts.local import Local
+from dagu_ci.models import RunStatus, StepStatus
+from dagu_ci.reporters import Fanout
 from dagu_ci.reporters.github import GitHubReporter
 from dagu_ci.reporters.junit import JUnitReporter
 from dagu_ci.reporters.plain import PlainReporter

@@ -498,7 +498,7 @@ def test_cancel_sends_the_stop_even_while_output_is_blocked(fake_factory):
     kills the container seconds after SIGTERM) must still see its run stopped."""
     import subprocess
 
-    from tests.conftest import cli_command, clean_env
+    from tests.conftest import clean_env, cli_command
 
     server = fake_factory(simple_dag(steps=[Step("long", [lines(20000, "{i:0>96}"), hold("never")])]))
     proc = subprocess.Popen(cli_command("run", "deploy", "--url", server.url, *FAST, "--run-id", "blocked"),

@@ -12,8 +12,7 @@ import sys
 import time
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from dagu_ci import state
 from dagu_ci.hosts import detect

@@ -3,13 +3,12 @@ every line exactly once, in order, whole (stdout and stderr alike)."""
 from __future__ import annotations
 
 import pytest
-from hypothesis import HealthCheck, example, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, example, given, settings, strategies as st
 
 from dagu_ci import logtail
-from dagu_ci.server.client import Connection, DaguClient, RunStart, Started
 from dagu_ci.events import StepLog
-from dagu_ci.follower import FollowOptions, Follower
+from dagu_ci.follower import Follower, FollowOptions
+from dagu_ci.server.client import Connection, DaguClient, RunStart, Started
 from tests.fakedagu import Dag, FakeDagu, Step, raw, sleep
 
 piece = st.tuples(

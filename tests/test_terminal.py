@@ -45,7 +45,7 @@ def release_after_redraws(server, count: int, since: Callable[[], int] = lambda:
         starts = [output.find(f"{name} begins".encode()) for name in LONG_NAMES]
         if released or min(starts) < 0:
             return False
-        if output[max(since(), *starts):].count("steps done".encode()) >= count:
+        if output[max(since(), *starts):].count(b"steps done") >= count:
             server.release("go")
             released.append(True)
         return False
@@ -82,7 +82,7 @@ def test_a_resize_counts_from_the_next_redraw(fake_factory):
     release = release_after_redraws(server, 4, since=lambda: resized[0])
 
     def shrink_once_drawn(output: bytes, master: int) -> bool:
-        if not resized and "steps done".encode() in output:
+        if not resized and b"steps done" in output:
             set_size(master, 40, 1000)
             resized.append(len(output))
             return True
@@ -139,9 +139,9 @@ def test_a_dags_escape_sequences_cannot_clear_move_or_leak(fake_factory):
     assert "\x1b]" not in run.text and "\x00" not in run.text and "\x07" not in run.text
 
 
-def plain_output(*events, style=Style(color=False, unicode=True)):
+def plain_output(*events, style=None):
     out = Out()
-    feed(PlainReporter(out, style), list(events))
+    feed(PlainReporter(out, style or Style(color=False, unicode=True)), list(events))
     return out.getvalue().split("\n")[:-1]  # not splitlines(): a stray CR must show up
 
 

@@ -10,11 +10,11 @@ from typing import List
 
 import pytest
 
-from dagu_ci.server.client import Connection, DaguClient, Retry, RunStart, Started
 from dagu_ci.events import Tick
 from dagu_ci.logtail import RELEASE_AFTER, LogTailer, ReadMode
 from dagu_ci.models import RunSnapshot
 from dagu_ci.reporters.progress import Progress, Screen
+from dagu_ci.server.client import Connection, DaguClient, Retry, RunStart, Started
 from tests.conftest import WAIT_LIMIT, eventually, start_cli
 from tests.fakedagu import Dag, FakeDagu, Step, hold, lines, out, raw
 from tests.test_run_e2e import CONTINUED, FAST, log_lines

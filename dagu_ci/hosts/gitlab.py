@@ -20,9 +20,9 @@ from typing import IO, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
 
 from dagu_ci.controls import one_line
 from dagu_ci.events import Failed, Level, Notice, RunAccepted, RunFinished
-from dagu_ci.models import StepSnapshot, StepStatus
 from dagu_ci.files import Target, write_atomic
 from dagu_ci.hosts.base import Host
+from dagu_ci.models import StepSnapshot, StepStatus
 from dagu_ci.provenance import Provenance
 from dagu_ci.remotetext import EnvFormat, env_entry, fitted
 from dagu_ci.reporters.grouped import GroupedReporter

@@ -24,6 +24,7 @@ from dagu_ci.reporters.tails import StepTails
 from dagu_ci.result import Ending, RunResult
 from dagu_ci.term import Style
 
+
 def escape_data(text: str) -> str:
     """Workflow command data: the runner unescapes these, so a value cannot end the line."""
     return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")

@@ -11,9 +11,9 @@ import xml.etree.ElementTree as ET
 from typing import List
 
 from dagu_ci.events import Event, RunFinished
+from dagu_ci.files import Target, write_atomic
 from dagu_ci.models import TREE_SEP, StepStatus
 from dagu_ci.reporters import Reporter
-from dagu_ci.files import Target, write_atomic
 from dagu_ci.reporters.tails import StepTails
 from dagu_ci.result import RunResult
 

@@ -26,8 +26,6 @@ from dagu_ci.redaction import learn, without_userinfo
 from dagu_ci.server.capabilities import api_root, format_version, modern_api, parse_version, supported
 from dagu_ci.server.transport import CutShort, TooLarge, TooSlow, fetch
 
-
-
 RETRYABLE_STATUSES = {429, 500, 502, 503, 504}
 # A 500 with a Dagu JSON error body is usually a deterministic answer, not a blip.
 MAX_JSON_500_RETRIES = 2

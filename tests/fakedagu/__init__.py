@@ -43,6 +43,7 @@ __all__ = [
     "Fail",
     "FakeDagu",
     "Fault",
+    "Hold",
     "Lines",
     "NodeState",
     "Output",

@@ -175,9 +175,7 @@ class Step:
     def fails_on(self, action: Fail, attempt: int) -> bool:
         if action.attempts is not None and attempt not in action.attempts:
             return False
-        if self.fail_attempts is not None and attempt > self.fail_attempts:
-            return False
-        return True
+        return self.fail_attempts is None or attempt <= self.fail_attempts
 
 
 @dataclass

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Callable, Dict, Iterable, List, Optional, Set, Tuple, Union
 
-from .dags import Approval, Call, Dag, Fail, HANDLER_KEYS, Hold, Lines, Output, Sleep, Step, Write, fill
+from .dags import HANDLER_KEYS, Approval, Call, Dag, Fail, Hold, Lines, Output, Sleep, Step, Write, fill
 from .logs import LogWriter, WorkerLogWriter
 from .params import ResolvedParams
 from .versions import ACTIVE_STATUSES, TERMINAL_STATUSES, ServerVersion
@@ -473,7 +473,7 @@ class Engine:
             self.changed.notify_all()
             try:
                 while gate not in self._released_gates:
-                    if cancel is not None and cancel.is_set() or self._closing.is_set():
+                    if (cancel is not None and cancel.is_set()) or self._closing.is_set():
                         return False
                     self.changed.wait(0.1)
                 return True

@@ -97,7 +97,7 @@ def _glob(pattern: str, text: str) -> bool:
 
 def label_matches(labels: List[str], wanted: str) -> bool:
     """One LabelFilter (key, key=value, !key, globs) against a run's labels."""
-    pairs = [(l.partition("=")[0], l.partition("=")[2]) for l in labels]
+    pairs = [(label.partition("=")[0], label.partition("=")[2]) for label in labels]
     wanted = wanted.strip()
     if wanted.startswith("!"):
         key = wanted[1:].strip().lower()
@@ -190,7 +190,7 @@ def dag_from_spec(text: str, name_override: str, default_name: str = "inline") -
         labels = [p for p in re.split(r"[,\s]+", labels) if p]
     try:
         dag = Dag(file=name, name=name, steps=built, params=params,
-                  labels=[parse_label(str(l)) for l in labels], description=str(spec.get("description") or ""))
+                  labels=[parse_label(str(label)) for label in labels], description=str(spec.get("description") or ""))
     except ValueError as exc:
         return None, str(exc)
     return dag, None
@@ -241,16 +241,16 @@ class Lifecycle:
         v = self.v
         if not v.at_least(2, 0, 0):
             return [], None
-        labels = [parse_label(l) for l in dag.labels if l.strip()]
+        labels = [parse_label(label) for label in dag.labels if label.strip()]
         if not v.at_least(2, 2, 0):
             return labels, None
         given_labels = body.get("labels") if v.at_least(2, 6, 0) else None
         given_tags = body.get("tags")
         if given_labels and given_tags:
             return [], Reply.error(400, "bad_request", "labels and deprecated tags cannot both be set")
-        given = [parse_label(l) for l in (given_labels or given_tags or []) if l.strip()]
+        given = [parse_label(label) for label in (given_labels or given_tags or []) if label.strip()]
         word = "label" if v.at_least(2, 6, 0) else "tag"
-        problems = [f'{word} "{l}": {p}' for l in given for p in [label_problem(l, word)] if p]
+        problems = [f'{word} "{label}": {p}' for label in given for p in [label_problem(label, word)] if p]
         if problems:
             return [], Reply.error(400, "bad_request", f"invalid {word}s: " + "\n".join(problems))
         return labels + given, None
@@ -272,7 +272,7 @@ class Lifecycle:
             try:
                 statuses.append(int(value))
             except ValueError:
-                raise BadQuery(
+                raise BadQuery(  # noqa: B904 - the fake answers as Dagu does; the cause is not part of it
                     f"Invalid format for parameter status: error binding string parameter: "
                     f'strconv.ParseInt: parsing "{value}": invalid syntax'
                 )

@@ -92,10 +92,7 @@ def estimate_line_count(path: str, size: int) -> Tuple[int, bool]:
     total_sample_lines = start_lines + middle_lines
     if total_sample_lines == 0:
         return 1, True
-    if size > sample * 2:
-        average = float(sample * 2) / float(total_sample_lines)
-    else:
-        average = float(sample) / float(start_lines)
+    average = float(sample * 2) / float(total_sample_lines) if size > sample * 2 else float(sample) / float(start_lines)
     estimate = int(float(size) / average)
     return int(float(estimate) * 1.05), True
 
@@ -195,7 +192,7 @@ class LogWriter:
         self._closed = False
         self.next_flush = time.monotonic() + 0.5  # the engine's flusher advances this
         # Created at step start, like Data.Setup: an empty file, not a missing one.
-        self._file = open(path, "ab", buffering=0)
+        self._file = open(path, "ab", buffering=0)  # noqa: SIM115 - open while the step writes; close() ends it
 
     def write(self, text: str) -> None:
         self.write_bytes(text.encode("utf-8"))

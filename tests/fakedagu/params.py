@@ -187,7 +187,7 @@ def _go_unquote(literal: str) -> Optional[str]:
             if len(digits) < width or any(d not in digit_set for d in digits):
                 return None
             code = int(digits, 16 if kind in _GO_NUMERIC else 8)
-            if code > 0xFF and kind not in "uU" or code > 0x10FFFF or 0xD800 <= code <= 0xDFFF:
+            if (code > 0xFF and kind not in "uU") or code > 0x10FFFF or 0xD800 <= code <= 0xDFFF:
                 return None
             chars.append(chr(code))  # \x and octal give a byte; above 0x7f Go keeps the raw byte
             index = start + width

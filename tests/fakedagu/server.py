@@ -16,7 +16,7 @@ from .api import Config, DaguAPI
 from .dags import Dag
 from .engine import Engine, Run
 from .sse import EventHub, supported as sse_supported
-from .transport import Incoming, Listener, Reply, SPA_HTML, go_json
+from .transport import SPA_HTML, Incoming, Listener, Reply, go_json
 from .versions import ServerVersion
 
 Auth = Optional[Tuple[str, ...]]
@@ -93,7 +93,7 @@ class Fault:
         return self.path.search(path) is not None
 
     def matches(self, method: str, path: str) -> bool:
-        if self.remaining is not None and self.remaining <= 0 or not self.armed:
+        if (self.remaining is not None and self.remaining <= 0) or not self.armed:
             return False
         return self.applies(method, path)
 
@@ -141,7 +141,7 @@ class FakeDagu:
         sse_framing: str = "chunked",
     ):
         if auth is not None:
-            if auth[0] == "basic" and len(auth) != 3 or auth[0] == "token" and len(auth) != 2:
+            if (auth[0] == "basic" and len(auth) != 3) or (auth[0] == "token" and len(auth) != 2):
                 raise ValueError('auth is ("basic", user, password) or ("token", secret)')
             if auth[0] not in ("basic", "token"):
                 raise ValueError(f"unknown auth kind {auth[0]!r}")
@@ -534,9 +534,9 @@ class FakeDagu:
             path = raw_path
         try:
             return self._api.dispatch(incoming, path, query_string)
-        except Exception:  # a bug in the fake: answer like a recovered panic, keep the trace
+        except Exception:  # noqa: BLE001 - a bug in the fake: answer like a recovered panic, keep the trace
             self.errors.append(traceback.format_exc())
             return Reply.empty(500)
 
 
-__all__ = ["FakeDagu", "Fault", "RequestRecord", "SPA_HTML"]
+__all__ = ["SPA_HTML", "FakeDagu", "Fault", "RequestRecord"]

@@ -349,7 +349,7 @@ class EventHub:
                     continue
                 session.sent[topic] = snap.event_id
                 self.pushes += 1
-            session.frames.put(f"id: {snap.event_id}\nevent: message\ndata: {snap.data}\n\n".encode("utf-8"))
+            session.frames.put(f"id: {snap.event_id}\nevent: message\ndata: {snap.data}\n\n".encode())
 
     def _fetch(self, topic: str) -> Optional[Dict[str, Any]]:
         kind, _, ident = topic.partition(":")
@@ -378,7 +378,7 @@ class EventHub:
 
 
 def _frame(event: str, data: str) -> bytes:
-    return f"event: {event}\ndata: {data}\n\n".encode("utf-8")
+    return f"event: {event}\ndata: {data}\n\n".encode()
 
 
 def _int(text: str) -> Optional[int]:

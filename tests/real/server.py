@@ -107,7 +107,7 @@ class RealDagu:
         self.port = free_port()
         if self.coordinator:
             self.coordinator_port = free_port()
-        self._log = open(self.server_log, "wb")
+        self._log = open(self.server_log, "wb")  # noqa: SIM115 - the server's log, closed by stop()
         self.proc = subprocess.Popen(
             [self.binary, "start-all", "--host", "127.0.0.1", "--port", str(self.port)],
             env=self.env(), cwd=self.home, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
@@ -221,7 +221,7 @@ class RealWorker:
 
     def start(self, ready_within: float = 60.0) -> "RealWorker":
         self.home = self.server.home if self.shared else tempfile.mkdtemp(prefix=f"dagu-worker-{self.worker_id}-")
-        self._log = open(self.log_file, "wb")
+        self._log = open(self.log_file, "wb")  # noqa: SIM115 - the worker's log, closed by stop()
         self.proc = subprocess.Popen(
             [self.server.binary, "worker"], env=self.env(), cwd=self.home,
             stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
