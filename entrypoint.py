@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING, List, Optional
+from typing import TYPE_CHECKING, Container, Dict, List, Optional
 
 if TYPE_CHECKING:
     from dagu_ci.hosts.base import Host
@@ -75,11 +75,11 @@ def post_args(host: "Host") -> List[str]:
     return args
 
 
-def action_secrets(host: "Host") -> dict:
+def action_secrets(host: "Host") -> Dict[str, str]:
     return {var: host.action_input(name) for name, var in SECRET_INPUTS.items() if host.action_input(name)}
 
 
-def cli_args(argv: List[str], host: "Host", commands) -> Optional[List[str]]:
+def cli_args(argv: List[str], host: "Host", commands: Container[str]) -> Optional[List[str]]:
     """The CLI's arguments for this call, or None when argv is a command to exec."""
     if not argv:
         return action_args(host) if host.is_action() else []  # plain `docker run IMAGE`: the help

@@ -22,7 +22,7 @@ import os
 import re
 import sys
 from dataclasses import dataclass
-from typing import Iterator, List, Optional, Sequence
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -71,17 +71,17 @@ def version(root: str = ROOT) -> str:
     """`__version__` as setuptools reads it: the literal, without importing the package."""
     for node in ast.parse(read(VERSION_FILE, root)).body:
         if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "__version__" for t in node.targets):
-            return ast.literal_eval(node.value)
+            return str(ast.literal_eval(node.value))
     raise ValueError(f"{VERSION_FILE} sets no __version__")
 
 
-def pyproject(root: str = ROOT) -> dict:
+def pyproject(root: str = ROOT) -> Dict[str, Any]:
     with open(os.path.join(root, "pyproject.toml"), "rb") as handle:
         return tomllib.load(handle)
 
 
 def image(root: str = ROOT) -> str:
-    return pyproject(root)["tool"]["dagu-ci"]["image"]
+    return str(pyproject(root)["tool"]["dagu-ci"]["image"])
 
 
 def image_ref(release: str, root: str = ROOT) -> str:
@@ -98,7 +98,7 @@ def image_tags(release: str) -> List[str]:
     return [release, f"{major}.{minor}", str(major)]
 
 
-def parse(release: str) -> tuple:
+def parse(release: str) -> Tuple[int, ...]:
     match = SEMVER.fullmatch(release)
     if not match:
         raise ValueError(f"{release!r} is not a version X.Y.Z")

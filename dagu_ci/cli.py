@@ -5,12 +5,12 @@ import os
 import signal
 import sys
 from dataclasses import dataclass, field
-from typing import Any, Callable, List, Mapping, Optional, Sequence
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 import click
 
 from dagu_ci import __version__
-from dagu_ci.errors import Cancelled, DaguCIError, ExitCode, OutputClosed, UsageError
+from dagu_ci.errors import Cancelled, DaguCIError, ExitCode, NoRun, OutputClosed, UsageError
 from dagu_ci.files import ENCODING_ERRORS
 from dagu_ci.hosts import REPORTER_CHOICES, detect
 from dagu_ci.redaction import debug_traceback, learn, mask_values, redact
@@ -133,13 +133,13 @@ def follow_options(command: Callable[..., Any]) -> Callable[..., Any]:
 CONNECTION_KEYS = ("url", "api_path", "token", "username", "password", "ca_cert", "client_cert", "client_key", "insecure")
 
 
-def _split(options: dict) -> "tuple[dict, dict]":
+def _split(options: Dict[str, Any]) -> "tuple[Dict[str, Any], Dict[str, Any]]":
     """(connection options, the rest)."""
     connection = {key: options.pop(key) for key in CONNECTION_KEYS}
     return connection, options
 
 
-def _runner(dag: str, connection: dict, follow: dict, retry_for: float, retry_option: str, **fields: Any) -> Any:
+def _runner(dag: str, connection: Dict[str, Any], follow: Dict[str, Any], retry_for: float, retry_option: str, **fields: Any) -> Any:
     """A Runner with the shared follow options applied; `fields` are the command's own."""
     from dagu_ci.hosts import make_reporter
     from dagu_ci.runner import Runner, RunRequest
@@ -223,7 +223,8 @@ def run(dag: Optional[str], param_args: Sequence[str], spec: Optional[str], para
     from dagu_ci.params import merge_params
 
     if dag and "=" in dag:  # `run --spec FILE K=V`: no DAG name holds "="
-        dag, param_args = None, (dag, *param_args)
+        param_args = (dag, *param_args)
+        dag = None
     if not dag and not spec:
         raise UsageError("run needs a DAG (its file name on the server), or --spec PATH")
     _check_run_id(run_id)
@@ -232,6 +233,7 @@ def run(dag: Optional[str], param_args: Sequence[str], spec: Optional[str], para
         from dagu_ci.dagyaml import load_dag_file
 
         dag = str(load_dag_file(spec)[1].get("name") or os.path.splitext(os.path.basename(spec))[0])
+    assert dag  # a name, or --spec's (checked above)
     connection, follow = _split(options)
     runner = _runner(dag, connection, follow, start_timeout, "--start-timeout", params=params, run_id=run_id, enqueue=enqueue,
                      singleton=singleton, cancel_superseded=cancel_superseded, dry_run=dry_run, spec=spec)
@@ -396,7 +398,7 @@ def logs(dag: str, run_id: str, step: Optional[str], use_stderr: bool, tail: Opt
         try:
             # A reader that went away (`| head`) ends the follow at the next poll.
             return inspection.follow_logs(client, reporter, request, FollowOptions(poll_interval, check=raise_if_reader_gone))
-        except inspection.NoRun as exc:
+        except NoRun as exc:
             raise UsageError(exc.message) from None
         finally:
             reporter.close()
@@ -538,7 +540,7 @@ def push(files: Sequence[str], create: bool, as_json: bool, retry_for: float, **
     return _inspect(connection, retry_for, as_json, lambda client, output: dagsync.push(files, client, output, create))
 
 
-def _inspect(connection: dict, retry_for: float, as_json: bool, command: Callable[[Any, Any], int], no_run_is_usage: bool = False) -> int:
+def _inspect(connection: Dict[str, Any], retry_for: float, as_json: bool, command: Callable[[Any, Any], int], no_run_is_usage: bool = False) -> int:
     """Run a command with a client and an output; only `status` exits 6 for "no run"."""
     from dagu_ci import inspection
     from dagu_ci.reporters.plain import PlainReporter
@@ -546,7 +548,7 @@ def _inspect(connection: dict, retry_for: float, as_json: bool, command: Callabl
     client = _client(connection, retry_for, PlainReporter(sys.stderr), "--retry-for")
     try:
         return command(client, inspection.Output(as_json=as_json))
-    except inspection.NoRun as exc:
+    except NoRun as exc:
         if no_run_is_usage:
             raise UsageError(exc.message) from None
         raise
@@ -613,7 +615,7 @@ def stop(dag: Optional[str], run_id: Optional[str], from_state: bool, state_dir:
         client.close()
 
 
-def _client(connection: dict, retry_for: float, reporter: Any, retry_option: str) -> Any:
+def _client(connection: Dict[str, Any], retry_for: float, reporter: Any, retry_option: str) -> Any:
     """A client that tells `reporter` whenever the server is not answering, from the first request on."""
     from dagu_ci.events import Level, Notice
     from dagu_ci.server.client import Connection, DaguClient

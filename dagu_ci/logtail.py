@@ -11,10 +11,10 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Callable, Deque, Dict, Iterator, List, Optional, Tuple
+from typing import Callable, Deque, Dict, Iterator, List, Optional, Protocol, Tuple
 
 from dagu_ci.models import LogPage, StepSnapshot
-from dagu_ci.server.client import DaguClient, Retry
+from dagu_ci.server.client import Retry
 
 PAGE = 10000  # lines per read: the spec's maximum; fewer requests, and the server rescans less
 ANCHOR = 24  # lines of context used to find our place in a tail window
@@ -53,10 +53,20 @@ class Chunk:
     continued: bool = False  # lines[0] is the rest of a line whose beginning was shown already
 
 
+class LogReader(Protocol):
+    """Where logs are read: a DaguClient, or a sub-run's reader."""
+
+    def read_log(
+        self, dag_name: str, run_id: str, step: str, stream: str, retry: Retry, **query: int
+    ) -> Optional[LogPage]: ...
+
+    def download_log(self, dag_name: str, run_id: str, step: str, stream: str, retry: Retry) -> Optional[str]: ...
+
+
 class LogTailer:
     def __init__(
         self,
-        client: DaguClient,
+        client: LogReader,
         dag_name: str,
         run_id: str,
         retry: Callable[[], Retry],

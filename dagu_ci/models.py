@@ -36,17 +36,16 @@ class ServerInfo:
         object.__setattr__(self, "features", Capabilities.of(self.version, self.modern_v1))
 
 
-class _Status:
-    """Shared by run and step statuses: lenient parsing and our own spelling."""
-
-    NOT_STARTED: "_Status"
+class _Status(IntEnum):
+    """Shared by run and step statuses: lenient parsing and our own spelling (an enum
+    without members, so both can extend it)."""
 
     @classmethod
     def parse(cls, value: Any) -> Any:
         try:
-            return cls(int(value))  # type: ignore[call-arg]
+            return cls(int(value))
         except (TypeError, ValueError):
-            return cls.NOT_STARTED
+            return cls["NOT_STARTED"]
 
     @classmethod
     def known(cls, value: Any) -> bool:
@@ -54,17 +53,17 @@ class _Status:
         if isinstance(value, bool) or not isinstance(value, (int, str)):
             return False
         try:
-            cls(int(value))  # type: ignore[call-arg]
+            cls(int(value))
         except ValueError:
             return False
         return True
 
     @property
     def label(self) -> str:
-        return self.name.lower()  # type: ignore[attr-defined]
+        return self.name.lower()
 
 
-class RunStatus(_Status, IntEnum):
+class RunStatus(_Status):
     NOT_STARTED = 0
     RUNNING = 1
     FAILED = 2
@@ -89,7 +88,7 @@ _TERMINAL_RUN = {
 }
 
 
-class StepStatus(_Status, IntEnum):
+class StepStatus(_Status):
     NOT_STARTED = 0
     RUNNING = 1
     FAILED = 2

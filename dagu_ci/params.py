@@ -86,7 +86,7 @@ def encode_params(params: Params, json_params: bool) -> str:
     return " ".join(_pair(key, value) for key, value in _tokenizer_order(params))
 
 
-def expanding_values(params: Params) -> list:
+def expanding_values(params: Params) -> List[str]:
     """Keys whose values a server before 2.3.0 would expand ($VAR, backticks)."""
     return [key for key, value in params.items() if "$" in value or "`" in value]
 
@@ -101,7 +101,8 @@ _OLD_SERVERS = "Dagu before 1.30 cannot receive"
 def _tokenizer_order(params: Params) -> List[Tuple[str, str]]:
     """The pairs in the order they can be sent: a quoted value ending in a backslash turns
     its closing quote into an escape, unless the string ends there, so it goes last."""
-    pairs, last = [], []
+    pairs: List[Tuple[str, str]] = []
+    last: List[Tuple[str, str]] = []
     for key, value in params.items():
         if not _KEY.fullmatch(key):
             raise UsageError(f"param key {key!r} cannot be sent to Dagu before 1.30: a key has no spaces, quotes or '='")
@@ -189,7 +190,7 @@ _INTEGER = re.compile(r"^[+-]?\d+$")
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 
 
-def typed_problems(params: Params, definitions: Iterable[Dict[str, Any]]) -> list:
+def typed_problems(params: Params, definitions: Iterable[Dict[str, Any]]) -> List[str]:
     """What the DAG's typed params (`paramDefs`, Dagu 2.5+) refuse in these values, as the
     server checks them at the start: the type, enum, bounds, lengths, pattern and required."""
     problems = []

@@ -13,7 +13,7 @@ import signal
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple
 
 from dagu_ci import artifacts, files, provenance, state, stdio
 from dagu_ci.backstop import end_run
@@ -48,6 +48,7 @@ SETTLE_SECONDS = 15.0  # how long to watch a stopped run reach "aborted"
 MAX_START_500S = 3  # a 500 with a Dagu error body is rarely a blip (API.md §3.5)
 ACTIVE = (RunStatus.RUNNING, RunStatus.QUEUED, RunStatus.WAITING)
 RETRY_VISIBLE_WITHIN = 15.0  # how long a retried run may take to show its new attempt
+QueuePosition = Tuple[str, int, int]  # the queue's name, the run's place, the queue's length
 
 
 class OnWaiting:
@@ -402,6 +403,7 @@ class Runner:
         """Follow the run until it ends, or end it (stop first, explain after): the snapshot
         to report, why we stopped following, and the exit code."""
         request = self.request
+        snapshot: Optional[RunSnapshot]
         try:
             begin()
             snapshot = self._follow(dag_name, run_id)
@@ -576,7 +578,7 @@ class _Policies:
 
     QUEUE_LOOK_EVERY = 10.0
 
-    def __init__(self, request: RunRequest, url: str, position: Callable[[], Optional[tuple]], say: Callable[[str], None]):
+    def __init__(self, request: RunRequest, url: str, position: Callable[[], Optional[QueuePosition]], say: Callable[[str], None]):
         self.request = request
         self.url = url
         self.ran = False
@@ -584,7 +586,7 @@ class _Policies:
         self._position = position
         self._say = say
         self._last_look = 0.0
-        self._last_position: Optional[tuple] = None
+        self._last_position: Optional[QueuePosition] = None
 
     def check(self, snapshot: RunSnapshot) -> None:
         status = snapshot.status
@@ -623,7 +625,7 @@ class _Policies:
         self._last_position = position
 
 
-def _attempt_key(snapshot: RunSnapshot) -> tuple:
+def _attempt_key(snapshot: RunSnapshot) -> Tuple[Any, ...]:
     """What changes with a new attempt. Dagu 1.30 keeps the run's log file and whole-second
     start time on a retry, and a short retry may end before any poll sees it running: then
     only the steps it ran again tell, by their new log files (and the status may differ)."""
@@ -653,7 +655,7 @@ def _checks(*checks: Callable[[RunSnapshot], None]) -> Callable[[RunSnapshot], N
 def _signals_raise_cancelled() -> Iterator[None]:
     """SIGINT/SIGTERM (CI cancellation) raise Cancelled once; later signals are ignored
     so the stop request and summary can finish."""
-    fired = []
+    fired: List[int] = []
 
     def handler(signum: int, _frame: Any) -> None:
         if not fired:

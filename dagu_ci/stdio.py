@@ -76,9 +76,9 @@ def guard_std_streams() -> None:
     """Install the guards as sys.stdout and sys.stderr (once). Only a closed stdout ends a
     run; a closed stderr just loses its lines."""
     if not isinstance(sys.stdout, GuardedStream):
-        sys.stdout = GuardedStream(sys.stdout)  # type: ignore[assignment]
+        sys.stdout = GuardedStream(sys.stdout)
     if not isinstance(sys.stderr, GuardedStream):
-        sys.stderr = GuardedStream(sys.stderr)  # type: ignore[assignment]
+        sys.stderr = GuardedStream(sys.stderr)
 
 
 def stdout_reader_gone() -> bool:

@@ -216,12 +216,12 @@ class SubRunFollower:
             if listed is None:
                 continue
             for item in listed:
-                child = self._children.get(str(item.get("dagRunId")))
-                if child is None:
+                known = self._children.get(str(item.get("dagRunId")))
+                if known is None:
                     continue
                 status = RunStatus.parse(item.get("status"))
-                if status != child.status:
-                    child.status = status
+                if status != known.status:
+                    known.status = status
                     changed = True
         return changed
 
@@ -266,7 +266,7 @@ class SubRunFollower:
             name = child.ref.dag_name or snapshot.dag_name or "?"
             child.path = child.parent_step + SEP + name + (f"[{child.label_hint}]" if child.label_hint else "")
             child.tailer = LogTailer(
-                _SubRunLogReader(self.client, self.root_name, self.root_id, child.ref.run_id),  # type: ignore[arg-type]
+                _SubRunLogReader(self.client, self.root_name, self.root_id, child.ref.run_id),
                 snapshot.dag_name, child.ref.run_id, self._retry,
             )
         if not child.announced and snapshot.status != RunStatus.NOT_STARTED:

@@ -21,7 +21,7 @@ def wants_color(stream: IO[str], env: Mapping[str, str] = os.environ) -> bool:
     return bool(isatty and isatty())
 
 
-def can_encode(stream: IO[str], text: str) -> bool:
+def can_encode(stream: object, text: str) -> bool:  # a stream, or what stands in for one
     encoding = getattr(stream, "encoding", None) or "ascii"
     try:
         text.encode(encoding)

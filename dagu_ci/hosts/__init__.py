@@ -9,7 +9,7 @@ imported only when a host is needed, so `dagu-ci --help` and `--version` stay ch
 from __future__ import annotations
 
 import importlib
-from typing import IO, TYPE_CHECKING, Iterable, List, Mapping, Optional, Type
+from typing import IO, TYPE_CHECKING, Iterable, List, Mapping, Optional, Type, cast
 
 if TYPE_CHECKING:
     from dagu_ci.hosts.base import Host
@@ -62,7 +62,7 @@ def make_reporter(
 
     console_host = host if choice == "auto" else named(choice, host.env)
     screen = Screen(out or sys.stdout)
-    console = console_host.console(screen, secrets)
+    console = console_host.console(cast("IO[str]", screen), secrets)  # it stands in for the stream it wraps
     reporters: List[Reporter] = [console, Progress(screen, console.say)]
     if junit:
         from dagu_ci.reporters.junit import JUnitReporter

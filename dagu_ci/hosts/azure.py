@@ -18,11 +18,11 @@ from __future__ import annotations
 import json
 import os
 import secrets
-from typing import IO, Dict, Iterable, List, Optional
+from typing import IO, Dict, Iterable, List, Mapping, Optional
 from urllib.parse import quote
 
 from dagu_ci.controls import one_line
-from dagu_ci.events import Failed, Level, Notice, RunAccepted, RunFinished
+from dagu_ci.events import Event, Failed, Level, Notice, RunAccepted, RunFinished
 from dagu_ci.files import Target, write_atomic
 from dagu_ci.hosts.base import Host
 from dagu_ci.models import StepSnapshot, StepStatus
@@ -60,7 +60,7 @@ class AzureReporter(GroupedReporter):
                     self.out.write(f"##vso[task.setsecret]{escape_data(value)}\n")  # not through redact()
         self.out.flush()
 
-    def handle(self, event) -> None:
+    def handle(self, event: Event) -> None:
         self.tails.handle(event)
         super().handle(event)
 
@@ -143,7 +143,7 @@ class Azure(Host):
     name = "azure"
 
     @classmethod
-    def runs_here(cls, env):
+    def runs_here(cls, env: Mapping[str, str]) -> bool:
         return env.get("TF_BUILD", "").lower() == "true"
 
     def job(self) -> Optional[str]:

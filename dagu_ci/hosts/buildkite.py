@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from typing import IO, Dict, Iterable, List, Optional
+from typing import IO, Dict, Iterable, List, Mapping, Optional
 
 from dagu_ci.controls import one_line
 from dagu_ci.events import Failed, Level, Notice, RunAccepted, RunFinished
@@ -110,7 +110,7 @@ class Buildkite(Host):
     name = "buildkite"
 
     @classmethod
-    def runs_here(cls, env):
+    def runs_here(cls, env: Mapping[str, str]) -> bool:
         return env.get("BUILDKITE") == "true"
 
     def job(self) -> Optional[str]:

@@ -13,7 +13,7 @@ Runner (v7 and later) sets FORGEJO_ACTIONS beside GITEA_ACTIONS.
 from __future__ import annotations
 
 import os
-from typing import IO, TYPE_CHECKING, Iterable, Optional
+from typing import IO, TYPE_CHECKING, Iterable, Mapping, Optional
 
 from dagu_ci.hosts.base import Host
 from dagu_ci.provenance import Provenance
@@ -30,7 +30,7 @@ class Forgejo(Host):
     name = "forgejo"
 
     @classmethod
-    def runs_here(cls, env):
+    def runs_here(cls, env: Mapping[str, str]) -> bool:
         return env.get("FORGEJO_ACTIONS") == "true" or env.get("GITEA_ACTIONS") == "true"
 
     @property

@@ -5,7 +5,7 @@ The console is reporters/github.py (act_runner speaks the same commands: hosts/f
 from __future__ import annotations
 
 import os
-from typing import IO, TYPE_CHECKING, Iterable, Optional
+from typing import IO, TYPE_CHECKING, Iterable, Mapping, Optional
 
 from dagu_ci.hosts.base import Host
 from dagu_ci.provenance import Provenance
@@ -23,7 +23,7 @@ class GitHub(Host):
     name = "github"
 
     @classmethod
-    def runs_here(cls, env):
+    def runs_here(cls, env: Mapping[str, str]) -> bool:
         return env.get("GITHUB_ACTIONS") == "true"
 
     def job(self) -> Optional[str]:

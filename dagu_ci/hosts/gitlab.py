@@ -65,9 +65,10 @@ class GitLabReporter(GroupedReporter):
         name = f"dagu_step_{self._count}_{_SLUG.sub('_', step.name)[:40]}"
         # A step shown whole after the fact keeps its own (server) times, so GitLab shows its
         # duration; a live one uses ours at both ends, never a mix of two clocks.
-        whole = finished is not None and finished.started_at is not None and finished.finished_at is not None
+        started = finished.started_at if finished is not None and finished.finished_at is not None else None
+        whole = started is not None
         self._sections[step.name] = (name, whole)
-        at = finished.started_at.timestamp() if whole else self.clock()  # type: ignore[union-attr]
+        at = started.timestamp() if started is not None else self.clock()
         collapsed = finished is not None and finished.status == StepStatus.SUCCEEDED
         header = self.style.paint(f"{self.arrow} {one_line(step.name)}", "bold")
         self.write([section_start(name, header, at, collapsed)])
@@ -131,7 +132,7 @@ class GitLab(Host):
     name = "gitlab"
 
     @classmethod
-    def runs_here(cls, env):
+    def runs_here(cls, env: Mapping[str, str]) -> bool:
         return env.get("GITLAB_CI") == "true"
 
     def job(self) -> Optional[str]:

@@ -6,7 +6,7 @@ workspace's `@tmp` sibling, which `.inside` mounts) keeps the state file out of 
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Mapping, Optional
 
 from dagu_ci.hosts.base import Host
 from dagu_ci.provenance import Provenance
@@ -16,7 +16,7 @@ class Jenkins(Host):
     name = "jenkins"
 
     @classmethod
-    def runs_here(cls, env):
+    def runs_here(cls, env: Mapping[str, str]) -> bool:
         return bool(env.get("JENKINS_URL") or env.get("BUILD_TAG"))
 
     def job(self) -> Optional[str]:

@@ -2,6 +2,8 @@
 id, no labels, state files in `.dagu-ci/` of the current directory."""
 from __future__ import annotations
 
+from typing import Mapping
+
 from dagu_ci.hosts.base import Host
 
 
@@ -9,7 +11,7 @@ class Local(Host):
     name = "local"
 
     @classmethod
-    def runs_here(cls, env):
+    def runs_here(cls, env: Mapping[str, str]) -> bool:
         return True
 
 

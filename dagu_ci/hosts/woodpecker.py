@@ -14,7 +14,7 @@ and `when: status: [failure]`.
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Mapping, Optional
 
 from dagu_ci.hosts.base import Host
 from dagu_ci.provenance import Provenance
@@ -25,7 +25,7 @@ class Woodpecker(Host):
     input_prefix = "PLUGIN_"
 
     @classmethod
-    def runs_here(cls, env):
+    def runs_here(cls, env: Mapping[str, str]) -> bool:
         return env.get("CI") == "woodpecker" or env.get("DRONE") == "true"
 
     @property

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 import socket
 import xml.etree.ElementTree as ET
-from typing import List
+from typing import List, Optional
 
 from dagu_ci.events import Event, RunFinished
 from dagu_ci.files import Target, write_atomic
@@ -98,5 +98,5 @@ def junit_xml(result: RunResult, tails: StepTails) -> str:
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
 
 
-def _seconds(value) -> str:
+def _seconds(value: Optional[float]) -> str:
     return f"{value or 0:.3f}"

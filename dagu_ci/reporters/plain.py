@@ -70,7 +70,7 @@ class PlainReporter(Reporter):
             snap = event.snapshot
             self.say(
                 f"run failed; Dagu will retry it (attempt {snap.auto_retry_count + 2} "
-                f"of {snap.auto_retry_limit + 1})"  # type: ignore[operator]
+                f"of {(snap.auto_retry_limit or 0) + 1})"
             )
 
     def on_step_started(self, event: StepStarted) -> None:
@@ -119,7 +119,7 @@ class PlainReporter(Reporter):
         """A step's log lines as shown: neutralised, behind the gutter, stderr in yellow."""
         gutter = self.style.paint(GUTTER if self.style.unicode else GUTTER_ASCII, "dim") + " " + tag
         continued = self.style.paint(CONTINUED if self.style.unicode else CONTINUED_ASCII, "dim") + " " + tag
-        shown = []
+        shown: List[str] = []
         for index, line in enumerate(event.lines):
             for part in log_lines(line, self.style.remote_color):
                 if event.stream == "stderr" and self.style.color:
@@ -157,7 +157,7 @@ class PlainReporter(Reporter):
     def _row(self, step: StepSnapshot, label: str = "") -> List[str]:
         return [self.cell(one_line(label or step.name)), step.status.label.replace("_", " "), format_duration(step.duration)]
 
-    def _table(self, header: List[str], rows: List[List[str]], steps) -> List[str]:
+    def _table(self, header: List[str], rows: List[List[str]], steps: List[StepSnapshot]) -> List[str]:
         return table(header, rows, self.style, [self.style.status_color(step.status) for step in steps])
 
 

@@ -13,7 +13,7 @@ import random
 import time
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, TypeVar, overload
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import requests
@@ -25,6 +25,8 @@ from dagu_ci.models import LogPage, RunSnapshot, ServerInfo, dag_name_of
 from dagu_ci.redaction import learn, without_userinfo
 from dagu_ci.server.capabilities import api_root, format_version, modern_api, parse_version, supported
 from dagu_ci.server.transport import CutShort, TooLarge, TooSlow, fetch
+
+Decoded = TypeVar("Decoded")
 
 RETRYABLE_STATUSES = {429, 500, 502, 503, 504}
 # A 500 with a Dagu JSON error body is usually a deterministic answer, not a blip.
@@ -234,8 +236,8 @@ class DaguClient:
         elif self._username and self._password:
             # UTF-8, as Go compares them (requests would encode a str as Latin-1).
             # Bytes from argv that are not UTF-8 go as they came (surrogateescape).
-            session.auth = (self._username.encode("utf-8", "surrogateescape"),
-                            self._password.encode("utf-8", "surrogateescape"))
+            session.auth = requests.auth.HTTPBasicAuth(self._username.encode("utf-8", "surrogateescape"),
+                                                       self._password.encode("utf-8", "surrogateescape"))
         if self.connection.insecure:
             session.verify = False
         elif self.connection.ca_cert:
@@ -309,7 +311,7 @@ class DaguClient:
         self.server = info
         return info
 
-    def _probe_json(self, url: str, retry: Retry, params: Optional[dict] = None) -> Optional[dict]:
+    def _probe_json(self, url: str, retry: Retry, params: Optional[Dict[str, Any]] = None) -> Optional[Dict[str, Any]]:
         """GET url; a JSON object, or None when the answer is not Dagu's JSON."""
         response = self._send("GET", url, params=params, retry=retry, allow=(404,))
         if response.status_code == 401:
@@ -731,6 +733,19 @@ class DaguClient:
             raise MalformedAnswer(f"unexpected JSON from {path}")
         return body
 
+    @overload
+    def _send(
+        self, method: str, url: str, *, retry: Retry, params: Any = None, json: Optional[Mapping[str, Any]] = None,
+        allow: Tuple[int, ...] = (), role: str = "operator", cap: int = JSON_CAP, decode: None = None,
+    ) -> requests.Response: ...
+
+    @overload  # no call decodes and allows another status: a 2xx answer is the only one returned
+    def _send(
+        self, method: str, url: str, *, retry: Retry, params: Any = None, json: Optional[Mapping[str, Any]] = None,
+        allow: Tuple[int, ...] = (), role: str = "operator", cap: int = JSON_CAP,
+        decode: Callable[[requests.Response], Decoded],
+    ) -> Decoded: ...
+
     def _send(
         self,
         method: str,
@@ -758,6 +773,7 @@ class DaguClient:
         failing_since: Optional[float] = None
         while True:
             transient: Optional[_Transient]
+            response: Optional[requests.Response]
             decoded: Any = None
             limit = retry.attempt_limit()
             try:

@@ -14,7 +14,7 @@ import queue
 import socket
 import threading
 from dataclasses import dataclass
-from typing import Iterable, List, Optional, Union
+from typing import Iterable, Iterator, List, Optional, Tuple, Union
 
 import requests
 
@@ -149,9 +149,10 @@ class EventsStream:
             self.messages.put(LogTouched(topic.rsplit("/", 1)[-1]))
 
 
-def _frames(lines: Iterable[str]):
+def _frames(lines: Iterable[str]) -> Iterator[Tuple[str, str]]:
     """(event, data) per SSE frame; comments (heartbeats) and ids are skipped."""
-    event, data = "message", []
+    event = "message"
+    data: List[str] = []
     for line in lines:
         if line is None:
             continue

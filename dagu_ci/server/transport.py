@@ -95,7 +95,7 @@ def _work(exchange: _Exchange, session: requests.Session, method: str, url: str,
             raise CutShort(exc) from None
         # requests' own cache of the body: .content, .text and .json() read it from here.
         response._content = body  # noqa: SLF001
-        response._content_consumed = True  # noqa: SLF001
+        response._content_consumed = True  # type: ignore[attr-defined]  # noqa: SLF001 - not in requests' stubs
     except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
         exchange.error = exc
     finally:
