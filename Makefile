@@ -7,7 +7,7 @@ GITLAB_CI_LOCAL := 4.56.2
 ACTIONLINT      := v1.7.12
 ACTIONLINT_BIN  := .tools/actionlint/$(ACTIONLINT)/actionlint
 
-.PHONY: demo test tools lint image-base dagu-modules dagu-servers clean bench
+.PHONY: demo test tools lint lint-code image-base dagu-modules dagu-servers clean bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +24,7 @@ $(VENV)/.test: pyproject.toml | $(BIN)/python
 demo: $(VENV)/.runtime
 	$(BIN)/python examples/demo.py
 
-test: $(VENV)/.test tools dagu-modules dagu-servers
+test: $(VENV)/.test lint-code tools dagu-modules dagu-servers
 	$(BIN)/python -m pytest -q -n 4
 
 # Dagu's Go modules (no build) into the Go module cache, once, before the tests: the contract test
@@ -63,10 +63,17 @@ $(ACTIONLINT_BIN):
 		GOBIN=$(CURDIR)/$(dir $(ACTIONLINT_BIN)) GOFLAGS=-mod=mod go install \
 		github.com/rhysd/actionlint/cmd/actionlint@$(ACTIONLINT) || true
 
-# The workflows (and the action they use) and the Dockerfile, as CI's lint job checks them.
-lint: $(VENV)/.test $(ACTIONLINT_BIN)
+# The workflows (and the action they use), the Dockerfile, and the Python: ruff and mypy (their settings
+# are in pyproject.toml), as CI's lint job checks them. `make test` runs lint-code, which is all of it but
+# the formatting check; once the tree has had its one `ruff format` commit, `test` depends on `lint`.
+lint: lint-code
+	$(BIN)/ruff format --check .
+
+lint-code: $(VENV)/.test $(ACTIONLINT_BIN)
 	$$(test -x $(ACTIONLINT_BIN) && echo $(ACTIONLINT_BIN) || echo $(BIN)/actionlint) -color
 	$(BIN)/hadolint Dockerfile
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 # Best effort, as root: Debian's buildah and a stand-in for the Dockerfile's base image (no registry
 # is reachable here), so tests/test_image_build.py builds and runs the image; it skips, saying why, without.
