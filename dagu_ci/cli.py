@@ -44,12 +44,13 @@ def _session() -> Session:
 def connection_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """URL, auth and TLS options shared by every command that talks to a server."""
     options = [
-        click.option("--url", envvar="DAGU_URL", default="http://localhost:8080", show_default=True, show_envvar=True,
+        click.option("--url", envvar="DAGU_URL", default="http://localhost:8080", show_default=True, show_envvar=True, metavar="URL",
                      help="Dagu server base URL, including any base path (a user:password in it is Basic auth, never shown)."),
         click.option("--api-path", envvar="DAGU_API_PATH", show_envvar=True, metavar="PATH",
                      help="API path under the URL (e.g. /api/v1); skips auto-detection."),
         click.option("--token", envvar="DAGU_API_TOKEN", show_envvar=True, metavar="TOKEN",
-                     help="Bearer token: an API key (dagu_...) or a token. White space around it is ignored."),
+                     help="Bearer token: an API key (dagu_..., role operator is enough) or a 1.x static token. "
+                          "White space around it is ignored."),
         click.option("--username", envvar="DAGU_USERNAME", show_envvar=True, help="Basic auth user."),
         click.option("--password", envvar="DAGU_PASSWORD", show_envvar=True,
                      help="Basic auth password (a trailing newline is ignored)."),
@@ -123,7 +124,7 @@ def follow_options(command: Callable[..., Any]) -> Callable[..., Any]:
                      envvar="DAGU_CI_REPORTER", show_envvar=True,
                      help="Output format; auto picks the CI host's own (plain in a terminal and unknown hosts)."),
         click.option("--json", "as_json", is_flag=True,
-                     help="Print only the result document (as --result-file writes it) on stdout; the log goes to stderr."),
+                     help="Print only the result document (as --result-file writes it) on stdout; the log and every line for people go to stderr."),
     ]
     for option in reversed(options):
         command = option(command)
@@ -192,13 +193,13 @@ def _closing(runner: Any, action: Callable[[], int]) -> int:
 @connection_options
 @click.option("--spec", type=click.Path(dir_okay=False), metavar="PATH",
               help="Run this DAG file from the repository without installing it (Dagu >= 1.23; with --enqueue 1.24).")
-@click.option("--param", "param_items", multiple=True, metavar="KEY=VALUE", help="A DAG param; repeatable; wins over the others.")
+@click.option("--param", "param_items", multiple=True, metavar="KEY=VALUE", help="A DAG param; repeatable; wins over --params and KEY=VALUE arguments.")
 @click.option("--params", "params_text", metavar="TEXT", help=PARAMS_HELP)
 @click.option("--run-id", metavar="ID", help="Run id (1-64 of [-a-zA-Z0-9_]). Default: derived from the CI job, so a retried job attaches instead of starting twice.")
 @click.option("--enqueue", is_flag=True, help="Enqueue the run instead of starting it now.")
 @click.option("--singleton", is_flag=True, help="Refuse to start while another run of the DAG is active (exit 4).")
 @click.option("--start-timeout", type=click.FloatRange(min=0), default=60, show_default=True, metavar="SECONDS",
-              help="How long to retry an unreachable server before the run has started (exit 4).")
+              help="How long to retry an unreachable or failing server before the run has started (exit 4).")
 @click.option("--cancel-superseded", metavar="KEY",
               help="Stop this DAG's active runs started with the same KEY (e.g. the branch) before starting.")
 @click.option("--dry-run", is_flag=True, help="Check server, auth, DAG and params; print what would start; start nothing.")
