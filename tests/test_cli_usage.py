@@ -7,6 +7,7 @@ import subprocess
 
 from tests.conftest import ROOT, clean_env, cli_command, run_cli
 from tests.fakedagu import Dag, Step, out
+from tests.inprocess import invoke
 from tests.test_run_e2e import FAST, assert_clean_error, log_lines
 
 
@@ -47,13 +48,13 @@ def test_run_spec_with_params_as_arguments(fake_factory, tmp_path):
 
 
 def test_run_without_a_dag_is_a_usage_error():
-    assert_clean_error(run_cli("run", "VERSION=1"), 2, r"run needs a DAG")
+    assert_clean_error(invoke("run", "VERSION=1"), 2, r"run needs a DAG")
 
 
 def test_a_bad_run_id_is_refused_before_the_server_is_asked(fake_factory):
     server = fake_factory(deploy_dag())
     for command in ("run", "start"):
-        result = run_cli(command, "deploy", "--run-id", "has space", "--url", server.url)
+        result = invoke(command, "deploy", "--run-id", "has space", "--url", server.url)
         assert_clean_error(result, 2, r"bad --run-id 'has space'")
     assert server.requests == []
 
@@ -61,9 +62,9 @@ def test_a_bad_run_id_is_refused_before_the_server_is_asked(fake_factory):
 def test_validate_and_push_of_a_missing_file_exit_2_before_the_server_is_asked(fake_factory, tmp_path):
     server = fake_factory(deploy_dag())
     missing = str(tmp_path / "missing.yaml")
-    assert_clean_error(run_cli("validate", missing, "--local"), 2, r"missing\.yaml.*(does not exist|no such file)")
+    assert_clean_error(invoke("validate", missing, "--local"), 2, r"missing\.yaml.*(does not exist|no such file)")
     for command in ("validate", "push"):
-        assert_clean_error(run_cli(command, missing, "--url", server.url), 2, r"missing\.yaml")
+        assert_clean_error(invoke(command, missing, "--url", server.url), 2, r"missing\.yaml")
     assert server.requests == []
 
 
@@ -94,10 +95,10 @@ def test_params_from_stdin(fake_factory):
 def test_a_params_file_that_cannot_be_read_is_a_usage_error(fake_factory, tmp_path):
     server = fake_factory(deploy_dag())
     missing = tmp_path / "nope.json"
-    assert_clean_error(run_cli("run", "deploy", "--params", f"@{missing}", "--url", server.url), 2,
+    assert_clean_error(invoke("run", "deploy", "--params", f"@{missing}", "--url", server.url), 2,
                        r"--params @.*nope\.json: No such file")
     not_text = tmp_path / "binary"
     not_text.write_bytes(b"K=\xff\xfe")
-    assert_clean_error(run_cli("start", "deploy", "--params", f"@{not_text}", "--url", server.url), 2,
+    assert_clean_error(invoke("start", "deploy", "--params", f"@{not_text}", "--url", server.url), 2,
                        r"--params @.*binary: not UTF-8 text")
     assert server.requests == []

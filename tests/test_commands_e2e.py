@@ -6,13 +6,20 @@ import re
 
 from tests.conftest import run_cli, start_cli
 from tests.fakedagu import Dag, Step, approval, err, fail, fail_on_attempt, hold, out, output, sleep
+from tests.inprocess import invoke
 from tests.test_run_e2e import FAST, assert_clean_error, log_lines
 
 AGO = r"(just now|\d+ s ago|\d+ min ago)"  # a loaded machine may take a minute between start and look
 
 
+# Commands that only ask the server and print: in this process (tests/inprocess.py). What follows a
+# run (run, follow, retry, stop, logs --follow) keeps a process of its own, with its signals.
+IN_PROCESS = {"start", "status", "logs", "dags", "history", "outputs", "validate", "push"}
+
+
 def cli(server, *args, env=None):
-    return run_cli(*args, "--url", server.url, env=env)
+    in_process = args[0] in IN_PROCESS and "--follow" not in args
+    return (invoke if in_process else run_cli)(*args, "--url", server.url, env=env)
 
 
 def assert_start_error(result, code, pattern):
@@ -277,7 +284,7 @@ def test_retry_follow_on_a_1x_server(fake_factory):
 
 def test_help_of_every_command_has_an_example():
     for command in ("run", "start", "follow", "status", "logs", "stop", "retry", "dags", "history", "outputs", "validate", "push"):
-        result = run_cli(command, "--help")
+        result = invoke(command, "--help")
         assert result.code == 0 and "Example" in result.stdout, command
 
 
@@ -299,7 +306,7 @@ def test_validate_local_and_server_errors_exit_1_valid_exit_0(fake_factory, tmp_
     assert result.code == 1, result.output
     assert re.search(rf"^invalid: {re.escape(str(broken))}:3:\d+: ", result.stdout, re.M)
     assert f"invalid: {server_only}: step lonely: either command, script or call must be specified" in result.stdout
-    local = run_cli("validate", "--local", str(server_only), "--url", "http://127.0.0.1:9", "--json")
+    local = invoke("validate", "--local", str(server_only), "--url", "http://127.0.0.1:9", "--json")
     assert local.code == 0 and json.loads(local.stdout)[0]["server_checked"] is False
 
 
@@ -411,10 +418,10 @@ def test_push_usage_and_server_errors_are_one_line(fake_factory, tmp_path):
     other = tmp_path / "sub"
     other.mkdir()
     (other / "deploy.yml").write_text(ECHO.format("d"))
-    assert_clean_error(run_cli("push", deploy, str(other / "deploy.yml")), 2, r"both the DAG file 'deploy'")
-    assert_clean_error(run_cli("push", deploy, "--url", "not a url"), 2, r"bad --url")
+    assert_clean_error(invoke("push", deploy, str(other / "deploy.yml")), 2, r"both the DAG file 'deploy'")
+    assert_clean_error(invoke("push", deploy, "--url", "not a url"), 2, r"bad --url")
     locked = fake_factory(two_steps(), auth=("token", "s3cret"))
-    assert_clean_error(run_cli("push", deploy, "--url", locked.url, "--token", "wrong"), 2, r"authentication refused")
+    assert_clean_error(invoke("push", deploy, "--url", locked.url, "--token", "wrong"), 2, r"authentication refused")
     server = fake_factory(two_steps())
     server.dag_writes_allowed = False
     result = cli(server, "push", deploy)
