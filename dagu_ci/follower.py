@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from typing import Callable, Dict, Optional, Set, Tuple
 
 from dagu_ci.client import ApiError, DaguClient, RetriesExhausted, Retry
+from dagu_ci.ending import EndPhase, EndWatch
 from dagu_ci.errors import ServerError, TimedOut
 from dagu_ci.events import (
     Event,
@@ -151,6 +152,8 @@ class Follower:
         self._last_status = 0.0
         self._last_outage_notice = 0.0
         self._unknown_since: Optional[float] = None
+        self.end = EndWatch(wait_auto_retry=options.wait_auto_retry)
+        self._removed = False  # the server removed the run (dequeued before it ran): nothing more to see
         client.on_retry = self._on_retry
         client.on_recover = self._on_recover
 
@@ -164,12 +167,17 @@ class Follower:
                 self.emit(Tick(snapshot))
                 if self.options.check:
                     self.options.check(snapshot)
-                if self._is_over(snapshot):
+                phase = EndPhase.OVER if self._removed else self.end.phase(snapshot)
+                if phase is EndPhase.OVER:
                     self._drain_all(snapshot)
                     return snapshot
                 self._open_push(snapshot)
                 interval = backoff.next(changed)
-                snapshot = self._next(interval, quiet=backoff.current >= backoff.cap)
+                quick = self.end.quick_wait(phase)  # only the run's last write is missing: look again soon
+                if quick is not None:
+                    snapshot = self._next(min(interval, quick), quiet=False)
+                else:
+                    snapshot = self._next(interval, quiet=backoff.current >= backoff.cap)
         except RetriesExhausted as exc:
             # The retry window was cut short by the deadline (the next try would have passed it).
             deadline = self.options.deadline
@@ -210,11 +218,6 @@ class Follower:
                 f"(for {UNKNOWN_STATUS_GRACE:g}s): is the server newer than this dagu-ci?"
             )
 
-    def _is_over(self, snapshot: RunSnapshot) -> bool:
-        if self.options.wait_auto_retry:
-            return snapshot.is_over
-        return snapshot.status.is_terminal
-
     # -- one round ------------------------------------------------------------
 
     def _poll(self) -> RunSnapshot:
@@ -237,6 +240,7 @@ class Follower:
         """Dagu removes a run dequeued before it ran (someone else dequeued it: a superseding
         job, the UI): its end, as aborted, not an error."""
         self.emit(Notice("the run was dequeued before it started (Dagu removed it)", Level.WARNING))
+        self._removed = True
         return replace(last, status=RunStatus.ABORTED)
 
     def _next(self, interval: float, quiet: bool) -> RunSnapshot:
