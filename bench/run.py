@@ -1,5 +1,6 @@
-"""`python -m bench [--quick|--smoke]`: measure every figure of issue 5, print one table,
-write bench/RESULTS.md (a full or --quick run) with the command and the machine."""
+"""`python -m bench [--quick|--smoke] [--only SECTION,...]`: measure the figures of issues 5, 11
+and 17, print one table, write bench/RESULTS.md (a full or --quick run of every section) with the
+command and the machine."""
 from __future__ import annotations
 
 import argparse
@@ -16,10 +17,13 @@ from typing import Callable, List, Optional
 
 from bench.cli import command as command_line, has_option
 from bench.scenarios import POLL, POLL_OLD, PUSH, Bench, RunResult, Running, Variant, count_lines, fixed_poller_baseline
+from bench.real import REAL_VERSION, RealBench, real_binary
 from bench.stats import Figure, at_least, at_most, markdown_table, text_table
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 NOT_YET = "n/a (not implemented yet)"
+SECTIONS = ("startup", "first-line", "end", "silent", "logs", "rss", "real")
+END_PUSH, END_POLL, SPREAD = 0.15, 0.3, 2.0  # issue 17: medians, and p90 within 2x the median
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,10 @@ class Sizes:
     rss_big: int = 1_000_000
     rss_small: int = 10_000
     heartbeat: Optional[float] = None  # the fake's SSE heartbeat; None: its default (10 s, as Dagu)
+    end_reps: int = 10  # end latency of an active run: enough samples for a p90
+    real: bool = True  # the real-server figures (they need .tools/dagu/1.30.3/dagu)
+    followers: int = 20
+    follower_quiet: float = 100.0  # the followed runs' quiet step (the CPU window is inside it)
 
     @property
     def skip(self) -> float:
@@ -44,7 +52,7 @@ class Sizes:
 FULL = Sizes()
 QUICK = Sizes(silence=15.0, stagger=3.0)
 SMOKE = Sizes(reps=1, silent_reps=1, startup_reps=1, active=0.3, silence=1.0, stagger=0.2, log_lines=2000, rss_big=10_000,
-              rss_small=1_000, heartbeat=0.1)
+              rss_small=1_000, heartbeat=0.1, end_reps=1, real=False)
 
 
 def staggered(bench: Bench, start: Callable[[Variant], Running], variants: List[Variant], sizes: Sizes,
@@ -61,17 +69,35 @@ def staggered(bench: Bench, start: Callable[[Variant], Running], variants: List[
     return results
 
 
-def measure(sizes: Sizes, tmp: str, log: Callable[[str], None]) -> tuple:
+def measure(sizes: Sizes, tmp: str, log: Callable[[str], None], sections=SECTIONS) -> tuple:
     bench = Bench(tmp, {"sse_heartbeat": sizes.heartbeat} if sizes.heartbeat else None)
     poll_ok = has_option("run", "--no-push")
     figures: List[Figure] = []
 
     def fig(name: str, unit: str, target: str = "", check=None, samples=None, note: str = "", missing: str = "",
-            decimals: int = 2) -> Figure:
-        figure = Figure(name, unit, target, check, list(samples or []), note, missing, decimals)
+            decimals: int = 2, p90_within: Optional[float] = None) -> Figure:
+        figure = Figure(name, unit, target, check, list(samples or []), note, missing, decimals, p90_within)
         figures.append(figure)
         return figure
 
+    if "startup" in sections:
+        _startup(bench, sizes, fig, log)
+    if "first-line" in sections:
+        _first_line(bench, sizes, fig, log)
+    if "end" in sections:
+        _end_active(bench, sizes, fig, log, poll_ok)
+    if "silent" in sections:
+        _silent(bench, sizes, fig, log, poll_ok)
+    if "logs" in sections:
+        _logs(bench, sizes, fig, log)
+    if "rss" in sections:
+        _rss(bench, sizes, fig, log)
+    if "real" in sections and sizes.real:
+        _real(RealBench(tmp), sizes, fig, log, bench.failures)
+    return figures, bench.failures, poll_ok
+
+
+def _startup(bench: Bench, sizes: Sizes, fig: Callable[..., Figure], log: Callable[[str], None]) -> None:
     # 5. Start-up (first: nothing else is running yet).
     log("start-up")
     fig("5 start-up: dagu-ci --version", "ms", "<= 150", at_most(150),
@@ -79,6 +105,9 @@ def measure(sizes: Sizes, tmp: str, log: Callable[[str], None]) -> tuple:
     fig("5 start-up: dagu-ci run --help", "ms", "<= 150", at_most(150),
         [t * 1000 for t in bench.startup(["run", "--help"], sizes.startup_reps)], decimals=0)
 
+
+
+def _first_line(bench: Bench, sizes: Sizes, fig: Callable[..., Figure], log: Callable[[str], None]) -> None:
     # 6. Time to first log line, default flags (push on 2.6.5).
     log("time to first log line")
     ttfl: List[float] = []
@@ -88,18 +117,26 @@ def measure(sizes: Sizes, tmp: str, log: Callable[[str], None]) -> tuple:
             ttfl.append(result.outcome.first_line - result.outcome.started)
     fig("6 time to first log line (incl. detection, start)", "s", "<= 1.0", at_most(1.0), ttfl)
 
-    # 1. End detection, a run active until its end.
-    targets = {PUSH.label: ("<= 0.3", at_most(0.3)), POLL.label: ("<= 0.5", at_most(0.5)),
-               POLL_OLD.label: ("<= 0.5", at_most(0.5))}
+
+
+def _end_active(bench: Bench, sizes: Sizes, fig: Callable[..., Figure], log: Callable[[str], None],
+                poll_ok: bool) -> None:
+    # 1. End detection, a run active until its end (issue 17's targets).
+    push_target = (f"<= {END_PUSH:g}", at_most(END_PUSH))
+    poll_target = (f"<= {END_POLL:g}", at_most(END_POLL))
+    targets = {PUSH.label: push_target, POLL.label: poll_target, POLL_OLD.label: poll_target}
     for variant in (PUSH, POLL, POLL_OLD):
         name = f"1 end latency, active run: {variant.label}"
         if variant is POLL and not poll_ok:
             fig(name, "s", *targets[variant.label], missing=NOT_YET)
             continue
         log(name)
-        samples = [bench.end_latency_active(variant, sizes.active).latency for _ in range(sizes.reps)]
-        fig(name, "s", *targets[variant.label], samples)
+        samples = [bench.end_latency_active(variant, sizes.active).latency for _ in range(sizes.end_reps)]
+        fig(name, "s", *targets[variant.label], samples, p90_within=SPREAD)
 
+
+def _silent(bench: Bench, sizes: Sizes, fig: Callable[..., Figure], log: Callable[[str], None],
+            poll_ok: bool) -> None:
     # 1 + 2. A last step silent for `silence` s: end latency and REST load, push and poll in parallel.
     variants = [PUSH] + ([POLL] if poll_ok else [])
     log(f"silent step ({sizes.silence:.0f} s), {len(variants)} variant(s) x {sizes.silent_reps}, staggered")
@@ -130,6 +167,9 @@ def measure(sizes: Sizes, tmp: str, log: Callable[[str], None]) -> tuple:
             samples=[r.rest_per_minute(sizes.skip) for r in chatty[variant.label]], note=load_note, decimals=1)
     fig("2 baseline: fixed 10 s poller", "req/min", samples=[base["requests_per_minute"]], note="analytic", decimals=1)
 
+
+
+def _logs(bench: Bench, sizes: Sizes, fig: Callable[..., Figure], log: Callable[[str], None]) -> None:
     # 3. Log efficiency and throughput, default flags.
     log(f"log efficiency ({sizes.log_lines:,} lines)")
     burst: List[RunResult] = [bench.big_log(PUSH, sizes.log_lines) for _ in range(sizes.reps)]
@@ -148,6 +188,9 @@ def measure(sizes: Sizes, tmp: str, log: Callable[[str], None]) -> tuple:
         note="lines / (exit - run start); the step writes them all at once"
              + ("" if complete else "; SOME OUTPUT MISSING"))
 
+
+
+def _rss(bench: Bench, sizes: Sizes, fig: Callable[..., Figure], log: Callable[[str], None]) -> None:
     # 4. Peak RSS of the dagu-ci process.
     rss = {}
     for count in (sizes.rss_big, sizes.rss_small):
@@ -157,7 +200,33 @@ def measure(sizes: Sizes, tmp: str, log: Callable[[str], None]) -> tuple:
         rss[sizes.rss_big], decimals=1, note="ru_maxrss of the dagu-ci process (RUSAGE_CHILDREN in a small wrapper)")
     fig(f"4 peak RSS, {sizes.rss_small:,}-line log", "MB", samples=rss[sizes.rss_small], decimals=1,
         note=f"big - small: {_median(rss[sizes.rss_big]) - _median(rss[sizes.rss_small]):+.1f} MB (flat: ~0)")
-    return figures, bench.failures, poll_ok
+
+
+def _real(real: RealBench, sizes: Sizes, fig: Callable[..., Figure], log: Callable[[str], None],
+          failures: List[str]) -> None:
+    """Issue 11 item 5 and issue 17 on a real server. 2.6.5 (push) cannot be built here."""
+    v = REAL_VERSION
+    names = (f"1 end latency, active run: poll, real {v}",
+             f"1 end latency, last step silent: poll, real {v}",
+             f"2 REST req/min, silent step: poll, real {v}",
+             f"7 server CPU per follower, {sizes.followers} quiet followers: poll, real {v}")
+    if real_binary(v) is None:
+        missing = f"n/a (no {v} binary: make dagu-servers)"
+        for name in names:
+            fig(name, "-", missing=missing)
+        return
+    log(names[0])
+    fig(names[0], "s", f"<= {END_POLL:g}", at_most(END_POLL), real.end_latency_active(sizes.active, sizes.end_reps),
+        p90_within=SPREAD, note="end: the status file's last write (see Method)")
+    log(f"{sizes.followers} followers of quiet runs on one real {v}, and the same runs unfollowed (~{2 * sizes.follower_quiet / 60:.0f} min)")
+    result = real.followers(sizes.followers, sizes.follower_quiet, skip=10.0, stagger=0.5)
+    failures.extend(real.failures)
+    fig(names[1], "s", "<= 2", at_most(2.0), result.latencies, note="through the counting proxy")
+    fig(names[2], "req/min", "<= 30", at_most(30.0), result.rates, decimals=1,
+        note=f"one sample per follower, counted by a proxy in front of the server, over a {result.window:.0f} s window")
+    fig(names[3], "% of a core", "<= 1", at_most(1.0), [result.per_follower_percent], decimals=2,
+        note=f"server tree CPU {result.cores_followed * 100:.2f}% of a core with {result.count} followers, "
+             f"{result.cores_unfollowed * 100:.2f}% with the same runs unfollowed; (difference) / {result.count}")
 
 
 def _median(values: List[float]) -> float:
@@ -218,16 +287,23 @@ def main(argv: Optional[List[str]] = None) -> int:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true", help="silent/chatty steps of 15 s instead of 60 s")
     mode.add_argument("--smoke", action="store_true", help="tiny sizes, 1 repetition (keeps the harness alive)")
-    parser.add_argument("--output", help="where to write the results (default: bench/RESULTS.md; none for --smoke)")
+    parser.add_argument("--output", help="where to write the results (default: bench/RESULTS.md for a run of "
+                                         "every section; none for --smoke or --only)")
+    parser.add_argument("--only", help=f"comma-separated sections to run: {','.join(SECTIONS)}")
     args = parser.parse_args(argv)
     sizes = SMOKE if args.smoke else QUICK if args.quick else FULL
-    output = args.output or (None if args.smoke else os.path.join(HERE, "RESULTS.md"))
+    sections = tuple(args.only.split(",")) if args.only else SECTIONS
+    unknown = set(sections) - set(SECTIONS)
+    if unknown:
+        parser.error(f"unknown section(s) {', '.join(sorted(unknown))}; choose from {', '.join(SECTIONS)}")
+    output = args.output or (None if args.smoke or args.only else os.path.join(HERE, "RESULTS.md"))
     command = "make bench" if not (args.quick or args.smoke) else "python -m bench " + " ".join(argv or sys.argv[1:])
 
     tmp = tempfile.mkdtemp(prefix="dagu-ci-bench-")
     began = time.monotonic()
     try:
-        figures, failures, _ = measure(sizes, tmp, lambda text: print(f"bench: {text}", file=sys.stderr, flush=True))
+        figures, failures, _ = measure(sizes, tmp, lambda text: print(f"bench: {text}", file=sys.stderr, flush=True),
+                                       sections)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     elapsed = time.monotonic() - began
