@@ -16,6 +16,7 @@ import glob
 import http.client
 import json
 import os
+import random
 import threading
 import time
 import uuid
@@ -101,6 +102,7 @@ class CountingProxy:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # else headers and body in two writes meet delayed ACKs: +40 ms
 
             def log_message(self, *args) -> None:  # quiet
                 pass
@@ -176,7 +178,9 @@ def tree_cpu_seconds(root: int) -> float:
 
 # -- the scenarios --------------------------------------------------------------------------------
 
-ACTIVE_DAG = "steps:\n  - name: busy\n    command: bash -c 'for i in $(seq 1 {ticks}); do echo tick $i; sleep 0.1; done'\n"
+# PAUSE (a param): a random extra second after the ticks, so the end falls at a random phase of the polls.
+ACTIVE_DAG = ("params: PAUSE=0\nsteps:\n  - name: busy\n"
+              "    command: bash -c 'for i in $(seq 1 {ticks}); do echo tick $i; sleep 0.1; done; sleep $PAUSE'\n")
 QUIET_DAG = "steps:\n  - name: quiet\n    command: bash -c 'echo starting; sleep {seconds}'\n"
 
 
@@ -199,7 +203,8 @@ class RealBench:
                 run_id = "bench-" + uuid.uuid4().hex[:12]
                 watcher = EndWatcher(srv.home, run_id, seconds + 60)
                 watcher.start()
-                launch = Launch(run_args(srv.url, "active", run_id), workdir(self.tmp))
+                pause = f"PAUSE={random.uniform(0.0, 1.0):.3f}"
+                launch = Launch(run_args(srv.url, "active", run_id, pause), workdir(self.tmp))
                 outcome = launch.wait(seconds + 60)
                 watcher.join(5)
                 if outcome.code != 0 or watcher.ended_at is None:

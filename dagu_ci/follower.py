@@ -154,20 +154,24 @@ class Follower:
         self._unknown_since: Optional[float] = None
         self.end = EndWatch(wait_auto_retry=options.wait_auto_retry)
         self._removed = False  # the server removed the run (dequeued before it ran): nothing more to see
+        self._over = False  # this round's snapshot is the run's end: a step seen ending now is read once, in full
+        self._read_final: Set[str] = set()
         client.on_retry = self._on_retry
         client.on_recover = self._on_recover
 
     def follow(self) -> RunSnapshot:
         backoff = Backoff(self.options.poll_interval, STATUS_CAP)
+        self._read_final.clear()
         try:
             snapshot = self._poll()
             while True:
+                phase = EndPhase.OVER if self._removed else self.end.phase(snapshot)
+                self._over = phase is EndPhase.OVER
                 changed = self._observe(snapshot)
                 self._check_known(snapshot)
                 self.emit(Tick(snapshot))
                 if self.options.check:
                     self.options.check(snapshot)
-                phase = EndPhase.OVER if self._removed else self.end.phase(snapshot)
                 if phase is EndPhase.OVER:
                     self._drain_all(snapshot)
                     return snapshot
@@ -321,6 +325,9 @@ class Follower:
             return changed
         if self.options.logs:
             mode = ReadMode.FLUSH if step.status.is_finished else ReadMode.LIVE
+            if self._over and step.status.is_finished:
+                mode = ReadMode.FINAL  # the run's last write is done: no second read in _drain_all
+                self._read_final.add(step.name)
             changed |= self._tail(step, mode)
         if step.status.is_finished:
             self._finished[step.name] = step
@@ -356,6 +363,8 @@ class Follower:
         if not self.options.logs:
             return
         for step in snapshot.steps:
+            if step.name in self._read_final:
+                continue
             if step.name in self._started and self._earlier.get(step.name, None) != step.stdout:
                 self._tail(step, ReadMode.FINAL)
 
