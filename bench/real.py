@@ -178,9 +178,9 @@ def tree_cpu_seconds(root: int) -> float:
 
 # -- the scenarios --------------------------------------------------------------------------------
 
-# PAUSE (a param): a random extra second after the ticks, so the end falls at a random phase of the polls.
-ACTIVE_DAG = ("params: PAUSE=0\nsteps:\n  - name: busy\n"
-              "    command: bash -c 'for i in $(seq 1 {ticks}); do echo tick $i; sleep 0.1; done; sleep $PAUSE'\n")
+# TICKS and PAUSE (params): a random length, busy to the end, so the end falls at a random phase of the polls.
+ACTIVE_DAG = ("params: TICKS=30 PAUSE=0\nsteps:\n  - name: busy\n"
+              "    command: bash -c 'for i in $(seq 1 $TICKS); do echo tick $i; sleep 0.1; done; sleep $PAUSE'\n")
 QUIET_DAG = "steps:\n  - name: quiet\n    command: bash -c 'echo starting; sleep {seconds}'\n"
 
 
@@ -198,17 +198,19 @@ class RealBench:
     def end_latency_active(self, seconds: float, reps: int) -> List[float]:
         """End latency of a run printing every 0.1 s, polling (1.x has no events stream)."""
         samples: List[float] = []
-        with self.server({"active": ACTIVE_DAG.format(ticks=max(1, int(seconds / 0.1)))}) as srv:
+        ticks = max(1, int(seconds / 0.1))
+        with self.server({"active": ACTIVE_DAG}) as srv:
             for _ in range(reps):
                 run_id = "bench-" + uuid.uuid4().hex[:12]
                 watcher = EndWatcher(srv.home, run_id, seconds + 60)
                 watcher.start()
-                pause = f"PAUSE={random.uniform(0.0, 1.0):.3f}"
-                launch = Launch(run_args(srv.url, "active", run_id, pause), workdir(self.tmp))
+                length = (f"TICKS={ticks + random.randrange(10)}", f"PAUSE={random.uniform(0.0, 0.1):.3f}")
+                launch = Launch(run_args(srv.url, "active", run_id, *length), workdir(self.tmp))
                 outcome = launch.wait(seconds + 60)
                 watcher.join(5)
                 if outcome.code != 0 or watcher.ended_at is None:
-                    self.failures.append(f"real active run: exit {outcome.code}, end seen: {watcher.ended_at}")
+                    self.failures.append(f"real active run: exit {outcome.code}, end seen: "
+                                         f"{watcher.ended_at is not None}; {outcome.stderr.strip().splitlines()[-3:]}")
                     continue
                 samples.append(outcome.exited_wall - watcher.ended_at)
         return samples
@@ -218,7 +220,10 @@ class RealBench:
         and as many quiet runs nobody follows: the server tree's CPU over the same window."""
         window = quiet - skip - count * stagger - 5.0
         assert window > 20, "the quiet step must outlast the window"
-        dags = {"quiet": QUIET_DAG.format(seconds=quiet)}
+        # One DAG per run: on 1.30.3 a start while another run of the same DAG runs can answer 200
+        # before the new run exists (its wait reads the DAG's socket, which the other run answers),
+        # and dagu-ci then fails on the 404 (exit 4; see the report of issue 17).
+        dags = {f"quiet{index}": QUIET_DAG.format(seconds=quiet) for index in range(count)}
         unfollowed = self._cpu_window(dags, count, skip, stagger, window, follow=False)
         followed = self._cpu_window(dags, count, skip, stagger, window, follow=True)
         return FollowersResult(count, window, unfollowed[0], followed[0], followed[1], followed[2])
@@ -232,15 +237,15 @@ class RealBench:
             proxy = CountingProxy(srv.port) if follow else None
             launches: List[Tuple[str, Launch, EndWatcher, float]] = []
             try:
-                for _ in range(count):
-                    run_id = "bench-" + uuid.uuid4().hex[:12]
+                for index in range(count):
+                    run_id, dag = "bench-" + uuid.uuid4().hex[:12], f"quiet{index}"
                     if proxy is not None:
                         watcher = EndWatcher(srv.home, run_id, 600)
                         watcher.start()
-                        launches.append((run_id, Launch(run_args(proxy.url(), "quiet", run_id), workdir(self.tmp)),
+                        launches.append((run_id, Launch(run_args(proxy.url(), dag, run_id), workdir(self.tmp)),
                                          watcher, time.monotonic()))
                     else:
-                        requests.post(f"{srv.api}/dags/quiet/start", json={"dagRunId": run_id}, timeout=60)
+                        requests.post(f"{srv.api}/dags/{dag}/start", json={"dagRunId": run_id}, timeout=60)
                     time.sleep(stagger)
                 time.sleep(skip)
                 began, cpu_began = time.monotonic(), tree_cpu_seconds(srv.proc.pid)
@@ -254,7 +259,9 @@ class RealBench:
                     assert proxy is not None
                     rates.append(proxy.per_minute(began, ended, run_id))
                     if outcome.code != 0 or watcher.ended_at is None:
-                        self.failures.append(f"real quiet run {run_id}: exit {outcome.code}, end seen: {watcher.ended_at}")
+                        said = outcome.stderr.strip().splitlines()[-3:]
+                        self.failures.append(f"real quiet run {run_id}: exit {outcome.code}, end seen: "
+                                             f"{watcher.ended_at is not None}; {said}")
                     else:
                         latencies.append(outcome.exited_wall - watcher.ended_at)
                 return (cpu_ended - cpu_began) / (ended - began), rates, latencies

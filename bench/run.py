@@ -250,8 +250,8 @@ def machine() -> List[str]:
 
 def results_md(figures: List[Figure], failures: List[str], command: str, elapsed: float, sizes: Sizes) -> str:
     parts = [
-        "# dagu-ci benchmarks (issue 5)", "",
-        f"Produced by `{command}` in {elapsed / 60:.1f} min. Each figure: median of the samples (n), with min and max.",
+        "# dagu-ci benchmarks (issues 5, 11, 17)", "",
+        f"Produced by `{command}` in {elapsed / 60:.1f} min. Each figure: median of the samples (n), with min, max and p90.",
         "", "## Machine", "", *machine(), "", "## Figures", "", markdown_table(figures), "",
         "## Method", "",
         "- Every run uses a fresh fake Dagu server (`tests/fakedagu`, real HTTP on loopback) in the harness's "
@@ -259,9 +259,13 @@ def results_md(figures: List[Figure], failures: List[str], command: str, elapsed
         "(push = a 2.6.5 server with its events stream; poll = `--no-push`, or a 2.2.0 server).",
         "- The fake pushes run changes on Dagu's 1 s event-store invalidation tick (`sse_invalidation=1.0`), "
         "so push figures include up to 1 s of server-side delay, as against a real server.",
-        "- End latency: the run's `finished_at_monotonic` (the fake persisting the terminal status) to the moment "
-        "a thread blocked in `wait4` on the CLI returns; same monotonic clock.",
-        f"- Active run: one step printing every 0.1 s for {sizes.active:.0f} s. Silent run: one step printing once, "
+        "- End latency: the run's `finished_at_monotonic` (the fake's last status write for the run, the one with "
+        "`finishedAt`, as Dagu's agent writes it after the handlers and the outputs) to the moment a thread "
+        "blocked in `wait4` on the CLI returns; same monotonic clock. Targets (issue 17): median <= 0.15 s with "
+        "push, <= 0.3 s polling, and the p90 at most 2x the median.",
+        f"- Active run: one step printing every 0.1 s for {sizes.active:.0f} s plus a random 0-1 s (busy to the "
+        "end), so that the end falls at a random phase of dagu-ci's polls (a fixed length locks it to one phase; "
+        "the same on the real server, through params). Silent run: one step printing once, "
         f"then nothing for {sizes.silence:.0f} s. Long runs go in parallel, started {sizes.stagger:.0f} s apart so "
         "that no two ends overlap.",
         f"- Load: REST requests (the stream connection excluded) from {sizes.skip:.0f} s after the run began to its "
@@ -276,6 +280,26 @@ def results_md(figures: List[Figure], failures: List[str], command: str, elapsed
         "- Start-up: wall time of that console script, stdout to /dev/null.",
         "- Time to first log line: from just before spawning the CLI to the first stdout line holding the step's "
         "first line (read through a pipe), against a 2.6.5 server.",
+        f"- Real server (`real` rows): Dagu {REAL_VERSION} built from its module (`tests/real`), started by "
+        "`tests/real/server.py` with a throwaway DAGU_HOME. Only polling: 1.x has no events stream, and 2.6.5 "
+        "(push) cannot be built here (the Go module proxy refuses it), so push against poll on a real server is "
+        "not measured.",
+        "- Real end time: Dagu's agent appends every status write to the attempt's `status.jsonl` under "
+        "DAGU_HOME, and the API answers from that file. A watcher thread stats it every 2 ms and, on each change, "
+        "reads the last record; the first one that is terminal with `finishedAt` is the agent's last write (the "
+        "end dagu-ci waits for), timed by the file's mtime (the kernel's CLOCK_REALTIME stamp of that write). "
+        "The latency is the wall time when `wait4` returned on the CLI minus that stamp: one clock on one "
+        "machine. The agent rewrites (compacts) the file when it closes it, a few ms later; a watcher that only "
+        "saw the file after that takes the later stamp, so a figure can come out a few ms short, never long.",
+        "- Real quiet-step load: the followers talk to the server through a small counting HTTP proxy in the "
+        "harness (HTTP/1.1 keep-alive towards dagu-ci, Nagle off); requests naming the run, per minute, over a "
+        "window starting 10 s after the last follower started.",
+        "- Server CPU per follower: one real server, 20 quiet runs (one step: a line, then `sleep`), each "
+        "followed by its own `dagu-ci run` (default flags) through the proxy; then the same 20 runs on a fresh "
+        "server with nobody following. CPU of the server's process tree (the server, the run agents, their "
+        "steps) over the same window: the sum of utime+stime+cutime+cstime in /proc/PID/stat of the server and "
+        "every live descendant, read at the window's start and end. Per follower: (followed - unfollowed) / 20, "
+        "in % of one core.",
     ]
     if failures:
         parts += ["", "## Runs that did not end as expected", ""] + [f"- {f}" for f in failures]
@@ -297,7 +321,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if unknown:
         parser.error(f"unknown section(s) {', '.join(sorted(unknown))}; choose from {', '.join(SECTIONS)}")
     output = args.output or (None if args.smoke or args.only else os.path.join(HERE, "RESULTS.md"))
-    command = "make bench" if not (args.quick or args.smoke) else "python -m bench " + " ".join(argv or sys.argv[1:])
+    command = "make bench" if not (args.quick or args.smoke or args.only) else "python -m bench " + " ".join(argv or sys.argv[1:])
 
     tmp = tempfile.mkdtemp(prefix="dagu-ci-bench-")
     began = time.monotonic()
