@@ -50,6 +50,7 @@ class Outcome:
     first_line: Optional[float] = None  # monotonic, first stdout line containing the marker
     stdout_path: str = ""
     stderr: str = ""
+    exited_wall: float = 0.0  # time.time() at the same moment as `exited` (for a real server's file times)
 
 
 @dataclass
@@ -92,7 +93,7 @@ class Launch:
     def _wait(self) -> None:
         # wait4 returns the moment the child exits, with its rusage (ru_maxrss in KB on Linux).
         _, status, _usage = os.wait4(self.proc.pid, 0)
-        exited = time.monotonic()
+        exited, exited_wall = time.monotonic(), time.time()
         self.proc.returncode = os.waitstatus_to_exitcode(status)
         with open(self.stderr_path, errors="replace") as handle:
             stderr = handle.read()
@@ -101,7 +102,7 @@ class Launch:
             with open(self.rss_path) as handle:
                 maxrss = int(handle.read() or 0)
         self._outcome = Outcome(self.started, exited, self.proc.returncode, maxrss,
-                                stdout_path=self.stdout_path, stderr=stderr)
+                                stdout_path=self.stdout_path, stderr=stderr, exited_wall=exited_wall)
         self._done.set()
 
     def wait(self, timeout: float) -> Outcome:

@@ -7,6 +7,7 @@ time a waiter thread sees for the dagu-ci subprocess.
 from __future__ import annotations
 
 import os
+import random
 import subprocess
 import time
 import uuid
@@ -84,9 +85,11 @@ class Bench:
 
     # -- the figures -----------------------------------------------------------
     def end_latency_active(self, variant: Variant, seconds: float) -> RunResult:
-        """A run whose step prints every 0.1 s until it ends."""
-        ticks = max(1, int(seconds / 0.1))
-        actions = [a for i in range(ticks) for a in (out(f"tick {i}"), sleep(0.1))]
+        """A run whose step prints every 0.1 s until it ends. Its length is random (up to a second
+        more, busy to the end), so that the end falls at a random phase of dagu-ci's polls: a fixed
+        length locks it to one phase."""
+        ticks = max(1, int(seconds / 0.1)) + random.randrange(10)
+        actions = [a for i in range(ticks) for a in (out(f"tick {i}"), sleep(0.1))] + [sleep(random.uniform(0, 0.1))]
         return self.run(variant, Dag(file="active", steps=[Step("busy", actions)]), timeout=seconds + 60)
 
     def silent(self, variant: Variant, seconds: float) -> "Running":

@@ -16,6 +16,15 @@ class Figure:
     note: str = ""
     missing: str = ""  # why there are no samples (e.g. "n/a (not implemented yet)")
     decimals: int = 2
+    p90_within: Optional[float] = None  # the p90 must also be at most this many times the median
+
+    @property
+    def p90(self) -> Optional[float]:
+        if not self.samples:
+            return None
+        if len(self.samples) == 1:
+            return self.samples[0]
+        return statistics.quantiles(self.samples, n=10, method="inclusive")[8]
 
     @property
     def median(self) -> Optional[float]:
@@ -27,19 +36,22 @@ class Figure:
             return ""
         if self.median is None:
             return "n/a"
-        return "PASS" if self.check(self.median) else "FAIL"
+        spread_ok = self.p90_within is None or (self.p90 or 0.0) <= self.p90_within * self.median
+        return "PASS" if self.check(self.median) and spread_ok else "FAIL"
 
     def fmt(self, value: Optional[float]) -> str:
         return "-" if value is None else f"{value:,.{self.decimals}f}"
 
     def row(self) -> List[str]:
+        target = self.target + (f"; p90 <= {self.p90_within:g}x median" if self.p90_within else "")
         if not self.samples:
-            return [self.name, self.missing or "-", "", "", self.unit, self.target, self.verdict, self.note]
+            return [self.name, self.missing or "-", "", "", "", self.unit, target, self.verdict, self.note]
         return [self.name, self.fmt(self.median), self.fmt(min(self.samples)), self.fmt(max(self.samples)),
-                self.unit, self.target, self.verdict, f"n={len(self.samples)}" + (f"; {self.note}" if self.note else "")]
+                self.fmt(self.p90), self.unit, target, self.verdict,
+                f"n={len(self.samples)}" + (f"; {self.note}" if self.note else "")]
 
 
-HEADER = ["figure", "median", "min", "max", "unit", "target", "result", "notes"]
+HEADER = ["figure", "median", "min", "max", "p90", "unit", "target", "result", "notes"]
 
 
 def at_most(limit: float) -> Callable[[float], bool]:

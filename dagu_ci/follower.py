@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass, replace
 from typing import Callable, Dict, Optional, Set, Tuple
 
+from dagu_ci.ending import EndPhase, EndWatch
 from dagu_ci.errors import ServerError, TimedOut
 from dagu_ci.events import (
     Event,
@@ -160,19 +161,26 @@ class Follower:
         self._workers_told: Set[str] = set()
         policy = SubRunLogs(options.sub_run_logs) if options.logs else SubRunLogs.NONE
         self.subruns = SubRunFollower(client, dag_name, run_id, emit, self._retry, options.poll_interval, policy)
+        self.end = EndWatch(wait_auto_retry=options.wait_auto_retry)
+        self._removed = False  # the server removed the run (dequeued before it ran): nothing more to see
+        self._over = False  # this round's snapshot is the run's end: a step seen ending now is read once, in full
+        self._read_final: Set[str] = set()
 
     def follow(self) -> RunSnapshot:
         backoff = Backoff(self.options.poll_interval, STATUS_CAP)
+        self._read_final.clear()
         try:
             snapshot = self._poll()
             while True:
+                phase = EndPhase.OVER if self._removed else self.end.phase(snapshot)
+                self._over = phase is EndPhase.OVER
                 changed = self._observe(snapshot)
                 changed |= self.subruns.round(snapshot)  # sub-DAG runs (subruns.py)
                 self._check_known(snapshot)
                 self.emit(Tick(snapshot, self._pending(snapshot)))
                 if self.options.check:
                     self.options.check(snapshot)
-                if self._is_over(snapshot):
+                if phase is EndPhase.OVER:
                     self.subruns.round(snapshot, final=True)
                     self._drain_all(snapshot)
                     self.last = snapshot = replace(snapshot, children=self.subruns.tree())
@@ -180,7 +188,11 @@ class Follower:
                 self._open_push(snapshot)
                 backoff.cap = max(backoff.base, self.subruns.status_cap(STATUS_CAP))
                 interval = backoff.next(changed)
-                snapshot = self._next(interval, quiet=backoff.current >= backoff.cap)
+                quick = self.end.quick_wait(phase)  # only the run's last write is missing: look again soon
+                if quick is not None:
+                    snapshot = self._next(min(interval, quick), quiet=False)
+                else:
+                    snapshot = self._next(interval, quiet=backoff.current >= backoff.cap)
         except RetriesExhausted as exc:
             # The retry window was cut short by the deadline (the next try would have passed it).
             deadline = self.options.deadline
@@ -221,11 +233,6 @@ class Follower:
                 f"(for {UNKNOWN_STATUS_GRACE:g}s): is the server newer than this dagu-ci?"
             )
 
-    def _is_over(self, snapshot: RunSnapshot) -> bool:
-        if self.options.wait_auto_retry:
-            return snapshot.is_over
-        return snapshot.status.is_terminal
-
     # -- one round ------------------------------------------------------------
 
     def _poll(self) -> RunSnapshot:
@@ -248,6 +255,7 @@ class Follower:
         """Dagu removes a run dequeued before it ran (someone else dequeued it: a superseding
         job, the UI): its end, as aborted, not an error."""
         self.emit(Notice("the run was dequeued before it started (Dagu removed it)", Level.WARNING))
+        self._removed = True
         return replace(last, status=RunStatus.ABORTED)
 
     def _next(self, interval: float, quiet: bool) -> RunSnapshot:
@@ -347,6 +355,9 @@ class Follower:
             return changed
         if self.options.logs:
             mode = ReadMode.FLUSH if step.status.is_finished else ReadMode.LIVE
+            if self._over and step.status.is_finished:
+                mode = ReadMode.FINAL  # the run's last write is done: no second read in _drain_all
+                self._read_final.add(step.name)
             changed |= self._tail(step, mode)
         if step.status.is_finished:
             self._finished[step.name] = step
@@ -382,6 +393,8 @@ class Follower:
         if not self.options.logs:
             return
         for step in snapshot.steps:
+            if step.name in self._read_final:
+                continue
             if step.name in self._started and self._earlier.get(step.name, None) != step.stdout:
                 self._tail(step, ReadMode.FINAL)
 

@@ -204,9 +204,10 @@ class StepSnapshot:
     error: str = ""
     sub_runs: Tuple[SubRunRef, ...] = ()
     depth: int = 0  # a sub-run's step: how deep (1 = a child of the run's own step)
+    handler_key: str = ""  # the run's key for a handler node: onExit, onSuccess, ...
 
     @classmethod
-    def from_api(cls, node: Mapping[str, Any], handler: bool = False) -> "StepSnapshot":
+    def from_api(cls, node: Mapping[str, Any], handler_key: str = "") -> "StepSnapshot":
         step = _mapping(node.get("step"), "step")
         return cls(
             name=str(step.get("name") or ""),
@@ -216,9 +217,10 @@ class StepSnapshot:
             started_at=parse_time(node.get("startedAt")),
             finished_at=parse_time(node.get("finishedAt")),
             retry_count=_int(node.get("retryCount"), "retryCount"),
-            handler=handler,
+            handler=bool(handler_key),
             error=str(node.get("error") or ""),
             sub_runs=_sub_run_refs(node),
+            handler_key=handler_key,
         )
 
     @property
@@ -284,7 +286,7 @@ class RunSnapshot:
         for key in HANDLER_KEYS:
             node = details.get(key)
             if isinstance(node, Mapping) and _mapping(node.get("step"), "handler").get("name"):
-                steps.append(StepSnapshot.from_api(node, handler=True))
+                steps.append(StepSnapshot.from_api(node, handler_key=key))
         limit = details.get("autoRetryLimit")
         status = details.get("status")
         return cls(

@@ -7,7 +7,18 @@ all open writers every 500 ms, like Dagu's per-node output flusher.
 What a test must not race, it can hold: a step's `hold(gate)` until `release(gate)`, a
 queued run until `release_queue()` (queue_delay None), a stop until `deliver_stops()`
 (stop_delay None), an auto-retry until `release_auto_retries()` (auto_retry_delay None),
-and the flusher while `flushes_paused` is set.
+a run's last status write until `release_finalize()` (finalize_delay None), and the flusher
+while `flushes_paused` is set.
+
+The end of a run, as Dagu's agent writes it (runtime/agent/agent.go and runner.go, v1.30.3 and
+v2.6.5; watched on a real 1.30.3):
+1. the last step's end is written with the run's status already terminal (handlers are not
+   steps), and without `finishedAt`;
+2. the handlers run; each is written only once it has ended (never as running), and a failed
+   one turns a succeeded run failed;
+3. the outputs, then the last write: `finishedAt`, and an auto-retry scheduled after it.
+   `finalize_delay` is the time from the last handler's end (or the last step's) to that
+   write: about 10 ms on a real 1.30.3 (0.01 s here).
 """
 from __future__ import annotations
 
@@ -16,7 +27,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Callable, Dict, Iterable, List, Optional, Set, Tuple, Union
 
@@ -26,6 +37,7 @@ from .params import ResolvedParams
 from .versions import ACTIVE_STATUSES, TERMINAL_STATUSES, ServerVersion
 
 FLUSH_INTERVAL = 0.5
+FINALIZE_DELAY = 0.01  # last step or handler end -> the last status write, on a real 1.30.3
 
 
 def rfc3339(moment: Optional[float] = None) -> str:
@@ -97,7 +109,8 @@ class Attempt:
     auto_retry_count: int = 0
     cancel: threading.Event = field(default_factory=threading.Event)
     canceled: bool = False
-    finished: bool = False
+    finished: bool = False  # the agent's last status write is done
+    steps_done: bool = False  # every step has ended (handlers may still run)
     active_steps: int = 0
     decisions: Dict[str, str] = field(default_factory=dict)  # step -> "approve" | "reject"
 
@@ -193,10 +206,13 @@ class Engine:
         log_root: str,
         stop_delay: Optional[float] = 0.1,
         env: Optional[Dict[str, str]] = None,
+        finalize_delay: Optional[float] = FINALIZE_DELAY,
     ):
         self.version = version
         self.log_root = log_root
         self.stop_delay = stop_delay  # None: stops wait for deliver_stops()
+        self.finalize_delay = finalize_delay  # None: the last status write waits for release_finalize()
+        self._finalize_released = threading.Event()
         self.env = dict(env or {})
         self.lock = threading.RLock()
         self.changed = threading.Condition(self.lock)
@@ -315,20 +331,44 @@ class Engine:
                 self.changed.wait(0.2)
         with self.changed:
             outcome = self._compute_status(attempt, final=True)
+            attempt.steps_done = True
+            self._refresh(run, attempt)  # already terminal: handlers are not steps
         for key in self._handlers_for(outcome):
             node = attempt.handlers.get(key)
             if node is not None:
-                with self.changed:
-                    self._prepare_node(run, attempt, node, key)
-                    attempt.active_steps += 1
-                self._run_step(run, attempt, node, cancel=None)
+                self._run_handler(run, attempt, node, key)
+        self._await_finalize()
         with self.changed:
+            outcome = self._status_now(attempt, final=True)
             attempt.finished = True
             attempt.finished_at = rfc3339()
             self._log(attempt, f'msg="DAG run finished" status={outcome}')
-            self._set_status(run, attempt, outcome)
+            self._set_status(run, attempt, outcome, final=True)
             if outcome == 2 and self._auto_retry_due(run, attempt):
                 self._schedule_auto_retry(run)
+
+    def _run_handler(self, run: Run, attempt: Attempt, node: NodeState, key: str) -> None:
+        """Nothing is written when a handler starts: it shows as not started until it has ended."""
+        work = NodeState(node.step)
+        with self.changed:
+            self._prepare_node(run, attempt, work, key)
+            attempt.active_steps += 1
+        self._run_step(run, attempt, work, cancel=None)
+        with self.changed:
+            for item in fields(NodeState):
+                setattr(node, item.name, getattr(work, item.name))
+            self._refresh(run, attempt)
+
+    def _await_finalize(self) -> None:
+        if self.finalize_delay is None:
+            while not self._finalize_released.wait(0.05) and not self._closing.is_set():
+                pass
+        elif self.finalize_delay > 0:
+            self._closing.wait(self.finalize_delay)
+
+    def release_finalize(self) -> None:
+        """Let every run held before its last status write (finalize_delay None) write it."""
+        self._finalize_released.set()
 
     @staticmethod
     def _handlers_for(status: int) -> List[str]:
@@ -531,22 +571,27 @@ class Engine:
             return 2
         return 4
 
+    def _status_now(self, attempt: Attempt, final: bool) -> int:
+        """The status a write carries: a failed handler turns a succeeded run failed (lastError)."""
+        status = self._compute_status(attempt, final)
+        if status == 4 and any(h.status == 2 for h in attempt.handlers.values()):
+            return 2
+        return status
+
     def _refresh(self, run: Run, attempt: Attempt) -> None:
         if attempt.finished or attempt.status in (0, 5) or attempt is not run.attempt:
             return
-        status = self._compute_status(attempt, final=False)
-        if status in TERMINAL_STATUSES:
-            status = 1  # handlers still to run: the run is final only when the agent ends
-        self._set_status(run, attempt, status)
+        # Terminal once every step has ended, handlers or not; finishedAt waits for the last write.
+        self._set_status(run, attempt, self._status_now(attempt, final=attempt.steps_done))
 
-    def _set_status(self, run: Run, attempt: Attempt, status: int) -> None:
-        if attempt.status == status and run.status_history:
-            return
-        attempt.status = status
+    def _set_status(self, run: Run, attempt: Attempt, status: int, final: bool = False) -> None:
+        """`final`: the agent's last write (finishedAt): only then has the run ended."""
         now = time.monotonic()
-        run.status_history.append((now, status))
+        if attempt.status != status or not run.status_history:
+            attempt.status = status
+            run.status_history.append((now, status))
         pending = status == 2 and run.retry_pending
-        if status in TERMINAL_STATUSES and not pending:
+        if final and status in TERMINAL_STATUSES and not pending:
             run.finished_at_monotonic = now
         elif status in ACTIVE_STATUSES:
             run.finished_at_monotonic = None
@@ -590,7 +635,7 @@ class Engine:
                 run.retry_pending = False
                 if run.retry_timer is not None:
                     run.retry_timer.cancel()
-                self._set_status(run, run.attempt, 3)
+                self._set_status(run, run.attempt, 3, final=True)
                 return
             attempt = run.attempt
 
@@ -631,7 +676,7 @@ class Engine:
             attempt = run.attempt
             attempt.finished = True
             attempt.finished_at = rfc3339()
-            self._set_status(run, attempt, 3)
+            self._set_status(run, attempt, 3, final=True)
             run.queue_release.set()
             if len(run.attempts) == 1:
                 # Dagu hides the aborted attempt, and a run left with no attempt that ran is

@@ -14,10 +14,10 @@ from urllib.parse import parse_qs
 
 from .api import Config, DaguAPI
 from .dags import Dag
-from .engine import Engine, Run
+from .engine import FINALIZE_DELAY, Engine, Run
 from .sse import EventHub, supported as sse_supported
 from .transport import SPA_HTML, Incoming, Listener, Reply, go_json
-from .versions import ServerVersion
+from .versions import TERMINAL_STATUSES, ServerVersion
 
 Auth = Optional[Tuple[str, ...]]
 WAIT_LIMIT = 60.0  # seconds: the default bound of the wait_for_* helpers
@@ -132,6 +132,7 @@ class FakeDagu:
         start_timeout: float = 0.5,
         start_latency: float = 0.0,
         stop_delay: Optional[float] = 0.1,  # None: a stop takes effect at deliver_stops()
+        finalize_delay: Optional[float] = FINALIZE_DELAY,  # None: the last status write waits for release_finalize()
         log_dir: Optional[str] = None,
         server_env: Optional[Dict[str, str]] = None,
         tls: Optional[Any] = None,
@@ -153,7 +154,9 @@ class FakeDagu:
         self._config = Config(start_timeout, start_latency, queue_delay)
         self._own_log_dir = log_dir is None
         self.log_dir = log_dir or tempfile.mkdtemp(prefix="fakedagu-")
-        self.engine = Engine(self.version, self.log_dir, stop_delay=stop_delay, env=server_env)
+        self.engine = Engine(
+            self.version, self.log_dir, stop_delay=stop_delay, env=server_env, finalize_delay=finalize_delay
+        )
         self._dags: Dict[str, Dag] = {}
         self.engine.dags = self._dags
         self._api = DaguAPI(self.version, self.engine, self._dags, self._config, auth, time.monotonic())
@@ -286,8 +289,11 @@ class FakeDagu:
         wanted = {statuses} if isinstance(statuses, int) else set(statuses)
 
         def reached() -> bool:
+            # A terminal status counts once the run has ended (its last status write, finishedAt).
             run = self.engine.find(name, run_id)
-            return run is not None and run.status in wanted
+            if run is None or run.status not in wanted:
+                return False
+            return run.status not in TERMINAL_STATUSES or run.attempt.finished
 
         if not self.engine.wait_for(reached, timeout):
             run = self.engine.find(name, run_id)
@@ -327,6 +333,10 @@ class FakeDagu:
         """Until a step (or a request held by a fault) waits at `gate`."""
         if not self.engine.wait_for(lambda: self.engine.holding(gate) > 0, timeout):
             raise TimeoutError(f"no step reached hold({gate!r}) within {timeout}s")
+
+    def release_finalize(self) -> None:
+        """Runs held before their last status write (finalize_delay=None) write it now."""
+        self.engine.release_finalize()
 
     def release_auto_retries(self) -> None:
         """Start the pending auto-retries now (a DAG with auto_retry_delay=None waits for this)."""

@@ -141,7 +141,11 @@ class Client:
         deadline = time.monotonic() + within
         while True:
             answer = self.call("GET", f"/dag-runs/{name}/{run_id}", record=False)
-            if answer.status == 200 and answer.body["dagRunDetails"]["status"] in wanted:
+            details = answer.body.get("dagRunDetails", {}) if answer.status == 200 else {}
+            # A terminal status comes with the last step's end; the run has ended with the agent's last
+            # write, about 10 ms later, the first with finishedAt (both servers): wait for that one.
+            ended = details.get("status") not in (2, 3, 4, 6, 8) or details.get("finishedAt") not in (None, "", "-")
+            if details.get("status") in wanted and ended:
                 return
             assert time.monotonic() < deadline, f"{name}/{run_id} never reached {wanted}: {answer.body}"
             time.sleep(0.1)
@@ -326,8 +330,8 @@ def test_retry_reruns_the_failed_steps(real_dagu, real_version):
         c.wait_status("partial", "r1", (6,))
         before = c.details("partial", "r1")
         c.post("/dag-runs/partial/r1/retry", {"dagRunId": "r1"})
-        c.wait_until(lambda: c.details("partial", "r1") != before and c.details("partial", "r1")["status"] in (4, 6, 2),
-                     "the retry ends")
+        c.wait_until(lambda: c.details("partial", "r1") != before and c.details("partial", "r1")["status"] in (4, 6, 2)
+                     and c.details("partial", "r1").get("finishedAt") not in (None, "", "-"), "the retry ends")
         c.get("/dag-runs/partial/r1")
         after = c.details("partial", "r1")
         # What a log follower keys on: the run's log and each step's stdout path.

@@ -1,0 +1,123 @@
+"""When a run is over, and how soon to look again near its end.
+
+What a Dagu agent writes at the end of a run (read in internal/runtime/agent/agent.go and
+runner.go at v1.30.3 and v2.6.5, and watched on a real 1.30.3):
+
+1. The last step's end is written with the run's status already terminal: the status is
+   computed from the steps alone, and handlers are not steps.
+2. Then the handlers run (onSuccess/onFailure/onAbort, then onExit). Nothing is written when
+   one starts; each is written once it has ended, and a failed one turns the run failed.
+3. Then the outputs are written, then the last status write, the first with `finishedAt`.
+   Without handlers, 2 and 3 take about 10 ms.
+
+So a terminal status is not yet the end: until `finishedAt` is written, the outputs may be
+missing and the status may still change. Where the server finalises artifacts (2.6.5 remote
+workers), the run even stays running with every step ended until the last write.
+
+A run that failed and that Dagu will retry (DAG-level retryPolicy, 2.3+) is not over either;
+the new attempt comes from the scheduler seconds later, so the usual cadence watches for it.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from enum import Enum
+from typing import Dict, Optional, Tuple
+
+from dagu_ci.models import RunSnapshot, RunStatus, StepSnapshot, StepStatus
+
+QUICK_RECHECK = 0.075  # seconds between re-checks while only the run's last write is missing
+QUICK_RECHECKS = 4  # then the usual cadence: a handful of requests per run at most
+# Terminal, every step and handler ended, and still no finishedAt: a run whose agent never got
+# that far (it failed to start, or died) writes nothing more; take its status as the end.
+UNWRITTEN_END_GRACE = 2.0
+
+# The handler Dagu runs first for each terminal status (runner.go); onExit always runs last.
+_FIRST_HANDLER: Dict[RunStatus, Tuple[str, ...]] = {
+    RunStatus.SUCCEEDED: ("onSuccess",),
+    RunStatus.PARTIALLY_SUCCEEDED: ("onSuccess",),
+    RunStatus.FAILED: ("onFailure",),
+    RunStatus.REJECTED: ("onFailure",),
+    RunStatus.ABORTED: ("onAbort", "onCancel"),  # 2.x and 1.x names
+}
+_FIRST_KEYS = ("onSuccess", "onFailure", "onAbort", "onCancel")
+
+
+class EndPhase(Enum):
+    RUNNING = "running"  # steps or handlers still to end, or an auto-retry to come
+    SETTLING = "settling"  # everything has ended; the run's last write is still to come
+    OVER = "over"
+
+
+def handlers_pending(snapshot: RunSnapshot) -> bool:
+    """Has a handler that will run for this run's status not ended yet?"""
+    handlers: Dict[str, StepSnapshot] = {s.handler_key: s for s in snapshot.steps if s.handler}
+    if not handlers:
+        return False
+    ran = any(s.started_at is not None for s in snapshot.steps if not s.handler) or any(
+        h.status.is_finished for h in handlers.values()
+    )
+    if not ran:
+        return False  # the agent never reached its steps (it failed to start): no handler will run
+    on_exit = handlers.get("onExit")
+    if on_exit is not None:
+        return not on_exit.status.is_finished
+    if any(handlers[key].status.is_finished for key in _FIRST_KEYS if key in handlers):
+        return False  # it ran (and may have turned the run failed: onFailure does not run then)
+    for key in _FIRST_HANDLER.get(snapshot.status, ()):
+        if key in handlers:
+            return not handlers[key].status.is_finished
+    return False
+
+
+def steps_ended(snapshot: RunSnapshot) -> bool:
+    return all(s.status.is_finished for s in snapshot.steps if not s.handler)
+
+
+@dataclass
+class EndWatch:
+    """Decides, snapshot by snapshot, whether the run is over, and asks for quick re-checks
+    while only its last write is missing."""
+
+    wait_auto_retry: bool = True
+    quick: float = QUICK_RECHECK
+    quick_checks: int = QUICK_RECHECKS
+    grace: float = UNWRITTEN_END_GRACE
+
+    def __post_init__(self) -> None:
+        self._quick_left = self.quick_checks
+        self._settling: Optional[RunSnapshot] = None
+        self._settling_since = 0.0
+
+    def phase(self, snapshot: RunSnapshot, now: Optional[float] = None) -> EndPhase:
+        now = time.monotonic() if now is None else now
+        phase = self._phase(snapshot)
+        if phase is not EndPhase.SETTLING:
+            self._settling = None
+            if phase is EndPhase.RUNNING:
+                self._quick_left = self.quick_checks  # a new attempt gets its own re-checks
+            return phase
+        if self._settling != snapshot:
+            self._settling, self._settling_since = snapshot, now
+        elif snapshot.status.is_terminal and now - self._settling_since >= self.grace:
+            return EndPhase.OVER
+        return phase
+
+    def _phase(self, snapshot: RunSnapshot) -> EndPhase:
+        if snapshot.auto_retry_pending and self.wait_auto_retry:
+            return EndPhase.RUNNING
+        terminal = snapshot.status.is_terminal
+        if terminal and snapshot.finished_at is not None:
+            return EndPhase.OVER
+        if handlers_pending(snapshot) or any(s.status == StepStatus.RUNNING for s in snapshot.steps):
+            return EndPhase.RUNNING
+        if terminal or (snapshot.status == RunStatus.RUNNING and snapshot.steps and steps_ended(snapshot)):
+            return EndPhase.SETTLING
+        return EndPhase.RUNNING
+
+    def quick_wait(self, phase: EndPhase) -> Optional[float]:
+        """The wait before the next status check while settling (None: the usual cadence)."""
+        if phase is not EndPhase.SETTLING or self._quick_left <= 0:
+            return None
+        self._quick_left -= 1
+        return self.quick
