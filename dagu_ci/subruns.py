@@ -31,6 +31,9 @@ LIST_CAP = 6.0  # quiet: the children's statuses are looked at this often
 LIVE_CAP = 20.0  # quiet: a live child's details are read this often (its end shows in the list sooner)
 STATUS_CAP_WITH_CHILDREN = 10.0  # the run's own status while children run: their list tells their end
 MAX_LIVE = 1  # children tailed while they run; the others are read when they end
+# At the run's end a child still without a record (404) is asked again for this long: a
+# child's record exists before its caller ends, so by then 404 means it never started.
+FINAL_RECORD_GRACE = 5.0
 ITEM_WIDTH = 40
 
 
@@ -141,23 +144,57 @@ class SubRunFollower:
         return tuple(children)
 
     def round(self, root: RunSnapshot, final: bool = False) -> bool:
-        """Look at the children as far as they are due; True if anything changed."""
+        """Look at the children as far as they are due; True if anything changed.
+        `final` (the run is over): every child at every depth, read in full."""
+        if final:
+            return self._final_walk(root)
         self._discover(root.steps, "", 1)
         if not self._children:
             return False
         now = time.monotonic()
         changed = False
-        if final or now >= self._next_list:
-            changed |= self._refresh_statuses(final)
+        if now >= self._next_list:
+            changed |= self._refresh_statuses()
         for child in self._ordered():
             if child.ended:
                 continue
-            changed |= self._look_at(child, final)
+            changed |= self._look_at(child, final=False)
         self._choose_live()
-        if final or now >= self._next_list:
+        if now >= self._next_list:
             self._list_interval = self.base if changed else min(self._list_interval * 1.5, LIST_CAP)
             self._next_list = time.monotonic() + self._list_interval
         return changed
+
+    def _final_walk(self, root: RunSnapshot) -> bool:
+        """The run is over: walk the whole tree before dagu-ci exits. A child's details
+        name its own children, which a pass may find only now (a grandchild that started
+        and ended between two looks): passes go on until every child found has been read
+        to its end. One still without a record is asked again for FINAL_RECORD_GRACE."""
+        changed = False
+        grace_until: Optional[float] = None
+        while True:
+            self._discover(root.steps, "", 1)
+            pending = [child for child in self._ordered() if not child.ended]
+            if not pending:
+                return changed
+            for child in pending:
+                changed |= self._look_at(child, final=True)
+            missing = [child for child in pending if not child.ended]
+            if len(missing) < len(pending):
+                continue  # some ended: their details may name children not found yet
+            now = time.monotonic()
+            if grace_until is None:
+                grace_until = now + min(FINAL_RECORD_GRACE, max(self._retry().remaining(), 0.0))
+            if now >= grace_until:
+                for child in missing:
+                    child.ended = True
+                    self.emit(Notice(
+                        f"{child.parent_step}: sub-run {child.ref.run_id}"
+                        f"{' of ' + child.ref.dag_name if child.ref.dag_name else ''} never started "
+                        "(the server has no record of it)", Level.WARNING,
+                    ))
+                return changed
+            time.sleep(min(self.base, grace_until - now))
 
     # -- discovery and statuses -------------------------------------------------
 
@@ -194,7 +231,7 @@ class SubRunFollower:
                 add(child)
         return ordered
 
-    def _refresh_statuses(self, final: bool) -> bool:
+    def _refresh_statuses(self) -> bool:
         """One list request per parent that has children still going (where the server lists)."""
         features = self.client.api.features
         if not features.sub_runs_listed:
@@ -272,13 +309,13 @@ class SubRunFollower:
         if not child.announced and snapshot.status != RunStatus.NOT_STARTED:
             child.announced = True
             self.emit(Notice(f"{child.path}: sub-run {child.ref.run_id} of {snapshot.dag_name} {snapshot.status.label}"))
+        self._discover(snapshot.steps, child.path, child.depth + 1)  # its own children, as soon as it names them
         over = snapshot.is_over or final
         if not (child.live or over):
             return changed  # told when it ends, each step whole in turn
         show_logs = self._shows_logs(child, snapshot, over)
         for step in snapshot.steps:
             changed |= self._observe_step(child, step, show_logs, over)
-        self._discover(snapshot.steps, child.path, child.depth + 1)
         if over:
             child.ended, child.live = True, False
             for step in snapshot.steps:
