@@ -77,6 +77,11 @@ class _Child:
     ended: bool = False
     next_details: float = 0.0
     interval: float = 0.0
+    caller_log: str = ""  # its calling step's log file when it was found: a new one, a new run of that step
+    # Not news (a step a retry left as it was): read once at the end, for the tree, and never told.
+    quiet: bool = False
+    waiting: bool = False  # no record yet, or only an earlier attempt's: asked again at next_details
+    earlier: Optional[RunSnapshot] = None  # an earlier attempt it showed, read as it is if nothing newer comes
 
 
 class SubRunFollower:
@@ -89,7 +94,11 @@ class SubRunFollower:
         retry: Callable[[], Retry],
         base: float,
         logs: SubRunLogs = SubRunLogs.ALL,
+        ended_before: Tuple[StepSnapshot, ...] = (),
     ):
+        """`ended_before`: a retry's earlier attempt as it ended, its sub-runs' steps too
+        (RunSnapshot.all_steps): the children of steps it leaves as they were are not news,
+        and a child showing only log files of then has not begun its new attempt yet."""
         from dagu_ci.follower import LogSchedule  # the follower imports this module
 
         self.client = client
@@ -103,12 +112,14 @@ class SubRunFollower:
         self._children: Dict[str, _Child] = {}
         self._list_interval = base
         self._next_list = 0.0
+        self._unchanged = {step.name: step.stdout for step in ended_before if SEP not in step.name and step.stdout}
+        self._old_logs: Set[str] = {step.stdout for step in ended_before if step.stdout}
 
     # -- what the follower asks ------------------------------------------------
 
     @property
     def active(self) -> bool:
-        return any(not child.ended for child in self._children.values())
+        return any(not (child.ended or child.quiet) for child in self._children.values())
 
     def status_cap(self, default: float) -> float:
         return STATUS_CAP_WITH_CHILDREN if self.active else default
@@ -116,7 +127,9 @@ class SubRunFollower:
     def next_due(self) -> Optional[float]:
         if not self.active:
             return None
-        due = [self._next_list] + [c.next_details for c in self._children.values() if c.live and not c.ended]
+        due = [self._next_list] + [
+            c.next_details for c in self._children.values() if (c.live or c.waiting) and not (c.ended or c.quiet)
+        ]
         log_due = self.schedule.next_due()
         if log_due is not None:
             due.append(log_due)
@@ -156,7 +169,7 @@ class SubRunFollower:
         if now >= self._next_list:
             changed |= self._refresh_statuses()
         for child in self._ordered():
-            if child.ended:
+            if child.ended or child.quiet:
                 continue
             changed |= self._look_at(child, final=False)
         self._choose_live()
@@ -165,11 +178,12 @@ class SubRunFollower:
             self._next_list = time.monotonic() + self._list_interval
         return changed
 
-    def _final_walk(self, root: RunSnapshot) -> bool:
+    def _final_walk(self, root: RunSnapshot, grace: float = FINAL_RECORD_GRACE) -> bool:
         """The run is over: walk the whole tree before dagu-ci exits. A child's details
         name its own children, which a pass may find only now (a grandchild that started
         and ended between two looks): passes go on until every child found has been read
-        to its end. One still without a record is asked again for FINAL_RECORD_GRACE."""
+        to its end. One still without a record, or showing only an earlier attempt, is
+        asked again for `grace` seconds: then it never started, or did not run again."""
         changed = False
         grace_until: Optional[float] = None
         while True:
@@ -184,34 +198,68 @@ class SubRunFollower:
                 continue  # some ended: their details may name children not found yet
             now = time.monotonic()
             if grace_until is None:
-                grace_until = now + min(FINAL_RECORD_GRACE, max(self._retry().remaining(), 0.0))
+                grace_until = now + min(grace, max(self._retry().remaining(), 0.0))
             if now >= grace_until:
                 for child in missing:
-                    child.ended = True
-                    self.emit(Notice(
-                        f"{child.parent_step}: sub-run {child.ref.run_id}"
-                        f"{' of ' + child.ref.dag_name if child.ref.dag_name else ''} never started "
-                        "(the server has no record of it)", Level.WARNING,
-                    ))
-                return changed
+                    self._give_up(child)
+                continue  # an earlier attempt, read now, may name children of its own
             time.sleep(min(self.base, grace_until - now))
+
+    def _give_up(self, child: _Child) -> None:
+        if child.earlier is not None:
+            if not child.quiet:
+                self.emit(Notice(
+                    f"{child.parent_step}: sub-run {child.ref.run_id} did not run again; shown as its earlier attempt ended",
+                    Level.WARNING,
+                ))
+            self._observe(child, child.earlier, final=True)
+            return
+        child.ended = True
+        if not child.quiet:
+            self.emit(Notice(
+                f"{child.parent_step}: sub-run {child.ref.run_id}"
+                f"{' of ' + child.ref.dag_name if child.ref.dag_name else ''} never started "
+                "(the server has no record of it)", Level.WARNING,
+            ))
 
     # -- discovery and statuses -------------------------------------------------
 
-    def _discover(self, steps: Tuple[StepSnapshot, ...], parent_path: str, depth: int) -> None:
+    def _discover(self, steps: Tuple[StepSnapshot, ...], parent_path: str, depth: int, quiet: bool = False) -> None:
         for step in steps:
             if not step.sub_runs:
                 continue
             path = parent_path + SEP + step.name if parent_path else step.name
+            # A retry left this step as it was: its children are not news.
+            step_quiet = quiet or (depth == 1 and step.stdout != "" and self._unchanged.get(step.name) == step.stdout)
             several = len(step.sub_runs) > 1
             items = _items([ref.params for ref in step.sub_runs])
             for number, ref in enumerate(step.sub_runs, 1):
-                if ref.run_id in self._children:
+                known = self._children.get(ref.run_id)
+                if known is not None:
+                    self._rerun(known, step, step_quiet)
                     continue
                 hint = items[number - 1] if several else ""
                 if ref.repeated or any(r.repeated for r in step.sub_runs):
                     hint = (hint + " " if hint else "") + f"#{number}"
-                self._children[ref.run_id] = _Child(ref, path, depth, hint, interval=self.base)
+                self._children[ref.run_id] = _Child(
+                    ref, path, depth, hint, interval=self.base, caller_log=step.stdout, quiet=step_quiet
+                )
+
+    def _rerun(self, child: _Child, step: StepSnapshot, quiet: bool) -> None:
+        """Its calling step runs again (an auto-retry of the run, say): the child's id is
+        the same (a digest of run, step and params), and what it showed is the past."""
+        if not step.stdout or step.stdout == child.caller_log:
+            return
+        if not child.caller_log:  # found before its caller's log file was known
+            child.caller_log = step.stdout
+            return
+        child.caller_log, child.quiet = step.stdout, quiet
+        if child.snapshot is not None:
+            self._old_logs.update(s.stdout for s in child.snapshot.steps if s.stdout)
+        child.ended = child.announced = child.live = False
+        child.seen = child.status = None
+        child.started.clear()
+        child.finished.clear()
 
     def _ordered(self) -> List[_Child]:
         """Tree order: each child followed by the children of its own steps."""
@@ -245,7 +293,7 @@ class SubRunFollower:
                 parents.setdefault(owner.ref.run_id if owner else "?", []).append(child)
         changed = False
         for parent_id, children in parents.items():
-            if all(child.ended for child in children) or parent_id == "?":
+            if all(child.ended or child.quiet for child in children) or parent_id == "?":
                 continue
             if parent_id and not features.sub_runs_nested_list:
                 continue  # deeper levels: their details tell (_look_at)
@@ -276,6 +324,8 @@ class SubRunFollower:
         listed = features.sub_runs_listed and (child.depth == 1 or features.sub_runs_nested_list)
         if final:
             due = True
+        elif child.waiting:
+            due = now >= child.next_details
         elif listed:
             due = child.status is not None and child.status != child.seen
             due = due or (child.live and now >= child.next_details)
@@ -284,15 +334,26 @@ class SubRunFollower:
         changed = False
         if due:
             snapshot = self.client.get_sub_run(self.root_name, self.root_id, child.ref.run_id, self._retry())
-            if snapshot is None:
-                child.next_details = now + child.interval  # listed before its record exists: not yet
+            if snapshot is None or self._earlier_attempt(snapshot):
+                # Listed before its record exists, or its new attempt has not begun: not yet.
+                child.earlier = snapshot
+                child.waiting = True
+                child.next_details = now + child.interval
+                child.interval = min(child.interval * 1.5, LIVE_CAP)
                 return False
+            child.waiting, child.earlier = False, None
             changed = self._observe(child, snapshot, final)
             child.interval = self.base if changed else min(child.interval * 1.5, LIVE_CAP)
             child.next_details = time.monotonic() + child.interval
         elif child.live and child.snapshot is not None and self.logs is SubRunLogs.ALL:
             changed = self._tail_running(child)
         return changed
+
+    def _earlier_attempt(self, snapshot: RunSnapshot) -> bool:
+        """Only log files of an attempt that ended before this follow (or before its
+        calling step ran again): the child has not begun its new attempt yet."""
+        logs = {step.stdout for step in snapshot.steps if step.stdout}
+        return snapshot.is_over and bool(logs) and logs <= self._old_logs
 
     def _observe(self, child: _Child, snapshot: RunSnapshot, final: bool) -> bool:
         previous = child.snapshot
@@ -306,6 +367,10 @@ class SubRunFollower:
                 _SubRunLogReader(self.client, self.root_name, self.root_id, child.ref.run_id),  # type: ignore[arg-type]
                 snapshot.dag_name, child.ref.run_id, self._retry,
             )
+        if child.quiet:
+            self._discover(snapshot.steps, child.path, child.depth + 1, quiet=True)
+            child.ended = child.ended or snapshot.is_over or final
+            return False
         if not child.announced and snapshot.status != RunStatus.NOT_STARTED:
             child.announced = True
             self.emit(Notice(f"{child.path}: sub-run {child.ref.run_id} of {snapshot.dag_name} {snapshot.status.label}"))
@@ -395,7 +460,7 @@ class SubRunFollower:
         for child in self._ordered():
             if len(live) >= MAX_LIVE:
                 return
-            if not child.live and not child.ended and child.snapshot is not None and child.status == RunStatus.RUNNING:
+            if not (child.live or child.ended or child.quiet) and child.snapshot is not None and child.status == RunStatus.RUNNING:
                 child.live = True
                 child.next_details = 0.0
                 live.append(child)
@@ -403,6 +468,23 @@ class SubRunFollower:
     @staticmethod
     def _named(child: _Child, step: StepSnapshot) -> StepSnapshot:
         return replace(step, name=child.path + SEP + step.name, depth=child.depth)
+
+
+def read_tree(client: DaguClient, root: RunSnapshot, retry: Callable[[], Retry]) -> RunSnapshot:
+    """One look at the whole tree (`status`, `logs`, a retry's earlier attempt): each
+    child's details at every depth, no logs; a child without a record yet is left out.
+    The root with its children (RunSnapshot.children)."""
+    if not any(step.sub_runs for step in root.steps):
+        return root
+    survey = SubRunFollower(client, root.dag_name, root.run_id, lambda event: None, retry, 0.0, SubRunLogs.NONE)
+    survey._final_walk(root, grace=0.0)
+    return replace(root, children=survey.tree())
+
+
+def sub_run_tailer(client: DaguClient, root: RunSnapshot, child: ChildRun, retry: Callable[[], Retry]) -> LogTailer:
+    """A LogTailer reading one sub-run's step logs (its steps named as its DAG names them)."""
+    reader = _SubRunLogReader(client, root.dag_name, root.run_id, child.run_id)
+    return LogTailer(reader, child.dag_name, child.run_id, retry)  # type: ignore[arg-type]
 
 
 def _items(params: List[str]) -> List[str]:
