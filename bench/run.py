@@ -18,6 +18,7 @@ from bench import startover
 from bench.cli import command as command_line, has_option
 from bench.scenarios import POLL, POLL_OLD, PUSH, Bench, RunResult, Running, Variant, count_lines, fixed_poller_baseline
 from bench.stats import Figure, at_least, at_most, markdown_table, text_table
+from bench.fanout import measure_fanout, notes as fanout_notes
 from bench.worker import measure_worker, notes as worker_notes
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -163,6 +164,8 @@ def measure(sizes: Sizes, tmp: str, log: Callable[[str], None]) -> tuple:
 
     # 7. Issue 16: a quiet run on a distributed worker (bench/worker.py).
     measure_worker(bench, sizes, fig, log, poll_ok, real=sizes is not SMOKE)
+    # 8. Issue 13: a fan-out of 100 sub-DAG runs (bench/fanout.py).
+    measure_fanout(sizes.silence, fig, log, smoke=sizes is SMOKE)
     # 14. Start overhead (bench/startover.py).
     figures += startover.measure(tmp, sizes.startup_reps, log, image=sizes.container)
     return figures, bench.failures, poll_ok
@@ -216,6 +219,7 @@ def results_md(figures: List[Figure], failures: List[str], command: str, elapsed
         "- Time to first log line: from just before spawning the CLI to the first stdout line holding the step's "
         "first line (read through a pipe), against a 2.6.5 server.",
         *worker_notes(),
+        *fanout_notes(),
     ]
     if failures:
         parts += ["", "## Runs that did not end as expected", ""] + [f"- {f}" for f in failures]

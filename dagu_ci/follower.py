@@ -161,7 +161,8 @@ class Follower:
         self._workers_told: Set[str] = set()
         policy = SubRunLogs(options.sub_run_logs) if options.logs else SubRunLogs.NONE
         self.subruns = SubRunFollower(
-            client, dag_name, run_id, emit, self._retry, options.poll_interval, policy, options.ended_before
+            client, dag_name, run_id, emit, self._retry, options.poll_interval, policy, options.ended_before,
+            push=options.push,
         )
 
     def follow(self) -> RunSnapshot:
@@ -402,6 +403,7 @@ class Follower:
         if self._push is not None:
             self._push.close()
             self._push = None
+        self.subruns.close()  # the children's streams too (subruns.py)
 
     # -- time and outages -----------------------------------------------------
 

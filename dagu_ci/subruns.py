@@ -12,10 +12,16 @@ changes; only the first running child (in tree order) is tailed live, the others
 are read whole when they end: grouped output shows one group live anyway, and a quiet
 fan-out of 100 children costs no more than one. Where there is no list (before 1.24),
 each active child's details are read on that schedule instead.
+
+With push (the events stream's `subdagrun` topics, 2.4.2+) nothing is polled for the
+children: each one's details come pushed when they change (on a few extra streams of
+20 topics each, opened once), and a live child's quiet log is read only as a safety
+net, as the run's own pushed logs are.
 """
 from __future__ import annotations
 
 import json
+import queue
 import time
 from dataclasses import dataclass, field, replace
 from enum import Enum
@@ -31,6 +37,7 @@ LIST_CAP = 6.0  # quiet: the children's statuses are looked at this often
 LIVE_CAP = 20.0  # quiet: a live child's details are read this often (its end shows in the list sooner)
 STATUS_CAP_WITH_CHILDREN = 10.0  # the run's own status while children run: their list tells their end
 MAX_LIVE = 1  # children tailed while they run; the others are read when they end
+PUSH_DRAIN = 1.0  # with push: how often the pushed children's snapshots are looked at (no request)
 # At the run's end a child still without a record (404) is asked again for this long: a
 # child's record exists before its caller ends, so by then 404 means it never started.
 FINAL_RECORD_GRACE = 5.0
@@ -82,6 +89,7 @@ class _Child:
     quiet: bool = False
     waiting: bool = False  # no record yet, or only an earlier attempt's: asked again at next_details
     earlier: Optional[RunSnapshot] = None  # an earlier attempt it showed, read as it is if nothing newer comes
+    pushed: Optional[RunSnapshot] = None  # its details as the server last pushed them, not looked at yet
 
 
 class SubRunFollower:
@@ -95,6 +103,7 @@ class SubRunFollower:
         base: float,
         logs: SubRunLogs = SubRunLogs.ALL,
         ended_before: Tuple[StepSnapshot, ...] = (),
+        push: bool = False,
     ):
         """`ended_before`: a retry's earlier attempt as it ended, its sub-runs' steps too
         (RunSnapshot.all_steps): the children of steps it leaves as they were are not news,
@@ -114,6 +123,10 @@ class SubRunFollower:
         self._next_list = 0.0
         self._unchanged = {step.name: step.stdout for step in ended_before if SEP not in step.name and step.stdout}
         self._old_logs: Set[str] = {step.stdout for step in ended_before if step.stdout}
+        # Push: the children's details come on streams of their own (subdagrun topics).
+        self._push = push and client.api.features.events_stream and client.api.features.sub_runs_pushed
+        self._streams: List[Any] = []  # EventsStream
+        self._subscribed: Set[str] = set()
 
     # -- what the follower asks ------------------------------------------------
 
@@ -127,6 +140,10 @@ class SubRunFollower:
     def next_due(self) -> Optional[float]:
         if not self.active:
             return None
+        if self._push:
+            log_due = self.schedule.next_due()
+            drain = time.monotonic() + PUSH_DRAIN
+            return drain if log_due is None else min(drain, log_due)
         due = [self._next_list] + [
             c.next_details for c in self._children.values() if (c.live or c.waiting) and not (c.ended or c.quiet)
         ]
@@ -164,6 +181,8 @@ class SubRunFollower:
         self._discover(root.steps, "", 1)
         if not self._children:
             return False
+        if self._push:
+            return self._pushed_round()
         now = time.monotonic()
         changed = False
         if now >= self._next_list:
@@ -178,12 +197,81 @@ class SubRunFollower:
             self._next_list = time.monotonic() + self._list_interval
         return changed
 
+    # -- push ---------------------------------------------------------------------
+
+    def _pushed_round(self) -> bool:
+        """Subscribe the children found since the last round; look at what was pushed."""
+        self._subscribe()
+        self._drain()
+        if not self._push:
+            return False  # a stream ended: the next round polls
+        changed = False
+        for child in self._ordered():
+            if child.ended or child.quiet:
+                continue
+            if child.pushed is not None:
+                snapshot, child.pushed = child.pushed, None
+                if not self._earlier_attempt(snapshot):
+                    child.waiting, child.earlier = False, None
+                    changed |= self._observe(child, snapshot, final=False)
+            elif child.live and child.snapshot is not None and self.logs is SubRunLogs.ALL:
+                changed |= self._tail_running(child)
+        self._choose_live()
+        return changed
+
+    def _subscribe(self) -> None:
+        from dagu_ci.server.events_stream import MAX_TOPICS, EventsStream  # imports requests
+
+        new = [c.ref.run_id for c in self._ordered() if not (c.ended or c.quiet) and c.ref.run_id not in self._subscribed]
+        for start in range(0, len(new), MAX_TOPICS):
+            chunk = new[start:start + MAX_TOPICS]
+            self._streams.append(EventsStream(self.client, self.root_name, self.root_id, (), sub_runs=chunk).open())
+            self._subscribed.update(chunk)
+        # Quiet logs are read only as a safety net: a child's end and its steps' changes are pushed.
+        from dagu_ci.follower import PUSHED_LOG_CAP
+
+        self.schedule.cap = PUSHED_LOG_CAP
+
+    def _drain(self) -> None:
+        from dagu_ci.server.events_stream import Closed, PushedSubRun
+
+        for stream in self._streams:
+            while True:
+                try:
+                    message = stream.messages.get_nowait()
+                except queue.Empty:
+                    break
+                if isinstance(message, PushedSubRun):
+                    child = self._children.get(message.sub_id)
+                    if child is not None:
+                        child.pushed = message.snapshot
+                        child.status = message.snapshot.status
+                elif isinstance(message, Closed):
+                    self.close()
+                    return
+
+    def close(self) -> None:
+        """End the children's streams (at once; their threads end on their own) and
+        poll from now on."""
+        from dagu_ci.follower import LOG_CAP
+
+        for stream in self._streams:
+            stream.close()
+        self._streams = []
+        if self._push:
+            self._push = False
+            self.schedule.cap = LOG_CAP
+            self._next_list = 0.0
+            for child in self._children.values():
+                child.seen = None  # read each active child's details once more: a push may be lost
+
     def _final_walk(self, root: RunSnapshot, grace: float = FINAL_RECORD_GRACE) -> bool:
         """The run is over: walk the whole tree before dagu-ci exits. A child's details
         name its own children, which a pass may find only now (a grandchild that started
         and ended between two looks): passes go on until every child found has been read
         to its end. One still without a record, or showing only an earlier attempt, is
         asked again for `grace` seconds: then it never started, or did not run again."""
+        self.close()
         changed = False
         grace_until: Optional[float] = None
         while True:

@@ -164,3 +164,32 @@ def test_retry_of_a_parent_step_reruns_its_child_and_follows_it(fake_factory):
     document = json.loads(retried.stdout)
     assert [(c["path"], c["status"]) for c in document["children"]] == [
         ("audit › note", "succeeded"), ("deploy › flaky", "succeeded")]
+
+
+# -- push -------------------------------------------------------------------------------
+
+
+def test_with_push_the_children_come_pushed_and_every_line_shows_once(fake_factory):
+    """2.4.2+: each child's details come on its `subdagrun` topic; the children's list is
+    never polled, and their logs still show whole, once and in order."""
+    srv = fake_factory(leaf(), MID, tree_dag(), version="2.6.5")
+    result = run_cli("run", "root", "--url", srv.url, *FAST, "--reporter", "plain")
+    assert result.code == 0, result.output
+    counts = Counter(untagged(result.stdout))
+    for region in ("eu", "us", "ap", "inner"):
+        for line in expected_lines(region):
+            assert counts[line] == 1, (line, result.stdout)
+        shown = [line for line in untagged(result.stdout) if line.startswith((f"migrating {region}", f"{region} row"))]
+        assert shown == expected_lines(region)[:31], result.stdout
+    paths = [record.path for record in srv.requests]
+    assert not [path for path in paths if path.endswith("/sub-dag-runs")], paths  # no list polls
+    streams = [record for record in srv.requests if record.path.endswith("/events/stream")]
+    assert len(streams) >= 2, paths  # the run's, and one for its children
+
+
+def test_before_2_4_2_the_children_are_polled_beside_the_push(fake_factory):
+    srv = fake_factory(leaf(), MID, tree_dag(), version="2.4.1")
+    result = run_cli("run", "root", "--url", srv.url, *FAST, "--reporter", "plain")
+    assert result.code == 0, result.output
+    assert Counter(untagged(result.stdout))["migrating inner"] == 1, result.stdout
+    assert [r for r in srv.requests if r.path.endswith("/sub-dag-runs")], "the list is polled"
