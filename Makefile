@@ -37,7 +37,7 @@ dagu-modules: $(VENV)/.test
 dagu-servers: $(VENV)/.test
 	-$(BIN)/python -m tests.real.builds
 
-# Benchmarks of issue 5 against the fake server (~12 min); writes bench/RESULTS.md. Not a test.
+# Benchmarks of issue 5 (and figures 7, 8, 14) against the fake server (~17 min); writes bench/RESULTS.md. Not a test.
 # dagu-ci runs from a plain `pip install .` (as in the image): an editable install's import
 # hook would add ~20 ms to every start.
 BENCH_VENV := .bench-venv

@@ -213,6 +213,9 @@ class SubRunFollower:
                 snapshot, child.pushed = child.pushed, None
                 if not self._earlier_attempt(snapshot):
                     child.waiting, child.earlier = False, None
+                    if child.live:  # something changed in it: its quiet logs are worth a read now
+                        for step in snapshot.steps:
+                            self.schedule.touch(self._named(child, step).name)
                     changed |= self._observe(child, snapshot, final=False)
             elif child.live and child.snapshot is not None and self.logs is SubRunLogs.ALL:
                 changed |= self._tail_running(child)
