@@ -77,6 +77,9 @@ def writing(children: int) -> Tuple[float, int, int, int]:
         srv.add_dag(child)
         srv.add_dag(root)
         result = subprocess.run(_cli(srv.url, push=False), capture_output=True, text=True, timeout=600)
+        if not srv.runs_of("fan"):
+            said = result.stderr.strip().splitlines()[-3:]
+            raise RuntimeError(f"dagu-ci run fan exited {result.returncode} without a run: {' / '.join(said)}")
         fetched = sum(r.bytes_out for r in srv.requests if "/sub-dag-runs/" in r.path and r.path.endswith("/log"))
         written = sum(
             os.path.getsize(path)
