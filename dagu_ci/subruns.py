@@ -177,7 +177,7 @@ class SubRunFollower:
         """Look at the children as far as they are due; True if anything changed.
         `final` (the run is over): every child at every depth, read in full."""
         if final:
-            return self._final_walk(root)
+            return self.walk_to_end(root)
         self._discover(root.steps, "", 1)
         if not self._children:
             return False
@@ -268,7 +268,7 @@ class SubRunFollower:
             for child in self._children.values():
                 child.seen = None  # read each active child's details once more: a push may be lost
 
-    def _final_walk(self, root: RunSnapshot, grace: float = FINAL_RECORD_GRACE) -> bool:
+    def walk_to_end(self, root: RunSnapshot, grace: float = FINAL_RECORD_GRACE) -> bool:
         """The run is over: walk the whole tree before dagu-ci exits. A child's details
         name its own children, which a pass may find only now (a grandchild that started
         and ended between two looks): passes go on until every child found has been read
@@ -392,12 +392,12 @@ class SubRunFollower:
             if listed is None:
                 continue
             for item in listed:
-                child = self._children.get(str(item.get("dagRunId")))
-                if child is None:
+                known = self._children.get(str(item.get("dagRunId")))
+                if known is None:
                     continue
                 status = RunStatus.parse(item.get("status"))
-                if status != child.status:
-                    child.status = status
+                if status != known.status:
+                    known.status = status
                     changed = True
         return changed
 
@@ -568,7 +568,7 @@ def read_tree(client: DaguClient, root: RunSnapshot, retry: Callable[[], Retry])
     if not any(step.sub_runs for step in root.steps):
         return root
     survey = SubRunFollower(client, root.dag_name, root.run_id, lambda event: None, retry, 0.0, SubRunLogs.NONE)
-    survey._final_walk(root, grace=0.0)
+    survey.walk_to_end(root, grace=0.0)
     return replace(root, children=survey.tree())
 
 

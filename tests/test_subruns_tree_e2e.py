@@ -88,7 +88,7 @@ def test_status_shows_the_tree(finished_tree):
     assert indent("deploy") < indent("leaf[eu]") < indent("migrate")
     assert indent("nest") < indent("mid") < indent("prep")
     assert indent("prep") == indent("deeper") < indent("leaf")  # the grandchild, under the step that called it
-    assert ["leaf", "succeeded"] == [row for row in rows if row and row[0] == "leaf"][0][:2], result.stdout
+    assert next(row for row in rows if row and row[0] == "leaf")[:2] == ["leaf", "succeeded"], result.stdout
 
 
 def test_status_json_carries_the_children(finished_tree):
