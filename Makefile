@@ -37,8 +37,8 @@ dagu-modules: $(VENV)/.test
 dagu-servers: $(VENV)/.test
 	-$(BIN)/python -m tests.real.builds
 
-# Benchmarks of issues 5, 11 and 17 against the fake server (~12 min) and, when built, the real Dagu 1.30.3
-# (~7 min more); writes bench/RESULTS.md. `python -m bench --only SECTION,...` runs a part. Not a test.
+# Benchmarks of issues 5, 11, 13, 14, 16 and 17 against the fake server and, when built, the real Dagu 1.30.3
+# (~30 min in all); writes bench/RESULTS.md. `python -m bench --only SECTION,...` runs a part. Not a test.
 # dagu-ci runs from a plain `pip install .` (as in the image): an editable install's import
 # hook would add ~20 ms to every start.
 BENCH_VENV := .bench-venv

@@ -17,6 +17,7 @@ from typing import Callable, List, Optional
 
 from bench import startover
 from bench.cli import command as command_line, has_option
+from bench.fanout import measure_fanout, notes as fanout_notes
 from bench.real import REAL_VERSION, RealBench, real_binary
 from bench.scenarios import POLL, POLL_OLD, PUSH, Bench, Running, RunResult, Variant, count_lines, fixed_poller_baseline
 from bench.stats import Figure, at_least, at_most, markdown_table, text_table
@@ -24,7 +25,7 @@ from bench.worker import measure_worker, notes as worker_notes
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 NOT_YET = "n/a (not implemented yet)"
-SECTIONS = ("startup", "first-line", "end", "silent", "logs", "rss", "real", "worker", "overhead")
+SECTIONS = ("startup", "first-line", "end", "silent", "logs", "rss", "real", "worker", "fanout", "overhead")
 END_PUSH, END_POLL, SPREAD = 0.15, 0.3, 2.0  # issue 17: medians, and p90 within 2x the median
 
 
@@ -99,6 +100,8 @@ def measure(sizes: Sizes, tmp: str, log: Callable[[str], None], sections=SECTION
         _real(RealBench(tmp), sizes, fig, log, bench.failures)
     if "worker" in sections:  # 7. Issue 16: a quiet run on a distributed worker (bench/worker.py).
         measure_worker(bench, sizes, fig, log, poll_ok, real=sizes.real)
+    if "fanout" in sections:  # 8. Issue 13: a fan-out of 100 sub-DAG runs (bench/fanout.py).
+        measure_fanout(sizes.silence, fig, log, smoke=sizes is SMOKE)
     if "overhead" in sections:  # 14. Start overhead (bench/startover.py).
         figures += startover.measure(tmp, sizes.startup_reps, log, image=sizes.container)
     return figures, bench.failures, poll_ok
@@ -308,6 +311,7 @@ def results_md(figures: List[Figure], failures: List[str], command: str, elapsed
         "every live descendant, read at the window's start and end. Per follower: (followed - unfollowed) / 20, "
         "in % of one core.",
         *worker_notes(),
+        *fanout_notes(),
     ]
     if failures:
         parts += ["", "## Runs that did not end as expected", ""] + [f"- {f}" for f in failures]

@@ -311,7 +311,7 @@ def follow(dag: str, run_id: str, retry_for: float, **options: Any) -> int:
 @click.argument("dag")
 @click.argument("run_id")
 @connection_options
-@click.option("--step", metavar="STEP", help="Retry only this step.")
+@click.option("--step", metavar="STEP", help="Retry only this step (a step that calls DAGs runs its children again).")
 @click.option("--follow", "follow_run", is_flag=True, help="Follow the retried run as `run` does, and exit with its status.")
 @retry_for_option
 @follow_options
@@ -341,7 +341,7 @@ def retry(dag: str, run_id: str, step: Optional[str], follow_run: bool, retry_fo
 @retry_for_option
 @json_option
 def status(dag: str, run_id: str, as_json: bool, retry_for: float, **connection: Any) -> int:
-    """One snapshot of a run (default: the latest) and its steps.
+    """One snapshot of a run (default: the latest) and its steps, its sub-DAG runs indented.
 
     \b
     Examples:
@@ -361,7 +361,8 @@ def status(dag: str, run_id: str, as_json: bool, retry_for: float, **connection:
 @click.argument("dag")
 @click.argument("run_id", default="latest")
 @connection_options
-@click.option("--step", metavar="STEP", help="Only this step's log (no header).")
+@click.option("--step", metavar="STEP",
+              help="Only this step's log (no header); a sub-DAG run's step by its path: 'deploy/leaf[eu]/migrate'.")
 @click.option("--stderr", "use_stderr", is_flag=True, help="The stderr log instead of stdout.")
 @click.option("--tail", type=click.IntRange(min=1), metavar="N", help="Only the last N lines of each log.")
 @click.option("--follow", "follow_run", is_flag=True, help="Stream the logs until the run ends (as `run` shows them).")
@@ -378,6 +379,7 @@ def logs(dag: str, run_id: str, step: Optional[str], use_stderr: bool, tail: Opt
     \b
     Examples:
       dagu-ci logs deploy "$RUN_ID" --step build --tail 50
+      dagu-ci logs deploy "$RUN_ID" --step 'deploy/region[eu]/migrate'
       dagu-ci logs nightly latest --stderr
       dagu-ci logs deploy "$RUN_ID" --follow
 

@@ -63,7 +63,8 @@ class FollowOptions:
     wait_auto_retry: bool = True  # a failed run Dagu will retry is not over yet
     check: Optional[Callable[[RunSnapshot], None]] = None  # policies: may raise PolicyEnd
     # Steps an earlier attempt ended, as it left them: a retry of one step leaves the others
-    # as they were (same log files), and they are not news.
+    # as they were (same log files), and they are not news. Its sub-runs' steps too, named
+    # by their paths (RunSnapshot.all_steps).
     ended_before: Tuple[StepSnapshot, ...] = ()
     sub_run_logs: str = "all"  # subruns.SubRunLogs: which sub-DAG runs' step logs to show
 
@@ -160,7 +161,10 @@ class Follower:
         self._unknown_since: Optional[float] = None
         self._workers_told: Set[str] = set()
         policy = SubRunLogs(options.sub_run_logs) if options.logs else SubRunLogs.NONE
-        self.subruns = SubRunFollower(client, dag_name, run_id, emit, self._retry, options.poll_interval, policy)
+        self.subruns = SubRunFollower(
+            client, dag_name, run_id, emit, self._retry, options.poll_interval, policy, options.ended_before,
+            push=options.push,
+        )
         self.end = EndWatch(wait_auto_retry=options.wait_auto_retry)
         self._removed = False  # the server removed the run (dequeued before it ran): nothing more to see
         self._over = False  # this round's snapshot is the run's end: a step seen ending now is read once, in full
@@ -412,6 +416,7 @@ class Follower:
         if self._push is not None:
             self._push.close()
             self._push = None
+        self.subruns.close()  # the children's streams too (subruns.py)
 
     # -- time and outages -----------------------------------------------------
 

@@ -7,7 +7,7 @@ core's Follower and reporters like `run` does; nothing here polls or tails by it
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import IO, Any, Dict, List, Optional, Sequence
 
 from dagu_ci.controls import log_lines, one_line
@@ -15,13 +15,14 @@ from dagu_ci.errors import ExitCode, NoRun, UsageError
 from dagu_ci.events import Event, StepFinished, StepLog, StepStarted
 from dagu_ci.follower import Follower, FollowOptions
 from dagu_ci.logtail import LogTailer, ReadMode
-from dagu_ci.models import RunSnapshot, RunStatus, StepSnapshot, parse_time
+from dagu_ci.models import TREE_SEP, RunSnapshot, RunStatus, StepSnapshot, parse_time
 from dagu_ci.redaction import redact, redact_value
 from dagu_ci.remotetext import EnvFormat, env_file, inert, json_text
 from dagu_ci.reporters import Reporter
 from dagu_ci.result import RunResult, exit_code_for
 from dagu_ci.server.capabilities import Capabilities
 from dagu_ci.server.client import DaguClient
+from dagu_ci.subruns import read_tree, sub_run_tailer
 from dagu_ci.term import Style, format_ago, format_duration, table
 
 ACTIVE = (RunStatus.RUNNING, RunStatus.QUEUED, RunStatus.WAITING, RunStatus.NOT_STARTED)
@@ -81,6 +82,7 @@ def status(client: DaguClient, output: Output, dag_file: str, run_id: str) -> in
             output.document({"dag": dag_file, "run_id": None, "status": None, "exit_code": int(ExitCode.NO_RUN), "message": exc.message})
             return int(ExitCode.NO_RUN)
         raise
+    snapshot = read_tree(client, snapshot, client.retry_window)  # its sub-DAG runs, at every depth
     code = status_exit_code(snapshot.status)
     url = client.ui_url(snapshot.dag_name, snapshot.run_id)
     if output.as_json:
@@ -95,9 +97,13 @@ def status(client: DaguClient, output: Output, dag_file: str, run_id: str) -> in
     if snapshot.duration is not None:
         headline += f", took {format_duration(snapshot.duration)}"
     lines = [headline]
-    if snapshot.steps:
-        rows = [[inert(s.name), s.status.label.replace("_", " "), format_ago(s.started_at), format_duration(s.duration)] for s in snapshot.steps]
-        colors = [output.style.status_color(s.status) for s in snapshot.steps]
+    tree = snapshot.tree_rows()  # each sub-run under the step that started it, indented
+    if tree:
+        rows = [
+            ["  " * depth + inert(label), s.status.label.replace("_", " "), format_ago(s.started_at), format_duration(s.duration)]
+            for depth, label, s in tree
+        ]
+        colors = [output.style.status_color(s.status) for _, _, s in tree]
         lines += table(["STEP", "STATUS", "STARTED", "DURATION"], rows, output.style, colors)
     lines.append(f"view: {url}")
     output.lines(lines)
@@ -201,23 +207,34 @@ class LogRequest:
 
 
 def logs(client: DaguClient, output: Output, request: LogRequest) -> int:
-    """Every started step's log (or one step's), each under a header, read once."""
-    snapshot = find_run(client, request.dag, request.run_id)
+    """Every started step's log (or one step's), each under a header, read once; the
+    steps of its sub-DAG runs too, named by their paths."""
+    snapshot = with_tree(client, find_run(client, request.dag, request.run_id), request.step)
     steps = chosen_steps(snapshot, request.step)
-    tailer = LogTailer(client, snapshot.dag_name, snapshot.run_id, client.retry_window)
+    tailers: Dict[str, LogTailer] = {"": LogTailer(client, snapshot.dag_name, snapshot.run_id, client.retry_window)}
+    owners = {step.name: child for child in snapshot.children for step in child.steps}
     collected: Dict[str, List[str]] = {}
     for step in steps:
         path = step.stderr if request.stream == "stderr" else step.stdout
         if not step.status.has_started or not path:
             collected[step.name] = []
             continue
+        child = owners.get(step.name)
+        own = replace(step, name=step.name[len(child.path) + len(TREE_SEP):]) if child else step  # as its DAG names it
         if request.tail:
-            page = client.read_log(snapshot.dag_name, snapshot.run_id, step.name, request.stream, client.retry_window(), tail=request.tail)
+            retry = client.retry_window()
+            if child is None:
+                page = client.read_log(snapshot.dag_name, snapshot.run_id, step.name, request.stream, retry, tail=request.tail)
+            else:
+                page = client.read_sub_log(snapshot.dag_name, snapshot.run_id, child.run_id, own.name, request.stream, retry, tail=request.tail)
             collected[step.name] = list(page.lines) if page else []
         else:
+            key = child.run_id if child else ""
+            if key not in tailers:
+                tailers[key] = sub_run_tailer(client, snapshot, child, client.retry_window)  # type: ignore[arg-type]
             # The run may still be going: FLUSH shows every line written so far.
             mode = ReadMode.FINAL if step.status.is_finished else ReadMode.FLUSH
-            collected[step.name] = [line for chunk in tailer.read(step, request.stream, path, mode) for line in chunk.lines]
+            collected[step.name] = [line for chunk in tailers[key].read(own, request.stream, path, mode) for line in chunk.lines]
     if output.as_json:
         output.document({"dag": request.dag, "run_id": snapshot.run_id, "stream": request.stream, "steps": [
             {"name": step.name, "status": step.status.label, "lines": collected[step.name]} for step in steps
@@ -237,19 +254,45 @@ def logs(client: DaguClient, output: Output, request: LogRequest) -> int:
 def follow_logs(client: DaguClient, reporter: Reporter, request: LogRequest, options: FollowOptions) -> int:
     """`logs --follow`: the core's follower, its events filtered to the chosen step and stream."""
     snapshot = find_run(client, request.dag, request.run_id)
-    chosen_steps(snapshot, request.step)  # an unknown step is an error before anything streams
-    Follower(client, snapshot.dag_name, snapshot.run_id, LogFilter(reporter, request.step, request.stream).handle, options).follow()
+    step = request.step
+    if step is not None:  # an unknown step is an error before anything streams
+        [chosen] = chosen_steps(with_tree(client, snapshot, step), step)
+        step = chosen.name  # a sub-run's step as the follower names it
+    Follower(client, snapshot.dag_name, snapshot.run_id, LogFilter(reporter, step, request.stream).handle, options).follow()
     return 0
 
 
+def with_tree(client: DaguClient, snapshot: RunSnapshot, step: Optional[str]) -> RunSnapshot:
+    """The run with its sub-runs, unless the one step asked for is the run's own."""
+    if step is not None and snapshot.step(step) is not None:
+        return snapshot
+    return read_tree(client, snapshot, client.retry_window)
+
+
 def chosen_steps(snapshot: RunSnapshot, step: Optional[str]) -> List[StepSnapshot]:
+    """All the steps (a sub-run's by their paths), or the one named: as shown
+    (`deploy › leaf[eu] › migrate`) or with slashes (`deploy/leaf[eu]/migrate`)."""
     if step is None:
-        return list(snapshot.steps)
+        return list(snapshot.all_steps())
     found = snapshot.step(step)
-    if found is None:
-        names = ", ".join(s.name for s in snapshot.steps)
-        raise UsageError(f"run {snapshot.run_id} has no step {step!r} (steps: {names})")
-    return [found]
+    if found is not None:
+        return [found]
+    wanted = _path_key(step)
+    matches = [s for s in snapshot.all_steps() if _path_key(s.name) == wanted]
+    if len(matches) == 1:
+        return matches
+    names = ", ".join(s.name for s in snapshot.steps)
+    if snapshot.children:
+        example = snapshot.children[0].steps[0].name.replace(TREE_SEP, "/") if snapshot.children[0].steps else ""
+        names += f"; a sub-run's step by its path, e.g. {example}" if example else ""
+    if matches:
+        raise UsageError(f"more than one step of run {snapshot.run_id} matches {step!r}: " + ", ".join(s.name for s in matches))
+    raise UsageError(f"run {snapshot.run_id} has no step {step!r} (steps: {names})")
+
+
+def _path_key(name: str) -> str:
+    """A step path compared loosely: `›` or `/` between the parts, spaces around them ignored."""
+    return "/".join(part.strip() for part in name.replace("›", "/").split("/"))
 
 
 class LogFilter(Reporter):

@@ -7,7 +7,7 @@ so everything here keys on the integers and carries its own spelling.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from enum import IntEnum
 from typing import Any, Dict, List, Mapping, Optional, Tuple
@@ -340,18 +340,18 @@ class RunSnapshot:
             runs.setdefault(child.parent_step, []).append(child)
         rows: List[Tuple[int, str, StepSnapshot]] = []
 
-        def add(step: StepSnapshot, label: str) -> None:
-            rows.append((step.depth, label, step))
-            for child in runs.get(step.name, ()):
+        def add(step: StepSnapshot, label: str, depth: int) -> None:
+            rows.append((depth, label, step))
+            for child in runs.get(step.name, ()):  # one level below the step that started it
                 status = StepStatus.NOT_STARTED if child.status == RunStatus.QUEUED else StepStatus.parse(int(child.status))
                 row = StepSnapshot(child.path, status, started_at=child.started_at, finished_at=child.finished_at,
                                    depth=child.depth)
-                rows.append((child.depth, child.path[len(child.parent_step) + len(TREE_SEP):], row))
+                rows.append((depth + 1, child.path[len(child.parent_step) + len(TREE_SEP):], row))
                 for sub in child.steps:
-                    add(replace(sub, depth=child.depth + 1), sub.name[len(child.path) + len(TREE_SEP):])
+                    add(sub, sub.name[len(child.path) + len(TREE_SEP):], depth + 2)
 
         for step in self.steps:
-            add(step, step.name)
+            add(step, step.name, 0)
         return rows
 
     def all_steps(self) -> Tuple[StepSnapshot, ...]:

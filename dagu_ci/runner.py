@@ -40,6 +40,7 @@ from dagu_ci.server.client import (
     StartFailed,
     backoff_delay,
 )
+from dagu_ci.subruns import read_tree
 
 if TYPE_CHECKING:
     from dagu_ci.hosts.base import Host
@@ -155,8 +156,11 @@ class Runner:
 
         def begin() -> None:
             if retry:
+                # As the earlier attempt left them, its sub-runs too: what the retry does not
+                # run again is not news, and a child's earlier end is not the retry's.
+                before = snapshot if snapshot.status in ACTIVE else read_tree(self.client, snapshot, self.client.retry_window)
                 self._retry(dag_name, snapshot, retry_step)
-                self._ended_before = snapshot.steps
+                self._ended_before = before.all_steps()
             self._accepted(dag_name, snapshot.run_id, attached=True)
 
         return self._guarded(dag_name, snapshot.run_id, begin)

@@ -12,10 +12,16 @@ changes; only the first running child (in tree order) is tailed live, the others
 are read whole when they end: grouped output shows one group live anyway, and a quiet
 fan-out of 100 children costs no more than one. Where there is no list (before 1.24),
 each active child's details are read on that schedule instead.
+
+With push (the events stream's `subdagrun` topics, 2.4.2+) nothing is polled for the
+children: each one's details come pushed when they change (on a few extra streams of
+20 topics each, opened once), and a live child's quiet log is read only as a safety
+net, as the run's own pushed logs are.
 """
 from __future__ import annotations
 
 import json
+import queue
 import time
 from dataclasses import dataclass, field, replace
 from enum import Enum
@@ -31,6 +37,10 @@ LIST_CAP = 6.0  # quiet: the children's statuses are looked at this often
 LIVE_CAP = 20.0  # quiet: a live child's details are read this often (its end shows in the list sooner)
 STATUS_CAP_WITH_CHILDREN = 10.0  # the run's own status while children run: their list tells their end
 MAX_LIVE = 1  # children tailed while they run; the others are read when they end
+PUSH_DRAIN = 1.0  # with push: how often the pushed children's snapshots are looked at (no request)
+# At the run's end a child still without a record (404) is asked again for this long: a
+# child's record exists before its caller ends, so by then 404 means it never started.
+FINAL_RECORD_GRACE = 5.0
 ITEM_WIDTH = 40
 
 
@@ -74,6 +84,12 @@ class _Child:
     ended: bool = False
     next_details: float = 0.0
     interval: float = 0.0
+    caller_log: str = ""  # its calling step's log file when it was found: a new one, a new run of that step
+    # Not news (a step a retry left as it was): read once at the end, for the tree, and never told.
+    quiet: bool = False
+    waiting: bool = False  # no record yet, or only an earlier attempt's: asked again at next_details
+    earlier: Optional[RunSnapshot] = None  # an earlier attempt it showed, read as it is if nothing newer comes
+    pushed: Optional[RunSnapshot] = None  # its details as the server last pushed them, not looked at yet
 
 
 class SubRunFollower:
@@ -86,7 +102,12 @@ class SubRunFollower:
         retry: Callable[[], Retry],
         base: float,
         logs: SubRunLogs = SubRunLogs.ALL,
+        ended_before: Tuple[StepSnapshot, ...] = (),
+        push: bool = False,
     ):
+        """`ended_before`: a retry's earlier attempt as it ended, its sub-runs' steps too
+        (RunSnapshot.all_steps): the children of steps it leaves as they were are not news,
+        and a child showing only log files of then has not begun its new attempt yet."""
         from dagu_ci.follower import LogSchedule  # the follower imports this module
 
         self.client = client
@@ -100,12 +121,18 @@ class SubRunFollower:
         self._children: Dict[str, _Child] = {}
         self._list_interval = base
         self._next_list = 0.0
+        self._unchanged = {step.name: step.stdout for step in ended_before if SEP not in step.name and step.stdout}
+        self._old_logs: Set[str] = {step.stdout for step in ended_before if step.stdout}
+        # Push: the children's details come on streams of their own (subdagrun topics).
+        self._push = push and client.api.features.events_stream and client.api.features.sub_runs_pushed
+        self._streams: List[Any] = []  # EventsStream
+        self._subscribed: Set[str] = set()
 
     # -- what the follower asks ------------------------------------------------
 
     @property
     def active(self) -> bool:
-        return any(not child.ended for child in self._children.values())
+        return any(not (child.ended or child.quiet) for child in self._children.values())
 
     def status_cap(self, default: float) -> float:
         return STATUS_CAP_WITH_CHILDREN if self.active else default
@@ -113,7 +140,13 @@ class SubRunFollower:
     def next_due(self) -> Optional[float]:
         if not self.active:
             return None
-        due = [self._next_list] + [c.next_details for c in self._children.values() if c.live and not c.ended]
+        if self._push:
+            log_due = self.schedule.next_due()
+            drain = time.monotonic() + PUSH_DRAIN
+            return drain if log_due is None else min(drain, log_due)
+        due = [self._next_list] + [
+            c.next_details for c in self._children.values() if (c.live or c.waiting) and not (c.ended or c.quiet)
+        ]
         log_due = self.schedule.next_due()
         if log_due is not None:
             due.append(log_due)
@@ -141,40 +174,183 @@ class SubRunFollower:
         return tuple(children)
 
     def round(self, root: RunSnapshot, final: bool = False) -> bool:
-        """Look at the children as far as they are due; True if anything changed."""
+        """Look at the children as far as they are due; True if anything changed.
+        `final` (the run is over): every child at every depth, read in full."""
+        if final:
+            return self.walk_to_end(root)
         self._discover(root.steps, "", 1)
         if not self._children:
             return False
+        if self._push:
+            return self._pushed_round()
         now = time.monotonic()
         changed = False
-        if final or now >= self._next_list:
-            changed |= self._refresh_statuses(final)
+        if now >= self._next_list:
+            changed |= self._refresh_statuses()
         for child in self._ordered():
-            if child.ended:
+            if child.ended or child.quiet:
                 continue
-            changed |= self._look_at(child, final)
+            changed |= self._look_at(child, final=False)
         self._choose_live()
-        if final or now >= self._next_list:
+        if now >= self._next_list:
             self._list_interval = self.base if changed else min(self._list_interval * 1.5, LIST_CAP)
             self._next_list = time.monotonic() + self._list_interval
         return changed
 
+    # -- push ---------------------------------------------------------------------
+
+    def _pushed_round(self) -> bool:
+        """Subscribe the children found since the last round; look at what was pushed."""
+        self._subscribe()
+        self._drain()
+        if not self._push:
+            return False  # a stream ended: the next round polls
+        changed = False
+        for child in self._ordered():
+            if child.ended or child.quiet:
+                continue
+            if child.pushed is not None:
+                snapshot, child.pushed = child.pushed, None
+                if not self._earlier_attempt(snapshot):
+                    child.waiting, child.earlier = False, None
+                    if child.live:  # something changed in it: its quiet logs are worth a read now
+                        for step in snapshot.steps:
+                            self.schedule.touch(self._named(child, step).name)
+                    changed |= self._observe(child, snapshot, final=False)
+            elif child.live and child.snapshot is not None and self.logs is SubRunLogs.ALL:
+                changed |= self._tail_running(child)
+        self._choose_live()
+        return changed
+
+    def _subscribe(self) -> None:
+        from dagu_ci.server.events_stream import MAX_TOPICS, EventsStream  # imports requests
+
+        new = [c.ref.run_id for c in self._ordered() if not (c.ended or c.quiet) and c.ref.run_id not in self._subscribed]
+        for start in range(0, len(new), MAX_TOPICS):
+            chunk = new[start:start + MAX_TOPICS]
+            self._streams.append(EventsStream(self.client, self.root_name, self.root_id, (), sub_runs=chunk).open())
+            self._subscribed.update(chunk)
+        # Quiet logs are read only as a safety net: a child's end and its steps' changes are pushed.
+        from dagu_ci.follower import PUSHED_LOG_CAP
+
+        self.schedule.cap = PUSHED_LOG_CAP
+
+    def _drain(self) -> None:
+        from dagu_ci.server.events_stream import Closed, PushedSubRun
+
+        for stream in self._streams:
+            while True:
+                try:
+                    message = stream.messages.get_nowait()
+                except queue.Empty:
+                    break
+                if isinstance(message, PushedSubRun):
+                    child = self._children.get(message.sub_id)
+                    if child is not None:
+                        child.pushed = message.snapshot
+                        child.status = message.snapshot.status
+                elif isinstance(message, Closed):
+                    self.close()
+                    return
+
+    def close(self) -> None:
+        """End the children's streams (at once; their threads end on their own) and
+        poll from now on."""
+        from dagu_ci.follower import LOG_CAP
+
+        for stream in self._streams:
+            stream.close()
+        self._streams = []
+        if self._push:
+            self._push = False
+            self.schedule.cap = LOG_CAP
+            self._next_list = 0.0
+            for child in self._children.values():
+                child.seen = None  # read each active child's details once more: a push may be lost
+
+    def walk_to_end(self, root: RunSnapshot, grace: float = FINAL_RECORD_GRACE) -> bool:
+        """The run is over: walk the whole tree before dagu-ci exits. A child's details
+        name its own children, which a pass may find only now (a grandchild that started
+        and ended between two looks): passes go on until every child found has been read
+        to its end. One still without a record, or showing only an earlier attempt, is
+        asked again for `grace` seconds: then it never started, or did not run again."""
+        self.close()
+        changed = False
+        grace_until: Optional[float] = None
+        while True:
+            self._discover(root.steps, "", 1)
+            pending = [child for child in self._ordered() if not child.ended]
+            if not pending:
+                return changed
+            for child in pending:
+                changed |= self._look_at(child, final=True)
+            missing = [child for child in pending if not child.ended]
+            if len(missing) < len(pending):
+                continue  # some ended: their details may name children not found yet
+            now = time.monotonic()
+            if grace_until is None:
+                grace_until = now + min(grace, max(self._retry().remaining(), 0.0))
+            if now >= grace_until:
+                for child in missing:
+                    self._give_up(child)
+                continue  # an earlier attempt, read now, may name children of its own
+            time.sleep(min(self.base, grace_until - now))
+
+    def _give_up(self, child: _Child) -> None:
+        if child.earlier is not None:
+            if not child.quiet:
+                self.emit(Notice(
+                    f"{child.parent_step}: sub-run {child.ref.run_id} did not run again; shown as its earlier attempt ended",
+                    Level.WARNING,
+                ))
+            self._observe(child, child.earlier, final=True)
+            return
+        child.ended = True
+        if not child.quiet:
+            self.emit(Notice(
+                f"{child.parent_step}: sub-run {child.ref.run_id}"
+                f"{' of ' + child.ref.dag_name if child.ref.dag_name else ''} never started "
+                "(the server has no record of it)", Level.WARNING,
+            ))
+
     # -- discovery and statuses -------------------------------------------------
 
-    def _discover(self, steps: Tuple[StepSnapshot, ...], parent_path: str, depth: int) -> None:
+    def _discover(self, steps: Tuple[StepSnapshot, ...], parent_path: str, depth: int, quiet: bool = False) -> None:
         for step in steps:
             if not step.sub_runs:
                 continue
             path = parent_path + SEP + step.name if parent_path else step.name
+            # A retry left this step as it was: its children are not news.
+            step_quiet = quiet or (depth == 1 and step.stdout != "" and self._unchanged.get(step.name) == step.stdout)
             several = len(step.sub_runs) > 1
             items = _items([ref.params for ref in step.sub_runs])
             for number, ref in enumerate(step.sub_runs, 1):
-                if ref.run_id in self._children:
+                known = self._children.get(ref.run_id)
+                if known is not None:
+                    self._rerun(known, step, step_quiet)
                     continue
                 hint = items[number - 1] if several else ""
                 if ref.repeated or any(r.repeated for r in step.sub_runs):
                     hint = (hint + " " if hint else "") + f"#{number}"
-                self._children[ref.run_id] = _Child(ref, path, depth, hint, interval=self.base)
+                self._children[ref.run_id] = _Child(
+                    ref, path, depth, hint, interval=self.base, caller_log=step.stdout, quiet=step_quiet
+                )
+
+    def _rerun(self, child: _Child, step: StepSnapshot, quiet: bool) -> None:
+        """Its calling step runs again (an auto-retry of the run, say): the child's id is
+        the same (a digest of run, step and params), and what it showed is the past."""
+        if not step.stdout or step.stdout == child.caller_log:
+            return
+        if not child.caller_log:  # found before its caller's log file was known
+            child.caller_log = step.stdout
+            return
+        child.caller_log, child.quiet = step.stdout, quiet
+        if child.snapshot is not None:
+            self._old_logs.update(s.stdout for s in child.snapshot.steps if s.stdout)
+        child.ended = child.announced = child.live = False
+        child.seen = child.status = None
+        child.started.clear()
+        child.finished.clear()
 
     def _ordered(self) -> List[_Child]:
         """Tree order: each child followed by the children of its own steps."""
@@ -194,7 +370,7 @@ class SubRunFollower:
                 add(child)
         return ordered
 
-    def _refresh_statuses(self, final: bool) -> bool:
+    def _refresh_statuses(self) -> bool:
         """One list request per parent that has children still going (where the server lists)."""
         features = self.client.api.features
         if not features.sub_runs_listed:
@@ -208,7 +384,7 @@ class SubRunFollower:
                 parents.setdefault(owner.ref.run_id if owner else "?", []).append(child)
         changed = False
         for parent_id, children in parents.items():
-            if all(child.ended for child in children) or parent_id == "?":
+            if all(child.ended or child.quiet for child in children) or parent_id == "?":
                 continue
             if parent_id and not features.sub_runs_nested_list:
                 continue  # deeper levels: their details tell (_look_at)
@@ -239,6 +415,8 @@ class SubRunFollower:
         listed = features.sub_runs_listed and (child.depth == 1 or features.sub_runs_nested_list)
         if final:
             due = True
+        elif child.waiting:
+            due = now >= child.next_details
         elif listed:
             due = child.status is not None and child.status != child.seen
             due = due or (child.live and now >= child.next_details)
@@ -247,15 +425,26 @@ class SubRunFollower:
         changed = False
         if due:
             snapshot = self.client.get_sub_run(self.root_name, self.root_id, child.ref.run_id, self._retry())
-            if snapshot is None:
-                child.next_details = now + child.interval  # listed before its record exists: not yet
+            if snapshot is None or self._earlier_attempt(snapshot):
+                # Listed before its record exists, or its new attempt has not begun: not yet.
+                child.earlier = snapshot
+                child.waiting = True
+                child.next_details = now + child.interval
+                child.interval = min(child.interval * 1.5, LIVE_CAP)
                 return False
+            child.waiting, child.earlier = False, None
             changed = self._observe(child, snapshot, final)
             child.interval = self.base if changed else min(child.interval * 1.5, LIVE_CAP)
             child.next_details = time.monotonic() + child.interval
         elif child.live and child.snapshot is not None and self.logs is SubRunLogs.ALL:
             changed = self._tail_running(child)
         return changed
+
+    def _earlier_attempt(self, snapshot: RunSnapshot) -> bool:
+        """Only log files of an attempt that ended before this follow (or before its
+        calling step ran again): the child has not begun its new attempt yet."""
+        logs = {step.stdout for step in snapshot.steps if step.stdout}
+        return snapshot.is_over and bool(logs) and logs <= self._old_logs
 
     def _observe(self, child: _Child, snapshot: RunSnapshot, final: bool) -> bool:
         previous = child.snapshot
@@ -269,16 +458,20 @@ class SubRunFollower:
                 _SubRunLogReader(self.client, self.root_name, self.root_id, child.ref.run_id),
                 snapshot.dag_name, child.ref.run_id, self._retry,
             )
+        if child.quiet:
+            self._discover(snapshot.steps, child.path, child.depth + 1, quiet=True)
+            child.ended = child.ended or snapshot.is_over or final
+            return False
         if not child.announced and snapshot.status != RunStatus.NOT_STARTED:
             child.announced = True
             self.emit(Notice(f"{child.path}: sub-run {child.ref.run_id} of {snapshot.dag_name} {snapshot.status.label}"))
+        self._discover(snapshot.steps, child.path, child.depth + 1)  # its own children, as soon as it names them
         over = snapshot.is_over or final
         if not (child.live or over):
             return changed  # told when it ends, each step whole in turn
         show_logs = self._shows_logs(child, snapshot, over)
         for step in snapshot.steps:
             changed |= self._observe_step(child, step, show_logs, over)
-        self._discover(snapshot.steps, child.path, child.depth + 1)
         if over:
             child.ended, child.live = True, False
             for step in snapshot.steps:
@@ -358,7 +551,7 @@ class SubRunFollower:
         for child in self._ordered():
             if len(live) >= MAX_LIVE:
                 return
-            if not child.live and not child.ended and child.snapshot is not None and child.status == RunStatus.RUNNING:
+            if not (child.live or child.ended or child.quiet) and child.snapshot is not None and child.status == RunStatus.RUNNING:
                 child.live = True
                 child.next_details = 0.0
                 live.append(child)
@@ -366,6 +559,23 @@ class SubRunFollower:
     @staticmethod
     def _named(child: _Child, step: StepSnapshot) -> StepSnapshot:
         return replace(step, name=child.path + SEP + step.name, depth=child.depth)
+
+
+def read_tree(client: DaguClient, root: RunSnapshot, retry: Callable[[], Retry]) -> RunSnapshot:
+    """One look at the whole tree (`status`, `logs`, a retry's earlier attempt): each
+    child's details at every depth, no logs; a child without a record yet is left out.
+    The root with its children (RunSnapshot.children)."""
+    if not any(step.sub_runs for step in root.steps):
+        return root
+    survey = SubRunFollower(client, root.dag_name, root.run_id, lambda event: None, retry, 0.0, SubRunLogs.NONE)
+    survey.walk_to_end(root, grace=0.0)
+    return replace(root, children=survey.tree())
+
+
+def sub_run_tailer(client: DaguClient, root: RunSnapshot, child: ChildRun, retry: Callable[[], Retry]) -> LogTailer:
+    """A LogTailer reading one sub-run's step logs (its steps named as its DAG names them)."""
+    reader = _SubRunLogReader(client, root.dag_name, root.run_id, child.run_id)
+    return LogTailer(reader, child.dag_name, child.run_id, retry)
 
 
 def _items(params: List[str]) -> List[str]:

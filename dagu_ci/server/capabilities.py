@@ -43,6 +43,9 @@ SINCE: Dict[str, Version] = {
     # a sub-run's own children from 1.26.7 (older servers ignore it and list the root's).
     "sub_runs_listed": (1, 24, 0),
     "sub_runs_nested_list": (1, 26, 7),
+    # The events stream's `subdagrun:{root}/{rootId}/{subId}` topic pushes a sub-run's details
+    # when it changes (its events wake it, as they wake the root's `dagrun` topic).
+    "sub_runs_pushed": (2, 4, 2),
 }
 
 _VERSION = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)")
@@ -98,6 +101,7 @@ class Capabilities:
     sub_runs_by_id: bool
     sub_runs_listed: bool
     sub_runs_nested_list: bool
+    sub_runs_pushed: bool
     sub_runs_path: str  # under /dag-runs/{root}/{id}/
     sub_runs_field: str  # a node's list of its sub-runs
     param_refusal_is_500: bool  # 1.x answers params a DAG refuses with a 500, not a 400
@@ -134,6 +138,7 @@ class Capabilities:
             sub_runs_by_id=by_id,
             sub_runs_listed=has("sub_runs_listed"),
             sub_runs_nested_list=has("sub_runs_nested_list"),
+            sub_runs_pushed=modern and has("sub_runs_pushed"),
             sub_runs_path="sub-dag-runs" if by_id else "children",
             sub_runs_field="subRuns" if by_id else "children",
             param_refusal_is_500=not modern,

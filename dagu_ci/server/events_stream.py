@@ -2,7 +2,7 @@
 multiplexed SSE stream, read as wake-ups (API.md §8).
 
 A `dagrun` message carries a full run snapshot, the same as the REST answer, so
-it replaces a poll. A `steplog` message is only a tail snapshot with no offsets,
+it replaces a poll; a `subdagrun` message does the same for one sub-DAG run. A `steplog` message is only a tail snapshot with no offsets,
 so it just says "read this step's log now"; the offset reads stay the source of
 truth. Any trouble (no endpoint, auth, a drop) ends the stream quietly and the
 follower goes back to polling.
@@ -14,7 +14,7 @@ import queue
 import socket
 import threading
 from dataclasses import dataclass
-from typing import Iterable, Iterator, List, Optional, Tuple, Union
+from typing import Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import requests
 
@@ -34,6 +34,14 @@ class PushedSnapshot:
 
 
 @dataclass(frozen=True)
+class PushedSubRun:
+    """A sub-DAG run's snapshot pushed by the server (`subdagrun` topics)."""
+
+    sub_id: str
+    snapshot: RunSnapshot
+
+
+@dataclass(frozen=True)
 class LogTouched:
     """A step's log changed: read it."""
 
@@ -47,13 +55,16 @@ class Closed:
     reason: str
 
 
-Message = Union[PushedSnapshot, LogTouched, Closed]
+Message = Union[PushedSnapshot, PushedSubRun, LogTouched, Closed]
 
 
 class EventsStream:
     """One SSE connection, read by a daemon thread into a queue."""
 
-    def __init__(self, client: DaguClient, dag_name: str, run_id: str, steps: Iterable[str]):
+    def __init__(self, client: DaguClient, dag_name: str, run_id: str, steps: Iterable[str],
+                 sub_runs: Sequence[str] = ()):
+        """The run and its steps' logs; or, given `sub_runs`, only those sub-runs of it
+        (at most MAX_TOPICS)."""
         self.client = client
         self.dag_name = dag_name
         self.run_id = run_id
@@ -62,9 +73,12 @@ class EventsStream:
         self.live = False
         self._sock: Optional[socket.socket] = None
         self._session = client.new_session()
-        self._topics = [f"dagrun:{dag_name}/{run_id}"] + [
-            f"steplog:{dag_name}/{run_id}/{step}" for step in steps
-        ][: MAX_TOPICS - 1]
+        if sub_runs:
+            self._topics = [f"subdagrun:{dag_name}/{run_id}/{sub_id}" for sub_id in sub_runs][:MAX_TOPICS]
+        else:
+            self._topics = [f"dagrun:{dag_name}/{run_id}"] + [
+                f"steplog:{dag_name}/{run_id}/{step}" for step in steps
+            ][: MAX_TOPICS - 1]
         self._thread = threading.Thread(target=self._read, name="dagu-ci-push", daemon=True)
 
     @classmethod
@@ -145,6 +159,8 @@ class EventsStream:
         payload = body.get("payload") or {}
         if topic.startswith("dagrun:") and isinstance(payload, dict) and payload.get("dagRunDetails"):
             self.messages.put(PushedSnapshot(RunSnapshot.from_api(payload["dagRunDetails"])))
+        elif topic.startswith("subdagrun:") and isinstance(payload, dict) and payload.get("dagRunDetails"):
+            self.messages.put(PushedSubRun(topic.rsplit("/", 1)[-1], RunSnapshot.from_api(payload["dagRunDetails"])))
         elif topic.startswith("steplog:"):
             self.messages.put(LogTouched(topic.rsplit("/", 1)[-1]))
 

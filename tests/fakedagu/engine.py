@@ -715,8 +715,10 @@ class Engine:
                 for name, node in attempt.nodes.items():
                     if name != step:
                         old = previous.nodes[name]
-                        for key in ("status", "started_at", "finished_at", "stdout", "stderr", "error", "exit_code"):
-                            setattr(node, key, getattr(old, key))
+                        # The whole node state carries over (1.30.3 setupRetryPlan), its sub-runs too.
+                        for key in ("status", "started_at", "finished_at", "stdout", "stderr", "error", "exit_code",
+                                    "sub_runs", "sub_runs_repeated"):
+                            setattr(node, key, list(getattr(old, key)) if key.startswith("sub_") else getattr(old, key))
             self._begin(run, attempt)
             return True
 

@@ -29,8 +29,13 @@ can learn that a run ended:
   and sent when the tail-1000 snapshot changes.
 * A topic whose run does not exist yet sends nothing until it does.
 
-Other valid topic types (`subdagrun`, `dagrunlogs`, `dag`, `queues`, …) are
-accepted and never send anything; nothing in dagu-ci uses them. Not modelled:
+* `subdagrun:{root}/{rootId}/{subId}` topics (2.4.2+) are on-demand like
+  `dagrun`: a sub-run's status writes wake them (`dagrun_invalidator.go`), and the
+  payload is the sub-run's details (`GetSubDAGRunDetailsData`). Before 2.4.2 they
+  are accepted and send nothing.
+
+Other valid topic types (`dagrunlogs`, `dag`, `queues`, …) are accepted and never
+send anything; nothing in dagu-ci uses them. Not modelled:
 the 30 s slow-client drop and the 1000-client limit.
 """
 from __future__ import annotations
@@ -319,7 +324,7 @@ class EventHub:
                 poll = self._steplog_polls.setdefault(topic, StepLogPoll())
                 if poll.due > now:
                     continue
-            elif kind != "dagrun":
+            elif kind not in ("dagrun", "subdagrun"):
                 continue
             payload = self._fetch(topic)
             if payload is None:
@@ -360,6 +365,13 @@ class EventHub:
                 if run is None:
                     return None  # a failed fetch sends nothing yet
                 return {"dagRunDetails": render.run_details(self.v, run)}
+        if kind == "subdagrun" and self.v.at_least(2, 4, 2):
+            with self.engine.lock:
+                root = self.engine.find(parts[0], parts[1])
+                child = root.sub_runs.get(parts[2]) if root is not None else None
+                if child is None:
+                    return None  # no record yet: nothing sent until there is
+                return {"dagRunDetails": render.run_details(self.v, child)}
         if kind == "steplog":
             with self.engine.lock:
                 run = self.engine.find(parts[0], parts[1])
