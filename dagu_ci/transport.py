@@ -15,6 +15,8 @@ from typing import Any, Optional
 
 import requests
 
+from dagu_ci.cancel import raise_if_lost
+
 CHUNK = 64 * 1024
 
 
@@ -58,8 +60,10 @@ class _Exchange:
 def fetch(session: requests.Session, method: str, url: str, *, limit: float, cap: int, **options: Any) -> requests.Response:
     """session.request(method, url, **options), body read, within `limit` seconds.
 
-    Raises TooSlow, TooLarge, CutShort, or what requests raised before the answer began.
+    Raises TooSlow, TooLarge, CutShort, or what requests raised before the answer began;
+    Cancelled for a cancel whose own exception was lost (retries must not keep it waiting).
     """
+    raise_if_lost()
     exchange = _Exchange()
     worker = threading.Thread(
         target=_work, args=(exchange, session, method, url, cap, options), name="dagu-ci-http", daemon=True
