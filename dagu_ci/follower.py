@@ -143,6 +143,7 @@ class Follower:
         self.last: Optional[RunSnapshot] = None
         self._started: Set[str] = set()
         self._finished: Dict[str, StepSnapshot] = {}
+        self._new_attempts: Dict[str, Tuple[str, str]] = {}  # a step's log files whose new attempt was told
         self._earlier = {s.name: s.stdout for s in options.ended_before if s.status.is_finished}
         self._started.update(self._earlier)
         self._finished.update({s.name: s for s in options.ended_before if s.name in self._earlier})
@@ -333,7 +334,9 @@ class Follower:
                 continue
             active, release_at = False, None
             for chunk in self.tailer.read(step, stream, path, mode):
-                if chunk.restarted:
+                if chunk.restarted and self._new_attempts.get(step.name) != (step.stdout, step.stderr):
+                    # Once per attempt: its stdout and stderr both start afresh, maybe rounds apart.
+                    self._new_attempts[step.name] = (step.stdout, step.stderr)
                     self.emit(Notice(f"{step.name}: a new attempt began; its log starts afresh", step=step.name))
                 for text in chunk.notices:
                     self.emit(Notice(text, Level.WARNING, step=step.name))
