@@ -19,7 +19,7 @@ import requests
 
 from dagu_ci.client import DaguClient
 from dagu_ci.models import RunSnapshot
-from dagu_ci.transport import socket_of
+from dagu_ci.transport import THREAD_PREFIX, socket_of
 
 PUSH_SINCE = (2, 3, 0)
 READ_TIMEOUT = 35.0  # the server sends a heartbeat every 10 s by default
@@ -65,7 +65,7 @@ class PushStream:
         self._topics = [f"dagrun:{dag_name}/{run_id}"] + [
             f"steplog:{dag_name}/{run_id}/{step}" for step in steps
         ][: MAX_TOPICS - 1]
-        self._thread = threading.Thread(target=self._read, name="dagu-ci-push", daemon=True)
+        self._thread = threading.Thread(target=self._read, name=f"{THREAD_PREFIX}push", daemon=True)
 
     @classmethod
     def available(cls, client: DaguClient) -> bool:

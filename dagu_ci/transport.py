@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from typing import Any, Optional
 
 import requests
@@ -18,6 +19,8 @@ import requests
 from dagu_ci.cancel import raise_if_lost
 
 CHUNK = 64 * 1024
+THREAD_PREFIX = "dagu-ci-"  # names of the threads that talk to the server (requests, events stream)
+WIND_DOWN = 2.0  # how long an exit waits for them
 
 
 class TooSlow(Exception):
@@ -66,7 +69,7 @@ def fetch(session: requests.Session, method: str, url: str, *, limit: float, cap
     raise_if_lost()
     exchange = _Exchange()
     worker = threading.Thread(
-        target=_work, args=(exchange, session, method, url, cap, options), name="dagu-ci-http", daemon=True
+        target=_work, args=(exchange, session, method, url, cap, options), name=f"{THREAD_PREFIX}http", daemon=True
     )
     worker.start()
     finished = False
@@ -143,3 +146,16 @@ def socket_of(response: requests.Response) -> Optional[socket.socket]:
         fileobj = getattr(getattr(raw, "_fp", None), "fp", None)  # http.client's socket file
         sock = getattr(getattr(fileobj, "raw", None), "_sock", None)
     return sock if isinstance(sock, socket.socket) else None
+
+
+def let_threads_wind_down(limit: float = WIND_DOWN) -> None:
+    """Before the process exits: wait (bounded) for the request and events-stream threads.
+
+    They are daemons, never a reason to stay; but their sockets have been shut down by now,
+    so they are about to end, and one still inside OpenSSL when the process exits can crash
+    it (OpenSSL's exit-time cleanup frees what that thread is using: a SIGSEGV at exit).
+    """
+    deadline = time.monotonic() + limit
+    for thread in threading.enumerate():
+        if thread.daemon and thread.name.startswith(THREAD_PREFIX) and thread is not threading.current_thread():
+            thread.join(max(0.0, deadline - time.monotonic()))
