@@ -366,7 +366,8 @@ class Follower:
             return
         self._push_tried = True
         steps = [step.name for step in snapshot.steps] if self.options.logs else []
-        self._push = PushStream(self.client, self.dag_name, self.run_id, steps).open()
+        self._push = PushStream(self.client, self.dag_name, self.run_id, steps)
+        self._push.open()  # held first: a cancel raised inside open() must still close it
 
     def _close_push(self) -> None:
         if self._push is not None:
