@@ -57,8 +57,13 @@ def staggered(bench: Bench, start: Callable[[Variant], Running], variants: List[
             time.sleep(sizes.stagger)
     results: dict = {v.label: [] for v in variants}
     for label, handle in running:
-        results[label].append(handle.finish(timeout=sizes.silence + 120))
+        results[label] += measured([handle.finish(timeout=sizes.silence + 120)])
     return results
+
+
+def measured(results: List[RunResult]) -> List[RunResult]:
+    """The runs that ended on the server: one that did not is in bench.failures (a warning), not a figure."""
+    return [result for result in results if result.finished is not None]
 
 
 def measure(sizes: Sizes, tmp: str, log: Callable[[str], None]) -> tuple:
@@ -97,7 +102,7 @@ def measure(sizes: Sizes, tmp: str, log: Callable[[str], None]) -> tuple:
             fig(name, "s", *targets[variant.label], missing=NOT_YET)
             continue
         log(name)
-        samples = [bench.end_latency_active(variant, sizes.active).latency for _ in range(sizes.reps)]
+        samples = [r.latency for r in measured([bench.end_latency_active(variant, sizes.active) for _ in range(sizes.reps)])]
         fig(name, "s", *targets[variant.label], samples)
 
     # 1 + 2. A last step silent for `silence` s: end latency and REST load, push and poll in parallel.

@@ -56,7 +56,7 @@ steps:
     assert requests.get(f"{server.api}/dag-runs/single/q2", timeout=10).status_code == 404
     # Dequeued by someone else (the UI, a superseding job): its follower ends, aborted.
     third = start_cli("run", "single", "--url", server.url, "--run-id", "q3", "--enqueue")
-    third.wait_for("queued")
+    third.wait_for("run is queued; waiting")  # seen queued by its follower, not only enqueued
     assert requests.get(f"{server.api}/dag-runs/single/q3/dequeue", timeout=10).status_code == 200
     followed = third.finish()
     assert followed.code == 3, followed.output
