@@ -157,5 +157,7 @@ def let_threads_wind_down(limit: float = WIND_DOWN) -> None:
     """
     deadline = time.monotonic() + limit
     for thread in threading.enumerate():
-        if thread.daemon and thread.name.startswith(THREAD_PREFIX) and thread is not threading.current_thread():
+        # Not alive: also one that never started (a signal cut its start() short), which
+        # threading still lists and would refuse to join.
+        if thread.daemon and thread.name.startswith(THREAD_PREFIX) and thread.is_alive():
             thread.join(max(0.0, deadline - time.monotonic()))

@@ -23,6 +23,8 @@ from tests.test_run_e2e import FAST
 # server's pushes) first drops an object whose __del__ signals the process and sleeps
 # ("finaliser"), or has the signal come just as the wait takes its lock back ("lock": the
 # exception then leaves that lock released, and the wait's `with` fails to release it again).
+# Or the next thread the main thread starts (a request's) takes the signal just before it
+# exists ("thread start": threading then lists a thread that never starts).
 SIGNAL_ASTRAY = """
 import os, queue, runpy, signal, sys, threading, time
 
@@ -63,8 +65,19 @@ def signal_then_acquire_restore(self, state):
     return acquire_restore(self, state)
 
 
+start_new_thread = threading._start_new_thread
+
+
+def signal_then_start_new_thread(*args, **kwargs):
+    if where == "thread start" and not armed and main_thread_triggered():
+        armed.append(True)
+        signal_now()
+    return start_new_thread(*args, **kwargs)
+
+
 queue.Queue.get = get_after_a_finaliser
 threading.Condition._acquire_restore = signal_then_acquire_restore
+threading._start_new_thread = signal_then_start_new_thread
 sys.argv[0] = "dagu-ci"
 runpy.run_module("dagu_ci", run_name="__main__", alter_sys=True)
 """
@@ -79,7 +92,7 @@ class SignalAstray(LiveCli):
         return [sys.executable, "-c", SIGNAL_ASTRAY, *args]
 
 
-@pytest.mark.parametrize("where", ["finaliser", "lock"])
+@pytest.mark.parametrize("where", ["finaliser", "lock", "thread start"])
 @pytest.mark.parametrize("sig, code, left", [(signal.SIGTERM, 143, True), (signal.SIGINT, 130, False)])
 def test_a_cancel_whose_exception_goes_astray_still_ends_dagu_ci(fake_factory, tmp_path, sig, code, left, where):
     server = fake_factory(Dag(file="deploy", steps=[Step("long", [out("working"), hold("never")])]))
@@ -87,7 +100,8 @@ def test_a_cancel_whose_exception_goes_astray_still_ends_dagu_ci(fake_factory, t
     proc = SignalAstray(args + (["--no-stop-on-cancel"] if left else []), tmp_path / "now", sig, where)
     proc.wait_for("working")  # following it with the server's pushes
     (tmp_path / "now").touch()
-    result = proc.finish(timeout=WAIT_LIMIT)  # was: never (finaliser), or exit 4, an internal error (lock)
+    # was: never (finaliser); exit 4, an internal error (lock); exit 1, a traceback at exit (thread start)
+    result = proc.finish(timeout=WAIT_LIMIT)
     assert result.code == code, result.output
     assert server.get_run("deploy", "lost").status == (1 if left else 3)
     what = "the run was left running (--no-stop-on-cancel)" if left else "the run was stopped"
