@@ -156,8 +156,11 @@ def let_threads_wind_down(limit: float = WIND_DOWN) -> None:
     it (OpenSSL's exit-time cleanup frees what that thread is using: a SIGSEGV at exit).
     """
     deadline = time.monotonic() + limit
-    for thread in threading.enumerate():
-        # Not alive: also one that never started (a signal cut its start() short), which
-        # threading still lists and would refuse to join.
-        if thread.daemon and thread.name.startswith(THREAD_PREFIX) and thread.is_alive():
-            thread.join(max(0.0, deadline - time.monotonic()))
+    try:
+        for thread in threading.enumerate():
+            # Not alive: also one that never started (a signal cut its start() short), which
+            # threading still lists and would refuse to join.
+            if thread.daemon and thread.name.startswith(THREAD_PREFIX) and thread.is_alive():
+                thread.join(max(0.0, deadline - time.monotonic()))
+    except KeyboardInterrupt:  # Ctrl-C now: exit at once (the run's own handling is over)
+        pass
