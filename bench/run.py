@@ -69,8 +69,13 @@ def staggered(bench: Bench, start: Callable[[Variant], Running], variants: List[
             time.sleep(sizes.stagger)
     results: dict = {v.label: [] for v in variants}
     for label, handle in running:
-        results[label].append(handle.finish(timeout=sizes.silence + 120))
+        results[label] += measured([handle.finish(timeout=sizes.silence + 120)])
     return results
+
+
+def measured(results: List[RunResult]) -> List[RunResult]:
+    """The runs that ended on the server: one that did not is in bench.failures (a warning), not a figure."""
+    return [result for result in results if result.finished is not None]
 
 
 def measure(sizes: Sizes, tmp: str, log: Callable[[str], None], sections=SECTIONS) -> tuple:
@@ -141,8 +146,8 @@ def _end_active(bench: Bench, sizes: Sizes, fig: Callable[..., Figure], log: Cal
             fig(name, "s", *targets[variant.label], missing=NOT_YET)
             continue
         log(name)
-        samples = [bench.end_latency_active(variant, sizes.active).latency for _ in range(sizes.end_reps)]
-        fig(name, "s", *targets[variant.label], samples, p90_within=SPREAD)
+        runs = measured([bench.end_latency_active(variant, sizes.active) for _ in range(sizes.end_reps)])
+        fig(name, "s", *targets[variant.label], [r.latency for r in runs], p90_within=SPREAD)
 
 
 def _silent(bench: Bench, sizes: Sizes, fig: Callable[..., Figure], log: Callable[[str], None],

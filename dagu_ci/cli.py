@@ -673,6 +673,9 @@ def main(argv: Optional[List[str]] = None, host: Any = None) -> None:
         code = ExitCode.SERVER
     if message:
         code = fail(message, int(code), args, session)
+    transport = sys.modules.get("dagu_ci.server.transport")  # loaded only if the server was asked
+    if transport is not None:
+        transport.let_threads_wind_down()
     sys.exit(int(code or 0))
 
 

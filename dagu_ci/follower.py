@@ -152,6 +152,7 @@ class Follower:
         self.last: Optional[RunSnapshot] = None
         self._started: Set[str] = set()
         self._finished: Dict[str, StepSnapshot] = {}
+        self._new_attempts: Dict[str, Tuple[str, str]] = {}  # a step's log files whose new attempt was told
         self._earlier = {s.name: s.stdout for s in options.ended_before if s.status.is_finished}
         self._started.update(self._earlier)
         self._finished.update({s.name: s for s in options.ended_before if s.name in self._earlier})
@@ -378,7 +379,9 @@ class Follower:
                 continue
             active, release_at = False, None
             for chunk in self.tailer.read(step, stream, path, mode):
-                if chunk.restarted:
+                if chunk.restarted and self._new_attempts.get(step.name) != (step.stdout, step.stderr):
+                    # Once per attempt: its stdout and stderr both start afresh, maybe rounds apart.
+                    self._new_attempts[step.name] = (step.stdout, step.stderr)
                     self.emit(Notice(f"{step.name}: a new attempt began; its log starts afresh", step=step.name))
                 for text in chunk.notices:
                     self.emit(Notice(text, Level.WARNING, step=step.name))
@@ -410,7 +413,8 @@ class Follower:
             return
         self._push_tried = True
         steps = [step.name for step in snapshot.steps] if self.options.logs else []
-        self._push = EventsStream(self.client, self.dag_name, self.run_id, steps).open()
+        self._push = EventsStream(self.client, self.dag_name, self.run_id, steps)
+        self._push.open()  # held first: a cancel raised inside open() must still close it
 
     def _close_push(self) -> None:
         if self._push is not None:

@@ -11,11 +11,10 @@ import os
 import secrets
 import signal
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Tuple
 
-from dagu_ci import artifacts, files, provenance, state, stdio
+from dagu_ci import artifacts, cancel, files, provenance, state, stdio
 from dagu_ci.backstop import end_run
 from dagu_ci.dagyaml import load_dag_file
 from dagu_ci.errors import Cancelled, DaguCIError, ExitCode, OutputClosed, PolicyEnd, ServerError, TimedOut, UsageError
@@ -396,7 +395,7 @@ class Runner:
     # -- follow and end -------------------------------------------------------
 
     def _guarded(self, dag_name: str, run_id: str, begin: Callable[[], None]) -> int:
-        with _signals_raise_cancelled():
+        with cancel.signals_raise_cancelled():
             snapshot, ending, code = self._to_the_end(dag_name, run_id, begin)
             code = self._finish(dag_name, run_id, snapshot, ending, code)
             if self._failure:  # the host hears of the error too: annotation, outputs, summary
@@ -409,8 +408,9 @@ class Runner:
         request = self.request
         snapshot: Optional[RunSnapshot]
         try:
-            begin()
-            snapshot = self._follow(dag_name, run_id)
+            with cancel.following():
+                begin()
+                snapshot = self._follow(dag_name, run_id)
             return snapshot, Ending.FINISHED, exit_code_for(snapshot.status, request.fail_on_partial)
         except PolicyEnd as end:
             snapshot = self._stop(dag_name, run_id) if end.stop_run else self._last()
@@ -420,10 +420,10 @@ class Runner:
             snapshot = self._stop(dag_name, run_id)
             self._say(f"timed out after {request.timeout:g}s; the run was stopped", Level.ERROR)
             return snapshot, Ending.TIMEOUT, ExitCode.TIMEOUT
-        except Cancelled as cancel:
-            code = ExitCode.SIGINT if cancel.signum == signal.SIGINT else ExitCode.SIGTERM
+        except Cancelled as cancelled:
+            code = ExitCode.SIGINT if cancelled.signum == signal.SIGINT else ExitCode.SIGTERM
             # Ctrl-C or a CI host's cancel look alike from here: name the signal, not a guess.
-            why = f"cancelled by {signal.Signals(cancel.signum).name}"
+            why = f"cancelled by {signal.Signals(cancelled.signum).name}"
             if not request.stop_on_cancel:
                 self._say(f"{why}; the run was left running (--no-stop-on-cancel)", Level.WARNING)
                 return self._last(), Ending.CANCELLED, code
@@ -475,6 +475,7 @@ class Runner:
                 sub_run_logs=request.sub_run_logs,
                 ended_before=self._ended_before,
                 check=_checks(
+                    cancel.raise_if_lost,
                     stdio.raise_if_reader_gone,
                     _Policies(
                         request,
@@ -653,22 +654,3 @@ def _checks(*checks: Callable[[RunSnapshot], None]) -> Callable[[RunSnapshot], N
             each(snapshot)
 
     return check
-
-
-@contextmanager
-def _signals_raise_cancelled() -> Iterator[None]:
-    """SIGINT/SIGTERM (CI cancellation) raise Cancelled once; later signals are ignored
-    so the stop request and summary can finish."""
-    fired: List[int] = []
-
-    def handler(signum: int, _frame: Any) -> None:
-        if not fired:
-            fired.append(signum)
-            raise Cancelled(signum)
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -20,8 +21,9 @@ WAIT_LIMIT = 60.0
 
 
 def clean_env(extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
-    """No CI host variables, and unbuffered output so tests see lines as they come."""
-    return host_free_env({"PYTHONUNBUFFERED": "1", **(extra or {})})
+    """No CI host variables, and unbuffered output so tests see lines as they come. With
+    faulthandler on, a stuck dagu-ci told SIGABRT shows where each of its threads was."""
+    return host_free_env({"PYTHONUNBUFFERED": "1", "PYTHONFAULTHANDLER": "1", **(extra or {})})
 
 
 def eventually(condition: Callable[[], object], what: Union[str, Callable[[], str]], timeout: float = WAIT_LIMIT,
@@ -54,10 +56,7 @@ def cli_command(*args: str) -> List[str]:
 
 
 def run_cli(*args: str, env: Optional[Dict[str, str]] = None, timeout: float = 3 * WAIT_LIMIT) -> CliResult:
-    proc = subprocess.run(
-        cli_command(*args), capture_output=True, text=True, env=clean_env(env), timeout=timeout, cwd=ROOT
-    )
-    return CliResult(proc.returncode, proc.stdout, proc.stderr)
+    return LiveCli(list(args), env).finish(timeout)
 
 
 class LiveCli:
@@ -65,7 +64,7 @@ class LiveCli:
 
     def __init__(self, args: List[str], env: Optional[Dict[str, str]] = None):
         self.proc = subprocess.Popen(
-            cli_command(*args),
+            self.command(args),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -80,6 +79,10 @@ class LiveCli:
         ]
         for reader in self._readers:
             reader.start()
+
+    @staticmethod
+    def command(args: List[str]) -> List[str]:
+        return cli_command(*args)
 
     @staticmethod
     def _pump(stream, sink: List[str]) -> None:
@@ -107,10 +110,30 @@ class LiveCli:
         self.proc.send_signal(sig)
 
     def finish(self, timeout: float = 2 * WAIT_LIMIT) -> CliResult:
-        self.proc.wait(timeout=timeout)
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            stuck = True
+        else:
+            stuck = False
+        if stuck:
+            self._fail_stuck(timeout)
         for reader in self._readers:
             reader.join(timeout=WAIT_LIMIT)
         return CliResult(self.proc.returncode, self.stdout, "".join(self._err))
+
+    def _fail_stuck(self, timeout: float) -> None:
+        """dagu-ci did not exit: fail with where it was stuck (faulthandler's dump on SIGABRT)."""
+        self.proc.send_signal(signal.SIGABRT)
+        try:
+            self.proc.wait(timeout=WAIT_LIMIT)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        for reader in self._readers:
+            reader.join(timeout=WAIT_LIMIT)
+        raise AssertionError(f"dagu-ci did not exit within {timeout:g} s; its threads then:\n{''.join(self._err)}"
+                             f"\nits stdout:\n{self.stdout}")
 
 
 def start_cli(*args: str, env: Optional[Dict[str, str]] = None) -> LiveCli:

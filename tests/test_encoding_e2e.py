@@ -54,7 +54,7 @@ def test_a_lone_surrogate_in_a_log_line_is_shown_escaped_and_the_run_ends(fake_f
 def test_logs_command_prints_a_lone_surrogate_escaped(fake_factory):
     server = surrogate_server(fake_factory, [Step("build", [out(f"a {MARK} b")])])
     assert run_cli("start", "deploy", "--url", server.url, "--run-id", "u2").code == 0
-    server.wait_for_status("deploy", "u2", {4}, timeout=10)
+    server.wait_for_status("deploy", "u2", {4})
     result = run_cli("logs", "deploy", "u2", "--url", server.url, "--step", "build")
     assert result.code == 0, result.output
     assert result.stdout == "a \\ud800 b\n"

@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import time
 
 import pytest
 
-from tests.conftest import clean_env, cli_command, run_cli, start_cli
-from tests.fakedagu import Dag, Step, fail, out, output, sleep
+from tests.conftest import WAIT_LIMIT, clean_env, cli_command, eventually, run_cli, start_cli
+from tests.fakedagu import Dag, Step, fail, hold, out, output
 from tests.hosttools import run_entrypoint
 from tests.reporting import Runner as WorkflowLog
 from tests.test_run_e2e import FAST
@@ -19,7 +18,7 @@ from tests.tlsfiles import make_tls_files
 
 def slow_dag():
     return Dag(file="slow", name="slow", steps=[Step("work", [out("line 1"), out("line 2"), out("line 3"),
-                                                             out("line 4"), sleep(60), out("done")])])
+                                                             out("line 4"), hold("never"), out("done")])])
 
 
 def ok_dag(fails=False):
@@ -48,10 +47,10 @@ def test_closed_stdout_stops_the_run_and_exits_141(fake_factory, tmp_path, comma
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=clean_env())
     try:
         head = [proc.stdout.readline() for _ in range(3)]  # what `head -3` reads
-        server.wait_for_status("slow", "pipe", {1}, timeout=10)
+        server.wait_for_status("slow", "pipe", {1})
         proc.stdout.close()  # ...and `head` exits
         stderr = proc.stderr.read().decode()
-        proc.wait(timeout=60)
+        proc.wait(timeout=2 * WAIT_LIMIT)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -67,14 +66,14 @@ def test_closed_stdout_ends_logs_follow_and_leaves_the_run_alone(fake_factory):
     """`logs --follow | head -1` must not wait for the run to end; the run is not its to stop."""
     server = fake_factory(slow_dag())
     assert run_cli("start", "slow", "--url", server.url, "--run-id", "l1").code == 0
-    server.wait_for_status("slow", "l1", {1}, timeout=10)
+    server.wait_for_status("slow", "l1", {1})
     proc = subprocess.Popen(cli_command("logs", "slow", "l1", "--follow", "--url", server.url, *FAST),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=clean_env())
     try:
         proc.stdout.readline()
         proc.stdout.close()
         stderr = proc.stderr.read().decode()
-        proc.wait(timeout=30)  # the run goes on for a minute: this is the follow ending
+        proc.wait(timeout=2 * WAIT_LIMIT)  # the run goes on: this is the follow ending
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -208,14 +207,15 @@ def test_dry_run_checks_paths_and_creates_no_files(fake_factory, tmp_path):
 
 
 def test_a_report_that_cannot_be_written_after_the_run_keeps_its_exit_code(fake_factory, tmp_path):
-    server = fake_factory(Dag(file="ok", name="ok", steps=[Step("build", [out("hello"), sleep(1.5), fail(1)])]))
+    server = fake_factory(Dag(file="ok", name="ok", steps=[Step("build", [out("hello"), hold("end"), fail(1)])]))
     (tmp_path / "out").mkdir()
     state_dir = tmp_path / "state"
     proc = start_cli("run", "ok", "--url", server.url, *FAST, "--run-id", "w1", "--state-dir", str(state_dir),
                      "--result-file", str(tmp_path / "out" / "r.json"))
-    server.wait_for_status("ok", "w1", {1}, timeout=10)
+    server.wait_for_status("ok", "w1", {1})
     (tmp_path / "out").rmdir()
     (tmp_path / "out").write_text("now a file: the result cannot go there")  # checked fine, fails at the end
+    server.release("end")  # the run ends only now, however slow the machine
     result = proc.finish()
     assert result.code == 1, result.output  # the run failed: 1, not 4
     assert "ok run w1 failed" in result.stdout  # the summary line is not lost
@@ -311,21 +311,19 @@ def test_an_error_mid_run_stops_the_run_and_reaches_github(fake_factory, tmp_pat
     proc = subprocess.Popen([sys.executable, ENTRYPOINT], env=env, cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        server.wait_for_status("slow", "m1", {1}, timeout=10)
-        deadline = time.monotonic() + 10
-        while "run-id=m1" not in ((tmp_path / "output").read_text() if (tmp_path / "output").exists() else ""):
-            assert time.monotonic() < deadline, "the run-id output never came"
-            time.sleep(0.05)
+        server.wait_for_status("slow", "m1", {1})
+        eventually(lambda: "run-id=m1" in ((tmp_path / "output").read_text() if (tmp_path / "output").exists() else ""),
+                   "the run-id output")
         server.fault(r"/dag-runs/slow/m1$", method="GET", status=401, count=None,
                      body=json.dumps({"code": "unauthorized", "message": "token revoked"}))
-        stdout, stderr = proc.communicate(timeout=60)
+        stdout, stderr = proc.communicate(timeout=2 * WAIT_LIMIT)
     finally:
         if proc.poll() is None:
             proc.kill()
     server.clear_faults()
     assert proc.returncode == 2, stdout.decode() + stderr.decode()
     assert any(r.path.endswith("/dag-runs/slow/m1/stop") for r in server.requests)  # stopped, not orphaned
-    server.wait_for_status("slow", "m1", {3}, timeout=30)  # the stop is asynchronous
+    server.wait_for_status("slow", "m1", {3})  # the stop is asynchronous
     values = github_outputs(tmp_path)
     assert values["run-id"] == "m1" and values["status"] == "error" and values["exit-code"] == "2"
     (error,) = WorkflowLog.read(stdout.decode()).named("error")

@@ -351,8 +351,10 @@ def wait_for_log(server: FakeDagu, name: str, run_id: str, step: str) -> dict:
     """The step's log once a flush has made some of it visible."""
 
     def flushed() -> Optional[dict]:
-        answer = step_log(server, name, run_id, step).json()
-        return answer if answer["content"] else None
+        answer = step_log(server, name, run_id, step)
+        if answer.status_code != 200:  # the step has not started yet (no log file): not yet
+            return None
+        return answer.json() if answer.json()["content"] else None
 
     return eventually(flushed, f"a flush of step {step}'s log")
 

@@ -155,6 +155,8 @@ def test_auto_retry_followed_or_not(fake_factory):
     assert followed.code == 0, followed.output
     assert "attempt 2 of 2" in followed.stdout
     assert log_lines(followed.stdout) == ["try", "try"], followed.stdout  # the new attempt's log, from its first line
+    # Said once per attempt, though both of the step's logs (stdout, stderr) start afresh.
+    assert followed.stdout.count("flaky: a new attempt began; its log starts afresh") == 1, followed.stdout
     not_waited = run(server, "--run-id", "ar2", "--no-wait-auto-retry")
     assert not_waited.code == 1, not_waited.output
     assert log_lines(not_waited.stdout) == ["try"]

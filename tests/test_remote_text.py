@@ -54,7 +54,7 @@ def cli(server, *args, env=None):
 
 def finished_run(server, dag, run_id):
     assert cli(server, "start", dag, "--run-id", run_id).code == 0
-    server.wait_for_status(dag, run_id, {4, 2}, timeout=15)
+    server.wait_for_status(dag, run_id, {4, 2})
 
 
 # -- the neutraliser ------------------------------------------------------------------

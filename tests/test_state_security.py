@@ -9,15 +9,14 @@ import re
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 from hypothesis import given, settings, strategies as st
 
 from dagu_ci import state
 from dagu_ci.hosts import detect
-from tests.conftest import run_cli, start_cli
-from tests.fakedagu import Dag, Step, out, sleep
+from tests.conftest import WAIT_LIMIT, eventually, run_cli, start_cli
+from tests.fakedagu import Dag, Step, hold, out
 from tests.hosttools import ENTRYPOINT, HOST_ENV, run_entrypoint
 from tests.test_templates import template_script
 
@@ -26,14 +25,11 @@ NAME = re.compile(r"run-[A-Za-z0-9_.-]+\.json")
 
 
 def long_dag():
-    return Dag(file="deploy", name="deploy", steps=[Step("long", [out("working"), sleep(30)])])
+    return Dag(file="deploy", name="deploy", steps=[Step("long", [out("working"), hold("never")])])
 
 
-def wait_for_files(directory, pattern="run-*.json", timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while not list(directory.glob(pattern)) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return list(directory.glob(pattern))
+def wait_for_files(directory, pattern="run-*.json"):
+    return eventually(lambda: list(directory.glob(pattern)), f"a {pattern} in {directory}")
 
 
 def plant(directory, file_name, **fields):
@@ -48,7 +44,7 @@ def start_victim(server, run_id, token=None):
     env = {"DAGU_API_TOKEN": token} if token else None
     result = run_cli("start", "deploy", "--url", server.url, "--run-id", run_id, env=env)
     assert result.code == 0, result.output
-    server.wait_for_status("deploy", run_id, {1}, timeout=10)
+    server.wait_for_status("deploy", run_id, {1})
 
 
 # -- file names (item 6) -----------------------------------------------------------------------
@@ -124,15 +120,15 @@ def test_gitlab_files_planted_in_the_checkout_are_never_read(fake_factory, tmp_p
     try:
         (state_file,) = wait_for_files(private / ".dagu-ci")
         run_id = json.loads(state_file.read_text())["run_id"]
-        real.wait_for_status("deploy", run_id, {1}, timeout=10)
+        real.wait_for_status("deploy", run_id, {1})
     finally:
         os.killpg(job.pid, signal.SIGKILL)
-        job.wait(timeout=10)
+        job.wait(timeout=WAIT_LIMIT)
 
     after = run_entrypoint("sh", "-c", template_script("after_script"), env=env, cwd=project)
     assert after.returncode == 0, after.stdout + after.stderr
     assert f"stopped run {run_id} of deploy" in after.stdout
-    real.wait_for_status("deploy", run_id, {3}, timeout=10)
+    real.wait_for_status("deploy", run_id, {3})
     assert real.get_run("deploy", "victim").status == 1
     assert evil.requests == []
     assert all(path.exists() for path in planted)
@@ -161,7 +157,7 @@ def test_state_of_another_job_or_server_is_left_alone_with_a_warning(fake_factor
     assert re.search(r"run-a\.json.*another CI job", result.stderr)
     assert re.search(rf"run-b\.json.*names {re.escape(evil.url)}, not the configured {re.escape(real.url)}", result.stderr)
     assert re.search(r"run-c\.json.*not a state file", result.stderr)
-    real.wait_for_status("deploy", "ours", {3}, timeout=10)
+    real.wait_for_status("deploy", "ours", {3})
     assert real.get_run("deploy", "victim").status == 1
     assert evil.requests == []
     assert other_job.exists() and other_server.exists() and unreadable.exists() and not ours.exists()
@@ -184,10 +180,10 @@ def test_github_post_step_acts_only_on_its_own_main_steps_file(fake_factory, tmp
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         (state_file,) = wait_for_files(runner_temp / ".dagu-ci")
-        real.wait_for_status("deploy", "gh-main", {1}, timeout=10)
+        real.wait_for_status("deploy", "gh-main", {1})
     finally:
         main.kill()
-        main.wait(timeout=10)
+        main.wait(timeout=WAIT_LIMIT)
     saved = json.loads(state_file.read_text())
     other = plant(runner_temp / ".dagu-ci", "run-other.json", url=real.url, run_id="victim", job=saved["job"], key="0" * 32)
     assert not (workspace / ".dagu-ci").exists()
@@ -200,11 +196,11 @@ def test_github_post_step_acts_only_on_its_own_main_steps_file(fake_factory, tmp
     post.parent.mkdir()
     post.symlink_to(ENTRYPOINT)
     proc = subprocess.run([sys.executable, str(post)], env=post_env, cwd=workspace,
-                          capture_output=True, text=True, timeout=60)
+                          capture_output=True, text=True, timeout=2 * WAIT_LIMIT)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "stopped run gh-main of deploy" in proc.stdout
     assert re.search(r"warning: .*run-other\.json.*another", proc.stdout)
-    real.wait_for_status("deploy", "gh-main", {3}, timeout=10)
+    real.wait_for_status("deploy", "gh-main", {3})
     assert real.get_run("deploy", "victim").status == 1
     assert other.exists() and not state_file.exists()
     assert "tok-gh" not in proc.stdout + proc.stderr
@@ -226,7 +222,7 @@ def test_credentials_only_in_the_url_reach_the_backstop(fake_factory, tmp_path):
     assert result.code == 0, result.output
     assert "stopped run basic of deploy" in result.stdout
     assert "pw-s3cret" not in result.output
-    server.wait_for_status("deploy", "basic", {3}, timeout=10)
+    server.wait_for_status("deploy", "basic", {3})
 
 
 # -- what is shown and left behind (issue 10 item 8) --------------------------------------------
@@ -237,7 +233,7 @@ def test_stop_latest_names_the_run_it_stopped(fake_factory):
     result = run_cli("stop", "deploy", "latest", "--url", server.url)
     assert result.code == 0, result.output
     assert "run the-newest of deploy" in result.stdout and "run latest" not in result.stdout
-    server.wait_for_status("deploy", "the-newest", {3}, timeout=10)
+    server.wait_for_status("deploy", "the-newest", {3})
     again = run_cli("stop", "deploy", "latest", "--url", server.url, "--json")
     assert json.loads(again.stdout)["run_id"] == "the-newest"
 

@@ -20,7 +20,7 @@ import requests
 
 from dagu_ci.models import RunSnapshot
 from dagu_ci.server.client import DaguClient
-from dagu_ci.server.transport import socket_of
+from dagu_ci.server.transport import THREAD_PREFIX, socket_of
 
 READ_TIMEOUT = 35.0  # the server sends a heartbeat every 10 s by default
 MAX_TOPICS = 20  # the server's default per connection
@@ -79,7 +79,7 @@ class EventsStream:
             self._topics = [f"dagrun:{dag_name}/{run_id}"] + [
                 f"steplog:{dag_name}/{run_id}/{step}" for step in steps
             ][: MAX_TOPICS - 1]
-        self._thread = threading.Thread(target=self._read, name="dagu-ci-push", daemon=True)
+        self._thread = threading.Thread(target=self._read, name=f"{THREAD_PREFIX}push", daemon=True)
 
     @classmethod
     def available(cls, client: DaguClient) -> bool:

@@ -49,20 +49,20 @@ steps:
 """})
     first = start_cli("run", "single", "--url", server.url, "--run-id", "q1", "--enqueue")
     first.wait_for("holding", timeout=90)
-    result = run_cli("run", "single", "--url", server.url, "--run-id", "q2", "--enqueue", "--queue-timeout", "3", timeout=120)
+    result = run_cli("run", "single", "--url", server.url, "--run-id", "q2", "--enqueue", "--queue-timeout", "3")
     assert result.code == 124, result.output
     assert "never started" in result.output
     # Dagu removes a dequeued run that never ran (its only attempt was the queued one).
     assert requests.get(f"{server.api}/dag-runs/single/q2", timeout=10).status_code == 404
     # Dequeued by someone else (the UI, a superseding job): its follower ends, aborted.
     third = start_cli("run", "single", "--url", server.url, "--run-id", "q3", "--enqueue")
-    third.wait_for("queued", timeout=60)
+    third.wait_for("run is queued; waiting")  # seen queued by its follower, not only enqueued
     assert requests.get(f"{server.api}/dag-runs/single/q3/dequeue", timeout=10).status_code == 200
-    followed = third.finish(timeout=60)
+    followed = third.finish()
     assert followed.code == 3, followed.output
     assert "dequeued before it started" in followed.output
     first.send_signal(15)
-    assert first.finish(timeout=60).code == 143
+    assert first.finish().code == 143
 
 
 def test_spec_runs_a_repository_file(real_dagu, tmp_path):
