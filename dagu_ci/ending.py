@@ -31,6 +31,10 @@ QUICK_RECHECKS = 4  # then the usual cadence: a handful of requests per run at m
 # Terminal, every step and handler ended, and still no finishedAt: a run whose agent never got
 # that far (it failed to start, or died) writes nothing more; take its status as the end.
 UNWRITTEN_END_GRACE = 2.0
+# Terminal while a step still shows running: the agent never wrote that (it ends its steps
+# first), so someone else did: 1.30.3's zombie check after a worker died. Nothing more comes,
+# not even handlers; a longer wait, in case a live agent's next write is on its way.
+DEAD_AGENT_GRACE = 10.0
 
 # The handler Dagu runs first for each terminal status (runner.go); onExit always runs last.
 _FIRST_HANDLER: Dict[RunStatus, Tuple[str, ...]] = {
@@ -74,6 +78,13 @@ def steps_ended(snapshot: RunSnapshot) -> bool:
     return all(s.status.is_finished for s in snapshot.steps if not s.handler)
 
 
+def agent_lost(snapshot: RunSnapshot) -> bool:
+    """Terminal with a step still running: written by someone other than the run's agent."""
+    return snapshot.status.is_terminal and any(
+        s.status == StepStatus.RUNNING for s in snapshot.steps if not s.handler
+    )
+
+
 @dataclass
 class EndWatch:
     """Decides, snapshot by snapshot, whether the run is over, and asks for quick re-checks
@@ -83,6 +94,7 @@ class EndWatch:
     quick: float = QUICK_RECHECK
     quick_checks: int = QUICK_RECHECKS
     grace: float = UNWRITTEN_END_GRACE
+    dead_agent_grace: float = DEAD_AGENT_GRACE
 
     def __post_init__(self) -> None:
         self._quick_left = self.quick_checks
@@ -99,8 +111,10 @@ class EndWatch:
             return phase
         if self._settling != snapshot:
             self._settling, self._settling_since = snapshot, now
-        elif snapshot.status.is_terminal and now - self._settling_since >= self.grace:
-            return EndPhase.OVER
+        elif snapshot.status.is_terminal:
+            grace = self.dead_agent_grace if agent_lost(snapshot) else self.grace
+            if now - self._settling_since >= grace:
+                return EndPhase.OVER
         return phase
 
     def _phase(self, snapshot: RunSnapshot) -> EndPhase:
@@ -109,6 +123,8 @@ class EndWatch:
         terminal = snapshot.status.is_terminal
         if terminal and snapshot.finished_at is not None:
             return EndPhase.OVER
+        if agent_lost(snapshot):
+            return EndPhase.SETTLING
         if handlers_pending(snapshot) or any(s.status == StepStatus.RUNNING for s in snapshot.steps):
             return EndPhase.RUNNING
         if terminal or (snapshot.status == RunStatus.RUNNING and snapshot.steps and steps_ended(snapshot)):

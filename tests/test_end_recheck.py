@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 
-from dagu_ci.ending import QUICK_RECHECK, QUICK_RECHECKS, UNWRITTEN_END_GRACE, EndPhase, EndWatch
+from dagu_ci.ending import DEAD_AGENT_GRACE, QUICK_RECHECK, QUICK_RECHECKS, UNWRITTEN_END_GRACE, EndPhase, EndWatch
 from dagu_ci.models import RunSnapshot, RunStatus, StepSnapshot, StepStatus
 from tests.conftest import eventually, start_cli
 from tests.fakedagu import Dag, Step, fail, hold, out, output
@@ -74,6 +74,25 @@ def test_an_end_never_written_is_taken_after_a_grace():
     assert watch.phase(stuck, now=10.0) is EndPhase.SETTLING
     assert watch.phase(stuck, now=10.0 + UNWRITTEN_END_GRACE / 2) is EndPhase.SETTLING
     assert watch.phase(stuck, now=10.0 + UNWRITTEN_END_GRACE) is EndPhase.OVER
+
+
+def test_a_terminal_run_with_a_step_still_running_has_lost_its_agent():
+    """Dagu's agent writes a terminal status only once its steps have ended. A run marked failed
+    while a step still shows running was ended by someone else (1.30.3's zombie check after a
+    worker died, found on the real server): nothing more will be written, handlers or not."""
+    watch = EndWatch()
+    dead = snap(RunStatus.FAILED, step("wait", StepStatus.RUNNING), handler("onExit", N))
+    assert watch.phase(dead, now=0.0) is EndPhase.SETTLING
+    assert watch.phase(dead, now=DEAD_AGENT_GRACE / 2) is EndPhase.SETTLING
+    assert watch.phase(dead, now=DEAD_AGENT_GRACE) is EndPhase.OVER
+    # A write in between (the agent alive after all) starts the wait again.
+    watch = EndWatch()
+    assert watch.phase(dead, now=0.0) is EndPhase.SETTLING
+    later = snap(RunStatus.FAILED, step("wait", StepStatus.RUNNING, started=False), handler("onExit", N))
+    assert watch.phase(later, now=DEAD_AGENT_GRACE - 1) is EndPhase.SETTLING
+    assert watch.phase(later, now=DEAD_AGENT_GRACE + 1) is EndPhase.SETTLING
+    # A running run with a running step is simply running.
+    assert EndWatch().phase(snap(RunStatus.RUNNING, step("wait", StepStatus.RUNNING))) is EndPhase.RUNNING
 
 
 def test_pending_handlers_keep_the_run_going_without_quick_rechecks():

@@ -168,6 +168,7 @@ class FakeDagu:
             if sse and sse_supported(self.version) else None
         )
         self._records: List[RequestRecord] = []
+        self._cleared_at = float("-inf")
         self._faults: List[Fault] = []
         self._lock = threading.Lock()
         self._outage_timer: Optional[threading.Timer] = None
@@ -385,8 +386,11 @@ class FakeDagu:
         return self.requests
 
     def clear_requests(self) -> None:
+        """Forget every request that arrived so far, also one whose record is still to come
+        (a reply is recorded after it is sent, so a client can have its answer first)."""
         with self._lock:
             self._records.clear()
+            self._cleared_at = time.monotonic()
 
     def fault(
         self,
@@ -503,7 +507,8 @@ class FakeDagu:
                 stream=stream,
             )
             with self._lock:
-                self._records.append(entry)
+                if began >= self._cleared_at:
+                    self._records.append(entry)
             return entry
 
         if injected is not None and not injected.passthrough:
