@@ -13,20 +13,17 @@ Runner (v7 and later) sets FORGEJO_ACTIONS beside GITEA_ACTIONS.
 from __future__ import annotations
 
 import os
-from typing import IO, TYPE_CHECKING, Iterable, Mapping, Optional
+from typing import TYPE_CHECKING, Mapping, Optional
 
-from dagu_ci.hosts.base import Host
+from dagu_ci.hosts.base import ActionsRunner
 from dagu_ci.provenance import Provenance
 
 if TYPE_CHECKING:
-    from dagu_ci.reporters.plain import PlainReporter
-
-# The main step appends `dagu_ci_key=…` to $GITHUB_STATE; the runner hands it to the
-# action's post step as $STATE_dagu_ci_key, as GitHub does.
-STATE_KEY = "dagu_ci_key"
+    pass
 
 
-class Forgejo(Host):
+
+class Forgejo(ActionsRunner):
     name = "forgejo"
 
     @classmethod
@@ -66,27 +63,6 @@ class Forgejo(Host):
             if folder and os.path.isdir(folder):
                 return folder
         return None
-
-    def workspace(self) -> Optional[str]:
-        return self.env.get("GITHUB_WORKSPACE") or None
-
-    def post_step_key(self) -> Optional[str]:
-        return self.env.get(f"STATE_{STATE_KEY}")
-
-    def hand_key_to_post_step(self, key: str) -> None:
-        if self.env.get("GITHUB_STATE"):
-            with open(self.env["GITHUB_STATE"], "a", encoding="utf-8") as handle:
-                handle.write(f"{STATE_KEY}={key}\n")
-
-    def console(self, out: IO[str], secrets: Iterable[Optional[str]]) -> "PlainReporter":
-        from dagu_ci.reporters.github import GitHubReporter
-
-        env = self.env
-        return GitHubReporter(out, output_path=env.get("GITHUB_OUTPUT"), summary_path=env.get("GITHUB_STEP_SUMMARY"),
-                              secrets_to_mask=secrets)
-
-    def is_action(self) -> bool:
-        return True  # the Docker action from `uses:`: the image runs with no arguments
 
 
 HOST = Forgejo

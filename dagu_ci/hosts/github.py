@@ -5,21 +5,18 @@ The console is reporters/github.py (act_runner speaks the same commands: hosts/f
 from __future__ import annotations
 
 import os
-from typing import IO, TYPE_CHECKING, Iterable, Mapping, Optional
+from typing import TYPE_CHECKING, Mapping, Optional
 
-from dagu_ci.hosts.base import Host
+from dagu_ci.hosts.base import ActionsRunner
 from dagu_ci.provenance import Provenance
 
 if TYPE_CHECKING:
-    from dagu_ci.reporters.plain import PlainReporter
+    pass
 
-# The main step appends `dagu_ci_key=…` to $GITHUB_STATE; GitHub hands it to this
-# action's post step (and no other step) as $STATE_dagu_ci_key.
-STATE_KEY = "dagu_ci_key"
 CONTAINER_WORKSPACE = "/github/workspace"  # where a Docker action sees the checkout
 
 
-class GitHub(Host):
+class GitHub(ActionsRunner):
     name = "github"
 
     @classmethod
@@ -53,28 +50,6 @@ class GitHub(Host):
         if env.get("GITHUB_WORKSPACE") == CONTAINER_WORKSPACE and env.get("HOME") and os.path.isdir(env["HOME"]):
             return env["HOME"]
         return None
-
-    def workspace(self) -> Optional[str]:
-        return self.env.get("GITHUB_WORKSPACE") or None
-
-    def post_step_key(self) -> Optional[str]:
-        return self.env.get(f"STATE_{STATE_KEY}")
-
-    def hand_key_to_post_step(self, key: str) -> None:
-        """`key` is hex, so the line cannot carry anything else."""
-        if self.env.get("GITHUB_STATE"):
-            with open(self.env["GITHUB_STATE"], "a", encoding="utf-8") as handle:
-                handle.write(f"{STATE_KEY}={key}\n")
-
-    def console(self, out: IO[str], secrets: Iterable[Optional[str]]) -> "PlainReporter":
-        from dagu_ci.reporters.github import GitHubReporter
-
-        env = self.env
-        return GitHubReporter(out, output_path=env.get("GITHUB_OUTPUT"), summary_path=env.get("GITHUB_STEP_SUMMARY"),
-                              secrets_to_mask=secrets)
-
-    def is_action(self) -> bool:
-        return True  # the Docker action: the image runs with no arguments
 
 
 HOST = GitHub

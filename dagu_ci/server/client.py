@@ -427,9 +427,12 @@ class DaguClient:
         **query: int,
     ) -> Optional[LogPage]:
         """One step-log read; None while the log file does not exist (API.md §7.1)."""
+        return self._read_log_page(f"{self.api.api_root}/dag-runs/{_seg(dag_name)}/{_seg(run_id)}", step, stream, retry, query)
+
+    def _read_log_page(self, run_url: str, step: str, stream: str, retry: Retry, query: Dict[str, int]) -> Optional[LogPage]:
         params: Dict[str, Any] = {"stream": stream}  # required: without it the server panics
         params.update({k: v for k, v in query.items() if v})
-        url = f"{self.api.api_root}/dag-runs/{_seg(dag_name)}/{_seg(run_id)}/steps/{_seg(step)}/log"
+        url = f"{run_url}/steps/{_seg(step)}/log"
         try:
             return self._send(
                 "GET", url, params=params, retry=retry, cap=LOG_PAGE_CAP,
@@ -442,12 +445,12 @@ class DaguClient:
 
     def download_log(self, dag_name: str, run_id: str, step: str, stream: str, retry: Retry) -> Optional[str]:
         """The whole raw log file (>= 2.0); None where the server cannot."""
+        return self._download_log_file(f"{self.api.api_root}/dag-runs/{_seg(dag_name)}/{_seg(run_id)}", step, stream, retry)
+
+    def _download_log_file(self, run_url: str, step: str, stream: str, retry: Retry) -> Optional[str]:
         if not self.api.features.log_download:
             return None
-        url = (
-            f"{self.api.api_root}/dag-runs/{_seg(dag_name)}/{_seg(run_id)}"
-            f"/steps/{_seg(step)}/log/download"
-        )
+        url = f"{run_url}/steps/{_seg(step)}/log/download"
         response = self._send("GET", url, params={"stream": stream}, retry=retry, allow=(404,), cap=LOG_FILE_CAP)
         if response.status_code != 200:
             return None
@@ -690,27 +693,10 @@ class DaguClient:
 
     def read_sub_log(self, root_name: str, root_id: str, sub_id: str, step: str, stream: str, retry: Retry, **query: int) -> Optional[LogPage]:
         """One step-log read of a sub-run's step; None while there is no file."""
-        params: Dict[str, Any] = {"stream": stream}
-        params.update({k: v for k, v in query.items() if v})
-        url = f"{self._sub_url(root_name, root_id, sub_id)}/steps/{_seg(step)}/log"
-        try:
-            return self._send(
-                "GET", url, params=params, retry=retry, cap=LOG_PAGE_CAP,
-                decode=lambda response: LogPage.from_api(self._json(response)),
-            )
-        except ApiError as exc:
-            if exc.status == 404:
-                return None
-            raise
+        return self._read_log_page(self._sub_url(root_name, root_id, sub_id), step, stream, retry, query)
 
     def download_sub_log(self, root_name: str, root_id: str, sub_id: str, step: str, stream: str, retry: Retry) -> Optional[str]:
-        if not self.api.features.log_download:
-            return None
-        url = f"{self._sub_url(root_name, root_id, sub_id)}/steps/{_seg(step)}/log/download"
-        response = self._send("GET", url, params={"stream": stream}, retry=retry, allow=(404,), cap=LOG_FILE_CAP)
-        if response.status_code != 200:
-            return None
-        return response.content.decode("utf-8", errors="replace")
+        return self._download_log_file(self._sub_url(root_name, root_id, sub_id), step, stream, retry)
 
     def ui_url(self, dag_name: str, run_id: str) -> str:
         return f"{self.display_url}/dag-runs/{_seg(dag_name)}/{_seg(run_id)}"
