@@ -24,7 +24,7 @@ $(VENV)/.test: pyproject.toml | $(BIN)/python
 demo: $(VENV)/.runtime
 	$(BIN)/python examples/demo.py
 
-test: $(VENV)/.test lint-code tools dagu-modules dagu-servers
+test: $(VENV)/.test lint tools dagu-modules dagu-servers
 	$(BIN)/python -m pytest -q -n 4
 
 # Dagu's Go modules (no build) into the Go module cache, once, before the tests: the contract test
@@ -65,8 +65,7 @@ $(ACTIONLINT_BIN):
 		github.com/rhysd/actionlint/cmd/actionlint@$(ACTIONLINT) || true
 
 # The workflows (and the action they use), the Dockerfile, and the Python: ruff and mypy (their settings
-# are in pyproject.toml), as CI's lint job checks them. `make test` runs lint-code, which is all of it but
-# the formatting check; once the tree has had its one `ruff format` commit, `test` depends on `lint`.
+# are in pyproject.toml) and ruff's formatting, as CI's lint job checks them; `make test` runs it first.
 lint: lint-code
 	$(BIN)/ruff format --check .
 

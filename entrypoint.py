@@ -8,6 +8,7 @@
 - Anything else is exec'd as is: GitLab's docker executor hands the image `sh`,
   Jenkins' `docker.image(...).inside` hands it `cat`.
 """
+
 from __future__ import annotations
 
 import os
@@ -19,12 +20,26 @@ if TYPE_CHECKING:
 
 # input -> CLI option, by kind. Secrets go through the environment, never argv.
 CONNECTION_INPUTS = ("url", "api-path", "username", "ca-cert", "client-cert", "client-key")
-VALUE_INPUTS = CONNECTION_INPUTS + ("spec", "params", "run-id", "timeout", "poll-interval", "start-timeout", "junit",
-                                    "on-waiting", "queue-timeout", "cancel-superseded", "download-artifacts",
-                                    "sub-run-logs")
+VALUE_INPUTS = CONNECTION_INPUTS + (
+    "spec",
+    "params",
+    "run-id",
+    "timeout",
+    "poll-interval",
+    "start-timeout",
+    "junit",
+    "on-waiting",
+    "queue-timeout",
+    "cancel-superseded",
+    "download-artifacts",
+    "sub-run-logs",
+)
 FLAG_INPUTS = ("enqueue", "singleton", "insecure", "fail-on-partial", "dry-run")  # default false
-NEGATED_INPUTS = {"logs": "--no-logs", "stop-on-cancel": "--no-stop-on-cancel",
-                  "wait-auto-retry": "--no-wait-auto-retry"}  # default true
+NEGATED_INPUTS = {
+    "logs": "--no-logs",
+    "stop-on-cancel": "--no-stop-on-cancel",
+    "wait-auto-retry": "--no-wait-auto-retry",
+}  # default true
 DEFAULT_ARTIFACTS_DIR = "dagu-artifacts"  # in the workspace, for the host's artifact upload
 POST_NAME = "dagu-ci-post"  # the action's post-entrypoint: a link to this file
 SECRET_INPUTS = {"token": "DAGU_API_TOKEN", "password": "DAGU_PASSWORD"}

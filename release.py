@@ -14,6 +14,7 @@ examples/, the workflows) is checked against them by `references` (and tests/tes
     python release.py action-yml X.Y.Z [PATH]        point action.yml's runs.image at the released image
     python release.py image-tags X.Y.Z               X.Y.Z, X.Y and X, one a line
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,8 +43,10 @@ EXAMPLE_DOMAIN = re.compile(r"(^|\.)example\.(com|org|net)(:\d+)?$")
 
 # An image reference whose last path segment is dagu-ci: a registry host (with a dot) and a path,
 # or the bare name with a tag. Not part of a URL or a longer path (the look-behind).
-IMAGE_RE = re.compile(r"(?<![\w./])(?P<repo>(?:[a-z0-9][a-z0-9-]*\.)+[a-z]{2,}(?::\d+)?/(?:[a-z0-9._-]+/)*dagu-ci"
-                      r"|dagu-ci(?=:\w))(?::(?P<tag>\w[\w.-]*))?(?![\w-])")
+IMAGE_RE = re.compile(
+    r"(?<![\w./])(?P<repo>(?:[a-z0-9][a-z0-9-]*\.)+[a-z]{2,}(?::\d+)?/(?:[a-z0-9._-]+/)*dagu-ci"
+    r"|dagu-ci(?=:\w))(?::(?P<tag>\w[\w.-]*))?(?![\w-])"
+)
 ACTION_RE = re.compile(r"(?<![\w./-])(?P<repo>[\w.-]+/dagu-ci)@(?P<ref>[\w./-]+)")
 PIN_RE = re.compile(r"\bdagu-ci\s*==\s*(?P<version>[\w.]+)")
 GITHUB_RE = re.compile(r"https://github\.com/(?P<repo>[\w.-]+/dagu-ci)\b")
@@ -145,11 +148,16 @@ def references(root: str = ROOT) -> Iterator[Reference]:
                     problem = f"the action's tags are v{major} (prebuilt image) and v{current}"
                 yield Reference(path, number, match.group(0), problem)
             for match in PIN_RE.finditer(line):
-                yield Reference(path, number, match.group(0),
-                                "" if match.group("version") == current else f"the version is {current}")
+                yield Reference(
+                    path,
+                    number,
+                    match.group(0),
+                    "" if match.group("version") == current else f"the version is {current}",
+                )
             for match in GITHUB_RE.finditer(line):
-                yield Reference(path, number, match.group(0),
-                                "" if match.group("repo") == repo else f"the repository is {repo}")
+                yield Reference(
+                    path, number, match.group(0), "" if match.group("repo") == repo else f"the repository is {repo}"
+                )
             for match in RAW_RE.finditer(line):
                 problem = "" if match.group("repo") == repo else f"the repository is {repo}"
                 if not problem and match.group("ref") != f"v{current}":
@@ -157,8 +165,12 @@ def references(root: str = ROOT) -> Iterator[Reference]:
                 yield Reference(path, number, match.group(0), problem)
         # A mirror (an example domain) shows how to override the default; the default is the release.
         for mirror in mirrors if not released else []:
-            yield Reference(mirror.path, mirror.line, mirror.text,
-                            f"only a mirror: this file must default to {repository}:{current}")
+            yield Reference(
+                mirror.path,
+                mirror.line,
+                mirror.text,
+                f"only a mirror: this file must default to {repository}:{current}",
+            )
 
 
 # -- CHANGELOG.md (Keep a Changelog) ----------------------------------------------------------
@@ -178,7 +190,7 @@ def changelog_sections(root: str = ROOT) -> List[Section]:
     sections = []
     for index, head in enumerate(heads):
         end = heads[index + 1].start() if index + 1 < len(heads) else len(text)
-        body = text[head.end():end]
+        body = text[head.end() : end]
         body = re.split(r"^\[[^\]]+\]: ", body, maxsplit=1, flags=re.M)[0]  # the link definitions at the end
         sections.append(Section(head.group("name"), (head.group("date") or "").strip(), body.strip()))
     return sections
@@ -210,8 +222,10 @@ def check(tag: str, owner: Optional[str] = None, root: str = ROOT) -> List[str]:
         if not section.body:
             problems.append(f"{CHANGELOG}: the {current} section is empty")
     if owner is not None and github_repo(root).split("/")[0] != owner.lower():
-        problems.append(f"the image {image(root)} is not under ghcr.io/{owner.lower()}/ "
-                        "(pyproject.toml [tool.dagu-ci] image): the release could not push it")
+        problems.append(
+            f"the image {image(root)} is not under ghcr.io/{owner.lower()}/ "
+            "(pyproject.toml [tool.dagu-ci] image): the release could not push it"
+        )
     problems += [f"disagrees: {ref}" for ref in references(root) if ref.problem]
     return problems
 
@@ -229,8 +243,9 @@ def released_action(text: str, release: str, root: str = ROOT) -> str:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python release.py", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python release.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     for name in ("version", "image", "image-ref", "references"):
         commands.add_parser(name)

@@ -1,4 +1,5 @@
 """dagu-ci as a subprocess: exit time (a thread blocked in wait4), peak RSS, first output line."""
+
 from __future__ import annotations
 
 import os
@@ -73,8 +74,13 @@ class Launch:
         self.started = time.monotonic()
         self.rss_path = os.path.join(self.workdir, "maxrss.txt")
         prefix = [sys.executable, "-c", _RSS_WRAPPER, self.rss_path] if self.rss else []
-        self.proc = subprocess.Popen(prefix + command() + self.args, stdout=out, stderr=err, cwd=ROOT,
-                                     env=clean_env(os.path.join(self.workdir, "state")))
+        self.proc = subprocess.Popen(
+            prefix + command() + self.args,
+            stdout=out,
+            stderr=err,
+            cwd=ROOT,
+            env=clean_env(os.path.join(self.workdir, "state")),
+        )
         if not self.marker:
             out.close()
         err.close()
@@ -101,8 +107,15 @@ class Launch:
         if self.rss and os.path.exists(self.rss_path):
             with open(self.rss_path) as handle:
                 maxrss = int(handle.read() or 0)
-        self._outcome = Outcome(self.started, exited, self.proc.returncode, maxrss,
-                                stdout_path=self.stdout_path, stderr=stderr, exited_wall=exited_wall)
+        self._outcome = Outcome(
+            self.started,
+            exited,
+            self.proc.returncode,
+            maxrss,
+            stdout_path=self.stdout_path,
+            stderr=stderr,
+            exited_wall=exited_wall,
+        )
         self._done.set()
 
     def wait(self, timeout: float) -> Outcome:

@@ -10,6 +10,7 @@ fake, the real `dagu-ci run` as a subprocess. Part of `make bench`; alone:
 - writing: every child writes 1,500 lines in three bursts 1 s apart; step-log bytes fetched
   over the bytes of the children's log files (target <= 1.25), and every line shown once.
 """
+
 from __future__ import annotations
 
 import os
@@ -68,10 +69,21 @@ def quiet(version: str, push: bool, children: int, window: float, settle: float)
 
 def writing(children: int) -> Tuple[float, int, int, int]:
     """(log bytes fetched / written, lines shown, lines written, exit code)."""
-    child = Dag(file="chatty", steps=[Step("write", [
-        lines(500, "{1} line {i} some padding text"), sleep(1), lines(500, "{1} more {i} padding"), sleep(1),
-        lines(500, "{1} end {i}"),
-    ])])
+    child = Dag(
+        file="chatty",
+        steps=[
+            Step(
+                "write",
+                [
+                    lines(500, "{1} line {i} some padding text"),
+                    sleep(1),
+                    lines(500, "{1} more {i} padding"),
+                    sleep(1),
+                    lines(500, "{1} end {i}"),
+                ],
+            )
+        ],
+    )
     root = Dag(file="fan", steps=[Step("many", [parallel("chatty", [f"i{n}" for n in range(children)])])])
     with FakeDagu(version="1.30.3", sse=False) as srv:
         srv.add_dag(child)
@@ -99,15 +111,30 @@ def measure_fanout(silence: float, fig: Callable[..., Figure], log: Callable[[st
         label = "push" if push else "poll --no-push"
         log(f"quiet fan-out of {children} children: {label}")
         rate, what, code = quiet(version, push, children, silence, settle)
-        note = f"{silence:.0f} s from {settle:.0f} s after the start; per min: {what}" + ("" if code == 0 else f"; EXIT {code}")
-        fig(f"8 REST req/min, quiet fan-out of {children} children: {label}", "req/min", f"<= {target}",
-            at_most(target), [rate], decimals=1, note=note)
+        note = f"{silence:.0f} s from {settle:.0f} s after the start; per min: {what}" + (
+            "" if code == 0 else f"; EXIT {code}"
+        )
+        fig(
+            f"8 REST req/min, quiet fan-out of {children} children: {label}",
+            "req/min",
+            f"<= {target}",
+            at_most(target),
+            [rate],
+            decimals=1,
+            note=note,
+        )
     log(f"writing fan-out of {children} children")
     ratio, shown, written, code = writing(children)
-    fig(f"8 log bytes fetched / log bytes, {children} children writing 1,500 lines each", "ratio", "<= 1.25",
-        at_most(1.25), [ratio], decimals=3,
+    fig(
+        f"8 log bytes fetched / log bytes, {children} children writing 1,500 lines each",
+        "ratio",
+        "<= 1.25",
+        at_most(1.25),
+        [ratio],
+        decimals=3,
         note=f"child step-log responses over the children's log files; {shown:,} of {written:,} lines shown"
-             + ("" if code == 0 else f"; EXIT {code}"))
+        + ("" if code == 0 else f"; EXIT {code}"),
+    )
 
 
 def notes() -> List[str]:
@@ -131,8 +158,16 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     figures: List[Figure] = []
 
-    def fig(name: str, unit: str, target: str = "", check=None, samples=None, note: str = "", missing: str = "",
-            decimals: int = 2) -> Figure:
+    def fig(
+        name: str,
+        unit: str,
+        target: str = "",
+        check=None,
+        samples=None,
+        note: str = "",
+        missing: str = "",
+        decimals: int = 2,
+    ) -> Figure:
         figures.append(Figure(name, unit, target, check, list(samples or []), note, missing, decimals))
         return figures[-1]
 

@@ -10,6 +10,7 @@ which wait4 returned on the CLI: one clock, one machine. The file is rewritten (
 when the agent closes it, a few ms later; a watcher that only saw the file after that takes
 the later stamp, so a figure can only come out a few ms short, never long.
 """
+
 from __future__ import annotations
 
 import glob
@@ -41,8 +42,11 @@ def real_binary(version: str = REAL_VERSION) -> Optional[str]:
 
 
 def status_file(home: str, run_id: str) -> Optional[str]:
-    found = glob.glob(os.path.join(home, "data", "dag-runs", "*", "dag-runs", "*", "*", "*", f"dag-run_*_{run_id}",
-                                   "attempt_*", "status.jsonl"))
+    found = glob.glob(
+        os.path.join(
+            home, "data", "dag-runs", "*", "dag-runs", "*", "*", "*", f"dag-run_*_{run_id}", "attempt_*", "status.jsonl"
+        )
+    )
     return found[0] if found else None
 
 
@@ -179,8 +183,10 @@ def tree_cpu_seconds(root: int) -> float:
 # -- the scenarios --------------------------------------------------------------------------------
 
 # TICKS and PAUSE (params): a random length, busy to the end, so the end falls at a random phase of the polls.
-ACTIVE_DAG = ("params: TICKS=30 PAUSE=0\nsteps:\n  - name: busy\n"
-              "    command: bash -c 'for i in $(seq 1 $TICKS); do echo tick $i; sleep 0.1; done; sleep $PAUSE'\n")
+ACTIVE_DAG = (
+    "params: TICKS=30 PAUSE=0\nsteps:\n  - name: busy\n"
+    "    command: bash -c 'for i in $(seq 1 $TICKS); do echo tick $i; sleep 0.1; done; sleep $PAUSE'\n"
+)
 QUIET_DAG = "steps:\n  - name: quiet\n    command: bash -c 'echo starting; sleep {seconds}'\n"
 
 
@@ -209,8 +215,10 @@ class RealBench:
                 outcome = launch.wait(seconds + 60)
                 watcher.join(5)
                 if outcome.code != 0 or watcher.ended_at is None:
-                    self.failures.append(f"real active run: exit {outcome.code}, end seen: "
-                                         f"{watcher.ended_at is not None}; {outcome.stderr.strip().splitlines()[-3:]}")
+                    self.failures.append(
+                        f"real active run: exit {outcome.code}, end seen: "
+                        f"{watcher.ended_at is not None}; {outcome.stderr.strip().splitlines()[-3:]}"
+                    )
                     continue
                 samples.append(outcome.exited_wall - watcher.ended_at)
         return samples
@@ -228,8 +236,9 @@ class RealBench:
         followed = self._cpu_window(dags, count, skip, stagger, window, follow=True)
         return FollowersResult(count, window, unfollowed[0], followed[0], followed[1], followed[2])
 
-    def _cpu_window(self, dags: Dict[str, str], count: int, skip: float, stagger: float, window: float,
-                    follow: bool) -> Tuple[float, List[float], List[float]]:
+    def _cpu_window(
+        self, dags: Dict[str, str], count: int, skip: float, stagger: float, window: float, follow: bool
+    ) -> Tuple[float, List[float], List[float]]:
         import requests  # the harness's own client, for runs nobody follows
 
         with self.server(dags) as srv:
@@ -242,8 +251,14 @@ class RealBench:
                     if proxy is not None:
                         watcher = EndWatcher(srv.home, run_id, 600)
                         watcher.start()
-                        launches.append((run_id, Launch(run_args(proxy.url(), dag, run_id), workdir(self.tmp)),
-                                         watcher, time.monotonic()))
+                        launches.append(
+                            (
+                                run_id,
+                                Launch(run_args(proxy.url(), dag, run_id), workdir(self.tmp)),
+                                watcher,
+                                time.monotonic(),
+                            )
+                        )
                     else:
                         requests.post(f"{srv.api}/dags/{dag}/start", json={"dagRunId": run_id}, timeout=60)
                     time.sleep(stagger)
@@ -260,8 +275,10 @@ class RealBench:
                     rates.append(proxy.per_minute(began, ended, run_id))
                     if outcome.code != 0 or watcher.ended_at is None:
                         said = outcome.stderr.strip().splitlines()[-3:]
-                        self.failures.append(f"real quiet run {run_id}: exit {outcome.code}, end seen: "
-                                             f"{watcher.ended_at is not None}; {said}")
+                        self.failures.append(
+                            f"real quiet run {run_id}: exit {outcome.code}, end seen: "
+                            f"{watcher.ended_at is not None}; {said}"
+                        )
                     else:
                         latencies.append(outcome.exited_wall - watcher.ended_at)
                 return (cpu_ended - cpu_began) / (ended - began), rates, latencies

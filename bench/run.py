@@ -1,6 +1,7 @@
 """`python -m bench [--quick|--smoke] [--only SECTION,...]`: measure the figures of issues 5, 11
 and 17, print one table, write bench/RESULTS.md (a full or --quick run of every section) with the
 command and the machine."""
+
 from __future__ import annotations
 
 import argparse
@@ -55,12 +56,26 @@ class Sizes:
 
 FULL = Sizes()
 QUICK = Sizes(silence=15.0, stagger=3.0)
-SMOKE = Sizes(reps=1, silent_reps=1, startup_reps=1, active=0.3, silence=1.0, stagger=0.2, log_lines=2000, rss_big=10_000,
-              rss_small=1_000, heartbeat=0.1, container=False, end_reps=1, real=False)
+SMOKE = Sizes(
+    reps=1,
+    silent_reps=1,
+    startup_reps=1,
+    active=0.3,
+    silence=1.0,
+    stagger=0.2,
+    log_lines=2000,
+    rss_big=10_000,
+    rss_small=1_000,
+    heartbeat=0.1,
+    container=False,
+    end_reps=1,
+    real=False,
+)
 
 
-def staggered(bench: Bench, start: Callable[[Variant], Running], variants: List[Variant], sizes: Sizes,
-              reps: int) -> dict:
+def staggered(
+    bench: Bench, start: Callable[[Variant], Running], variants: List[Variant], sizes: Sizes, reps: int
+) -> dict:
     """reps x variants long runs in parallel, started `stagger` apart; results per variant label."""
     running = []
     for _ in range(reps):
@@ -83,8 +98,17 @@ def measure(sizes: Sizes, tmp: str, log: Callable[[str], None], sections=SECTION
     poll_ok = has_option("run", "--no-push")
     figures: List[Figure] = []
 
-    def fig(name: str, unit: str, target: str = "", check=None, samples=None, note: str = "", missing: str = "",
-            decimals: int = 2, p90_within: Optional[float] = None) -> Figure:
+    def fig(
+        name: str,
+        unit: str,
+        target: str = "",
+        check=None,
+        samples=None,
+        note: str = "",
+        missing: str = "",
+        decimals: int = 2,
+        p90_within: Optional[float] = None,
+    ) -> Figure:
         figure = Figure(name, unit, target, check, list(samples or []), note, missing, decimals, p90_within)
         figures.append(figure)
         return figure
@@ -115,11 +139,22 @@ def measure(sizes: Sizes, tmp: str, log: Callable[[str], None], sections=SECTION
 def _startup(bench: Bench, sizes: Sizes, fig: Callable[..., Figure], log: Callable[[str], None]) -> None:
     # 5. Start-up (first: nothing else is running yet).
     log("start-up")
-    fig("5 start-up: dagu-ci --version", "ms", "<= 150", at_most(150),
-        [t * 1000 for t in bench.startup(["--version"], sizes.startup_reps)], decimals=0)
-    fig("5 start-up: dagu-ci run --help", "ms", "<= 150", at_most(150),
-        [t * 1000 for t in bench.startup(["run", "--help"], sizes.startup_reps)], decimals=0)
-
+    fig(
+        "5 start-up: dagu-ci --version",
+        "ms",
+        "<= 150",
+        at_most(150),
+        [t * 1000 for t in bench.startup(["--version"], sizes.startup_reps)],
+        decimals=0,
+    )
+    fig(
+        "5 start-up: dagu-ci run --help",
+        "ms",
+        "<= 150",
+        at_most(150),
+        [t * 1000 for t in bench.startup(["run", "--help"], sizes.startup_reps)],
+        decimals=0,
+    )
 
 
 def _first_line(bench: Bench, sizes: Sizes, fig: Callable[..., Figure], log: Callable[[str], None]) -> None:
@@ -133,9 +168,9 @@ def _first_line(bench: Bench, sizes: Sizes, fig: Callable[..., Figure], log: Cal
     fig("6 time to first log line (incl. detection, start)", "s", "<= 1.0", at_most(1.0), ttfl)
 
 
-
-def _end_active(bench: Bench, sizes: Sizes, fig: Callable[..., Figure], log: Callable[[str], None],
-                poll_ok: bool) -> None:
+def _end_active(
+    bench: Bench, sizes: Sizes, fig: Callable[..., Figure], log: Callable[[str], None], poll_ok: bool
+) -> None:
     # 1. End detection, a run active until its end (issue 17's targets).
     push_target = (f"<= {END_PUSH:g}", at_most(END_PUSH))
     poll_target = (f"<= {END_POLL:g}", at_most(END_POLL))
@@ -150,8 +185,7 @@ def _end_active(bench: Bench, sizes: Sizes, fig: Callable[..., Figure], log: Cal
         fig(name, "s", *targets[variant.label], [r.latency for r in runs], p90_within=SPREAD)
 
 
-def _silent(bench: Bench, sizes: Sizes, fig: Callable[..., Figure], log: Callable[[str], None],
-            poll_ok: bool) -> None:
+def _silent(bench: Bench, sizes: Sizes, fig: Callable[..., Figure], log: Callable[[str], None], poll_ok: bool) -> None:
     # 1 + 2. A last step silent for `silence` s: end latency and REST load, push and poll in parallel.
     variants = [PUSH] + ([POLL] if poll_ok else [])
     log(f"silent step ({sizes.silence:.0f} s), {len(variants)} variant(s) x {sizes.silent_reps}, staggered")
@@ -166,22 +200,44 @@ def _silent(bench: Bench, sizes: Sizes, fig: Callable[..., Figure], log: Callabl
     else:
         fig(name, "s", "<= 2", at_most(2.0), missing=NOT_YET)
     base = fixed_poller_baseline(10.0)
-    fig("1 baseline: fixed 10 s poller (analytic, T/2)", "s", samples=[base["min"], base["median"], base["max"]],
-        note="uniform end phase: median T/2, range 0..T; not measured")
+    fig(
+        "1 baseline: fixed 10 s poller (analytic, T/2)",
+        "s",
+        samples=[base["min"], base["median"], base["max"]],
+        note="uniform end phase: median T/2, range 0..T; not measured",
+    )
     load_note = f"after the first {sizes.skip:.0f} s"
-    fig(f"2 REST req/min, {silence_note}: push", "req/min", "<= 6", at_most(6.0),
-        [r.rest_per_minute(sizes.skip) for r in silent[PUSH.label]], note=load_note, decimals=1)
+    fig(
+        f"2 REST req/min, {silence_note}: push",
+        "req/min",
+        "<= 6",
+        at_most(6.0),
+        [r.rest_per_minute(sizes.skip) for r in silent[PUSH.label]],
+        note=load_note,
+        decimals=1,
+    )
     name = f"2 REST req/min, {silence_note}: poll --no-push"
     if poll_ok:
-        fig(name, "req/min", "<= 30", at_most(30.0),
-            [r.rest_per_minute(sizes.skip) for r in silent[POLL.label]], note=load_note, decimals=1)
+        fig(
+            name,
+            "req/min",
+            "<= 30",
+            at_most(30.0),
+            [r.rest_per_minute(sizes.skip) for r in silent[POLL.label]],
+            note=load_note,
+            decimals=1,
+        )
     else:
         fig(name, "req/min", "<= 30", at_most(30.0), missing=NOT_YET)
     for variant in variants:
-        fig(f"2 REST req/min, chatty step (4 lines/s): {variant.label}", "req/min",
-            samples=[r.rest_per_minute(sizes.skip) for r in chatty[variant.label]], note=load_note, decimals=1)
+        fig(
+            f"2 REST req/min, chatty step (4 lines/s): {variant.label}",
+            "req/min",
+            samples=[r.rest_per_minute(sizes.skip) for r in chatty[variant.label]],
+            note=load_note,
+            decimals=1,
+        )
     fig("2 baseline: fixed 10 s poller", "req/min", samples=[base["requests_per_minute"]], note="analytic", decimals=1)
-
 
 
 def _logs(bench: Bench, sizes: Sizes, fig: Callable[..., Figure], log: Callable[[str], None]) -> None:
@@ -190,19 +246,36 @@ def _logs(bench: Bench, sizes: Sizes, fig: Callable[..., Figure], log: Callable[
     burst: List[RunResult] = [bench.big_log(PUSH, sizes.log_lines) for _ in range(sizes.reps)]
     paced: List[RunResult] = [bench.big_log(PUSH, sizes.log_lines, bursts=10, pause=0.3) for _ in range(sizes.reps)]
     n = f"{sizes.log_lines:,}"
-    fig(f"3 log bytes fetched / log bytes, {n} lines in one burst", "ratio", "<= 1.25", at_most(1.25),
-        [r.log_request_bytes / max(1, r.log_bytes) for r in burst], decimals=3,
+    fig(
+        f"3 log bytes fetched / log bytes, {n} lines in one burst",
+        "ratio",
+        "<= 1.25",
+        at_most(1.25),
+        [r.log_request_bytes / max(1, r.log_bytes) for r in burst],
+        decimals=3,
         note=f"step-log requests; all requests incl. status and stream: "
-             f"{_median([r.all_bytes / max(1, r.log_bytes) for r in burst]):.3f}")
-    fig(f"3 log bytes fetched / log bytes, {n} lines in 10 bursts 0.3 s apart", "ratio", "<= 1.25", at_most(1.25),
-        [r.log_request_bytes / max(1, r.log_bytes) for r in paced], decimals=3,
-        note=f"all requests: {_median([r.all_bytes / max(1, r.log_bytes) for r in paced]):.3f}")
+        f"{_median([r.all_bytes / max(1, r.log_bytes) for r in burst]):.3f}",
+    )
+    fig(
+        f"3 log bytes fetched / log bytes, {n} lines in 10 bursts 0.3 s apart",
+        "ratio",
+        "<= 1.25",
+        at_most(1.25),
+        [r.log_request_bytes / max(1, r.log_bytes) for r in paced],
+        decimals=3,
+        note=f"all requests: {_median([r.all_bytes / max(1, r.log_bytes) for r in paced]):.3f}",
+    )
     complete = all(count_lines(r.outcome.stdout_path, b" line ") >= sizes.log_lines for r in burst)
-    fig(f"3 end-to-end lines/s, stdout to a file ({n} lines)", "lines/s", ">= 20,000", at_least(20_000),
-        [sizes.log_lines / (r.outcome.exited - r.began) for r in burst], decimals=0,
+    fig(
+        f"3 end-to-end lines/s, stdout to a file ({n} lines)",
+        "lines/s",
+        ">= 20,000",
+        at_least(20_000),
+        [sizes.log_lines / (r.outcome.exited - r.began) for r in burst],
+        decimals=0,
         note="lines / (exit - run start); the step writes them all at once"
-             + ("" if complete else "; SOME OUTPUT MISSING"))
-
+        + ("" if complete else "; SOME OUTPUT MISSING"),
+    )
 
 
 def _rss(bench: Bench, sizes: Sizes, fig: Callable[..., Figure], log: Callable[[str], None]) -> None:
@@ -211,37 +284,75 @@ def _rss(bench: Bench, sizes: Sizes, fig: Callable[..., Figure], log: Callable[[
     for count in (sizes.rss_big, sizes.rss_small):
         log(f"peak RSS ({count:,} lines)")
         rss[count] = [bench.big_log(PUSH, count, rss=True).outcome.maxrss_kb / 1024 for _ in range(sizes.reps)]
-    fig(f"4 peak RSS, {sizes.rss_big:,}-line log (~{sizes.rss_big * 80 / 1e6:.0f} MB)", "MB", "<= 60", at_most(60),
-        rss[sizes.rss_big], decimals=1, note="ru_maxrss of the dagu-ci process (RUSAGE_CHILDREN in a small wrapper)")
-    fig(f"4 peak RSS, {sizes.rss_small:,}-line log", "MB", samples=rss[sizes.rss_small], decimals=1,
-        note=f"big - small: {_median(rss[sizes.rss_big]) - _median(rss[sizes.rss_small]):+.1f} MB (flat: ~0)")
+    fig(
+        f"4 peak RSS, {sizes.rss_big:,}-line log (~{sizes.rss_big * 80 / 1e6:.0f} MB)",
+        "MB",
+        "<= 60",
+        at_most(60),
+        rss[sizes.rss_big],
+        decimals=1,
+        note="ru_maxrss of the dagu-ci process (RUSAGE_CHILDREN in a small wrapper)",
+    )
+    fig(
+        f"4 peak RSS, {sizes.rss_small:,}-line log",
+        "MB",
+        samples=rss[sizes.rss_small],
+        decimals=1,
+        note=f"big - small: {_median(rss[sizes.rss_big]) - _median(rss[sizes.rss_small]):+.1f} MB (flat: ~0)",
+    )
 
 
-def _real(real: RealBench, sizes: Sizes, fig: Callable[..., Figure], log: Callable[[str], None],
-          failures: List[str]) -> None:
+def _real(
+    real: RealBench, sizes: Sizes, fig: Callable[..., Figure], log: Callable[[str], None], failures: List[str]
+) -> None:
     """Issue 11 item 5 and issue 17 on a real server. 2.6.5 (push) cannot be built here."""
     v = REAL_VERSION
-    names = (f"1 end latency, active run: poll, real {v}",
-             f"1 end latency, last step silent: poll, real {v}",
-             f"2 REST req/min, silent step: poll, real {v}",
-             f"7 server CPU per follower, {sizes.followers} quiet followers: poll, real {v}")
+    names = (
+        f"1 end latency, active run: poll, real {v}",
+        f"1 end latency, last step silent: poll, real {v}",
+        f"2 REST req/min, silent step: poll, real {v}",
+        f"7 server CPU per follower, {sizes.followers} quiet followers: poll, real {v}",
+    )
     if real_binary(v) is None:
         missing = f"n/a (no {v} binary: make dagu-servers)"
         for name in names:
             fig(name, "-", missing=missing)
         return
     log(names[0])
-    fig(names[0], "s", f"<= {END_POLL:g}", at_most(END_POLL), real.end_latency_active(sizes.active, sizes.end_reps),
-        p90_within=SPREAD, note="end: the status file's last write (see Method)")
-    log(f"{sizes.followers} followers of quiet runs on one real {v}, and the same runs unfollowed (~{2 * sizes.follower_quiet / 60:.0f} min)")
+    fig(
+        names[0],
+        "s",
+        f"<= {END_POLL:g}",
+        at_most(END_POLL),
+        real.end_latency_active(sizes.active, sizes.end_reps),
+        p90_within=SPREAD,
+        note="end: the status file's last write (see Method)",
+    )
+    log(
+        f"{sizes.followers} followers of quiet runs on one real {v}, and the same runs unfollowed (~{2 * sizes.follower_quiet / 60:.0f} min)"
+    )
     result = real.followers(sizes.followers, sizes.follower_quiet, skip=10.0, stagger=0.5)
     failures.extend(real.failures)
     fig(names[1], "s", "<= 2", at_most(2.0), result.latencies, note="through the counting proxy")
-    fig(names[2], "req/min", "<= 30", at_most(30.0), result.rates, decimals=1,
-        note=f"one sample per follower, counted by a proxy in front of the server, over a {result.window:.0f} s window")
-    fig(names[3], "% of a core", "<= 1", at_most(1.0), [result.per_follower_percent], decimals=2,
+    fig(
+        names[2],
+        "req/min",
+        "<= 30",
+        at_most(30.0),
+        result.rates,
+        decimals=1,
+        note=f"one sample per follower, counted by a proxy in front of the server, over a {result.window:.0f} s window",
+    )
+    fig(
+        names[3],
+        "% of a core",
+        "<= 1",
+        at_most(1.0),
+        [result.per_follower_percent],
+        decimals=2,
         note=f"server tree CPU {result.cores_followed * 100:.2f}% of a core with {result.count} followers, "
-             f"{result.cores_unfollowed * 100:.2f}% with the same runs unfollowed; (difference) / {result.count}")
+        f"{result.cores_unfollowed * 100:.2f}% with the same runs unfollowed; (difference) / {result.count}",
+    )
 
 
 def _median(values: List[float]) -> float:
@@ -259,16 +370,31 @@ def machine() -> List[str]:
         cores = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
     except OSError:
         cores = str(os.cpu_count())
-    return [f"- nproc: {cores}", f"- CPU: {cpu}", f"- Python: {platform.python_version()} ({sys.executable})",
-            f"- OS: {platform.platform()}", f"- date: {time.strftime('%Y-%m-%d %H:%M:%S %z')}"]
+    return [
+        f"- nproc: {cores}",
+        f"- CPU: {cpu}",
+        f"- Python: {platform.python_version()} ({sys.executable})",
+        f"- OS: {platform.platform()}",
+        f"- date: {time.strftime('%Y-%m-%d %H:%M:%S %z')}",
+    ]
 
 
 def results_md(figures: List[Figure], failures: List[str], command: str, elapsed: float, sizes: Sizes) -> str:
     parts = [
-        "# dagu-ci benchmarks (issues 5, 11, 17)", "",
+        "# dagu-ci benchmarks (issues 5, 11, 17)",
+        "",
         f"Produced by `{command}` in {elapsed / 60:.1f} min. Each figure: median of the samples (n), with min, max and p90.",
-        "", "## Machine", "", *machine(), "", "## Figures", "", markdown_table(figures), "",
-        "## Method", "",
+        "",
+        "## Machine",
+        "",
+        *machine(),
+        "",
+        "## Figures",
+        "",
+        markdown_table(figures),
+        "",
+        "## Method",
+        "",
         "- Every run uses a fresh fake Dagu server (`tests/fakedagu`, real HTTP on loopback) in the harness's "
         "process and the real `dagu-ci run` CLI as a subprocess, default flags unless named "
         "(push = a 2.6.5 server with its events stream; poll = `--no-push`, or a 2.2.0 server).",
@@ -291,7 +417,11 @@ def results_md(figures: List[Figure], failures: List[str], command: str, elapsed
         "(CLI exit - run start), stdout redirected to a file, for a step writing all its lines at once.",
         "- Peak RSS: `ru_maxrss` of the dagu-ci process, read by a small wrapper process (`RUSAGE_CHILDREN`), so the harness's own size cannot leak in through fork.",
         f"- The CLI: `{' '.join(command_line())}`"
-        + (" (a plain `pip install .`, as in the image, not the editable dev install)." if os.environ.get("DAGU_CI_BENCH_BIN") else "."),
+        + (
+            " (a plain `pip install .`, as in the image, not the editable dev install)."
+            if os.environ.get("DAGU_CI_BENCH_BIN")
+            else "."
+        ),
         "- Start-up: wall time of that console script, stdout to /dev/null.",
         "- Time to first log line: from just before spawning the CLI to the first stdout line holding the step's "
         "first line (read through a pipe), against a 2.6.5 server.",
@@ -327,7 +457,9 @@ def results_md(figures: List[Figure], failures: List[str], command: str, elapsed
 def start_overhead_only(output: str) -> int:
     tmp = tempfile.mkdtemp(prefix="dagu-ci-bench-")
     try:
-        figures = startover.measure(tmp, FULL.startup_reps, lambda text: print(f"bench: {text}", file=sys.stderr, flush=True))
+        figures = startover.measure(
+            tmp, FULL.startup_reps, lambda text: print(f"bench: {text}", file=sys.stderr, flush=True)
+        )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print(text_table(figures))
@@ -335,9 +467,13 @@ def start_overhead_only(output: str) -> int:
     if os.path.exists(output):
         with open(output) as handle:
             results = handle.read()
-    lines = [*startover.section(figures), markdown_table(figures), "",
-             f"(`python -m bench --start-overhead`, {time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores; "
-             f"the CLI: `{' '.join(command_line())}`)"]
+    lines = [
+        *startover.section(figures),
+        markdown_table(figures),
+        "",
+        f"(`python -m bench --start-overhead`, {time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores; "
+        f"the CLI: `{' '.join(command_line())}`)",
+    ]
     with open(output, "w") as handle:
         handle.write(startover.replace_section(results, lines))
     print(f"bench: wrote the start-overhead section of {output}", file=sys.stderr)
@@ -349,10 +485,16 @@ def main(argv: Optional[List[str]] = None) -> int:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true", help="silent/chatty steps of 15 s instead of 60 s")
     mode.add_argument("--smoke", action="store_true", help="tiny sizes, 1 repetition (keeps the harness alive)")
-    mode.add_argument("--start-overhead", action="store_true",
-                      help="only the start-overhead figures (issue 14); replaces their section of RESULTS.md")
-    parser.add_argument("--output", help="where to write the results (default: bench/RESULTS.md for a run of "
-                                         "every section; none for --smoke or --only)")
+    mode.add_argument(
+        "--start-overhead",
+        action="store_true",
+        help="only the start-overhead figures (issue 14); replaces their section of RESULTS.md",
+    )
+    parser.add_argument(
+        "--output",
+        help="where to write the results (default: bench/RESULTS.md for a run of "
+        "every section; none for --smoke or --only)",
+    )
     parser.add_argument("--only", help=f"comma-separated sections to run: {','.join(SECTIONS)}")
     args = parser.parse_args(argv)
     if args.start_overhead:
@@ -363,13 +505,18 @@ def main(argv: Optional[List[str]] = None) -> int:
     if unknown:
         parser.error(f"unknown section(s) {', '.join(sorted(unknown))}; choose from {', '.join(SECTIONS)}")
     output = args.output or (None if args.smoke or args.only else os.path.join(HERE, "RESULTS.md"))
-    command = "make bench" if not (args.quick or args.smoke or args.only) else "python -m bench " + " ".join(argv or sys.argv[1:])
+    command = (
+        "make bench"
+        if not (args.quick or args.smoke or args.only)
+        else "python -m bench " + " ".join(argv or sys.argv[1:])
+    )
 
     tmp = tempfile.mkdtemp(prefix="dagu-ci-bench-")
     began = time.monotonic()
     try:
-        figures, failures, _ = measure(sizes, tmp, lambda text: print(f"bench: {text}", file=sys.stderr, flush=True),
-                                       sections)
+        figures, failures, _ = measure(
+            sizes, tmp, lambda text: print(f"bench: {text}", file=sys.stderr, flush=True), sections
+        )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     elapsed = time.monotonic() - began

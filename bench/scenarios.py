@@ -4,6 +4,7 @@ The fake runs in the harness's process, so its monotonic clock (a run's
 `status_history` and `finished_at_monotonic`) compares directly with the exit
 time a waiter thread sees for the dagu-ci subprocess.
 """
+
 from __future__ import annotations
 
 import os
@@ -75,12 +76,12 @@ class Bench:
         srv = FakeDagu(version=variant.version, **self.fake).start()
         srv.add_dag(dag)
         run_id = "bench-" + uuid.uuid4().hex[:12]
-        launch = Launch(run_args(srv.url, dag.file, run_id, *variant.flags), workdir(self.tmp), marker=marker,
-                        rss=rss)
+        launch = Launch(run_args(srv.url, dag.file, run_id, *variant.flags), workdir(self.tmp), marker=marker, rss=rss)
         return Running(self, srv, dag, run_id, launch)
 
-    def run(self, variant: Variant, dag: Dag, timeout: float, marker: Optional[str] = None,
-            rss: bool = False) -> RunResult:
+    def run(
+        self, variant: Variant, dag: Dag, timeout: float, marker: Optional[str] = None, rss: bool = False
+    ) -> RunResult:
         return self.start(variant, dag, marker, rss).finish(timeout)
 
     # -- the figures -----------------------------------------------------------
@@ -101,8 +102,9 @@ class Bench:
         actions = [a for i in range(ticks) for a in (out(f"chat line {i}"), sleep(0.25))]
         return self.start(variant, Dag(file="chatty", steps=[Step("talk", actions)]))
 
-    def big_log(self, variant: Variant, count: int, bursts: int = 1, pause: float = 0.0,
-                rss: bool = False) -> RunResult:
+    def big_log(
+        self, variant: Variant, count: int, bursts: int = 1, pause: float = 0.0, rss: bool = False
+    ) -> RunResult:
         """A step writing `count` ~80-byte lines in `bursts` bursts (unique lines: anchors stay unambiguous)."""
         per = max(1, count // bursts)
         actions = []
@@ -143,7 +145,8 @@ class Running:
             if outcome.code != 0 or run is None or run.finished_at_monotonic is None:
                 self.bench.failures.append(
                     f"{self.dag.file}: exit {outcome.code}, run {'missing' if run is None else run.status}: "
-                    f"{outcome.stderr.strip().splitlines()[-1:] }")
+                    f"{outcome.stderr.strip().splitlines()[-1:]}"
+                )
             log_bytes = 0
             if run is not None:
                 for node in run.attempt.nodes.values():

@@ -8,6 +8,7 @@
 
 The fake runs in this process: its request times and the spawn time share one monotonic clock.
 """
+
 from __future__ import annotations
 
 import os
@@ -50,8 +51,13 @@ def first_request(spawn: Spawn, timeout: float = 120) -> float:
 
 
 def action_env(url: str, state: str) -> Dict[str, str]:
-    return {**clean_env(state), "GITHUB_ACTIONS": "true", "INPUT_DAG": "hello", "INPUT_URL": url,
-            "INPUT_RUN-ID": "bench-" + uuid.uuid4().hex[:12]}
+    return {
+        **clean_env(state),
+        "GITHUB_ACTIONS": "true",
+        "INPUT_DAG": "hello",
+        "INPUT_URL": url,
+        "INPUT_RUN-ID": "bench-" + uuid.uuid4().hex[:12],
+    }
 
 
 def bench_python() -> str:
@@ -65,18 +71,43 @@ def measure(tmp: str, reps: int, log: Callable[[str], None], image: bool = True)
     state = os.path.join(tmp, "start-state")
     figures = []
     log("start overhead: CLI")
-    cli = [first_request(lambda url: (command() + ["run", "hello", "--url", url, "--run-id", "bench-" + uuid.uuid4().hex[:12]],
-                                      clean_env(state))) for _ in range(reps)]
-    figures.append(Figure("14 start to first request: dagu-ci run", "s", samples=cli, decimals=3,
-                          note="spawn to the server's first request"))
+    cli = [
+        first_request(
+            lambda url: (
+                command() + ["run", "hello", "--url", url, "--run-id", "bench-" + uuid.uuid4().hex[:12]],
+                clean_env(state),
+            )
+        )
+        for _ in range(reps)
+    ]
+    figures.append(
+        Figure(
+            "14 start to first request: dagu-ci run",
+            "s",
+            samples=cli,
+            decimals=3,
+            note="spawn to the server's first request",
+        )
+    )
     log("start overhead: entrypoint")
     python = bench_python()
     entry = [first_request(lambda url: ([python, ENTRYPOINT], action_env(url, state))) for _ in range(reps)]
-    figures.append(Figure("14 start to first request: entrypoint as the action runs it", "s", f"<= {TARGET_S:g}",
-                          at_most(TARGET_S), entry, decimals=3,
-                          note=f"{python}; no arguments, INPUT_*"))
-    figures.append(container_figure(reps, log) if image else
-                   Figure("14 start to first request: in the image (buildah run)", "s", missing="not measured (--smoke)"))
+    figures.append(
+        Figure(
+            "14 start to first request: entrypoint as the action runs it",
+            "s",
+            f"<= {TARGET_S:g}",
+            at_most(TARGET_S),
+            entry,
+            decimals=3,
+            note=f"{python}; no arguments, INPUT_*",
+        )
+    )
+    figures.append(
+        container_figure(reps, log)
+        if image
+        else Figure("14 start to first request: in the image (buildah run)", "s", missing="not measured (--smoke)")
+    )
     return figures
 
 
@@ -97,13 +128,35 @@ def container_figure(reps: int, log: Callable[[str], None]) -> Figure:
     try:
         samples = []
         for _ in range(reps):
+
             def spawn(url: str) -> Tuple[List[str], Dict[str, str]]:
-                envs = [f"--env={k}={v}" for k, v in action_env(url, "/tmp/state").items() if k.startswith(("INPUT_", "GITHUB_"))]
-                return [*imagebuild.BUILDAH, "run", "--isolation", "chroot", *envs, container, "--",
-                        "python", "/usr/local/bin/dagu-ci-entrypoint"], dict(os.environ)
+                envs = [
+                    f"--env={k}={v}"
+                    for k, v in action_env(url, "/tmp/state").items()
+                    if k.startswith(("INPUT_", "GITHUB_"))
+                ]
+                return [
+                    *imagebuild.BUILDAH,
+                    "run",
+                    "--isolation",
+                    "chroot",
+                    *envs,
+                    container,
+                    "--",
+                    "python",
+                    "/usr/local/bin/dagu-ci-entrypoint",
+                ], dict(os.environ)
+
             samples.append(first_request(spawn))
-        return Figure(name, "s", f"<= {TARGET_S:g}", at_most(TARGET_S), samples, decimals=3,
-                      note="includes buildah's container set-up; the stand-in base's Python 3.11")
+        return Figure(
+            name,
+            "s",
+            f"<= {TARGET_S:g}",
+            at_most(TARGET_S),
+            samples,
+            decimals=3,
+            note="includes buildah's container set-up; the stand-in base's Python 3.11",
+        )
     finally:
         imagebuild.buildah("rm", container)
         imagebuild.buildah("rmi", IMAGE_TAG)
@@ -125,12 +178,13 @@ def section(figures: List[Figure]) -> List[str]:
     pull_s = IMAGE_MB / PULL_MB_PER_S
     step_s = CONTAINER_START_S + entry_s
     return [
-        HEADING, "",
+        HEADING,
+        "",
         "Figures `14 …`: the process is spawned, and the time runs to the fake server's first request "
         "(`GET` of its version). The entrypoint runs as the action runs it: no arguments, `GITHUB_ACTIONS=true` "
         "and the `INPUT_*` variables, under the Python of a plain `pip install .` (what the image installs).",
         "",
-        "A GitHub job that uses the action, step by step (the runner prepares a Docker action in \"Set up job\", "
+        'A GitHub job that uses the action, step by step (the runner prepares a Docker action in "Set up job", '
         "before any step runs):",
         "",
         "| | today: `image: Dockerfile` | released: `docker://ghcr.io/…:X.Y.Z` |",

@@ -1,4 +1,5 @@
 """Figures: repeated samples, their median/min/max, a target, and the table."""
+
 from __future__ import annotations
 
 import statistics
@@ -46,9 +47,17 @@ class Figure:
         target = self.target + (f"; p90 <= {self.p90_within:g}x median" if self.p90_within else "")
         if not self.samples:
             return [self.name, self.missing or "-", "", "", "", self.unit, target, self.verdict, self.note]
-        return [self.name, self.fmt(self.median), self.fmt(min(self.samples)), self.fmt(max(self.samples)),
-                self.fmt(self.p90), self.unit, target, self.verdict,
-                f"n={len(self.samples)}" + (f"; {self.note}" if self.note else "")]
+        return [
+            self.name,
+            self.fmt(self.median),
+            self.fmt(min(self.samples)),
+            self.fmt(max(self.samples)),
+            self.fmt(self.p90),
+            self.unit,
+            target,
+            self.verdict,
+            f"n={len(self.samples)}" + (f"; {self.note}" if self.note else ""),
+        ]
 
 
 HEADER = ["figure", "median", "min", "max", "p90", "unit", "target", "result", "notes"]

@@ -5,6 +5,7 @@ at the step's end, so a quiet step has no log file until it ends. Real 1.30.3 (w
 a `dagu worker` with the server's DAGU_HOME (1.30 has no other way to report back), the run
 enqueued (1.30 sends only queued runs to workers), against the same step run locally.
 """
+
 from __future__ import annotations
 
 import os
@@ -32,8 +33,9 @@ def silent_worker(bench: Bench, variant: Variant, seconds: float) -> Running:
     return bench.start(variant, dag)
 
 
-def measure_worker(bench: Bench, sizes, fig: Fig, log: Callable[[str], None], poll_ok: bool, real: bool,
-                   with_local: bool = False) -> None:
+def measure_worker(
+    bench: Bench, sizes, fig: Fig, log: Callable[[str], None], poll_ok: bool, real: bool, with_local: bool = False
+) -> None:
     """Figures 7; `with_local`: the same silent step on the server itself, in the same batch
     (`make bench` has it as figures 1 and 2 already)."""
     from bench.run import staggered  # the harness's (imported late: bench.run imports this module)
@@ -52,23 +54,42 @@ def measure_worker(bench: Bench, sizes, fig: Fig, log: Callable[[str], None], po
     for variant in batch:
         results = runs[variant.label]
         where = "2.6.5 fake" + ("; a worker without shared storage" if variant.label.startswith("worker") else "")
-        fig(f"7 end latency, {variant.label} run, silent {sizes.silence:.0f} s", "s",
-            samples=[r.latency for r in results], note=where)
-        fig(f"7 REST req/min, {variant.label} run, silent {sizes.silence:.0f} s", "req/min",
+        fig(
+            f"7 end latency, {variant.label} run, silent {sizes.silence:.0f} s",
+            "s",
+            samples=[r.latency for r in results],
+            note=where,
+        )
+        fig(
+            f"7 REST req/min, {variant.label} run, silent {sizes.silence:.0f} s",
+            "req/min",
             samples=[r.rest_per_minute(sizes.skip) for r in results],
-            note=f"{where}; after the first {sizes.skip:.0f} s", decimals=1)
+            note=f"{where}; after the first {sizes.skip:.0f} s",
+            decimals=1,
+        )
     if not real:
         return
     measured = real_worker_latency(sizes, log)
     if measured is None:
-        fig(f"7 end latency, real {REAL_VERSION} worker run silent {sizes.silence:.0f} s", "s",
-            missing=f"n/a (no Dagu {REAL_VERSION} built)")
+        fig(
+            f"7 end latency, real {REAL_VERSION} worker run silent {sizes.silence:.0f} s",
+            "s",
+            missing=f"n/a (no Dagu {REAL_VERSION} built)",
+        )
         return
     worker, local = measured
-    fig(f"7 end latency, real {REAL_VERSION} worker run silent {sizes.silence:.0f} s", "s", samples=worker,
-        note="step's end to dagu-ci's exit (includes Dagu's own finishing); shared DAGU_HOME, --enqueue")
-    fig(f"7 end latency, real {REAL_VERSION} local run silent {sizes.silence:.0f} s", "s", samples=local,
-        note="the same, run by the server itself (--enqueue too)")
+    fig(
+        f"7 end latency, real {REAL_VERSION} worker run silent {sizes.silence:.0f} s",
+        "s",
+        samples=worker,
+        note="step's end to dagu-ci's exit (includes Dagu's own finishing); shared DAGU_HOME, --enqueue",
+    )
+    fig(
+        f"7 end latency, real {REAL_VERSION} local run silent {sizes.silence:.0f} s",
+        "s",
+        samples=local,
+        note="the same, run by the server itself (--enqueue too)",
+    )
 
 
 # -- real Dagu 1.30.3 ---------------------------------------------------------------------
@@ -117,9 +138,13 @@ def real_worker_latency(sizes, log: Callable[[str], None]) -> Optional[tuple]:
 
 def _run_real(url: str, dag: str, run_id: str, tmp: str) -> float:
     """Wall time when dagu-ci exited."""
-    proc = subprocess.Popen(command() + ["run", dag, "--enqueue", "--url", url, "--run-id", run_id],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env=clean_env(os.path.join(tmp, "state")), cwd=ROOT)
+    proc = subprocess.Popen(
+        command() + ["run", dag, "--enqueue", "--url", url, "--run-id", run_id],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=clean_env(os.path.join(tmp, "state")),
+        cwd=ROOT,
+    )
     proc.wait(timeout=600)
     exited = time.time()
     if proc.returncode != 0:
@@ -153,16 +178,31 @@ def main() -> int:
     sizes = QUICK if args.quick else FULL
     figures: List[Figure] = []
 
-    def fig(name: str, unit: str, target: str = "", check=None, samples=None, note: str = "", missing: str = "",
-            decimals: int = 2) -> Figure:
+    def fig(
+        name: str,
+        unit: str,
+        target: str = "",
+        check=None,
+        samples=None,
+        note: str = "",
+        missing: str = "",
+        decimals: int = 2,
+    ) -> Figure:
         figures.append(Figure(name, unit, target, check, list(samples or []), note, missing, decimals))
         return figures[-1]
 
     tmp = tempfile.mkdtemp(prefix="dagu-ci-bench-")
     try:
         bench = Bench(tmp)
-        measure_worker(bench, sizes, fig, lambda text: print(f"bench: {text}", file=sys.stderr, flush=True),
-                       has_option("run", "--no-push"), real=not args.no_real, with_local=args.with_local)
+        measure_worker(
+            bench,
+            sizes,
+            fig,
+            lambda text: print(f"bench: {text}", file=sys.stderr, flush=True),
+            has_option("run", "--no-push"),
+            real=not args.no_real,
+            with_local=args.with_local,
+        )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print(markdown_table(figures))

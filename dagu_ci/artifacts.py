@@ -1,4 +1,5 @@
 """A run's artifacts (where the server has them: Capabilities.artifacts), downloaded into a folder, never outside it."""
+
 from __future__ import annotations
 
 import os

@@ -1,5 +1,6 @@
 """Ending a run from outside the follow loop: the one stop procedure, and the
 `stop --from-state` backstop that CI hosts run after a job was cancelled."""
+
 from __future__ import annotations
 
 import time
@@ -58,8 +59,9 @@ def _reject_waiting(client: DaguClient, dag_name: str, run_id: str) -> str:
     return "rejected" if waiting else ""
 
 
-def stop_run(client: DaguClient, dag_file: str, run_id: str, wait_seconds: float,
-             say: Callable[[str], None]) -> Dict[str, Optional[str]]:
+def stop_run(
+    client: DaguClient, dag_file: str, run_id: str, wait_seconds: float, say: Callable[[str], None]
+) -> Dict[str, Optional[str]]:
     """`stop DAG RUN_ID`: end the run (`latest`: the newest), then wait up to `wait_seconds`
     for it to show its end. Its stop record."""
     name, snapshot = client.run_of(dag_file, run_id)
@@ -84,7 +86,13 @@ def stop_run(client: DaguClient, dag_file: str, run_id: str, wait_seconds: float
 
 def stop_record(dag: str, name: str, run_id: str, action: str, status: Optional[RunStatus]) -> Dict[str, Optional[str]]:
     """One stopped (or left alone) run, as `stop --json` prints it."""
-    return {"dag": dag, "name": name, "run_id": run_id, "action": action or "none", "status": status.label if status else None}
+    return {
+        "dag": dag,
+        "name": name,
+        "run_id": run_id,
+        "action": action or "none",
+        "status": status.label if status else None,
+    }
 
 
 @dataclass(frozen=True)
@@ -107,8 +115,10 @@ class Binding:
             return "written by another step of this job, not by this action's main step"
         named = state.origin(run.url)
         if named != self.server:
-            return (f"it names {state.show_origin(named)}, not the configured {state.show_origin(self.server)}"
-                    " (--url); nothing was sent there")
+            return (
+                f"it names {state.show_origin(named)}, not the configured {state.show_origin(self.server)}"
+                " (--url); nothing was sent there"
+            )
         return ""
 
 

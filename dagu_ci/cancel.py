@@ -9,6 +9,7 @@ would be followed on for ever. So the unraisable hook keeps a dropped Cancelled,
 `raise_if_lost()` (each follow round, each request) raises it again, in ordinary code,
 while the run is followed: once an ending is under way (a stop), it must not be cut short.
 """
+
 from __future__ import annotations
 
 import signal

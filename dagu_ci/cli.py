@@ -1,4 +1,5 @@
 """The command line. Thin: parse options, build the core objects, map errors to exit codes."""
+
 from __future__ import annotations
 
 import os
@@ -44,24 +45,65 @@ def _session() -> Session:
 def connection_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """URL, auth and TLS options shared by every command that talks to a server."""
     options = [
-        click.option("--url", envvar="DAGU_URL", default="http://localhost:8080", show_default=True, show_envvar=True, metavar="URL",
-                     help="Dagu server base URL, including any base path (a user:password in it is Basic auth, never shown)."),
-        click.option("--api-path", envvar="DAGU_API_PATH", show_envvar=True, metavar="PATH",
-                     help="API path under the URL (e.g. /api/v1); skips auto-detection."),
-        click.option("--token", envvar="DAGU_API_TOKEN", show_envvar=True, metavar="TOKEN",
-                     help="Bearer token: an API key (dagu_..., role operator is enough) or a 1.x static token. "
-                          "White space around it is ignored."),
+        click.option(
+            "--url",
+            envvar="DAGU_URL",
+            default="http://localhost:8080",
+            show_default=True,
+            show_envvar=True,
+            metavar="URL",
+            help="Dagu server base URL, including any base path (a user:password in it is Basic auth, never shown).",
+        ),
+        click.option(
+            "--api-path",
+            envvar="DAGU_API_PATH",
+            show_envvar=True,
+            metavar="PATH",
+            help="API path under the URL (e.g. /api/v1); skips auto-detection.",
+        ),
+        click.option(
+            "--token",
+            envvar="DAGU_API_TOKEN",
+            show_envvar=True,
+            metavar="TOKEN",
+            help="Bearer token: an API key (dagu_..., role operator is enough) or a 1.x static token. "
+            "White space around it is ignored.",
+        ),
         click.option("--username", envvar="DAGU_USERNAME", show_envvar=True, help="Basic auth user."),
-        click.option("--password", envvar="DAGU_PASSWORD", show_envvar=True,
-                     help="Basic auth password (a trailing newline is ignored)."),
-        click.option("--ca-cert", envvar="DAGU_CA_CERT", show_envvar=True, metavar="PATH",
-                     help="CA bundle to verify the server's TLS certificate."),
-        click.option("--client-cert", envvar="DAGU_CLIENT_CERT", show_envvar=True, metavar="PATH",
-                     help="Client certificate for mutual TLS (PEM; may include the key)."),
-        click.option("--client-key", envvar="DAGU_CLIENT_KEY", show_envvar=True, metavar="PATH",
-                     help="Private key for --client-cert, if not in the same file."),
-        click.option("--insecure", is_flag=True, envvar="DAGU_INSECURE", show_envvar=True,
-                     help="Skip TLS verification (an https URL prints a warning)."),
+        click.option(
+            "--password",
+            envvar="DAGU_PASSWORD",
+            show_envvar=True,
+            help="Basic auth password (a trailing newline is ignored).",
+        ),
+        click.option(
+            "--ca-cert",
+            envvar="DAGU_CA_CERT",
+            show_envvar=True,
+            metavar="PATH",
+            help="CA bundle to verify the server's TLS certificate.",
+        ),
+        click.option(
+            "--client-cert",
+            envvar="DAGU_CLIENT_CERT",
+            show_envvar=True,
+            metavar="PATH",
+            help="Client certificate for mutual TLS (PEM; may include the key).",
+        ),
+        click.option(
+            "--client-key",
+            envvar="DAGU_CLIENT_KEY",
+            show_envvar=True,
+            metavar="PATH",
+            help="Private key for --client-cert, if not in the same file.",
+        ),
+        click.option(
+            "--insecure",
+            is_flag=True,
+            envvar="DAGU_INSECURE",
+            show_envvar=True,
+            help="Skip TLS verification (an https URL prints a warning).",
+        ),
     ]
     for option in reversed(options):
         command = option(command)
@@ -81,57 +123,139 @@ def json_option(command: Callable[..., Any]) -> Callable[..., Any]:
 
 def retry_for_option(command: Callable[..., Any]) -> Callable[..., Any]:
     """--retry-for: every command but run/start (whose --start-timeout says the same)."""
-    return click.option("--retry-for", type=click.FloatRange(min=0), default=30, show_default=True, metavar="SECONDS",
-                        help="How long to retry an unreachable or failing server before giving up (exit 4).")(command)
+    return click.option(
+        "--retry-for",
+        type=click.FloatRange(min=0),
+        default=30,
+        show_default=True,
+        metavar="SECONDS",
+        help="How long to retry an unreachable or failing server before giving up (exit 4).",
+    )(command)
 
 
 # DAG files from the repository (`validate`, `push`): a missing one is a usage error (exit 2).
-dag_files_argument = click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False),
-                                    metavar="FILE...")
+dag_files_argument = click.argument(
+    "files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False), metavar="FILE..."
+)
 
-PARAMS_HELP = """Params as a JSON object, a YAML mapping, or K=V K2="v 2"; @FILE reads them from a file, - from stdin."""
+PARAMS_HELP = (
+    """Params as a JSON object, a YAML mapping, or K=V K2="v 2"; @FILE reads them from a file, - from stdin."""
+)
 
 
 def follow_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """How `run`, `follow` and `retry --follow` watch a run and end: one set, one behaviour."""
     options = [
-        click.option("--timeout", type=click.FloatRange(min=0), default=0, show_default=True, metavar="SECONDS",
-                     help="Stop the run and exit 124 after this long; 0 means no limit."),
-        click.option("--poll-interval", type=click.FloatRange(min=0.05), default=0.5, show_default=True, metavar="SECONDS",
-                     help="Base poll interval; backs off while nothing changes."),
+        click.option(
+            "--timeout",
+            type=click.FloatRange(min=0),
+            default=0,
+            show_default=True,
+            metavar="SECONDS",
+            help="Stop the run and exit 124 after this long; 0 means no limit.",
+        ),
+        click.option(
+            "--poll-interval",
+            type=click.FloatRange(min=0.05),
+            default=0.5,
+            show_default=True,
+            metavar="SECONDS",
+            help="Base poll interval; backs off while nothing changes.",
+        ),
         click.option("--no-push", is_flag=True, help="Poll only; do not use the server's events stream (Dagu >= 2.3)."),
         click.option("--no-logs", is_flag=True, help="Show step statuses only, not their logs."),
-        click.option("--sub-run-logs", type=click.Choice(["all", "failed", "none"]), default="all", show_default=True,
-                     help="Logs of sub-DAG runs' steps (call, parallel): all; failed (only a child that did not "
-                          "succeed, whole, once it ends); none (statuses only)."),
-        click.option("--no-stop-on-cancel", is_flag=True, help="Leave the run going when the CI job is cancelled, or dagu-ci fails with an error."),
+        click.option(
+            "--sub-run-logs",
+            type=click.Choice(["all", "failed", "none"]),
+            default="all",
+            show_default=True,
+            help="Logs of sub-DAG runs' steps (call, parallel): all; failed (only a child that did not "
+            "succeed, whole, once it ends); none (statuses only).",
+        ),
+        click.option(
+            "--no-stop-on-cancel",
+            is_flag=True,
+            help="Leave the run going when the CI job is cancelled, or dagu-ci fails with an error.",
+        ),
         click.option("--fail-on-partial", is_flag=True, help="Exit 1 when the run only partially succeeds."),
-        click.option("--on-waiting", type=click.Choice(["wait", "fail"]), default="wait", show_default=True,
-                     help="When the run waits for human approval: keep waiting (within --timeout), or exit 3 and leave it waiting."),
-        click.option("--queue-timeout", type=click.FloatRange(min=0), default=0, show_default=True, metavar="SECONDS",
-                     help="Dequeue the run and exit 124 if it has not left the queue after this long; 0 means no limit."),
-        click.option("--no-wait-auto-retry", is_flag=True,
-                     help="Exit on the first failure even when Dagu (>= 2.3) will retry the run by itself."),
-        click.option("--download-artifacts", type=click.Path(file_okay=False), metavar="DIR",
-                     help="After the run, download its artifacts here (Dagu >= 2.5); nothing lands outside DIR."),
-        click.option("--state-dir", envvar="DAGU_CI_STATE_DIR", show_envvar=True, metavar="DIR",
-                     help="Where the run's state file goes (default: .dagu-ci/ in the CI job's temp directory, outside the checkout)."),
-        click.option("--result-file", type=click.Path(dir_okay=False, writable=True), metavar="PATH",
-                     help="Write a JSON result (run id, status, exit code, url, steps) here."),
-        click.option("--junit", type=click.Path(dir_okay=False, writable=True), metavar="PATH",
-                     help="Write a JUnit XML report here: one testcase per DAG step."),
-        click.option("--reporter", "reporter_name", type=click.Choice(REPORTER_CHOICES), default="auto", show_default=True,
-                     envvar="DAGU_CI_REPORTER", show_envvar=True,
-                     help="Output format; auto picks the CI host's own (plain in a terminal and unknown hosts)."),
-        click.option("--json", "as_json", is_flag=True,
-                     help="Print only the result document (as --result-file writes it) on stdout; the log and every line for people go to stderr."),
+        click.option(
+            "--on-waiting",
+            type=click.Choice(["wait", "fail"]),
+            default="wait",
+            show_default=True,
+            help="When the run waits for human approval: keep waiting (within --timeout), or exit 3 and leave it waiting.",
+        ),
+        click.option(
+            "--queue-timeout",
+            type=click.FloatRange(min=0),
+            default=0,
+            show_default=True,
+            metavar="SECONDS",
+            help="Dequeue the run and exit 124 if it has not left the queue after this long; 0 means no limit.",
+        ),
+        click.option(
+            "--no-wait-auto-retry",
+            is_flag=True,
+            help="Exit on the first failure even when Dagu (>= 2.3) will retry the run by itself.",
+        ),
+        click.option(
+            "--download-artifacts",
+            type=click.Path(file_okay=False),
+            metavar="DIR",
+            help="After the run, download its artifacts here (Dagu >= 2.5); nothing lands outside DIR.",
+        ),
+        click.option(
+            "--state-dir",
+            envvar="DAGU_CI_STATE_DIR",
+            show_envvar=True,
+            metavar="DIR",
+            help="Where the run's state file goes (default: .dagu-ci/ in the CI job's temp directory, outside the checkout).",
+        ),
+        click.option(
+            "--result-file",
+            type=click.Path(dir_okay=False, writable=True),
+            metavar="PATH",
+            help="Write a JSON result (run id, status, exit code, url, steps) here.",
+        ),
+        click.option(
+            "--junit",
+            type=click.Path(dir_okay=False, writable=True),
+            metavar="PATH",
+            help="Write a JUnit XML report here: one testcase per DAG step.",
+        ),
+        click.option(
+            "--reporter",
+            "reporter_name",
+            type=click.Choice(REPORTER_CHOICES),
+            default="auto",
+            show_default=True,
+            envvar="DAGU_CI_REPORTER",
+            show_envvar=True,
+            help="Output format; auto picks the CI host's own (plain in a terminal and unknown hosts).",
+        ),
+        click.option(
+            "--json",
+            "as_json",
+            is_flag=True,
+            help="Print only the result document (as --result-file writes it) on stdout; the log and every line for people go to stderr.",
+        ),
     ]
     for option in reversed(options):
         command = option(command)
     return command
 
 
-CONNECTION_KEYS = ("url", "api_path", "token", "username", "password", "ca_cert", "client_cert", "client_key", "insecure")
+CONNECTION_KEYS = (
+    "url",
+    "api_path",
+    "token",
+    "username",
+    "password",
+    "ca_cert",
+    "client_cert",
+    "client_key",
+    "insecure",
+)
 
 
 def _split(options: Dict[str, Any]) -> "tuple[Dict[str, Any], Dict[str, Any]]":
@@ -140,14 +264,21 @@ def _split(options: Dict[str, Any]) -> "tuple[Dict[str, Any], Dict[str, Any]]":
     return connection, options
 
 
-def _runner(dag: str, connection: Dict[str, Any], follow: Dict[str, Any], retry_for: float, retry_option: str, **fields: Any) -> Any:
+def _runner(
+    dag: str, connection: Dict[str, Any], follow: Dict[str, Any], retry_for: float, retry_option: str, **fields: Any
+) -> Any:
     """A Runner with the shared follow options applied; `fields` are the command's own."""
     from dagu_ci.hosts import make_reporter
     from dagu_ci.runner import Runner, RunRequest
 
     session = _session()
-    reporter = make_reporter(session.host, follow.pop("reporter_name"), follow.pop("junit"), secrets=mask_values(),
-                             out=sys.stderr if follow["as_json"] else None)  # with --json, stdout is the document
+    reporter = make_reporter(
+        session.host,
+        follow.pop("reporter_name"),
+        follow.pop("junit"),
+        secrets=mask_values(),
+        out=sys.stderr if follow["as_json"] else None,
+    )  # with --json, stdout is the document
     session.reporter = reporter
     client = _client(connection, retry_for, reporter, retry_option)
     request = RunRequest(
@@ -191,22 +322,58 @@ def _closing(runner: Any, action: Callable[[], int]) -> int:
 @click.argument("dag", required=False)
 @click.argument("param_args", nargs=-1, metavar="[KEY=VALUE]...")
 @connection_options
-@click.option("--spec", type=click.Path(dir_okay=False), metavar="PATH",
-              help="Run this DAG file from the repository without installing it (Dagu >= 1.23; with --enqueue 1.24).")
-@click.option("--param", "param_items", multiple=True, metavar="KEY=VALUE", help="A DAG param; repeatable; wins over --params and KEY=VALUE arguments.")
+@click.option(
+    "--spec",
+    type=click.Path(dir_okay=False),
+    metavar="PATH",
+    help="Run this DAG file from the repository without installing it (Dagu >= 1.23; with --enqueue 1.24).",
+)
+@click.option(
+    "--param",
+    "param_items",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A DAG param; repeatable; wins over --params and KEY=VALUE arguments.",
+)
 @click.option("--params", "params_text", metavar="TEXT", help=PARAMS_HELP)
-@click.option("--run-id", metavar="ID", help="Run id (1-64 of [-a-zA-Z0-9_]). Default: derived from the CI job, so a retried job attaches instead of starting twice.")
+@click.option(
+    "--run-id",
+    metavar="ID",
+    help="Run id (1-64 of [-a-zA-Z0-9_]). Default: derived from the CI job, so a retried job attaches instead of starting twice.",
+)
 @click.option("--enqueue", is_flag=True, help="Enqueue the run instead of starting it now.")
 @click.option("--singleton", is_flag=True, help="Refuse to start while another run of the DAG is active (exit 4).")
-@click.option("--start-timeout", type=click.FloatRange(min=0), default=60, show_default=True, metavar="SECONDS",
-              help="How long to retry an unreachable or failing server before the run has started (exit 4).")
-@click.option("--cancel-superseded", metavar="KEY",
-              help="Stop this DAG's active runs started with the same KEY (e.g. the branch) before starting.")
-@click.option("--dry-run", is_flag=True, help="Check server, auth, DAG and params; print what would start; start nothing.")
+@click.option(
+    "--start-timeout",
+    type=click.FloatRange(min=0),
+    default=60,
+    show_default=True,
+    metavar="SECONDS",
+    help="How long to retry an unreachable or failing server before the run has started (exit 4).",
+)
+@click.option(
+    "--cancel-superseded",
+    metavar="KEY",
+    help="Stop this DAG's active runs started with the same KEY (e.g. the branch) before starting.",
+)
+@click.option(
+    "--dry-run", is_flag=True, help="Check server, auth, DAG and params; print what would start; start nothing."
+)
 @follow_options
-def run(dag: Optional[str], param_args: Sequence[str], spec: Optional[str], param_items: Sequence[str],
-        params_text: Optional[str], run_id: Optional[str], enqueue: bool, singleton: bool, start_timeout: float,
-        cancel_superseded: Optional[str], dry_run: bool, **options: Any) -> int:
+def run(
+    dag: Optional[str],
+    param_args: Sequence[str],
+    spec: Optional[str],
+    param_items: Sequence[str],
+    params_text: Optional[str],
+    run_id: Optional[str],
+    enqueue: bool,
+    singleton: bool,
+    start_timeout: float,
+    cancel_superseded: Optional[str],
+    dry_run: bool,
+    **options: Any,
+) -> int:
     """Start DAG (its file name as Dagu lists it), stream its logs, and exit with its status.
 
     \b
@@ -236,8 +403,20 @@ def run(dag: Optional[str], param_args: Sequence[str], spec: Optional[str], para
         dag = str(load_dag_file(spec)[1].get("name") or os.path.splitext(os.path.basename(spec))[0])
     assert dag  # a name, or --spec's (checked above)
     connection, follow = _split(options)
-    runner = _runner(dag, connection, follow, start_timeout, "--start-timeout", params=params, run_id=run_id, enqueue=enqueue,
-                     singleton=singleton, cancel_superseded=cancel_superseded, dry_run=dry_run, spec=spec)
+    runner = _runner(
+        dag,
+        connection,
+        follow,
+        start_timeout,
+        "--start-timeout",
+        params=params,
+        run_id=run_id,
+        enqueue=enqueue,
+        singleton=singleton,
+        cancel_superseded=cancel_superseded,
+        dry_run=dry_run,
+        spec=spec,
+    )
     return _closing(runner, runner.run)
 
 
@@ -249,11 +428,26 @@ def run(dag: Optional[str], param_args: Sequence[str], spec: Optional[str], para
 @click.option("--run-id", metavar="ID", help="Run id (1-64 of [-a-zA-Z0-9_]). Default: derived from the CI job.")
 @click.option("--enqueue", is_flag=True, help="Enqueue the run instead of starting it now.")
 @click.option("--singleton", is_flag=True, help="Refuse to start while another run of the DAG is active (exit 4).")
-@click.option("--start-timeout", type=click.FloatRange(min=0), default=60, show_default=True, metavar="SECONDS",
-              help="How long to retry an unreachable server (exit 4).")
+@click.option(
+    "--start-timeout",
+    type=click.FloatRange(min=0),
+    default=60,
+    show_default=True,
+    metavar="SECONDS",
+    help="How long to retry an unreachable server (exit 4).",
+)
 @json_option
-def start(dag: str, param_items: Sequence[str], params_text: Optional[str], run_id: Optional[str], enqueue: bool,
-          singleton: bool, start_timeout: float, as_json: bool, **connection: Any) -> int:
+def start(
+    dag: str,
+    param_items: Sequence[str],
+    params_text: Optional[str],
+    run_id: Optional[str],
+    enqueue: bool,
+    singleton: bool,
+    start_timeout: float,
+    as_json: bool,
+    **connection: Any,
+) -> int:
     """Start DAG without waiting; print the run id (details go to stderr).
 
     \b
@@ -312,7 +506,9 @@ def follow(dag: str, run_id: str, retry_for: float, **options: Any) -> int:
 @click.argument("run_id")
 @connection_options
 @click.option("--step", metavar="STEP", help="Retry only this step (a step that calls DAGs runs its children again).")
-@click.option("--follow", "follow_run", is_flag=True, help="Follow the retried run as `run` does, and exit with its status.")
+@click.option(
+    "--follow", "follow_run", is_flag=True, help="Follow the retried run as `run` does, and exit with its status."
+)
 @retry_for_option
 @follow_options
 def retry(dag: str, run_id: str, step: Optional[str], follow_run: bool, retry_for: float, **options: Any) -> int:
@@ -354,26 +550,56 @@ def status(dag: str, run_id: str, as_json: bool, retry_for: float, **connection:
     """
     from dagu_ci import inspection
 
-    return _inspect(connection, retry_for, as_json, lambda client, output: inspection.status(client, output, dag, run_id))
+    return _inspect(
+        connection, retry_for, as_json, lambda client, output: inspection.status(client, output, dag, run_id)
+    )
 
 
 @cli.command(context_settings=CONTEXT)
 @click.argument("dag")
 @click.argument("run_id", default="latest")
 @connection_options
-@click.option("--step", metavar="STEP",
-              help="Only this step's log (no header); a sub-DAG run's step by its path: 'deploy/leaf[eu]/migrate'.")
+@click.option(
+    "--step",
+    metavar="STEP",
+    help="Only this step's log (no header); a sub-DAG run's step by its path: 'deploy/leaf[eu]/migrate'.",
+)
 @click.option("--stderr", "use_stderr", is_flag=True, help="The stderr log instead of stdout.")
 @click.option("--tail", type=click.IntRange(min=1), metavar="N", help="Only the last N lines of each log.")
 @click.option("--follow", "follow_run", is_flag=True, help="Stream the logs until the run ends (as `run` shows them).")
-@click.option("--poll-interval", type=click.FloatRange(min=0.05), default=0.5, show_default=True, metavar="SECONDS",
-              help="With --follow: base poll interval.")
-@click.option("--reporter", "reporter_name", type=click.Choice(REPORTER_CHOICES), default="auto", show_default=True,
-              envvar="DAGU_CI_REPORTER", show_envvar=True, help="With --follow: output format.")
+@click.option(
+    "--poll-interval",
+    type=click.FloatRange(min=0.05),
+    default=0.5,
+    show_default=True,
+    metavar="SECONDS",
+    help="With --follow: base poll interval.",
+)
+@click.option(
+    "--reporter",
+    "reporter_name",
+    type=click.Choice(REPORTER_CHOICES),
+    default="auto",
+    show_default=True,
+    envvar="DAGU_CI_REPORTER",
+    show_envvar=True,
+    help="With --follow: output format.",
+)
 @retry_for_option
 @json_option
-def logs(dag: str, run_id: str, step: Optional[str], use_stderr: bool, tail: Optional[int], follow_run: bool,
-         poll_interval: float, reporter_name: str, as_json: bool, retry_for: float, **connection: Any) -> int:
+def logs(
+    dag: str,
+    run_id: str,
+    step: Optional[str],
+    use_stderr: bool,
+    tail: Optional[int],
+    follow_run: bool,
+    poll_interval: float,
+    reporter_name: str,
+    as_json: bool,
+    retry_for: float,
+    **connection: Any,
+) -> int:
     """Print a run's step logs (default: the latest run; every step, each under a header).
 
     \b
@@ -400,13 +626,21 @@ def logs(dag: str, run_id: str, step: Optional[str], use_stderr: bool, tail: Opt
         client = _client(connection, retry_for, reporter, "--retry-for")
         try:
             # A reader that went away (`| head`) ends the follow at the next poll.
-            return inspection.follow_logs(client, reporter, request, FollowOptions(poll_interval, check=raise_if_reader_gone))
+            return inspection.follow_logs(
+                client, reporter, request, FollowOptions(poll_interval, check=raise_if_reader_gone)
+            )
         except NoRun as exc:
             raise UsageError(exc.message) from None
         finally:
             reporter.close()
             client.close()
-    return _inspect(connection, retry_for, as_json, lambda client, output: inspection.logs(client, output, request), no_run_is_usage=True)
+    return _inspect(
+        connection,
+        retry_for,
+        as_json,
+        lambda client, output: inspection.logs(client, output, request),
+        no_run_is_usage=True,
+    )
 
 
 @cli.command(context_settings=CONTEXT)
@@ -432,7 +666,9 @@ def dags(as_json: bool, retry_for: float, **connection: Any) -> int:
 @cli.command(context_settings=CONTEXT)
 @click.argument("dag")
 @connection_options
-@click.option("--limit", type=click.IntRange(min=1, max=500), default=20, show_default=True, metavar="N", help="How many runs.")
+@click.option(
+    "--limit", type=click.IntRange(min=1, max=500), default=20, show_default=True, metavar="N", help="How many runs."
+)
 @retry_for_option
 @json_option
 def history(dag: str, limit: int, as_json: bool, retry_for: float, **connection: Any) -> int:
@@ -447,20 +683,28 @@ def history(dag: str, limit: int, as_json: bool, retry_for: float, **connection:
     """
     from dagu_ci import inspection
 
-    return _inspect(connection, retry_for, as_json, lambda client, output: inspection.history(client, output, dag, limit))
+    return _inspect(
+        connection, retry_for, as_json, lambda client, output: inspection.history(client, output, dag, limit)
+    )
 
 
 @cli.command(context_settings=CONTEXT)
 @click.argument("dag")
 @click.argument("run_id", default="latest")
 @connection_options
-@click.option("--format", "output_format", type=click.Choice(["env", "github-env", "dotenv", "json"]), default=None,
-              help="env (default): KEY=value lines; github-env: for $GITHUB_ENV or $GITHUB_OUTPUT, multi-line "
-                   "values as NAME<<DELIMITER; dotenv: for a GitLab dotenv report; json: an object, every value exact.")
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["env", "github-env", "dotenv", "json"]),
+    default=None,
+    help="env (default): KEY=value lines; github-env: for $GITHUB_ENV or $GITHUB_OUTPUT, multi-line "
+    "values as NAME<<DELIMITER; dotenv: for a GitLab dotenv report; json: an object, every value exact.",
+)
 @click.option("--json", "as_json", is_flag=True, help="The same as --format json.")
 @retry_for_option
-def outputs(dag: str, run_id: str, output_format: Optional[str], as_json: bool, retry_for: float,
-            **connection: Any) -> int:
+def outputs(
+    dag: str, run_id: str, output_format: Optional[str], as_json: bool, retry_for: float, **connection: Any
+) -> int:
     """A run's collected outputs (Dagu >= 1.29), in the format of the file they go to.
 
     A DAG's outputs are data: no format lets one set a variable it did not name. A name
@@ -485,8 +729,13 @@ def outputs(dag: str, run_id: str, output_format: Optional[str], as_json: bool, 
     if as_json and output_format not in (None, "json"):
         raise UsageError(f"--json is --format json: it cannot go with --format {output_format}")
     fmt = None if as_json or output_format == "json" else EnvFormat(output_format or "env")
-    return _inspect(connection, retry_for, fmt is None, lambda client, output: inspection.outputs(client, output, dag, run_id, fmt),
-                    no_run_is_usage=True)
+    return _inspect(
+        connection,
+        retry_for,
+        fmt is None,
+        lambda client, output: inspection.outputs(client, output, dag, run_id, fmt),
+        no_run_is_usage=True,
+    )
 
 
 @cli.command(context_settings=CONTEXT)
@@ -543,7 +792,13 @@ def push(files: Sequence[str], create: bool, as_json: bool, retry_for: float, **
     return _inspect(connection, retry_for, as_json, lambda client, output: dagsync.push(files, client, output, create))
 
 
-def _inspect(connection: Dict[str, Any], retry_for: float, as_json: bool, command: Callable[[Any, Any], int], no_run_is_usage: bool = False) -> int:
+def _inspect(
+    connection: Dict[str, Any],
+    retry_for: float,
+    as_json: bool,
+    command: Callable[[Any, Any], int],
+    no_run_is_usage: bool = False,
+) -> int:
     """Run a command with a client and an output; only `status` exits 6 for "no run"."""
     from dagu_ci import inspection
     from dagu_ci.reporters.plain import PlainReporter
@@ -563,16 +818,38 @@ def _inspect(connection: Dict[str, Any], retry_for: float, as_json: bool, comman
 @click.argument("dag", required=False)
 @click.argument("run_id", required=False)
 @connection_options
-@click.option("--from-state", is_flag=True,
-              help="Stop the runs this CI job's state files name (what a cancelled job left behind), on --url only.")
-@click.option("--state-dir", envvar="DAGU_CI_STATE_DIR", show_envvar=True, metavar="DIR",
-              help="Where state files are (default: .dagu-ci/ in the CI job's temp directory, outside the checkout).")
-@click.option("--wait", "wait_seconds", type=click.FloatRange(min=0), default=0, metavar="SECONDS",
-              help="Wait up to this long for the run to show it ended.")
+@click.option(
+    "--from-state",
+    is_flag=True,
+    help="Stop the runs this CI job's state files name (what a cancelled job left behind), on --url only.",
+)
+@click.option(
+    "--state-dir",
+    envvar="DAGU_CI_STATE_DIR",
+    show_envvar=True,
+    metavar="DIR",
+    help="Where state files are (default: .dagu-ci/ in the CI job's temp directory, outside the checkout).",
+)
+@click.option(
+    "--wait",
+    "wait_seconds",
+    type=click.FloatRange(min=0),
+    default=0,
+    metavar="SECONDS",
+    help="Wait up to this long for the run to show it ended.",
+)
 @retry_for_option
 @json_option
-def stop(dag: Optional[str], run_id: Optional[str], from_state: bool, state_dir: Optional[str],
-         wait_seconds: float, as_json: bool, retry_for: float, **connection: Any) -> int:
+def stop(
+    dag: Optional[str],
+    run_id: Optional[str],
+    from_state: bool,
+    state_dir: Optional[str],
+    wait_seconds: float,
+    as_json: bool,
+    retry_for: float,
+    **connection: Any,
+) -> int:
     """Stop a run (dequeue it if queued, reject it if waiting for approval).
 
     \b
@@ -605,8 +882,9 @@ def stop(dag: Optional[str], run_id: Optional[str], from_state: bool, state_dir:
             host = _session().host
             directory = state_dir or host.state_dir()
             binding = Binding.current(host, client.base_url)
-            records = stop_from_state(directory, client, binding, reporter.say,
-                                      lambda text: reporter.handle(Notice(text, Level.WARNING)))
+            records = stop_from_state(
+                directory, client, binding, reporter.say, lambda text: reporter.handle(Notice(text, Level.WARNING))
+            )
             if as_json:
                 click.echo(json_text(records))
             return 0
@@ -624,7 +902,11 @@ def _client(connection: Dict[str, Any], retry_for: float, reporter: Any, retry_o
     from dagu_ci.server.client import Connection, DaguClient
 
     conn = Connection(**connection)
-    for flag, path in (("--ca-cert", conn.ca_cert), ("--client-cert", conn.client_cert), ("--client-key", conn.client_key)):
+    for flag, path in (
+        ("--ca-cert", conn.ca_cert),
+        ("--client-cert", conn.client_cert),
+        ("--client-key", conn.client_key),
+    ):
         if path and not os.path.isfile(path):
             raise UsageError(f"{flag} {path}: no such file")
     if conn.client_key and not conn.client_cert:
@@ -718,7 +1000,9 @@ def _tell_host(message: str, code: int, args: Sequence[str], session: Session) -
         choice = params.get("reporter_name") or os.environ.get("DAGU_CI_REPORTER") or "auto"
         if choice not in REPORTER_CHOICES:
             choice = "auto"
-        reporter = make_reporter(session.host, choice, secrets=mask_values(), out=sys.stderr if params.get("as_json") else None)
+        reporter = make_reporter(
+            session.host, choice, secrets=mask_values(), out=sys.stderr if params.get("as_json") else None
+        )
     dag = str(params.get("dag") or params.get("spec") or "")
     reporter.handle(Failed(message, code, dag))
     reporter.close()
@@ -727,11 +1011,16 @@ def _tell_host(message: str, code: int, args: Sequence[str], session: Session) -
 def learn_secrets(args: List[str]) -> None:
     """Tell redaction every credential this invocation may use, as typed (the client adds
     them again as it cleans them)."""
+
     def given(flag: str, env_name: str) -> List[Optional[str]]:
         return [os.environ.get(env_name), *_option_values(args, flag)]
 
-    learn(tokens=given("--token", "DAGU_API_TOKEN"), usernames=given("--username", "DAGU_USERNAME"),
-          passwords=given("--password", "DAGU_PASSWORD"), urls=given("--url", "DAGU_URL"))
+    learn(
+        tokens=given("--token", "DAGU_API_TOKEN"),
+        usernames=given("--username", "DAGU_USERNAME"),
+        passwords=given("--password", "DAGU_PASSWORD"),
+        urls=given("--url", "DAGU_URL"),
+    )
 
 
 def _option_values(args: List[str], flag: str) -> List[str]:

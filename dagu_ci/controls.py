@@ -16,6 +16,7 @@ a link or retitle a window there. So:
 Remote text inside dagu-ci's own lines (step and DAG names, server messages) keeps
 no escapes at all and stays on one line.
 """
+
 from __future__ import annotations
 
 import re
@@ -56,7 +57,7 @@ def _clean_line(line: str, keep_color: bool) -> str:
     styled = False
     at = 0
     for match in _ESCAPE.finditer(line):
-        pieces.append(_CONTROL.sub(_visible, line[at:match.start()]))
+        pieces.append(_CONTROL.sub(_visible, line[at : match.start()]))
         at = match.end()
         if keep_color and match.group("csi") and match.group("final") == "m":
             sgr = _safe_sgr(match.group("params"))
@@ -81,7 +82,7 @@ def _safe_sgr(params: str) -> str:
         part = parts[index]
         if part in _EXTENDED_COLOR and index + 1 < len(parts):
             size = {"5": 3, "2": 5}.get(parts[index + 1], 2)
-            kept += parts[index:index + size]
+            kept += parts[index : index + size]
             index += size
             continue
         if part.lstrip("0") != _CONCEAL or part == "":

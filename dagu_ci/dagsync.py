@@ -10,6 +10,7 @@ DAG's current text (`GET /dags/{fileName}/spec`), and only then writes (`PUT ...
 checks a text on the server; a connection can drop), the writes made so far are undone:
 the old text is put back, a DAG it created is deleted.
 """
+
 from __future__ import annotations
 
 import os
@@ -77,7 +78,18 @@ def _line(output: Output, word: str, text: str) -> str:
 def validate(paths: Sequence[str], client: Optional[DaguClient], output: Output) -> int:
     results = check(paths, client)
     if output.as_json:
-        output.document([{"path": r.path, "name": r.name, "valid": not r.errors, "errors": r.errors, "server_checked": r.server_checked} for r in results])
+        output.document(
+            [
+                {
+                    "path": r.path,
+                    "name": r.name,
+                    "valid": not r.errors,
+                    "errors": r.errors,
+                    "server_checked": r.server_checked,
+                }
+                for r in results
+            ]
+        )
     else:
         lines = []
         for result in results:
@@ -116,7 +128,9 @@ def refuse_duplicates(paths: Sequence[str]) -> None:
         seen[dag_file_name(path)].append(path)
     for file, given in seen.items():
         if len(given) > 1:
-            raise UsageError(f"{' and '.join(given[:2])} are both the DAG file {file!r} on the server: push one of them")
+            raise UsageError(
+                f"{' and '.join(given[:2])} are both the DAG file {file!r} on the server: push one of them"
+            )
 
 
 def push(paths: Sequence[str], client: DaguClient, output: Output, create: bool) -> int:
@@ -124,7 +138,9 @@ def push(paths: Sequence[str], client: DaguClient, output: Output, create: bool)
     items = [Pushed(c, "skipped", errors=list(c.errors)) for c in check(paths, client)]
     for item in items:
         if not item.errors and not DAG_FILE_RE.match(item.checked.file):
-            item.errors.append(f"{item.checked.path}: Dagu takes only letters, digits, '_', '.' and '-' in a DAG file name")
+            item.errors.append(
+                f"{item.checked.path}: Dagu takes only letters, digits, '_', '.' and '-' in a DAG file name"
+            )
         if item.errors:
             item.result = "invalid"
     if not any(item.errors for item in items):

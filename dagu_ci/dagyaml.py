@@ -1,4 +1,5 @@
 """One DAG YAML file from the repository: read and checked locally, with file:line errors."""
+
 from __future__ import annotations
 
 from typing import Any, Dict, Tuple

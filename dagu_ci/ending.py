@@ -17,6 +17,7 @@ workers), the run even stays running with every step ended until the last write.
 A run that failed and that Dagu will retry (DAG-level retryPolicy, 2.3+) is not over either;
 the new attempt comes from the scheduler seconds later, so the usual cadence watches for it.
 """
+
 from __future__ import annotations
 
 import time
@@ -80,9 +81,7 @@ def steps_ended(snapshot: RunSnapshot) -> bool:
 
 def agent_lost(snapshot: RunSnapshot) -> bool:
     """Terminal with a step still running: written by someone other than the run's agent."""
-    return snapshot.status.is_terminal and any(
-        s.status == StepStatus.RUNNING for s in snapshot.steps if not s.handler
-    )
+    return snapshot.status.is_terminal and any(s.status == StepStatus.RUNNING for s in snapshot.steps if not s.handler)
 
 
 @dataclass

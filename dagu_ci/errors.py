@@ -1,4 +1,5 @@
 """Exit codes and the errors that carry them to the CLI."""
+
 from __future__ import annotations
 
 from enum import IntEnum

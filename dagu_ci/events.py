@@ -1,4 +1,5 @@
 """What the follower tells reporters. Reporters turn these into host-native output."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

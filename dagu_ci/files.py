@@ -1,5 +1,6 @@
 """Files other programs read (CI hosts, scripts): written whole or not at all, and
 checked before a run starts, so that a bad path never costs a run's report."""
+
 from __future__ import annotations
 
 import os
@@ -16,6 +17,7 @@ class Target:
     what: str
     path: Optional[str]
     folder: bool = False
+
 
 # How the files and streams dagu-ci writes treat text their encoding cannot hold.
 ENCODING_ERRORS = "backslashreplace"

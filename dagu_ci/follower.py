@@ -11,6 +11,7 @@
 
 The loop knows nothing of CI hosts: it emits events, and reporters render them.
 """
+
 from __future__ import annotations
 
 import queue
@@ -163,7 +164,14 @@ class Follower:
         self._workers_told: Set[str] = set()
         policy = SubRunLogs(options.sub_run_logs) if options.logs else SubRunLogs.NONE
         self.subruns = SubRunFollower(
-            client, dag_name, run_id, emit, self._retry, options.poll_interval, policy, options.ended_before,
+            client,
+            dag_name,
+            run_id,
+            emit,
+            self._retry,
+            options.poll_interval,
+            policy,
+            options.ended_before,
             push=options.push,
         )
         self.end = EndWatch(wait_auto_retry=options.wait_auto_retry)
@@ -227,11 +235,13 @@ class Follower:
         now = time.monotonic()
         if self._unknown_since is None:
             self._unknown_since = now
-            self.emit(Notice(
-                f"the server reports status {snapshot.unknown_status} for the run, which dagu-ci does not know; "
-                f"waiting up to {UNKNOWN_STATUS_GRACE:g}s for one it knows",
-                Level.WARNING,
-            ))
+            self.emit(
+                Notice(
+                    f"the server reports status {snapshot.unknown_status} for the run, which dagu-ci does not know; "
+                    f"waiting up to {UNKNOWN_STATUS_GRACE:g}s for one it knows",
+                    Level.WARNING,
+                )
+            )
         elif now - self._unknown_since >= UNKNOWN_STATUS_GRACE:
             raise ServerError(
                 f"the server reports status {snapshot.unknown_status} for run {self.run_id}, which dagu-ci does not know "

@@ -4,6 +4,7 @@ Each one asks the server, then prints either an aligned table for people or, wit
 --json, a document for scripts. Following a run (`logs --follow`) goes through the
 core's Follower and reporters like `run` does; nothing here polls or tails by itself.
 """
+
 from __future__ import annotations
 
 import sys
@@ -79,7 +80,15 @@ def status(client: DaguClient, output: Output, dag_file: str, run_id: str) -> in
         snapshot = find_run(client, dag_file, run_id)
     except NoRun as exc:
         if output.as_json:  # a monitor's script still gets a document
-            output.document({"dag": dag_file, "run_id": None, "status": None, "exit_code": int(ExitCode.NO_RUN), "message": exc.message})
+            output.document(
+                {
+                    "dag": dag_file,
+                    "run_id": None,
+                    "status": None,
+                    "exit_code": int(ExitCode.NO_RUN),
+                    "message": exc.message,
+                }
+            )
             return int(ExitCode.NO_RUN)
         raise
     snapshot = read_tree(client, snapshot, client.retry_window)  # its sub-DAG runs, at every depth
@@ -88,7 +97,16 @@ def status(client: DaguClient, output: Output, dag_file: str, run_id: str) -> in
     if output.as_json:
         # The document `run --json` prints, outputs included once the run has ended.
         values = client.get_outputs(snapshot.dag_name, snapshot.run_id) if snapshot.is_over else {}
-        result = RunResult(dag_file, snapshot.dag_name, snapshot.run_id, url, snapshot, code, duration=snapshot.duration, outputs=values)
+        result = RunResult(
+            dag_file,
+            snapshot.dag_name,
+            snapshot.run_id,
+            url,
+            snapshot,
+            code,
+            duration=snapshot.duration,
+            outputs=values,
+        )
         output.document(result.to_dict())
         return code
     headline = f"{snapshot.dag_name} run {snapshot.run_id} {output.status(snapshot.status)}"
@@ -100,7 +118,12 @@ def status(client: DaguClient, output: Output, dag_file: str, run_id: str) -> in
     tree = snapshot.tree_rows()  # each sub-run under the step that started it, indented
     if tree:
         rows = [
-            ["  " * depth + inert(label), s.status.label.replace("_", " "), format_ago(s.started_at), format_duration(s.duration)]
+            [
+                "  " * depth + inert(label),
+                s.status.label.replace("_", " "),
+                format_ago(s.started_at),
+                format_duration(s.duration),
+            ]
             for depth, label, s in tree
         ]
         colors = [output.style.status_color(s.status) for _, _, s in tree]
@@ -121,7 +144,15 @@ def history(client: DaguClient, output: Output, dag_file: str, limit: int) -> in
     if not runs:
         output.lines([f"{dag_file} has no runs"])
         return 0
-    rows = [[inert(run.run_id), run.status.label.replace("_", " "), format_ago(run.started_at), format_duration(run.duration)] for run in runs]
+    rows = [
+        [
+            inert(run.run_id),
+            run.status.label.replace("_", " "),
+            format_ago(run.started_at),
+            format_duration(run.duration),
+        ]
+        for run in runs
+    ]
     colors = [output.style.status_color(run.status) for run in runs]
     output.lines(table(["RUN ID", "STATUS", "STARTED", "DURATION"], rows, output.style, colors, indent=""))
     return 0
@@ -139,13 +170,27 @@ def dags(client: DaguClient, output: Output) -> int:
     rows, colors = [], []
     for dag in summaries:
         status = RunStatus.parse(dag["latest_status_code"]) if dag["latest_run_id"] else None
-        rows.append([
-            inert(dag["file"]), inert(dag["name"]), ", ".join(dag["schedule"]) or "-", "yes" if dag["suspended"] else "no",
-            status.label.replace("_", " ") if status else "never ran",
-            format_ago(parse_time(dag["latest_started_at"])) if status else "-",
-        ])
+        rows.append(
+            [
+                inert(dag["file"]),
+                inert(dag["name"]),
+                ", ".join(dag["schedule"]) or "-",
+                "yes" if dag["suspended"] else "no",
+                status.label.replace("_", " ") if status else "never ran",
+                format_ago(parse_time(dag["latest_started_at"])) if status else "-",
+            ]
+        )
         colors.append(output.style.status_color(status) if status else "dim")
-    output.lines(table(["FILE", "NAME", "SCHEDULE", "SUSPENDED", "LATEST", "STARTED"], rows, output.style, colors, color_column=4, indent=""))
+    output.lines(
+        table(
+            ["FILE", "NAME", "SCHEDULE", "SUSPENDED", "LATEST", "STARTED"],
+            rows,
+            output.style,
+            colors,
+            color_column=4,
+            indent="",
+        )
+    )
     return 0
 
 
@@ -180,12 +225,16 @@ def _dag_summary(item: Dict[str, Any]) -> Dict[str, Any]:
 # -- outputs ----------------------------------------------------------------------
 
 
-def outputs(client: DaguClient, output: Output, dag_file: str, run_id: str, fmt: Optional[EnvFormat] = EnvFormat.ENV) -> int:
+def outputs(
+    client: DaguClient, output: Output, dag_file: str, run_id: str, fmt: Optional[EnvFormat] = EnvFormat.ENV
+) -> int:
     """FMT None: JSON. A name or value FMT cannot carry safely ends it (exit 1) before
     anything is printed, so a redirect into GITHUB_ENV never gets half a file."""
     snapshot = find_run(client, dag_file, run_id)
     if not client.api.features.outputs:
-        raise UsageError(f"outputs need Dagu {Capabilities.needs('outputs')} or newer; {client.display_url} runs {client.api.version_text or 'an older version'}")
+        raise UsageError(
+            f"outputs need Dagu {Capabilities.needs('outputs')} or newer; {client.display_url} runs {client.api.version_text or 'an older version'}"
+        )
     values = client.get_outputs(snapshot.dag_name, snapshot.run_id)
     if fmt is None:
         output.document(values)
@@ -220,13 +269,17 @@ def logs(client: DaguClient, output: Output, request: LogRequest) -> int:
             collected[step.name] = []
             continue
         child = owners.get(step.name)
-        own = replace(step, name=step.name[len(child.path) + len(TREE_SEP):]) if child else step  # as its DAG names it
+        own = replace(step, name=step.name[len(child.path) + len(TREE_SEP) :]) if child else step  # as its DAG names it
         if request.tail:
             retry = client.retry_window()
             if child is None:
-                page = client.read_log(snapshot.dag_name, snapshot.run_id, step.name, request.stream, retry, tail=request.tail)
+                page = client.read_log(
+                    snapshot.dag_name, snapshot.run_id, step.name, request.stream, retry, tail=request.tail
+                )
             else:
-                page = client.read_sub_log(snapshot.dag_name, snapshot.run_id, child.run_id, own.name, request.stream, retry, tail=request.tail)
+                page = client.read_sub_log(
+                    snapshot.dag_name, snapshot.run_id, child.run_id, own.name, request.stream, retry, tail=request.tail
+                )
             collected[step.name] = list(page.lines) if page else []
         else:
             key = child.run_id if child else ""
@@ -234,17 +287,30 @@ def logs(client: DaguClient, output: Output, request: LogRequest) -> int:
                 tailers[key] = sub_run_tailer(client, snapshot, child, client.retry_window)  # type: ignore[arg-type]
             # The run may still be going: FLUSH shows every line written so far.
             mode = ReadMode.FINAL if step.status.is_finished else ReadMode.FLUSH
-            collected[step.name] = [line for chunk in tailers[key].read(own, request.stream, path, mode) for line in chunk.lines]
+            collected[step.name] = [
+                line for chunk in tailers[key].read(own, request.stream, path, mode) for line in chunk.lines
+            ]
     if output.as_json:
-        output.document({"dag": request.dag, "run_id": snapshot.run_id, "stream": request.stream, "steps": [
-            {"name": step.name, "status": step.status.label, "lines": collected[step.name]} for step in steps
-        ]})
+        output.document(
+            {
+                "dag": request.dag,
+                "run_id": snapshot.run_id,
+                "stream": request.stream,
+                "steps": [
+                    {"name": step.name, "status": step.status.label, "lines": collected[step.name]} for step in steps
+                ],
+            }
+        )
         return 0
     lines: List[str] = []
     for step in steps:
         if request.step is None:
             name = one_line(step.name)
-            header = f"── {name} ({step.status.label.replace('_', ' ')}) ──" if output.style.unicode else f"== {name} ({step.status.label}) =="
+            header = (
+                f"── {name} ({step.status.label.replace('_', ' ')}) ──"
+                if output.style.unicode
+                else f"== {name} ({step.status.label}) =="
+            )
             lines.append(output.style.paint(header, "bold"))
         lines += [part for line in collected[step.name] for part in log_lines(line, output.style.remote_color)]
     output.lines(lines)
@@ -258,7 +324,9 @@ def follow_logs(client: DaguClient, reporter: Reporter, request: LogRequest, opt
     if step is not None:  # an unknown step is an error before anything streams
         [chosen] = chosen_steps(with_tree(client, snapshot, step), step)
         step = chosen.name  # a sub-run's step as the follower names it
-    Follower(client, snapshot.dag_name, snapshot.run_id, LogFilter(reporter, step, request.stream).handle, options).follow()
+    Follower(
+        client, snapshot.dag_name, snapshot.run_id, LogFilter(reporter, step, request.stream).handle, options
+    ).follow()
     return 0
 
 
@@ -286,7 +354,9 @@ def chosen_steps(snapshot: RunSnapshot, step: Optional[str]) -> List[StepSnapsho
         example = snapshot.children[0].steps[0].name.replace(TREE_SEP, "/") if snapshot.children[0].steps else ""
         names += f"; a sub-run's step by its path, e.g. {example}" if example else ""
     if matches:
-        raise UsageError(f"more than one step of run {snapshot.run_id} matches {step!r}: " + ", ".join(s.name for s in matches))
+        raise UsageError(
+            f"more than one step of run {snapshot.run_id} matches {step!r}: " + ", ".join(s.name for s in matches)
+        )
     raise UsageError(f"run {snapshot.run_id} has no step {step!r} (steps: {names})")
 
 

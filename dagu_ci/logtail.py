@@ -5,6 +5,7 @@ writing the last line, re-reads the file on every call, and estimates
 `totalLines` for files of 10 KB and more (offset reads stop at the estimate).
 One `StreamCursor` per (step, stream) remembers how far the user has seen.
 """
+
 from __future__ import annotations
 
 import time
@@ -84,7 +85,9 @@ class LogTailer:
 
     def pending(self) -> List[str]:
         """Steps with a held-back line not shown yet (a worker's next burst will bring its end)."""
-        return sorted({step for (step, _), cursor in self._cursors.items() if cursor.held and cursor.held != cursor.partial})
+        return sorted(
+            {step for (step, _), cursor in self._cursors.items() if cursor.held and cursor.held != cursor.partial}
+        )
 
     def streams(self, step: StepSnapshot) -> List[Tuple[str, str]]:
         """(stream, path) pairs to read; a merged log is read once."""
@@ -151,7 +154,7 @@ class LogTailer:
             if cursor.partial:
                 shown, cursor.partial = cursor.partial, ""
                 if line.startswith(shown):
-                    line = line[len(shown):]
+                    line = line[len(shown) :]
                     if not line:
                         cursor.emitted += 1
                         cursor.recent.append(shown)
@@ -178,7 +181,7 @@ class LogTailer:
     def _show_partial(self, cursor: StreamCursor, text: str, chunk: Chunk) -> None:
         text = without_cut_character(text)
         grows = bool(cursor.partial) and text.startswith(cursor.partial)
-        new = text[len(cursor.partial):] if grows else text
+        new = text[len(cursor.partial) :] if grows else text
         if new:
             chunk.continued = chunk.continued or (grows and not chunk.lines)
             chunk.lines.append(new)
@@ -193,7 +196,7 @@ class LogTailer:
                 return
             lines = list(tail.lines)
             if len(lines) < window:  # the window holds the whole file
-                self._take(cursor, lines[cursor.emitted:], chunk)
+                self._take(cursor, lines[cursor.emitted :], chunk)
                 return
             start = _after_anchor(lines, list(cursor.recent))
             if start is not None:
@@ -208,7 +211,7 @@ class LogTailer:
             page = self._read(step, stream, head=cursor.emitted + PAGE)
             if page is None:
                 return
-            fresh = list(page.lines[cursor.emitted:])
+            fresh = list(page.lines[cursor.emitted :])
             self._take(cursor, fresh, chunk)
             if len(fresh) < PAGE:
                 return
@@ -226,7 +229,7 @@ class LogTailer:
         if lines and lines[-1] == "":
             lines.pop()
         lines = [line[:-1] if line.endswith("\r") else line for line in lines]
-        self._take(cursor, lines[cursor.emitted:], chunk)
+        self._take(cursor, lines[cursor.emitted :], chunk)
 
 
 def without_cut_character(text: str) -> str:
@@ -234,7 +237,7 @@ def without_cut_character(text: str) -> str:
     shown (whole) with the rest of the line. A line that truly ends in U+FFFD loses nothing:
     its end shows once the line is complete, or at the run's end."""
     replaced = len(text) - len(text.rstrip(REPLACEMENT))
-    return text[:len(text) - min(replaced, CUT_CHARACTER_MAX)]
+    return text[: len(text) - min(replaced, CUT_CHARACTER_MAX)]
 
 
 def _maybe_capped(page: LogPage, offset: int, count: int) -> bool:
@@ -247,9 +250,5 @@ def _after_anchor(window: List[str], anchor: List[str]) -> Optional[int]:
     if not anchor:
         return None
     size = len(anchor)
-    found = [
-        end
-        for end in range(size, len(window) + 1)
-        if window[end - size:end] == anchor
-    ]
+    found = [end for end in range(size, len(window) + 1) if window[end - size : end] == anchor]
     return found[0] if len(found) == 1 else None

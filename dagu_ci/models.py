@@ -4,6 +4,7 @@ normalised across Dagu server versions.
 Status integers are stable across versions; the labels are not (API.md §4.3),
 so everything here keys on the integers and carries its own spelling.
 """
+
 from __future__ import annotations
 
 import re
@@ -184,10 +185,19 @@ class SubRunRef:
 def _sub_run_refs(node: Mapping[str, Any]) -> Tuple[SubRunRef, ...]:
     # `subRuns` from 1.24, `children` before.
     refs = []
-    for key, repeated in (("subRuns", False), ("children", False), ("subRunsRepeated", True), ("childrenRepeated", True)):
+    for key, repeated in (
+        ("subRuns", False),
+        ("children", False),
+        ("subRunsRepeated", True),
+        ("childrenRepeated", True),
+    ):
         for item in _objects(node.get(key), "sub-run list"):
             if item.get("dagRunId"):
-                refs.append(SubRunRef(str(item["dagRunId"]), str(item.get("params") or ""), str(item.get("dagName") or ""), repeated))
+                refs.append(
+                    SubRunRef(
+                        str(item["dagRunId"]), str(item.get("params") or ""), str(item.get("dagName") or ""), repeated
+                    )
+                )
     return tuple(refs)
 
 
@@ -343,12 +353,15 @@ class RunSnapshot:
         def add(step: StepSnapshot, label: str, depth: int) -> None:
             rows.append((depth, label, step))
             for child in runs.get(step.name, ()):  # one level below the step that started it
-                status = StepStatus.NOT_STARTED if child.status == RunStatus.QUEUED else StepStatus.parse(int(child.status))
-                row = StepSnapshot(child.path, status, started_at=child.started_at, finished_at=child.finished_at,
-                                   depth=child.depth)
-                rows.append((depth + 1, child.path[len(child.parent_step) + len(TREE_SEP):], row))
+                status = (
+                    StepStatus.NOT_STARTED if child.status == RunStatus.QUEUED else StepStatus.parse(int(child.status))
+                )
+                row = StepSnapshot(
+                    child.path, status, started_at=child.started_at, finished_at=child.finished_at, depth=child.depth
+                )
+                rows.append((depth + 1, child.path[len(child.parent_step) + len(TREE_SEP) :], row))
                 for sub in child.steps:
-                    add(sub, sub.name[len(child.path) + len(TREE_SEP):], depth + 2)
+                    add(sub, sub.name[len(child.path) + len(TREE_SEP) :], depth + 2)
 
         for step in self.steps:
             add(step, step.name, 0)

@@ -1,4 +1,5 @@
 """DAG parameters: parse what the user typed, encode what the server understands."""
+
 from __future__ import annotations
 
 import json
@@ -105,14 +106,20 @@ def _tokenizer_order(params: Params) -> List[Tuple[str, str]]:
     last: List[Tuple[str, str]] = []
     for key, value in params.items():
         if not _KEY.fullmatch(key):
-            raise UsageError(f"param key {key!r} cannot be sent to Dagu before 1.30: a key has no spaces, quotes or '='")
+            raise UsageError(
+                f"param key {key!r} cannot be sent to Dagu before 1.30: a key has no spaces, quotes or '='"
+            )
         if value.endswith('"'):
-            raise UsageError(f"param {key}: {_OLD_SERVERS} a value that ends with a double quote "
-                             "(its params tokenizer would change it); change the value or upgrade Dagu")
+            raise UsageError(
+                f"param {key}: {_OLD_SERVERS} a value that ends with a double quote "
+                "(its params tokenizer would change it); change the value or upgrade Dagu"
+            )
         if value.endswith("\\") and not _is_bare(value):
             if last:
-                raise UsageError(f"param {key}: {_OLD_SERVERS} more than one value that ends with a backslash "
-                                 f"and holds a space, quote or backtick ({last[0][0]} is one)")
+                raise UsageError(
+                    f"param {key}: {_OLD_SERVERS} more than one value that ends with a backslash "
+                    f"and holds a space, quote or backtick ({last[0][0]} is one)"
+                )
             last.append((key, value))
         else:
             pairs.append((key, value))
@@ -162,9 +169,7 @@ def _load_yaml(text: str) -> Any:
 
 def _as_params(loaded: Any, text: str) -> Params:
     if not isinstance(loaded, dict):
-        raise UsageError(
-            f"bad --params {_clip(text)!r}: expected a JSON object, a YAML mapping or K=V pairs"
-        )
+        raise UsageError(f"bad --params {_clip(text)!r}: expected a JSON object, a YAML mapping or K=V pairs")
     return {str(key): _scalar(value) for key, value in loaded.items()}
 
 

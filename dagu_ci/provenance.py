@@ -2,6 +2,7 @@
 
 Each CI host says where (Host.provenance); this module makes it labels Dagu accepts.
 """
+
 from __future__ import annotations
 
 import re
@@ -41,4 +42,3 @@ def label_value(text: str) -> str:
     """`text` as a value Dagu accepts and keeps unchanged (see _NOT_ALLOWED)."""
     value = _SCHEME.sub("", text.strip().lower())
     return _LEADING.sub("", _NOT_ALLOWED.sub("-", value))[:MAX_VALUE]
-

@@ -7,6 +7,7 @@ base64 of a Basic auth header. Every path out to people goes through `redact`: t
 error line, reporter output (notices, warnings, remote log lines), debug tracebacks;
 GitHub is told to mask each form (`mask_values`).
 """
+
 from __future__ import annotations
 
 import base64
@@ -39,7 +40,7 @@ def without_userinfo(url: str) -> str:
     end = _AUTHORITY_END.search(rest)
     authority_end = end.start() if end else len(rest)
     at = rest.rfind("@", 0, authority_end)
-    return text if at < 0 else f"{scheme}{sep}{MASK}@{rest[at + 1:]}"
+    return text if at < 0 else f"{scheme}{sep}{MASK}@{rest[at + 1 :]}"
 
 
 class Secrets:
@@ -61,8 +62,13 @@ class Secrets:
             pair = f"{username}:{password}".encode("utf-8", "surrogateescape")
             self._add_form(base64.b64encode(pair).decode("ascii"))
 
-    def add_connection(self, tokens: Iterable[Optional[str]], usernames: Iterable[Optional[str]],
-                       passwords: Iterable[Optional[str]], urls: Iterable[Optional[str]]) -> None:
+    def add_connection(
+        self,
+        tokens: Iterable[Optional[str]],
+        usernames: Iterable[Optional[str]],
+        passwords: Iterable[Optional[str]],
+        urls: Iterable[Optional[str]],
+    ) -> None:
         """Everything secret in these connection settings (any may come several times)."""
         users, secrets = list(usernames), list(passwords)
         for url in urls:
@@ -107,8 +113,12 @@ def _printed_forms(value: str) -> List[str]:
 SECRETS = Secrets()  # this invocation's
 
 
-def learn(tokens: Iterable[Optional[str]], usernames: Iterable[Optional[str]],
-          passwords: Iterable[Optional[str]], urls: Iterable[Optional[str]]) -> None:
+def learn(
+    tokens: Iterable[Optional[str]],
+    usernames: Iterable[Optional[str]],
+    passwords: Iterable[Optional[str]],
+    urls: Iterable[Optional[str]],
+) -> None:
     """Tell this invocation's SECRETS about connection settings (Secrets.add_connection)."""
     SECRETS.add_connection(tokens, usernames, passwords, urls)
 

@@ -15,6 +15,7 @@ never become a command, a variable or markup on the host. Three kinds of sink:
   dotenv report. `env_file()` writes each in its host's own syntax and refuses a name or
   value the host would not read back as exactly that one variable.
 """
+
 from __future__ import annotations
 
 import json
@@ -64,16 +65,59 @@ class UnsafeOutput(DaguCIError):
 VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 # Names that make programs load code, change where they connect, or steer the CI host and
 # dagu-ci itself. Compared case-insensitively: Windows runners ignore case.
-RESERVED_NAMES = frozenset({
-    "PATH", "HOME", "SHELL", "IFS", "ENV", "BASH_ENV", "CDPATH", "PS4", "PROMPT_COMMAND", "SHELLOPTS",
-    "BASHOPTS", "GLOBIGNORE", "TMPDIR", "NODE_OPTIONS", "NODE_PATH", "PERL5OPT", "PERL5LIB", "PERLLIB",
-    "RUBYOPT", "RUBYLIB", "JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS", "JDK_JAVA_OPTIONS", "CLASSPATH",
-    "MAVEN_OPTS", "GRADLE_OPTS", "DOTNET_STARTUP_HOOKS", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY",
-    "NO_PROXY", "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE",
-})
+RESERVED_NAMES = frozenset(
+    {
+        "PATH",
+        "HOME",
+        "SHELL",
+        "IFS",
+        "ENV",
+        "BASH_ENV",
+        "CDPATH",
+        "PS4",
+        "PROMPT_COMMAND",
+        "SHELLOPTS",
+        "BASHOPTS",
+        "GLOBIGNORE",
+        "TMPDIR",
+        "NODE_OPTIONS",
+        "NODE_PATH",
+        "PERL5OPT",
+        "PERL5LIB",
+        "PERLLIB",
+        "RUBYOPT",
+        "RUBYLIB",
+        "JAVA_TOOL_OPTIONS",
+        "_JAVA_OPTIONS",
+        "JDK_JAVA_OPTIONS",
+        "CLASSPATH",
+        "MAVEN_OPTS",
+        "GRADLE_OPTS",
+        "DOTNET_STARTUP_HOOKS",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "NO_PROXY",
+        "SSL_CERT_FILE",
+        "SSL_CERT_DIR",
+        "REQUESTS_CA_BUNDLE",
+        "CURL_CA_BUNDLE",
+    }
+)
 RESERVED_PREFIXES = (
-    "LD_", "DYLD_", "PYTHON", "GIT_", "BASH_FUNC_", "NPM_CONFIG_", "PIP_",
-    "GITHUB_", "RUNNER_", "ACTIONS_", "CI_", "GITLAB_", "DAGU_",
+    "LD_",
+    "DYLD_",
+    "PYTHON",
+    "GIT_",
+    "BASH_FUNC_",
+    "NPM_CONFIG_",
+    "PIP_",
+    "GITHUB_",
+    "RUNNER_",
+    "ACTIONS_",
+    "CI_",
+    "GITLAB_",
+    "DAGU_",
 )
 
 _CONTROL = {

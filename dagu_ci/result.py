@@ -1,4 +1,5 @@
 """The outcome of a run: exit code rules and the JSON result document."""
+
 from __future__ import annotations
 
 import json
@@ -65,7 +66,7 @@ class RunResult:
                 "status_code": int(child.status),
                 "duration": _round(child.duration),
                 # Named within the child, as its DAG names them (the path is the child's).
-                "steps": [dict(_step(step), name=step.name[len(child.path) + len(TREE_SEP):]) for step in child.steps],
+                "steps": [dict(_step(step), name=step.name[len(child.path) + len(TREE_SEP) :]) for step in child.steps],
             }
             for child in (self.snapshot.children if self.snapshot else ())
         ]

@@ -4,6 +4,7 @@ A derived id is the same every time the same CI job attempt calls us, so a
 retried step attaches to its run (409 already_exists) instead of starting a
 second one. A CI re-run gets a new attempt number or job id, hence a new run.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -20,9 +21,7 @@ MAX_LEN = 64
 
 def validate_run_id(run_id: str) -> str:
     if not RUN_ID.match(run_id) or run_id == "latest":
-        raise UsageError(
-            f"bad --run-id {run_id!r}: use 1-64 letters, digits, '-' or '_' (and not 'latest')"
-        )
+        raise UsageError(f"bad --run-id {run_id!r}: use 1-64 letters, digits, '-' or '_' (and not 'latest')")
     return run_id
 
 

@@ -5,6 +5,7 @@ run where one is due, so a CI job never leaves an orphaned run behind. From the
 moment the run exists until it ends, a state file names it, so a later CI step
 (`dagu-ci stop --from-state`) can stop it even if this process is killed.
 """
+
 from __future__ import annotations
 
 import os
@@ -144,7 +145,9 @@ class Runner:
             self._cancel_superseded(plan)
         attached = self._start(plan)
         verb = "already existed:" if attached else ("queued" if self.request.enqueue else "started")
-        self._say(f"{verb} run {plan.run_id} of {plan.dag_name}; view: {self.client.ui_url(plan.dag_name, plan.run_id)}")
+        self._say(
+            f"{verb} run {plan.run_id} of {plan.dag_name}; view: {self.client.ui_url(plan.dag_name, plan.run_id)}"
+        )
         return plan.dag_name, plan.run_id
 
     def follow(self, run_id: str, retry: bool = False, retry_step: Optional[str] = None) -> int:
@@ -157,7 +160,11 @@ class Runner:
             if retry:
                 # As the earlier attempt left them, its sub-runs too: what the retry does not
                 # run again is not news, and a child's earlier end is not the retry's.
-                before = snapshot if snapshot.status in ACTIVE else read_tree(self.client, snapshot, self.client.retry_window)
+                before = (
+                    snapshot
+                    if snapshot.status in ACTIVE
+                    else read_tree(self.client, snapshot, self.client.retry_window)
+                )
                 self._retry(dag_name, snapshot, retry_step)
                 self._ended_before = before.all_steps()
             self._accepted(dag_name, snapshot.run_id, attached=True)
@@ -190,7 +197,9 @@ class Runner:
         if before.status in ACTIVE:
             raise UsageError(f"run {before.run_id} is still {before.status.label}; only an ended run can be retried")
         if step and before.step(step) is None:
-            raise UsageError(f"run {before.run_id} has no step {step!r} (steps: {', '.join(s.name for s in before.steps)})")
+            raise UsageError(
+                f"run {before.run_id} has no step {step!r} (steps: {', '.join(s.name for s in before.steps)})"
+            )
         self.client.retry(dag_name, before.run_id, step)
         self._say(f"retry requested for run {before.run_id}" + (f", step {step} only" if step else ""))
         deadline = time.monotonic() + RETRY_VISIBLE_WITHIN
@@ -199,7 +208,9 @@ class Runner:
             if now.status in ACTIVE or _attempt_key(now) != _attempt_key(before):
                 return
             time.sleep(min(0.2, self.request.poll_interval))
-        raise ServerError(f"the server accepted the retry of run {before.run_id} but did not start it within {RETRY_VISIBLE_WITHIN:g}s")
+        raise ServerError(
+            f"the server accepted the retry of run {before.run_id} but did not start it within {RETRY_VISIBLE_WITHIN:g}s"
+        )
 
     # -- before the start -----------------------------------------------------
 
@@ -213,10 +224,14 @@ class Runner:
         else:
             dag = self.client.get_dag(request.dag)
         if dag.get("suspended"):
-            raise UsageError(f"DAG {request.dag!r} is suspended on {self.client.display_url}: resume it in the Dagu UI first")
+            raise UsageError(
+                f"DAG {request.dag!r} is suspended on {self.client.display_url}: resume it in the Dagu UI first"
+            )
         params = encode_params(request.params, server.features.json_params) if request.params else ""
         self._warn_expansion()
-        run_id = validate_run_id(request.run_id) if request.run_id else derive_run_id(self.host.job(), request.dag, params)
+        run_id = (
+            validate_run_id(request.run_id) if request.run_id else derive_run_id(self.host.job(), request.dag, params)
+        )
         labels = self._labels()
         return Plan(
             dag_name=dag_name_of(dag, request.dag),
@@ -263,11 +278,16 @@ class Runner:
 
     def _dry_run(self, plan: Plan) -> int:
         """Everything up to the start has been checked (server, auth, DAG); say what would run."""
-        undeclared = [key for key in self.request.params
-                      if plan.declared_params and not key.isdigit() and key not in plan.declared_params]
+        undeclared = [
+            key
+            for key in self.request.params
+            if plan.declared_params and not key.isdigit() and key not in plan.declared_params
+        ]
         if undeclared:
-            problem = (f"params {', '.join(undeclared)} are not declared by {self.request.dag} "
-                       f"(it declares {', '.join(plan.declared_params)})")
+            problem = (
+                f"params {', '.join(undeclared)} are not declared by {self.request.dag} "
+                f"(it declares {', '.join(plan.declared_params)})"
+            )
             if self.client.api.features.refuses_unknown_params:  # the start would be refused
                 raise UsageError(f"{problem}; Dagu {self.client.api.version_text} refuses them")
             self._say(f"{problem}; this Dagu passes them on", Level.WARNING)
@@ -339,9 +359,14 @@ class Runner:
         while True:
             attempt += 1
             try:
-                return self.client.start_run(request.dag, start, request.enqueue, until=retry.deadline) is Started.EXISTING
+                return (
+                    self.client.start_run(request.dag, start, request.enqueue, until=retry.deadline) is Started.EXISTING
+                )
             except LabelsRefused as exc:
-                self._say(f"the server refused the provenance labels ({exc.server_message}); starting without them", Level.WARNING)
+                self._say(
+                    f"the server refused the provenance labels ({exc.server_message}); starting without them",
+                    Level.WARNING,
+                )
                 start = replace(start, labels=())
                 continue
             except AlreadyRunning:  # a refusal, not a doubt: nothing to retry
@@ -361,8 +386,11 @@ class Runner:
             if delay > retry.remaining():
                 if exists is None:  # we cannot tell: name the run on disk, for the backstop
                     self._remember(plan.dag_name, plan.run_id)
-                    self._say(f"the server may have created run {plan.run_id} anyway: "
-                              "`dagu-ci stop --from-state` stops it if so", Level.WARNING)
+                    self._say(
+                        f"the server may have created run {plan.run_id} anyway: "
+                        "`dagu-ci stop --from-state` stops it if so",
+                        Level.WARNING,
+                    )
                 raise ServerError(f"could not start {request.dag} on {self.client.display_url}: {reason}")
             time.sleep(delay)
 
@@ -402,7 +430,9 @@ class Runner:
                 self._report(Failed(self._failure, code, self.request.dag))
             return code
 
-    def _to_the_end(self, dag_name: str, run_id: str, begin: Callable[[], None]) -> "tuple[Optional[RunSnapshot], Ending, int]":
+    def _to_the_end(
+        self, dag_name: str, run_id: str, begin: Callable[[], None]
+    ) -> "tuple[Optional[RunSnapshot], Ending, int]":
         """Follow the run until it ends, or end it (stop first, explain after): the snapshot
         to report, why we stopped following, and the exit code."""
         request = self.request
@@ -521,7 +551,9 @@ class Runner:
             snapshot=snapshot,
             exit_code=int(code),
             ending=ending,
-            duration=snapshot.duration if snapshot and snapshot.duration is not None else time.monotonic() - self._began,
+            duration=snapshot.duration
+            if snapshot and snapshot.duration is not None
+            else time.monotonic() - self._began,
             outputs=self._outputs(dag_name, run_id, snapshot),
         )
         if self.request.download_artifacts and snapshot is not None and snapshot.is_over:
@@ -537,7 +569,9 @@ class Runner:
             try:
                 result.write(self.request.result_file)
             except OSError as exc:
-                self._say(f"could not write --result-file {files.describe(exc, self.request.result_file)}", Level.WARNING)
+                self._say(
+                    f"could not write --result-file {files.describe(exc, self.request.result_file)}", Level.WARNING
+                )
         self._report(RunFinished(result))
         if self.request.print_json:
             print(json_text(redact_value(result.to_dict()), indent=2), flush=True)  # it may land in a CI log
@@ -583,7 +617,9 @@ class _Policies:
 
     QUEUE_LOOK_EVERY = 10.0
 
-    def __init__(self, request: RunRequest, url: str, position: Callable[[], Optional[QueuePosition]], say: Callable[[str], None]):
+    def __init__(
+        self, request: RunRequest, url: str, position: Callable[[], Optional[QueuePosition]], say: Callable[[str], None]
+    ):
         self.request = request
         self.url = url
         self.ran = False

@@ -11,6 +11,7 @@ temp directory for the job: Host.state_dir), and each names the job that wrote i
 backstop acts only on its own job's files, only against the server it is configured with
 (backstop.Binding).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -131,9 +132,15 @@ def _read(path: str) -> Optional[RunState]:
         if not isinstance(data, dict) or not all(isinstance(data.get(name), str) for name in _REQUIRED):
             return None
         return RunState(
-            url=data["url"], dag=data["dag"], name=data["name"], run_id=data["run_id"],
-            api_path=str(data.get("api_path") or ""), started_at=float(data.get("started_at") or 0),
-            pid=int(data.get("pid") or 0), job=str(data.get("job") or ""), key=str(data.get("key") or ""),
+            url=data["url"],
+            dag=data["dag"],
+            name=data["name"],
+            run_id=data["run_id"],
+            api_path=str(data.get("api_path") or ""),
+            started_at=float(data.get("started_at") or 0),
+            pid=int(data.get("pid") or 0),
+            job=str(data.get("job") or ""),
+            key=str(data.get("key") or ""),
         )
     except (OSError, ValueError, TypeError):
         return None

@@ -5,6 +5,7 @@ Python ignores SIGPIPE, so a closed pipe shows up as EPIPE on the next write. Th
 swallows it and remembers; the runner asks `reader_gone()` at each poll (which also
 sees a pipe whose reader left while nothing was being written) and stops the run.
 """
+
 from __future__ import annotations
 
 import os

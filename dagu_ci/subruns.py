@@ -18,6 +18,7 @@ children: each one's details come pushed when they change (on a few extra stream
 20 topics each, opened once), and a live child's quiet log is read only as a safety
 net, as the run's own pushed logs are.
 """
+
 from __future__ import annotations
 
 import json
@@ -59,7 +60,9 @@ class _SubRunLogReader:
         self.root_id = root_id
         self.sub_id = sub_id
 
-    def read_log(self, dag_name: str, run_id: str, step: str, stream: str, retry: Retry, **query: int) -> Optional[LogPage]:
+    def read_log(
+        self, dag_name: str, run_id: str, step: str, stream: str, retry: Retry, **query: int
+    ) -> Optional[LogPage]:
         return self.client.read_sub_log(self.root_name, self.root_id, self.sub_id, step, stream, retry, **query)
 
     def download_log(self, dag_name: str, run_id: str, step: str, stream: str, retry: Retry) -> Optional[str]:
@@ -159,18 +162,20 @@ class SubRunFollower:
             snapshot = child.snapshot
             if snapshot is None:
                 continue
-            children.append(ChildRun(
-                path=child.path,
-                depth=child.depth,
-                parent_step=child.parent_step,
-                run_id=child.ref.run_id,
-                dag_name=snapshot.dag_name,
-                params=child.ref.params or snapshot.params,
-                status=snapshot.status,
-                steps=tuple(self._named(child, step) for step in snapshot.steps),
-                started_at=snapshot.started_at,
-                finished_at=snapshot.finished_at,
-            ))
+            children.append(
+                ChildRun(
+                    path=child.path,
+                    depth=child.depth,
+                    parent_step=child.parent_step,
+                    run_id=child.ref.run_id,
+                    dag_name=snapshot.dag_name,
+                    params=child.ref.params or snapshot.params,
+                    status=snapshot.status,
+                    steps=tuple(self._named(child, step) for step in snapshot.steps),
+                    started_at=snapshot.started_at,
+                    finished_at=snapshot.finished_at,
+                )
+            )
         return tuple(children)
 
     def round(self, root: RunSnapshot, final: bool = False) -> bool:
@@ -225,9 +230,11 @@ class SubRunFollower:
     def _subscribe(self) -> None:
         from dagu_ci.server.events_stream import MAX_TOPICS, EventsStream  # imports requests
 
-        new = [c.ref.run_id for c in self._ordered() if not (c.ended or c.quiet) and c.ref.run_id not in self._subscribed]
+        new = [
+            c.ref.run_id for c in self._ordered() if not (c.ended or c.quiet) and c.ref.run_id not in self._subscribed
+        ]
         for start in range(0, len(new), MAX_TOPICS):
-            chunk = new[start:start + MAX_TOPICS]
+            chunk = new[start : start + MAX_TOPICS]
             self._streams.append(EventsStream(self.client, self.root_name, self.root_id, (), sub_runs=chunk).open())
             self._subscribed.update(chunk)
         # Quiet logs are read only as a safety net: a child's end and its steps' changes are pushed.
@@ -299,19 +306,24 @@ class SubRunFollower:
     def _give_up(self, child: _Child) -> None:
         if child.earlier is not None:
             if not child.quiet:
-                self.emit(Notice(
-                    f"{child.parent_step}: sub-run {child.ref.run_id} did not run again; shown as its earlier attempt ended",
-                    Level.WARNING,
-                ))
+                self.emit(
+                    Notice(
+                        f"{child.parent_step}: sub-run {child.ref.run_id} did not run again; shown as its earlier attempt ended",
+                        Level.WARNING,
+                    )
+                )
             self._observe(child, child.earlier, final=True)
             return
         child.ended = True
         if not child.quiet:
-            self.emit(Notice(
-                f"{child.parent_step}: sub-run {child.ref.run_id}"
-                f"{' of ' + child.ref.dag_name if child.ref.dag_name else ''} never started "
-                "(the server has no record of it)", Level.WARNING,
-            ))
+            self.emit(
+                Notice(
+                    f"{child.parent_step}: sub-run {child.ref.run_id}"
+                    f"{' of ' + child.ref.dag_name if child.ref.dag_name else ''} never started "
+                    "(the server has no record of it)",
+                    Level.WARNING,
+                )
+            )
 
     # -- discovery and statuses -------------------------------------------------
 
@@ -456,7 +468,9 @@ class SubRunFollower:
             child.path = child.parent_step + SEP + name + (f"[{child.label_hint}]" if child.label_hint else "")
             child.tailer = LogTailer(
                 _SubRunLogReader(self.client, self.root_name, self.root_id, child.ref.run_id),
-                snapshot.dag_name, child.ref.run_id, self._retry,
+                snapshot.dag_name,
+                child.ref.run_id,
+                self._retry,
             )
         if child.quiet:
             self._discover(snapshot.steps, child.path, child.depth + 1, quiet=True)
@@ -464,7 +478,9 @@ class SubRunFollower:
             return False
         if not child.announced and snapshot.status != RunStatus.NOT_STARTED:
             child.announced = True
-            self.emit(Notice(f"{child.path}: sub-run {child.ref.run_id} of {snapshot.dag_name} {snapshot.status.label}"))
+            self.emit(
+                Notice(f"{child.path}: sub-run {child.ref.run_id} of {snapshot.dag_name} {snapshot.status.label}")
+            )
         self._discover(snapshot.steps, child.path, child.depth + 1)  # its own children, as soon as it names them
         over = snapshot.is_over or final
         if not (child.live or over):
@@ -476,10 +492,15 @@ class SubRunFollower:
             child.ended, child.live = True, False
             for step in snapshot.steps:
                 self.schedule.forget(self._named(child, step).name)
-            level = Level.INFO if snapshot.status in (RunStatus.SUCCEEDED, RunStatus.PARTIALLY_SUCCEEDED) else Level.WARNING
-            self.emit(Notice(
-                f"{child.path}: {snapshot.status.label.replace('_', ' ')} in {format_duration(snapshot.duration)}", level
-            ))
+            level = (
+                Level.INFO if snapshot.status in (RunStatus.SUCCEEDED, RunStatus.PARTIALLY_SUCCEEDED) else Level.WARNING
+            )
+            self.emit(
+                Notice(
+                    f"{child.path}: {snapshot.status.label.replace('_', ' ')} in {format_duration(snapshot.duration)}",
+                    level,
+                )
+            )
         return changed
 
     def _shows_logs(self, child: _Child, snapshot: RunSnapshot, over: bool) -> bool:
@@ -551,7 +572,11 @@ class SubRunFollower:
         for child in self._ordered():
             if len(live) >= MAX_LIVE:
                 return
-            if not (child.live or child.ended or child.quiet) and child.snapshot is not None and child.status == RunStatus.RUNNING:
+            if (
+                not (child.live or child.ended or child.quiet)
+                and child.snapshot is not None
+                and child.status == RunStatus.RUNNING
+            ):
                 child.live = True
                 child.next_details = 0.0
                 live.append(child)

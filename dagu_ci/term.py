@@ -1,4 +1,5 @@
 """Terminal facts: colour rules, symbols the output encoding can carry, durations."""
+
 from __future__ import annotations
 
 import os
@@ -138,7 +139,7 @@ def format_duration(seconds: Optional[float]) -> str:
 
 
 def format_ago(moment: Optional[datetime], now: Optional[datetime] = None) -> str:
-    """"3 min ago", "just now", "in 2 h": how people read times in a table."""
+    """ "3 min ago", "just now", "in 2 h": how people read times in a table."""
     if moment is None:
         return "-"
     seconds = ((now or datetime.now(timezone.utc)) - moment).total_seconds()
@@ -153,8 +154,14 @@ def format_ago(moment: Optional[datetime], now: Optional[datetime] = None) -> st
     return "just now"  # unreachable: seconds >= 10 here
 
 
-def table(header: Sequence[str], rows: Sequence[Sequence[str]], style: Style,
-          colors: Sequence[str] = (), color_column: int = 1, indent: str = "  ") -> List[str]:
+def table(
+    header: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    style: Style,
+    colors: Sequence[str] = (),
+    color_column: int = 1,
+    indent: str = "  ",
+) -> List[str]:
     """Aligned columns; `colors[i]` paints row i's `color_column` (after padding, so
     escape codes never skew the widths)."""
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]

@@ -2,6 +2,7 @@
 
 You see what a CI job would show: streamed step logs, a summary, the exit code.
 """
+
 import os
 import subprocess
 import sys
@@ -12,7 +13,15 @@ BIN = os.path.dirname(sys.executable)
 
 def main() -> int:
     server = subprocess.Popen(
-        [sys.executable, "-m", "tests.fakedagu", "--port", "0", "--dags", os.path.join(ROOT, "examples", "demo-dags.yaml")],
+        [
+            sys.executable,
+            "-m",
+            "tests.fakedagu",
+            "--port",
+            "0",
+            "--dags",
+            os.path.join(ROOT, "examples", "demo-dags.yaml"),
+        ],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,

@@ -1,4 +1,5 @@
 """Shared fixtures: a fake Dagu server per test, and the dagu-ci CLI as a subprocess."""
+
 from __future__ import annotations
 
 import os
@@ -26,8 +27,12 @@ def clean_env(extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
     return host_free_env({"PYTHONUNBUFFERED": "1", "PYTHONFAULTHANDLER": "1", **(extra or {})})
 
 
-def eventually(condition: Callable[[], object], what: Union[str, Callable[[], str]], timeout: float = WAIT_LIMIT,
-               every: float = 0.05) -> object:
+def eventually(
+    condition: Callable[[], object],
+    what: Union[str, Callable[[], str]],
+    timeout: float = WAIT_LIMIT,
+    every: float = 0.05,
+) -> object:
     """Wait until `condition()` is true and return its value; fail naming `what` (or what
     `what()` says then) after `timeout`: an upper bound, never the thing waited for."""
     deadline = time.monotonic() + timeout
@@ -132,8 +137,10 @@ class LiveCli:
             self.proc.wait()
         for reader in self._readers:
             reader.join(timeout=WAIT_LIMIT)
-        raise AssertionError(f"dagu-ci did not exit within {timeout:g} s; its threads then:\n{''.join(self._err)}"
-                             f"\nits stdout:\n{self.stdout}")
+        raise AssertionError(
+            f"dagu-ci did not exit within {timeout:g} s; its threads then:\n{''.join(self._err)}"
+            f"\nits stdout:\n{self.stdout}"
+        )
 
 
 def start_cli(*args: str, env: Optional[Dict[str, str]] = None) -> LiveCli:

@@ -4,6 +4,7 @@ the Go module proxy. Nothing is built here, and no document is copied into the r
 
     python -m tests.dagu_modules    # fetch them all (`make test` does, before the tests)
 """
+
 from __future__ import annotations
 
 import functools
@@ -55,8 +56,9 @@ def module_dir(module: DaguModule) -> str:
     # Outside any go.mod: `go mod download MODULE@VERSION` then needs no module of ours.
     with tempfile.TemporaryDirectory(prefix="dagu-modules-") as scratch:
         try:
-            proc = subprocess.run([go, "mod", "download", "-json", target], cwd=scratch,
-                                  capture_output=True, text=True, timeout=600)
+            proc = subprocess.run(
+                [go, "mod", "download", "-json", target], cwd=scratch, capture_output=True, text=True, timeout=600
+            )
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise ModuleUnavailable(f"go mod download {target}: {exc}") from None
     try:

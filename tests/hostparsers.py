@@ -8,6 +8,7 @@
 - `gitlab_dotenv(text)`: how GitLab reads a dotenv report (one `KEY=value` per line, both
   stripped, no quoting) and how the runner then expands `$NAME` and `$$` in each value.
 """
+
 from __future__ import annotations
 
 import re
@@ -37,7 +38,7 @@ def _read_line(text: str, index: int) -> Tuple[Optional[str], int, str]:
     if end < 0:
         return text[index:], len(text), ""
     newline = "\r\n" if end > index and text[end - 1] == "\r" else "\n"
-    return text[index:end - len(newline) + 1], end + 1, newline
+    return text[index : end - len(newline) + 1], end + 1, newline
 
 
 def github_env_file(text: str) -> Dict[str, str]:
@@ -48,9 +49,9 @@ def github_env_file(text: str) -> Dict[str, str]:
         if line:
             equals, heredoc = line.find("="), line.find("<<")
             if equals >= 0 and (heredoc < 0 or equals < heredoc):
-                key, value = line[:equals], line[equals + 1:]
+                key, value = line[:equals], line[equals + 1 :]
             elif heredoc >= 0:
-                key, delimiter = line[:heredoc], line[heredoc + 2:]
+                key, delimiter = line[:heredoc], line[heredoc + 2 :]
                 if not key or not delimiter:
                     raise HostFileError(f"invalid heredoc line {line!r}")
                 start = end = index
@@ -97,7 +98,7 @@ def runner_expand(value: str, env: Mapping[str, str]) -> str:
     while j < len(value):
         if value[j] == "$" and j + 1 < len(value):
             out.append(value[i:j])
-            name, width = _shell_name(value[j + 1:])
+            name, width = _shell_name(value[j + 1 :])
             if name == "" and width > 0:
                 pass  # bad syntax: eaten
             elif name == "":

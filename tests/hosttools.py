@@ -1,4 +1,5 @@
 """Helpers for the host tests: test tools from the venv, the entrypoint as a host runs it."""
+
 from __future__ import annotations
 
 import glob
@@ -38,8 +39,15 @@ def actionlint() -> str:
 def run_entrypoint(*args: str, env=None, cwd=ROOT, input=None, python=sys.executable, **kwargs):  # noqa: A002 - subprocess.run's name
     """`python entrypoint.py ARGS` with only the given environment (plus PATH with dagu-ci on it)."""
     full = {**HOST_ENV, **(env or {})}
-    proc = subprocess.run([python, ENTRYPOINT, *args], capture_output=True, env=full, cwd=cwd,
-                          input=input.encode() if input else None, timeout=3 * WAIT_LIMIT, **kwargs)
+    proc = subprocess.run(
+        [python, ENTRYPOINT, *args],
+        capture_output=True,
+        env=full,
+        cwd=cwd,
+        input=input.encode() if input else None,
+        timeout=3 * WAIT_LIMIT,
+        **kwargs,
+    )
     # Decoded by hand: text mode would turn the CRs of GitLab's section markers into newlines.
     proc.stdout, proc.stderr = proc.stdout.decode(), proc.stderr.decode()
     return proc

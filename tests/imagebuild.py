@@ -7,6 +7,7 @@ the runtime's wheels inside (pip inside a build cannot verify the package index'
 the base's CA bundle here, so the build installs from those wheels, offline). The stand-in checks the
 Dockerfile's steps and the entrypoint, not the real base's size.
 """
+
 from __future__ import annotations
 
 import os
@@ -41,8 +42,9 @@ def unavailable() -> Optional[Unavailable]:
     if os.geteuid() != 0:
         return Unavailable("buildah runs as root here (vfs storage, chroot isolation)")
     if buildah("inspect", "--type", "image", BASE, timeout=120).returncode != 0:
-        return Unavailable(f"no {BASE} in buildah's storage and no registry to pull it from: "
-                           "`make image-base` makes a stand-in")
+        return Unavailable(
+            f"no {BASE} in buildah's storage and no registry to pull it from: `make image-base` makes a stand-in"
+        )
     return None
 
 
@@ -60,9 +62,29 @@ def standin_wheels(folder: str) -> None:
     with open(os.path.join(ROOT, "pyproject.toml"), "rb") as handle:
         project = tomllib.load(handle)
     wanted: List[str] = project["project"]["dependencies"] + project["build-system"]["requires"] + ["wheel"]
-    subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
-                    "--only-binary=:all:", "--python-version", STANDIN_PYTHON, "--platform", "manylinux2014_x86_64",
-                    "--platform", "manylinux_2_17_x86_64", "--platform", "any", "-d", folder, *wanted], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--only-binary=:all:",
+            "--python-version",
+            STANDIN_PYTHON,
+            "--platform",
+            "manylinux2014_x86_64",
+            "--platform",
+            "manylinux_2_17_x86_64",
+            "--platform",
+            "any",
+            "-d",
+            folder,
+            *wanted,
+        ],
+        check=True,
+    )
 
 
 def debian_mirror() -> str:
@@ -89,8 +111,12 @@ def make_standin() -> int:
     try:
         rootfs, wheels = os.path.join(work, "rootfs"), os.path.join(work, "wheels")
         print("image-base: debootstrap (about a minute)", flush=True)
-        subprocess.run(["debootstrap", "--variant=minbase", f"--include={STANDIN_PACKAGES}", "bookworm", rootfs,
-                        debian_mirror()], check=True, capture_output=True, timeout=BUILD_TIMEOUT)
+        subprocess.run(
+            ["debootstrap", "--variant=minbase", f"--include={STANDIN_PACKAGES}", "bookworm", rootfs, debian_mirror()],
+            check=True,
+            capture_output=True,
+            timeout=BUILD_TIMEOUT,
+        )
         os.remove(os.path.join(rootfs, "usr", "lib", f"python{STANDIN_PYTHON}", "EXTERNALLY-MANAGED"))
         standin_wheels(wheels)
         shutil.copytree(wheels, os.path.join(rootfs, "wheels"))
@@ -99,8 +125,16 @@ def make_standin() -> int:
             mount = buildah("mount", container).stdout.strip()
             subprocess.run(["cp", "-a", f"{rootfs}/.", mount], check=True)
             buildah("umount", container)
-            buildah("config", "--env", "PATH=/usr/local/bin:/usr/bin:/bin", "--env", "PIP_NO_INDEX=1",
-                    "--env", "PIP_FIND_LINKS=/wheels", container)
+            buildah(
+                "config",
+                "--env",
+                "PATH=/usr/local/bin:/usr/bin:/bin",
+                "--env",
+                "PIP_NO_INDEX=1",
+                "--env",
+                "PIP_FIND_LINKS=/wheels",
+                container,
+            )
             committed = buildah("commit", "-q", container, BASE)
             if committed.returncode != 0:
                 raise RuntimeError(committed.stderr.strip())

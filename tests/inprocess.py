@@ -2,6 +2,7 @@
 errors, exit codes), without a Python start per call. For what needs no process of its own: usage
 errors, --help, option checks, and commands that only read the server (dags, status, history).
 Signals, hosts and the container's entrypoint keep their subprocess tests (tests/conftest.py run_cli)."""
+
 from __future__ import annotations
 
 import inspect
@@ -38,8 +39,9 @@ def invoke(*args: str, env: Optional[Dict[str, str]] = None) -> CliResult:
             except SystemExit as exit_:
                 code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
             _flush()
-            return CliResult(code, stdout.getvalue().decode("utf-8", "replace"),
-                             stderr.getvalue().decode("utf-8", "replace"))
+            return CliResult(
+                code, stdout.getvalue().decode("utf-8", "replace"), stderr.getvalue().decode("utf-8", "replace")
+            )
     finally:
         redaction.SECRETS = secrets
 

@@ -1,5 +1,6 @@
 """dagu-ci on a real pseudo-terminal of a chosen size, its output replayed into a
 terminal emulator model (pyte), so tests see the screen a person would see."""
+
 from __future__ import annotations
 
 import fcntl
@@ -60,8 +61,14 @@ class PtyRun:
         return drawn
 
 
-def run_in_pty(*args: str, columns: int, rows: int = 1000, env: Optional[dict] = None, timeout: float = 90,
-               on_output: Optional[Callable[[bytes, int], bool]] = None) -> PtyRun:
+def run_in_pty(
+    *args: str,
+    columns: int,
+    rows: int = 1000,
+    env: Optional[dict] = None,
+    timeout: float = 90,
+    on_output: Optional[Callable[[bytes, int], bool]] = None,
+) -> PtyRun:
     """Run the CLI with stdout and stderr on a pty of `columns` x `rows`.
 
     `on_output(output, master_fd)` is called as output arrives; when it returns True
@@ -69,8 +76,14 @@ def run_in_pty(*args: str, columns: int, rows: int = 1000, env: Optional[dict] =
     """
     master, slave = os.openpty()
     set_size(slave, columns, rows)
-    proc = subprocess.Popen(cli_command(*args), stdin=subprocess.DEVNULL, stdout=slave, stderr=slave,
-                            env=clean_env({"TERM": "xterm-256color", "PYTHONIOENCODING": "utf-8", **(env or {})}), cwd=ROOT)
+    proc = subprocess.Popen(
+        cli_command(*args),
+        stdin=subprocess.DEVNULL,
+        stdout=slave,
+        stderr=slave,
+        env=clean_env({"TERM": "xterm-256color", "PYTHONIOENCODING": "utf-8", **(env or {})}),
+        cwd=ROOT,
+    )
     os.close(slave)
     output = b""
     marks: List[int] = []

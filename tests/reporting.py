@@ -1,5 +1,6 @@
 """Synthetic follower events for reporter unit tests, and a model of GitHub's
 workflow-command parser to check what a log would make the runner do."""
+
 from __future__ import annotations
 
 import io
@@ -17,8 +18,14 @@ T0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
 URL = "http://dagu.test/dag-runs/deploy/r-1"
 
 
-def step(name: str, status: StepStatus = StepStatus.SUCCEEDED, start: float = 0.0, seconds: Optional[float] = 1.25,
-         error: str = "", handler: bool = False) -> StepSnapshot:
+def step(
+    name: str,
+    status: StepStatus = StepStatus.SUCCEEDED,
+    start: float = 0.0,
+    seconds: Optional[float] = 1.25,
+    error: str = "",
+    handler: bool = False,
+) -> StepSnapshot:
     finished = status.is_finished and seconds is not None
     return StepSnapshot(
         name=name,
@@ -36,24 +43,42 @@ def running(name: str) -> StepSnapshot:
 
 def snapshot(status: RunStatus, *steps: StepSnapshot, seconds: float = 3.5) -> RunSnapshot:
     return RunSnapshot(
-        dag_name="deploy", run_id="r-1", status=status, steps=tuple(steps), started_at=T0,
+        dag_name="deploy",
+        run_id="r-1",
+        status=status,
+        steps=tuple(steps),
+        started_at=T0,
         finished_at=T0 + timedelta(seconds=seconds) if status.is_terminal else None,
     )
 
 
 def accepted(params: str = '{"VERSION":"1.2.3"}') -> RunAccepted:
-    return RunAccepted(dag_file="deploy", dag_name="deploy", run_id="r-1", url=URL, attached=False, queued=False,
-                       params=params)
+    return RunAccepted(
+        dag_file="deploy", dag_name="deploy", run_id="r-1", url=URL, attached=False, queued=False, params=params
+    )
 
 
-def finished(status: RunStatus, *steps: StepSnapshot, outputs: Optional[Dict[str, Any]] = None,
-             ending: Ending = Ending.FINISHED, code: Optional[int] = None) -> RunFinished:
+def finished(
+    status: RunStatus,
+    *steps: StepSnapshot,
+    outputs: Optional[Dict[str, Any]] = None,
+    ending: Ending = Ending.FINISHED,
+    code: Optional[int] = None,
+) -> RunFinished:
     snap = snapshot(status, *steps)
-    return RunFinished(RunResult(
-        dag_file="deploy", dag_name="deploy", run_id="r-1", url=URL, snapshot=snap,
-        exit_code=int(exit_code_for(status)) if code is None else code, ending=ending, duration=3.5,
-        outputs=outputs or {},
-    ))
+    return RunFinished(
+        RunResult(
+            dag_file="deploy",
+            dag_name="deploy",
+            run_id="r-1",
+            url=URL,
+            snapshot=snap,
+            exit_code=int(exit_code_for(status)) if code is None else code,
+            ending=ending,
+            duration=3.5,
+            outputs=outputs or {},
+        )
+    )
 
 
 def log(name: str, *lines: str, stream: str = "stdout") -> StepLog:
@@ -92,6 +117,7 @@ def feed(reporter, events: Sequence[Any]):
 
 
 # -- GitHub's runner, as far as workflow commands go -----------------------------
+
 
 @dataclass
 class Command:
@@ -153,4 +179,3 @@ def _v2(line: str) -> Optional[Command]:
 def _v1(line: str) -> Optional[Command]:
     match = re.search(r"##\[([^\]\s;]+)([^\]]*)\](.*)$", line)
     return Command("v1:" + match.group(1), {}, match.group(3)) if match else None
-

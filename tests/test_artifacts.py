@@ -1,4 +1,5 @@
 """Artifact paths: everything lands inside the download folder, or nothing is written."""
+
 import os
 
 import pytest
@@ -7,7 +8,9 @@ from dagu_ci.artifacts import files, safe_target
 from dagu_ci.errors import UsageError
 
 
-@pytest.mark.parametrize("bad", ["../x", "a/../../x", "/etc/passwd", "\\\\server\\share", "C:\\x", "a//b", "", "a/./../..", "x\0y"])
+@pytest.mark.parametrize(
+    "bad", ["../x", "a/../../x", "/etc/passwd", "\\\\server\\share", "C:\\x", "a//b", "", "a/./../..", "x\0y"]
+)
 def test_escaping_paths_are_refused(tmp_path, bad):
     with pytest.raises(UsageError, match="outside the download folder"):
         safe_target(str(tmp_path), bad)
@@ -29,7 +32,12 @@ def test_nested_paths_stay_inside(tmp_path):
 
 def test_listing_is_flattened_depth_first():
     listing = [
-        {"name": "r", "path": "r", "type": "directory", "children": [{"name": "a", "path": "r/a", "type": "file", "size": 3}]},
+        {
+            "name": "r",
+            "path": "r",
+            "type": "directory",
+            "children": [{"name": "a", "path": "r/a", "type": "file", "size": 3}],
+        },
         {"name": "b", "path": "b", "type": "file", "size": 1},
     ]
     assert [(a.path, a.size) for a in files(listing)] == [("r/a", 3), ("b", 1)]

@@ -1,4 +1,5 @@
 """The benchmark harness still runs (tiny sizes, one repetition). No timing is asserted."""
+
 from __future__ import annotations
 
 import subprocess
@@ -14,12 +15,25 @@ def test_bench_smoke_prints_the_table(tmp_path):
     here.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m dagu_ci "$@"\n')  # the harness runs it in ROOT
     here.chmod(0o755)
     # A bound for a loaded machine: under load the smoke run took over 120 s (the old bound).
-    proc = subprocess.run([sys.executable, "-m", "bench", "--smoke"], capture_output=True, text=True, cwd=ROOT,
-                          env=clean_env({"DAGU_CI_BENCH_BIN": str(here)}), timeout=10 * WAIT_LIMIT)
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "--smoke"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=clean_env({"DAGU_CI_BENCH_BIN": str(here)}),
+        timeout=10 * WAIT_LIMIT,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     table = proc.stdout
     assert table.splitlines()[0].split()[:4] == ["figure", "median", "min", "max"]
-    for figure in ("1 end latency, active run: push", "2 REST req/min", "3 log bytes fetched", "4 peak RSS",
-                   "5 start-up: dagu-ci --version", "6 time to first log line", "14 start to first request: entrypoint"):
+    for figure in (
+        "1 end latency, active run: push",
+        "2 REST req/min",
+        "3 log bytes fetched",
+        "4 peak RSS",
+        "5 start-up: dagu-ci --version",
+        "6 time to first log line",
+        "14 start to first request: entrypoint",
+    ):
         assert figure in table
     assert "warning" not in proc.stderr, proc.stderr[-2000:]

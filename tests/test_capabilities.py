@@ -4,6 +4,7 @@ The guard below reads the source of every other module and fails on anything tha
 compares versions there: a version-like tuple, a comparison with a version or a
 `*_SINCE` constant, or a call of `at_least`.
 """
+
 from __future__ import annotations
 
 import ast
@@ -53,8 +54,11 @@ def version_comparisons(source: str) -> Iterator["tuple[int, str]"]:
     for node in ast.walk(ast.parse(source)):
         if _version_like(node):
             yield node.lineno, "a version tuple"
-        elif (isinstance(node, ast.Compare) and any(_versioned(n) for n in [node.left, *node.comparators])
-              and not all(isinstance(op, (ast.Is, ast.IsNot)) for op in node.ops)):  # `version is None` is no comparison
+        elif (
+            isinstance(node, ast.Compare)
+            and any(_versioned(n) for n in [node.left, *node.comparators])
+            and not all(isinstance(op, (ast.Is, ast.IsNot)) for op in node.ops)
+        ):  # `version is None` is no comparison
             yield node.lineno, "a version comparison"
         elif isinstance(node, ast.Call) and _name(node.func) == "at_least":
             yield node.lineno, "an at_least() call"
@@ -72,22 +76,28 @@ def test_no_version_is_compared_outside_the_capabilities_table():
     assert not found, "version differences belong in dagu_ci/server/capabilities.py:\n" + "\n".join(sorted(set(found)))
 
 
-@pytest.mark.parametrize("source", [
-    "if server.version >= (2, 0, 0): pass",
-    "ok = client.api.at_least(X)",
-    "needed = SPEC_RUNS_SINCE",
-    "old = info.version < MIN_SUPPORTED",
-])
+@pytest.mark.parametrize(
+    "source",
+    [
+        "if server.version >= (2, 0, 0): pass",
+        "ok = client.api.at_least(X)",
+        "needed = SPEC_RUNS_SINCE",
+        "old = info.version < MIN_SUPPORTED",
+    ],
+)
 def test_the_guard_sees_each_kind_of_comparison(source):
     assert list(version_comparisons(source))
 
 
-@pytest.mark.parametrize("source", [
-    "allow = (400, 404, 409)",
-    "if response.status_code in (404, 405): pass",
-    "text = version_text or 'unknown'",
-    "if version is not None: pass",
-])
+@pytest.mark.parametrize(
+    "source",
+    [
+        "allow = (400, 404, 409)",
+        "if response.status_code in (404, 405): pass",
+        "text = version_text or 'unknown'",
+        "if version is not None: pass",
+    ],
+)
 def test_the_guard_lets_other_tuples_be(source):
     assert not list(version_comparisons(source))
 
@@ -113,30 +123,40 @@ def test_api_root_and_support_by_family():
     assert supported(MIN_SUPPORTED) and not supported((1, 16, 12))
 
 
-@pytest.mark.parametrize("version, expected", [
-    ("1.22.9", None), ("2.1.0", None), ("2.2.0", "tags"), ("2.5.9", "tags"), ("2.6.0", "labels"),
-])
+@pytest.mark.parametrize(
+    "version, expected",
+    [
+        ("1.22.9", None),
+        ("2.1.0", None),
+        ("2.2.0", "tags"),
+        ("2.5.9", "tags"),
+        ("2.6.0", "labels"),
+    ],
+)
 def test_labels_field(version, expected):
     assert caps(version).label_field == expected
 
 
-@pytest.mark.parametrize("feature, first, before", [
-    ("json_params", "1.30.0", "1.29.9"),
-    ("literal_params", "2.3.0", "2.2.9"),
-    ("refuses_unknown_params", "2.3.4", "2.3.3"),
-    ("events_stream", "2.3.0", "2.2.9"),
-    ("spec_runs", "1.23.0", "1.22.10"),
-    ("spec_enqueue", "1.24.0", "1.23.4"),
-    ("validate", "1.23.0", "1.22.10"),
-    ("creates_with_spec", "1.23.0", "1.22.10"),
-    ("outputs", "1.29.0", "1.28.9"),
-    ("artifacts", "2.5.0", "2.4.9"),
-    ("log_download", "2.0.0", "1.30.3"),
-    ("latest_alias", "1.22.10", "1.22.9"),
-    ("status_filter_repeats", "2.4.2", "2.4.1"),
-    ("name_filter_is_substring", "2.4.1", "2.4.0"),
-    ("sub_runs_by_id", "1.24.0", "1.23.4"),
-])
+@pytest.mark.parametrize(
+    "feature, first, before",
+    [
+        ("json_params", "1.30.0", "1.29.9"),
+        ("literal_params", "2.3.0", "2.2.9"),
+        ("refuses_unknown_params", "2.3.4", "2.3.3"),
+        ("events_stream", "2.3.0", "2.2.9"),
+        ("spec_runs", "1.23.0", "1.22.10"),
+        ("spec_enqueue", "1.24.0", "1.23.4"),
+        ("validate", "1.23.0", "1.22.10"),
+        ("creates_with_spec", "1.23.0", "1.22.10"),
+        ("outputs", "1.29.0", "1.28.9"),
+        ("artifacts", "2.5.0", "2.4.9"),
+        ("log_download", "2.0.0", "1.30.3"),
+        ("latest_alias", "1.22.10", "1.22.9"),
+        ("status_filter_repeats", "2.4.2", "2.4.1"),
+        ("name_filter_is_substring", "2.4.1", "2.4.0"),
+        ("sub_runs_by_id", "1.24.0", "1.23.4"),
+    ],
+)
 def test_each_feature_begins_at_its_version(feature, first, before):
     assert getattr(caps(first), feature) is True
     assert getattr(caps(before), feature) is False

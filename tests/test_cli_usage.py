@@ -1,5 +1,6 @@
 """What a new user hits first (issue 10, item 8): options and arguments, checked before the
 server is asked, and params too big for a command line."""
+
 from __future__ import annotations
 
 import json
@@ -86,7 +87,12 @@ def test_params_from_stdin(fake_factory):
     server = fake_factory(deploy_dag())
     proc = subprocess.run(
         cli_command("run", "deploy", "--params", "-", "--url", server.url, *FAST, "--run-id", "in1"),
-        input="VERSION: 7.7.7\n", capture_output=True, text=True, env=clean_env(), timeout=90, cwd=ROOT,
+        input="VERSION: 7.7.7\n",
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        timeout=90,
+        cwd=ROOT,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert log_lines(proc.stdout) == ["building 7.7.7"]
@@ -95,10 +101,16 @@ def test_params_from_stdin(fake_factory):
 def test_a_params_file_that_cannot_be_read_is_a_usage_error(fake_factory, tmp_path):
     server = fake_factory(deploy_dag())
     missing = tmp_path / "nope.json"
-    assert_clean_error(invoke("run", "deploy", "--params", f"@{missing}", "--url", server.url), 2,
-                       r"--params @.*nope\.json: No such file")
+    assert_clean_error(
+        invoke("run", "deploy", "--params", f"@{missing}", "--url", server.url),
+        2,
+        r"--params @.*nope\.json: No such file",
+    )
     not_text = tmp_path / "binary"
     not_text.write_bytes(b"K=\xff\xfe")
-    assert_clean_error(invoke("start", "deploy", "--params", f"@{not_text}", "--url", server.url), 2,
-                       r"--params @.*binary: not UTF-8 text")
+    assert_clean_error(
+        invoke("start", "deploy", "--params", f"@{not_text}", "--url", server.url),
+        2,
+        r"--params @.*binary: not UTF-8 text",
+    )
     assert server.requests == []

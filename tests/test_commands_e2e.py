@@ -1,4 +1,5 @@
 """The commands beside `run` (issue 4), end to end: the CLI as a subprocess against the fake."""
+
 from __future__ import annotations
 
 import json
@@ -113,8 +114,11 @@ def test_status_without_a_run_exits_6_unknown_dag_exits_2(fake_factory):
 
 
 def test_start_prints_only_the_run_id_and_follow_attaches(fake_factory):
-    server = fake_factory(two_steps(steps=[Step("build", [out("compiling {VERSION}"), sleep(0.5), out("built")])],
-                                    params={"VERSION": "0"}))
+    server = fake_factory(
+        two_steps(
+            steps=[Step("build", [out("compiling {VERSION}"), sleep(0.5), out("built")])], params={"VERSION": "0"}
+        )
+    )
     result = cli(server, "start", "deploy", "VERSION=1.2.3")
     assert result.code == 0, result.output
     run_id = result.stdout.strip()
@@ -131,7 +135,12 @@ def test_start_prints_only_the_run_id_and_follow_attaches(fake_factory):
 def test_start_json_and_singleton_conflict_exits_4(fake_factory):
     server = fake_factory(two_steps(steps=[Step("long", [hold("never")])]))
     result = cli(server, "start", "deploy", "--run-id", "j1", "--json")
-    assert json.loads(result.stdout) == {"dag": "deploy", "name": "deploy", "run_id": "j1", "url": f"{server.url}/dag-runs/deploy/j1"}
+    assert json.loads(result.stdout) == {
+        "dag": "deploy",
+        "name": "deploy",
+        "run_id": "j1",
+        "url": f"{server.url}/dag-runs/deploy/j1",
+    }
     server.wait_for_status("deploy", "j1", {1})
     assert_start_error(cli(server, "start", "deploy", "--singleton"), 4, r"--singleton")
     assert_start_error(cli(server, "start", "ghost"), 2, r"not found")
@@ -165,7 +174,13 @@ def test_stop_running_with_wait_and_dequeue_a_queued_run(fake_factory):
     assert cli(server, "start", "deploy", "--enqueue", "--run-id", "q1").code == 0
     result = cli(server, "stop", "deploy", "q1", "--json")
     assert result.code == 0, result.output
-    assert json.loads(result.stdout) == {"dag": "deploy", "name": "deploy", "run_id": "q1", "action": "dequeued", "status": "queued"}
+    assert json.loads(result.stdout) == {
+        "dag": "deploy",
+        "name": "deploy",
+        "run_id": "q1",
+        "action": "dequeued",
+        "status": "queued",
+    }
     assert "stop requested for run q1" in result.stderr  # with --json, people's lines go to stderr
     assert server.find_run("deploy", "q1") is None  # dequeued before it ran: Dagu removes it
     assert any(r.path.endswith("/q1/dequeue") for r in server.requests)
@@ -181,7 +196,12 @@ def test_logs_every_step_with_headers_one_step_stderr_and_tail(fake_factory):
     finished_run(server, "l1")
     result = cli(server, "logs", "deploy", "l1")
     assert result.code == 0, result.output
-    assert result.stdout.splitlines() == ["── build (succeeded) ──", "compiling", "── test (succeeded) ──", "tests pass"]
+    assert result.stdout.splitlines() == [
+        "── build (succeeded) ──",
+        "compiling",
+        "── test (succeeded) ──",
+        "tests pass",
+    ]
     assert cli(server, "logs", "deploy", "l1", "--step", "build", "--stderr").stdout == "a warning\n"
     assert cli(server, "logs", "deploy", "latest", "--step", "test", "--tail", "1").stdout == "tests pass\n"
     document = json.loads(cli(server, "logs", "deploy", "l1", "--json").stdout)
@@ -206,7 +226,9 @@ def test_logs_follow_streams_one_step_until_the_run_ends(fake_factory):
 
 
 def test_dags_table_and_json(fake_factory):
-    server = fake_factory(two_steps(schedule=["0 3 * * *"]), Dag(file="idle", steps=[Step("x", [out("x")])], suspended=True))
+    server = fake_factory(
+        two_steps(schedule=["0 3 * * *"]), Dag(file="idle", steps=[Step("x", [out("x")])], suspended=True)
+    )
     finished_run(server, "d1")
     result = cli(server, "dags")
     assert result.code == 0, result.output
@@ -283,7 +305,20 @@ def test_retry_follow_on_a_1x_server(fake_factory):
 
 
 def test_help_of_every_command_has_an_example():
-    for command in ("run", "start", "follow", "status", "logs", "stop", "retry", "dags", "history", "outputs", "validate", "push"):
+    for command in (
+        "run",
+        "start",
+        "follow",
+        "status",
+        "logs",
+        "stop",
+        "retry",
+        "dags",
+        "history",
+        "outputs",
+        "validate",
+        "push",
+    ):
         result = invoke(command, "--help")
         assert result.code == 0 and "Example" in result.stdout, command
 
@@ -327,8 +362,11 @@ def dag_files(tmp_path, **texts):
 
 def writes(server):
     """Requests that change DAG files (POST /dags/validate only reads)."""
-    return [f"{r.method} {r.path}" for r in server.requests
-            if r.method in ("PUT", "POST", "DELETE") and not r.path.endswith("/dags/validate")]
+    return [
+        f"{r.method} {r.path}"
+        for r in server.requests
+        if r.method in ("PUT", "POST", "DELETE") and not r.path.endswith("/dags/validate")
+    ]
 
 
 def test_push_creates_updates_leaves_unchanged_and_the_dag_runs(fake_factory, tmp_path):
@@ -341,7 +379,10 @@ def test_push_creates_updates_leaves_unchanged_and_the_dag_runs(fake_factory, tm
     server.clear_requests()
     again = cli(server, "push", deploy, etl, "--json")
     assert again.code == 0, again.output
-    assert [(f["file"], f["result"]) for f in json.loads(again.stdout)] == [("deploy", "unchanged"), ("etl", "unchanged")]
+    assert [(f["file"], f["result"]) for f in json.loads(again.stdout)] == [
+        ("deploy", "unchanged"),
+        ("etl", "unchanged"),
+    ]
     assert writes(server) == []  # an unchanged file is not written again
     ran = run_cli("run", "etl", "--url", server.url, *FAST)
     assert ran.code == 0, ran.output
@@ -352,7 +393,10 @@ def test_push_of_an_invalid_file_changes_nothing(fake_factory, tmp_path):
     server = fake_factory(two_steps())
     before = server.dag_specs
     good, broken, no_command = dag_files(
-        tmp_path, deploy=ECHO.format("new"), broken="steps:\n  - name: a\n   command: x\n", nocmd="steps:\n  - name: lonely\n",
+        tmp_path,
+        deploy=ECHO.format("new"),
+        broken="steps:\n  - name: a\n   command: x\n",
+        nocmd="steps:\n  - name: lonely\n",
     )
     result = cli(server, "push", good, broken, no_command, "--create")
     assert result.code == 1, result.output
@@ -372,7 +416,8 @@ def test_push_of_a_dag_the_server_lacks_needs_create(fake_factory, tmp_path):
     result = cli(server, "push", deploy, etl)
     assert result.code == 1, result.output
     assert result.stdout.splitlines() == [
-        f"missing: {etl}: etl is not on {server.url}; --create adds it", f"push: nothing changed on {server.url}",
+        f"missing: {etl}: etl is not on {server.url}; --create adds it",
+        f"push: nothing changed on {server.url}",
     ]
     assert server.dag_specs == before and writes(server) == []
 
@@ -386,7 +431,11 @@ def test_push_undoes_its_writes_when_a_later_one_fails(fake_factory, tmp_path):
     assert_clean_error(result, 4, r"HTTP 400 bad_request: no .*; nothing changed \(undid 2 earlier writes\)$")
     assert server.dag_specs == before
     # Newest first; the refused PUT wrote nothing, so etl is left alone.
-    assert writes(server)[-3:] == ["PUT /api/v1/dags/etl/spec", "PUT /api/v1/dags/deploy/spec", "DELETE /api/v1/dags/new"]
+    assert writes(server)[-3:] == [
+        "PUT /api/v1/dags/etl/spec",
+        "PUT /api/v1/dags/deploy/spec",
+        "DELETE /api/v1/dags/new",
+    ]
     # An undo that fails is said, with what is left changed.
     server.fault(path=r"/dags/etl/spec$", method="PUT", status=400, body='{"code":"bad_request","message":"no"}')
     server.fault(path=r"/dags/new$", method="DELETE", status=400, body='{"code":"bad_request","message":"stuck"}')
@@ -399,7 +448,9 @@ def test_push_to_1_22_creates_then_writes_and_undoes_a_refusal(fake_factory, tmp
     # Before 1.23 POST /dags ignores the spec (a template is written, the text follows in a
     # PUT) and there is no /dags/validate: only the write itself checks on the server.
     server = fake_factory(two_steps(), version="1.22.10")
-    etl, deploy, lonely = dag_files(tmp_path, etl=ECHO.format("e"), deploy=ECHO.format("d"), lonely="steps:\n  - name: lonely\n")
+    etl, deploy, lonely = dag_files(
+        tmp_path, etl=ECHO.format("e"), deploy=ECHO.format("d"), lonely="steps:\n  - name: lonely\n"
+    )
     result = cli(server, "push", etl, "--create")
     assert result.code == 0 and result.stdout == f"created: {etl} (etl)\n", result.output
     assert server.dag_spec("etl") == ECHO.format("e")
@@ -414,7 +465,7 @@ def test_push_to_1_22_creates_then_writes_and_undoes_a_refusal(fake_factory, tmp
 
 
 def test_push_usage_and_server_errors_are_one_line(fake_factory, tmp_path):
-    deploy, = dag_files(tmp_path, deploy=ECHO.format("d"))
+    (deploy,) = dag_files(tmp_path, deploy=ECHO.format("d"))
     other = tmp_path / "sub"
     other.mkdir()
     (other / "deploy.yml").write_text(ECHO.format("d"))
@@ -425,9 +476,11 @@ def test_push_usage_and_server_errors_are_one_line(fake_factory, tmp_path):
     server = fake_factory(two_steps())
     server.dag_writes_allowed = False
     result = cli(server, "push", deploy)
-    assert_clean_error(result, 2, r"Insufficient permissions \(a CI key needs the developer role or higher\); nothing changed$")
+    assert_clean_error(
+        result, 2, r"Insufficient permissions \(a CI key needs the developer role or higher\); nothing changed$"
+    )
     legacy = fake_factory(two_steps(), version="1.16.12")
     assert_clean_error(cli(legacy, "push", deploy), 2, r"needs Dagu 1\.17 or newer")
-    spaced, = dag_files(tmp_path, **{"my dag": ECHO.format("d")})
+    (spaced,) = dag_files(tmp_path, **{"my dag": ECHO.format("d")})
     result = cli(server, "push", spaced, "--create")
     assert result.code == 1 and "only letters, digits, '_', '.' and '-'" in result.stdout, result.output

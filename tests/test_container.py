@@ -1,5 +1,6 @@
 """The container's pieces without a server: entrypoint mapping and passthrough, action.yml,
 Dockerfile lint. Runs against the fake server are in test_hosts_e2e.py."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -26,14 +27,36 @@ entrypoint = run_entrypoint
 def test_action_inputs_become_cli_arguments_with_hyphenated_names():
     ep = load_entrypoint()
     env = {
-        "GITHUB_ACTIONS": "true", "INPUT_DAG": "deploy", "INPUT_URL": "http://dagu:8080",
-        "INPUT_PARAMS": "VERSION: 1.2.3\nTARGET: prod\n", "INPUT_POLL-INTERVAL": "0.5", "INPUT_TIMEOUT": "0",
-        "INPUT_RUN-ID": "", "INPUT_LOGS": "false", "INPUT_STOP-ON-CANCEL": "true", "INPUT_FAIL-ON-PARTIAL": "TRUE",
-        "INPUT_ENQUEUE": "false", "INPUT_API-PATH": "/api/v1", "INPUT_TOKEN": "tok-1", "INPUT_PASSWORD": "",
+        "GITHUB_ACTIONS": "true",
+        "INPUT_DAG": "deploy",
+        "INPUT_URL": "http://dagu:8080",
+        "INPUT_PARAMS": "VERSION: 1.2.3\nTARGET: prod\n",
+        "INPUT_POLL-INTERVAL": "0.5",
+        "INPUT_TIMEOUT": "0",
+        "INPUT_RUN-ID": "",
+        "INPUT_LOGS": "false",
+        "INPUT_STOP-ON-CANCEL": "true",
+        "INPUT_FAIL-ON-PARTIAL": "TRUE",
+        "INPUT_ENQUEUE": "false",
+        "INPUT_API-PATH": "/api/v1",
+        "INPUT_TOKEN": "tok-1",
+        "INPUT_PASSWORD": "",
     }
     assert ep.cli_args([], detect(env), {"run"}) == [
-        "run", "deploy", "--url", "http://dagu:8080", "--api-path", "/api/v1", "--params", "VERSION: 1.2.3\nTARGET: prod",
-        "--timeout", "0", "--poll-interval", "0.5", "--fail-on-partial", "--no-logs",
+        "run",
+        "deploy",
+        "--url",
+        "http://dagu:8080",
+        "--api-path",
+        "/api/v1",
+        "--params",
+        "VERSION: 1.2.3\nTARGET: prod",
+        "--timeout",
+        "0",
+        "--poll-interval",
+        "0.5",
+        "--fail-on-partial",
+        "--no-logs",
     ]
     assert ep.action_secrets(detect(env)) == {"DAGU_API_TOKEN": "tok-1"}  # never on the command line
 
@@ -58,8 +81,9 @@ def test_every_action_input_is_mapped_and_outputs_are_the_documented_ones():
 
 def test_action_yml_matches_githubs_schema():
     checker = tool("check-jsonschema")
-    proc = subprocess.run([checker, "--builtin-schema", "vendor.github-actions", "action.yml"], cwd=ROOT,
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [checker, "--builtin-schema", "vendor.github-actions", "action.yml"], cwd=ROOT, capture_output=True, text=True
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -73,7 +97,9 @@ def test_bad_boolean_input_is_one_line_and_exit_2(value):
 def test_missing_dag_input_is_one_line_and_exit_2():
     proc = entrypoint(env={"GITHUB_ACTIONS": "true", "INPUT_DAG": ""})
     assert (proc.returncode, proc.stderr) == (
-        2, "dagu-ci: error: input dag is required (the DAG's file name as Dagu lists it), or input spec\n")
+        2,
+        "dagu-ci: error: input dag is required (the DAG's file name as Dagu lists it), or input spec\n",
+    )
 
 
 def test_spec_input_runs_a_repository_file_without_a_dag_name():
@@ -111,15 +137,20 @@ def test_image_gets_only_what_it_runs():
         allowed = [line[1:].rstrip("/") for line in handle.read().splitlines() if line.startswith("!")]
     with open(os.path.join(ROOT, "Dockerfile"), encoding="utf-8") as handle:
         # COPY SRC... DEST from the build context (a COPY --from=STAGE copies from a stage).
-        copied = {src for line in handle if line.startswith("COPY ") and "--from=" not in line
-                  for src in line.split()[1:-1]}
+        copied = {
+            src for line in handle if line.startswith("COPY ") and "--from=" not in line for src in line.split()[1:-1]
+        }
     assert sorted(allowed) == sorted(copied)
 
 
 def test_download_artifacts_true_means_a_workspace_folder():
     ep = load_entrypoint()
-    env = {"GITHUB_ACTIONS": "true", "INPUT_DAG": "d", "GITHUB_WORKSPACE": "/github/workspace",
-           "INPUT_DOWNLOAD-ARTIFACTS": "true"}
+    env = {
+        "GITHUB_ACTIONS": "true",
+        "INPUT_DAG": "d",
+        "GITHUB_WORKSPACE": "/github/workspace",
+        "INPUT_DOWNLOAD-ARTIFACTS": "true",
+    }
     assert ep.action_args(detect(env))[-2:] == ["--download-artifacts", "/github/workspace/dagu-artifacts"]
     env["INPUT_DOWNLOAD-ARTIFACTS"] = "reports"
     assert ep.action_args(detect(env))[-2:] == ["--download-artifacts", "reports"]

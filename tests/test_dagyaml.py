@@ -1,4 +1,5 @@
 """DAG files from the repository: local checks with file:line errors."""
+
 import pytest
 
 from dagu_ci.dagyaml import load_dag_file

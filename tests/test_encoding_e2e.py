@@ -3,6 +3,7 @@
 Output that a stream cannot encode is written with backslash escapes; so is what the files
 dagu-ci writes (JUnit, GitHub's files) cannot hold. Issue 10 item 8, issue 15 item 9.
 """
+
 from __future__ import annotations
 
 import json
@@ -30,13 +31,29 @@ def surrogate_server(fake_factory, steps):
 
 
 def test_a_lone_surrogate_in_a_log_line_is_shown_escaped_and_the_run_ends(fake_factory, tmp_path):
-    server = surrogate_server(fake_factory, [
-        Step("build", [out(f"before {MARK} after"), output("NOTE", MARK), out("next line"), fail(3)]),
-    ])
+    server = surrogate_server(
+        fake_factory,
+        [
+            Step("build", [out(f"before {MARK} after"), output("NOTE", MARK), out("next line"), fail(3)]),
+        ],
+    )
     summary, outputs = tmp_path / "summary.md", tmp_path / "output"
     env = {"GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(summary), "GITHUB_OUTPUT": str(outputs)}
-    result = run_cli("run", "deploy", "--url", server.url, *FAST, "--no-push", "--run-id", "u1",
-                     "--junit", str(tmp_path / "junit.xml"), "--result-file", str(tmp_path / "result.json"), env=env)
+    result = run_cli(
+        "run",
+        "deploy",
+        "--url",
+        server.url,
+        *FAST,
+        "--no-push",
+        "--run-id",
+        "u1",
+        "--junit",
+        str(tmp_path / "junit.xml"),
+        "--result-file",
+        str(tmp_path / "result.json"),
+        env=env,
+    )
     assert result.code == 1, result.output  # the step's failure, not an internal error (4)
     assert "internal error" not in result.output
     assert server.get_run("deploy", "u1").status == 2  # it ended on the server: not left running
@@ -80,9 +97,13 @@ def test_an_ascii_only_stream_with_a_unicode_file_name(tmp_path):
 
 def test_github_files_take_a_lone_surrogate_in_step_names_and_params(tmp_path):
     """The job summary holds step names and params as they came: it is written, escaped."""
-    reporter = GitHubReporter(Out(), PLAIN, output_path=str(tmp_path / "output"), summary_path=str(tmp_path / "summary"))
+    reporter = GitHubReporter(
+        Out(), PLAIN, output_path=str(tmp_path / "output"), summary_path=str(tmp_path / "summary")
+    )
     name = "build\ud800"
-    feed(reporter, [accepted(params='{"V":"\ud800"}'), started(name), done(name),
-                    finished(RunStatus.SUCCEEDED, step(name))])
+    feed(
+        reporter,
+        [accepted(params='{"V":"\ud800"}'), started(name), done(name), finished(RunStatus.SUCCEEDED, step(name))],
+    )
     summary = (tmp_path / "summary").read_text(encoding="utf-8")
     assert "build\\ud800" in summary and '{"V":"\\ud800"}' in summary

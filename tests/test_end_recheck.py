@@ -5,6 +5,7 @@ handlers, and never ends a run that is about to auto-retry.
 The policy is checked with a clock of its own (EndWatch, no sleeping); the CLI against the
 fake, which writes a run's end the way Dagu's agent does (tests/fakedagu/engine.py).
 """
+
 from __future__ import annotations
 
 import json
@@ -21,8 +22,15 @@ ENDED_AT = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
 def snap(status, *steps, finished=False, retry=None):
     count, limit = retry if retry else (0, None)
-    return RunSnapshot("d", "r", status, tuple(steps), finished_at=ENDED_AT if finished else None,
-                       auto_retry_count=count, auto_retry_limit=limit)
+    return RunSnapshot(
+        "d",
+        "r",
+        status,
+        tuple(steps),
+        finished_at=ENDED_AT if finished else None,
+        auto_retry_count=count,
+        auto_retry_limit=limit,
+    )
 
 
 def step(name, status, started=True):
@@ -50,7 +58,9 @@ def test_only_the_last_write_ends_a_run():
 def test_quick_rechecks_while_settling_then_the_usual_cadence():
     watch = EndWatch()
     settling = watch.phase(snap(RunStatus.SUCCEEDED, step("a", S)), now=0.0)
-    assert [watch.quick_wait(settling) for _ in range(QUICK_RECHECKS + 2)] == [QUICK_RECHECK] * QUICK_RECHECKS + [None] * 2
+    assert [watch.quick_wait(settling) for _ in range(QUICK_RECHECKS + 2)] == [QUICK_RECHECK] * QUICK_RECHECKS + [
+        None
+    ] * 2
     assert 0.05 <= QUICK_RECHECK <= 0.1
     # Every step ended but the run not yet terminal (2.6.5 finalising artifacts): settling too.
     other = EndWatch()
@@ -104,11 +114,13 @@ def test_pending_handlers_keep_the_run_going_without_quick_rechecks():
         assert watch.phase(before, now=now) is EndPhase.RUNNING
     assert watch.quick_wait(EndPhase.RUNNING) is None
     # onSuccess failed and turned the run failed: onFailure will not run, onExit still will.
-    between = snap(RunStatus.FAILED, ran, handler("onSuccess", StepStatus.FAILED), handler("onFailure", N),
-                   handler("onExit", N))
+    between = snap(
+        RunStatus.FAILED, ran, handler("onSuccess", StepStatus.FAILED), handler("onFailure", N), handler("onExit", N)
+    )
     assert watch.phase(between) is EndPhase.RUNNING
-    after = snap(RunStatus.FAILED, ran, handler("onSuccess", StepStatus.FAILED), handler("onFailure", N),
-                 handler("onExit", S))
+    after = snap(
+        RunStatus.FAILED, ran, handler("onSuccess", StepStatus.FAILED), handler("onFailure", N), handler("onExit", S)
+    )
     assert watch.phase(after) is EndPhase.SETTLING
     # Without onExit, the handler due for the status is the last one.
     assert watch.phase(snap(RunStatus.ABORTED, ran, handler("onCancel", N))) is EndPhase.RUNNING
@@ -148,8 +160,10 @@ def test_outputs_are_read_after_the_last_write(fake_factory):
     eventually(lambda: status_is(server, "o1", 4), "the run's terminal status")
     terminal_at = server.get_run("deploy", "o1").status_history[-1][0]
     # dagu-ci has seen the terminal status, without finishedAt, twice.
-    eventually(lambda: len([r for r in run_details_gets(server, "o1") if r.time > terminal_at]) >= 2,
-               "dagu-ci looking at the terminal run")
+    eventually(
+        lambda: len([r for r in run_details_gets(server, "o1") if r.time > terminal_at]) >= 2,
+        "dagu-ci looking at the terminal run",
+    )
     assert proc.proc.poll() is None, proc.finish().output
     server.release_finalize()
     result = proc.finish()
@@ -160,15 +174,20 @@ def test_outputs_are_read_after_the_last_write(fake_factory):
 def test_handlers_are_waited_for_and_can_fail_the_run(fake_factory):
     """Real Dagu (1.30.3, watched): `succeeded` is written at the last step's end, before the
     handlers; a failing onSuccess then turns the run failed."""
-    handlers = {"onSuccess": Step("onSuccess", [hold("handlers"), out("notifying"), fail(5)]),
-                "onExit": Step("onExit", [out("cleaning up")])}
-    server = fake_factory(Dag(file="deploy", steps=[Step("build", [out("built")])], handlers=handlers),
-                          version="1.30.3")
+    handlers = {
+        "onSuccess": Step("onSuccess", [hold("handlers"), out("notifying"), fail(5)]),
+        "onExit": Step("onExit", [out("cleaning up")]),
+    }
+    server = fake_factory(
+        Dag(file="deploy", steps=[Step("build", [out("built")])], handlers=handlers), version="1.30.3"
+    )
     proc = start_cli("run", "deploy", "--url", server.url, *FAST, "--run-id", "h1")
     server.wait_held("handlers")
     held_at = server.get_run("deploy", "h1").status_history[-1][0]
-    eventually(lambda: len([r for r in run_details_gets(server, "h1") if r.time > held_at]) >= 2,
-               "dagu-ci looking at the run while its handler runs")
+    eventually(
+        lambda: len([r for r in run_details_gets(server, "h1") if r.time > held_at]) >= 2,
+        "dagu-ci looking at the run while its handler runs",
+    )
     server.release("handlers")
     result = proc.finish()
     assert result.code == 1, result.output
@@ -177,14 +196,19 @@ def test_handlers_are_waited_for_and_can_fail_the_run(fake_factory):
 
 def test_no_end_before_an_auto_retry(fake_factory):
     flaky = Step("flaky", [out("try"), fail(1)], fail_attempts=1)
-    server = fake_factory(Dag(file="deploy", steps=[flaky], auto_retry_limit=1, auto_retry_delay=None),
-                          version="2.6.5", finalize_delay=None)
+    server = fake_factory(
+        Dag(file="deploy", steps=[flaky], auto_retry_limit=1, auto_retry_delay=None),
+        version="2.6.5",
+        finalize_delay=None,
+    )
     proc = start_cli("run", "deploy", "--url", server.url, *FAST, "--run-id", "ar1")
     eventually(lambda: status_is(server, "ar1", 2), "the first attempt failing")
     failed_at = server.get_run("deploy", "ar1").status_history[-1][0]
     # Longer than the grace given to an end never written: a run Dagu will retry is not one.
-    eventually(lambda: any(r.time > failed_at + UNWRITTEN_END_GRACE + 0.5 for r in run_details_gets(server, "ar1")),
-               "dagu-ci watching the failed first attempt")
+    eventually(
+        lambda: any(r.time > failed_at + UNWRITTEN_END_GRACE + 0.5 for r in run_details_gets(server, "ar1")),
+        "dagu-ci watching the failed first attempt",
+    )
     assert proc.proc.poll() is None, proc.finish().output
     server.release_finalize()
     eventually(lambda: server.get_run("deploy", "ar1").retry_pending, "the retry scheduled")
@@ -203,8 +227,10 @@ def test_a_quiet_step_is_polled_at_the_usual_cadence(fake_factory):
     proc.wait_for("start")
     server.wait_held("quiet")
     since = server.get_run("deploy", "q1").status_history[-1][0]
-    eventually(lambda: len([r for r in run_details_gets(server, "q1") if r.time > since]) >= 6,
-               "six status polls during the quiet step")
+    eventually(
+        lambda: len([r for r in run_details_gets(server, "q1") if r.time > since]) >= 6,
+        "six status polls during the quiet step",
+    )
     polls = [r.time for r in run_details_gets(server, "q1") if r.time > since]
     server.release("quiet")
     assert proc.finish().code == 0

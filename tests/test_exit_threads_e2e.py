@@ -5,6 +5,7 @@ OpenSSL when the process exits can crash it (a SIGSEGV at exit was seen once aft
 run: OpenSSL's exit-time cleanup frees what that thread still uses). Their sockets are shut
 down by then, so they end at once; dagu-ci gives them that moment (bounded) before it exits.
 """
+
 from __future__ import annotations
 
 import re
@@ -59,7 +60,9 @@ def tls(tmp_path_factory):
 
 
 def test_no_stream_or_request_thread_is_left_running_at_exit(fake_factory, tls):
-    server = fake_factory(Dag(file="deploy", steps=[Step("s", [out("over tls"), hold("end")])]), tls=tls.server_context(False))
+    server = fake_factory(
+        Dag(file="deploy", steps=[Step("s", [out("over tls"), hold("end")])]), tls=tls.server_context(False)
+    )
     proc = SlowReader(["run", "deploy", "--url", server.url, "--ca-cert", tls.ca, "--poll-interval", "0.1"])
     eventually(lambda: stream_requests(server), "dagu-ci reading the events stream")
     server.release("end")

@@ -1,5 +1,6 @@
 """How dagu-ci ends and what it leaves (issue 10): a closed stdout, `--json` documents,
 output paths checked before the run, and what a CI host gets from an error."""
+
 from __future__ import annotations
 
 import json
@@ -17,8 +18,11 @@ from tests.tlsfiles import make_tls_files
 
 
 def slow_dag():
-    return Dag(file="slow", name="slow", steps=[Step("work", [out("line 1"), out("line 2"), out("line 3"),
-                                                             out("line 4"), hold("never"), out("done")])])
+    return Dag(
+        file="slow",
+        name="slow",
+        steps=[Step("work", [out("line 1"), out("line 2"), out("line 3"), out("line 4"), hold("never"), out("done")])],
+    )
 
 
 def ok_dag(fails=False):
@@ -43,8 +47,12 @@ def test_closed_stdout_stops_the_run_and_exits_141(fake_factory, tmp_path, comma
         args = ["follow", "slow", "pipe"]
     else:
         args = ["run", "slow", "--run-id", "pipe"]
-    proc = subprocess.Popen(cli_command(*args, "--url", server.url, *FAST, "--state-dir", str(state_dir)),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=clean_env())
+    proc = subprocess.Popen(
+        cli_command(*args, "--url", server.url, *FAST, "--state-dir", str(state_dir)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=clean_env(),
+    )
     try:
         head = [proc.stdout.readline() for _ in range(3)]  # what `head -3` reads
         server.wait_for_status("slow", "pipe", {1})
@@ -67,8 +75,12 @@ def test_closed_stdout_ends_logs_follow_and_leaves_the_run_alone(fake_factory):
     server = fake_factory(slow_dag())
     assert run_cli("start", "slow", "--url", server.url, "--run-id", "l1").code == 0
     server.wait_for_status("slow", "l1", {1})
-    proc = subprocess.Popen(cli_command("logs", "slow", "l1", "--follow", "--url", server.url, *FAST),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=clean_env())
+    proc = subprocess.Popen(
+        cli_command("logs", "slow", "l1", "--follow", "--url", server.url, *FAST),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=clean_env(),
+    )
     try:
         proc.stdout.readline()
         proc.stdout.close()
@@ -128,8 +140,22 @@ def _json_commands(tmp_path):
     }
 
 
-JSON_COMMANDS = ["run", "follow", "retry --follow", "retry", "start", "status", "logs", "dags", "history", "outputs",
-                 "validate", "push", "stop", "stop --from-state"]
+JSON_COMMANDS = [
+    "run",
+    "follow",
+    "retry --follow",
+    "retry",
+    "start",
+    "status",
+    "logs",
+    "dags",
+    "history",
+    "outputs",
+    "validate",
+    "push",
+    "stop",
+    "stop --from-state",
+]
 
 
 @pytest.mark.parametrize("name", JSON_COMMANDS)
@@ -151,10 +177,21 @@ def test_every_json_command_prints_one_document_on_stdout(fake_factory, tmp_path
         assert "push: nothing changed" in result.stderr
 
 
-@pytest.mark.parametrize("args", [
-    ["run", "nope", *FAST], ["follow", "nope", "x"], ["retry", "nope", "x", "--follow"], ["start", "nope"],
-    ["logs", "nope"], ["history", "nope"], ["outputs", "nope"], ["stop", "nope", "x"], ["status", "nope"],
-], ids=lambda args: args[0] + (" --follow" if "--follow" in args else ""))
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["run", "nope", *FAST],
+        ["follow", "nope", "x"],
+        ["retry", "nope", "x", "--follow"],
+        ["start", "nope"],
+        ["logs", "nope"],
+        ["history", "nope"],
+        ["outputs", "nope"],
+        ["stop", "nope", "x"],
+        ["status", "nope"],
+    ],
+    ids=lambda args: args[0] + (" --follow" if "--follow" in args else ""),
+)
 def test_json_errors_leave_stdout_empty(fake_factory, args):
     server = fake_factory(ok_dag())
     result = run_cli(*args, "--url", server.url, "--json")
@@ -197,9 +234,21 @@ def test_unwritable_output_path_is_exit_2_before_the_server_is_asked(fake_factor
 
 def test_dry_run_checks_paths_and_creates_no_files(fake_factory, tmp_path):
     server = fake_factory(ok_dag())
-    result = run_cli("run", "ok", "--url", server.url, "--dry-run", "--result-file", str(tmp_path / "out" / "r.json"),
-                     "--junit", str(tmp_path / "j.xml"), "--download-artifacts", str(tmp_path / "art"),
-                     "--state-dir", str(tmp_path / "state"))
+    result = run_cli(
+        "run",
+        "ok",
+        "--url",
+        server.url,
+        "--dry-run",
+        "--result-file",
+        str(tmp_path / "out" / "r.json"),
+        "--junit",
+        str(tmp_path / "j.xml"),
+        "--download-artifacts",
+        str(tmp_path / "art"),
+        "--state-dir",
+        str(tmp_path / "state"),
+    )
     assert result.code == 0, result.output
     assert sorted(os.listdir(tmp_path)) == []  # nothing created, no probe left behind
     bad = run_cli("run", "ok", "--url", server.url, "--dry-run", "--junit", "/proc/nope/j.xml")
@@ -210,8 +259,19 @@ def test_a_report_that_cannot_be_written_after_the_run_keeps_its_exit_code(fake_
     server = fake_factory(Dag(file="ok", name="ok", steps=[Step("build", [out("hello"), hold("end"), fail(1)])]))
     (tmp_path / "out").mkdir()
     state_dir = tmp_path / "state"
-    proc = start_cli("run", "ok", "--url", server.url, *FAST, "--run-id", "w1", "--state-dir", str(state_dir),
-                     "--result-file", str(tmp_path / "out" / "r.json"))
+    proc = start_cli(
+        "run",
+        "ok",
+        "--url",
+        server.url,
+        *FAST,
+        "--run-id",
+        "w1",
+        "--state-dir",
+        str(state_dir),
+        "--result-file",
+        str(tmp_path / "out" / "r.json"),
+    )
     server.wait_for_status("ok", "w1", {1})
     (tmp_path / "out").rmdir()
     (tmp_path / "out").write_text("now a file: the result cannot go there")  # checked fine, fails at the end
@@ -228,9 +288,14 @@ def test_a_report_that_cannot_be_written_after_the_run_keeps_its_exit_code(fake_
 
 
 def github_env(tmp_path, **extra):
-    return {"GITHUB_ACTIONS": "true", "GITHUB_OUTPUT": str(tmp_path / "output"),
-            "GITHUB_STEP_SUMMARY": str(tmp_path / "summary"), "INPUT_POLL-INTERVAL": "0.1",
-            "INPUT_TOKEN": "tok-s3cret", **extra}
+    return {
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_OUTPUT": str(tmp_path / "output"),
+        "GITHUB_STEP_SUMMARY": str(tmp_path / "summary"),
+        "INPUT_POLL-INTERVAL": "0.1",
+        "INPUT_TOKEN": "tok-s3cret",
+        **extra,
+    }
 
 
 def github_outputs(tmp_path):
@@ -241,13 +306,16 @@ def github_outputs(tmp_path):
     return values
 
 
-@pytest.mark.parametrize("case, code, said", [
-    ("unreachable", 4, "unreachable"),
-    ("unknown dag", 2, "not found"),
-    ("refused auth", 2, "auth"),
-    ("bad input", 2, "timeout"),
-    ("missing dag", 2, "input dag is required"),
-])
+@pytest.mark.parametrize(
+    "case, code, said",
+    [
+        ("unreachable", 4, "unreachable"),
+        ("unknown dag", 2, "not found"),
+        ("refused auth", 2, "auth"),
+        ("bad input", 2, "timeout"),
+        ("missing dag", 2, "input dag is required"),
+    ],
+)
 def test_github_errors_before_the_run_leave_annotation_outputs_and_summary(fake_factory, tmp_path, case, code, said):
     server = fake_factory(ok_dag(), auth=("token", "tok-s3cret" if case != "refused auth" else "another"))
     inputs = {"INPUT_DAG": "ok", "INPUT_URL": server.url, "INPUT_START-TIMEOUT": "0"}
@@ -275,8 +343,13 @@ def test_github_errors_before_the_run_leave_annotation_outputs_and_summary(fake_
 def test_github_error_text_from_the_server_stays_data(fake_factory, tmp_path):
     server = fake_factory(ok_dag())
     hostile = "refused\n::warning::pwned %0A::set-output name=x::y\n| cell | [link](http://evil) <b>"
-    server.fault(r"/dags/ok/start$", method="POST", status=400, count=None,
-                 body=json.dumps({"code": "bad_request", "message": hostile}))
+    server.fault(
+        r"/dags/ok/start$",
+        method="POST",
+        status=400,
+        count=None,
+        body=json.dumps({"code": "bad_request", "message": hostile}),
+    )
     proc = run_entrypoint(env=github_env(tmp_path, INPUT_DAG="ok", INPUT_URL=server.url), cwd=tmp_path)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     log = WorkflowLog.read(proc.stdout)
@@ -306,16 +379,27 @@ def test_an_error_mid_run_stops_the_run_and_reaches_github(fake_factory, tmp_pat
     from tests.hosttools import BIN, ENTRYPOINT
 
     server = fake_factory(slow_dag())
-    env = {"PATH": f"{BIN}{os.pathsep}/usr/bin:/bin", "PYTHONUNBUFFERED": "1",
-           **github_env(tmp_path, INPUT_DAG="slow", INPUT_URL=server.url, **{"INPUT_RUN-ID": "m1"})}
-    proc = subprocess.Popen([sys.executable, ENTRYPOINT], env=env, cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    env = {
+        "PATH": f"{BIN}{os.pathsep}/usr/bin:/bin",
+        "PYTHONUNBUFFERED": "1",
+        **github_env(tmp_path, INPUT_DAG="slow", INPUT_URL=server.url, **{"INPUT_RUN-ID": "m1"}),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, ENTRYPOINT], env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     try:
         server.wait_for_status("slow", "m1", {1})
-        eventually(lambda: "run-id=m1" in ((tmp_path / "output").read_text() if (tmp_path / "output").exists() else ""),
-                   "the run-id output")
-        server.fault(r"/dag-runs/slow/m1$", method="GET", status=401, count=None,
-                     body=json.dumps({"code": "unauthorized", "message": "token revoked"}))
+        eventually(
+            lambda: "run-id=m1" in ((tmp_path / "output").read_text() if (tmp_path / "output").exists() else ""),
+            "the run-id output",
+        )
+        server.fault(
+            r"/dag-runs/slow/m1$",
+            method="GET",
+            status=401,
+            count=None,
+            body=json.dumps({"code": "unauthorized", "message": "token revoked"}),
+        )
         stdout, stderr = proc.communicate(timeout=2 * WAIT_LIMIT)
     finally:
         if proc.poll() is None:

@@ -9,6 +9,7 @@ is allowed only on the exchanges it names, and must actually occur, so the list 
 silently. A document that cannot be had fails the test in CI (CI=true) and skips it, with
 the reason, elsewhere.
 """
+
 from __future__ import annotations
 
 import os
@@ -180,7 +181,8 @@ class Recorder:
             for finding in exchange.findings:
                 excuse = next(
                     (
-                        d for d in DEVIATIONS
+                        d
+                        for d in DEVIATIONS
                         if self.version in d.versions
                         and re.search(d.exchange, exchange.label)
                         and re.search(d.finding, finding)
@@ -203,8 +205,10 @@ def scenario_dags() -> List[Dag]:
             file="deploy",
             name="deploy-prod",  # the run endpoints must use this, not the file name
             params={"VERSION": "0.0.0", "REPLICAS": "2"},
-            param_defs=[{"name": "VERSION", "type": "string", "pattern": "^[0-9.]+$", "minLength": 1, "default": "0.0.0"},
-                        {"name": "REPLICAS", "type": "integer", "enum": [1, 2, 3], "minimum": 1, "default": 2}],
+            param_defs=[
+                {"name": "VERSION", "type": "string", "pattern": "^[0-9.]+$", "minLength": 1, "default": "0.0.0"},
+                {"name": "REPLICAS", "type": "integer", "enum": [1, 2, 3], "minimum": 1, "default": 2},
+            ],
             steps=[
                 Step("build", [out("building {VERSION}"), output("IMAGE_TAG", "{VERSION}")]),
                 Step("test", [lines(20, "test {i}"), err("a warning")], depends=["build"]),
@@ -418,7 +422,7 @@ def test_validator_rejects_a_wrong_shape(version: str) -> None:
     """The check above is only worth something if a wrong body fails it."""
     api_url = "http://127.0.0.1:9" + ("/api/v1" if version.startswith("2") else "/api/v2")
     spec = load_spec(version, api_url)
-    request = MockRequest("http://127.0.0.1:9", "get", api_url[len("http://127.0.0.1:9"):] + "/dag-runs/d/r1")
+    request = MockRequest("http://127.0.0.1:9", "get", api_url[len("http://127.0.0.1:9") :] + "/dag-runs/d/r1")
     wrong = b'{"dagRunDetails":{"name":"d","dagRunId":"r1","status":"running","statusLabel":"running"}}'
     found = findings(spec, request, MockResponse(wrong, status_code=200, content_type="application/json"))
     assert any("'running' is not of type 'integer'" in f for f in found), found

@@ -1,5 +1,6 @@
 """The fake's DAG-file endpoints (issue 4's push): GET/PUT /dags/{fileName}/spec,
 POST /dags, DELETE /dags/{fileName}, per version (tests/fakedagu/definitions.py)."""
+
 from __future__ import annotations
 
 import pytest
@@ -69,8 +70,11 @@ def test_writes_refused_and_delete(version, message):
         srv.add_dag(dag())
         before = srv.dag_specs
         srv.dag_writes_allowed = False
-        for method, path, body in (("PUT", "/dags/deploy/spec", {"spec": GOOD}), ("POST", "/dags", {"name": "n", "spec": GOOD}),
-                                   ("DELETE", "/dags/deploy", None)):
+        for method, path, body in (
+            ("PUT", "/dags/deploy/spec", {"spec": GOOD}),
+            ("POST", "/dags", {"name": "n", "spec": GOOD}),
+            ("DELETE", "/dags/deploy", None),
+        ):
             refused = requests.request(method, srv.api_url + path, json=body)
             assert (refused.status_code, refused.json()) == (403, {"code": "forbidden", "message": message}), method
         assert srv.dag_specs == before

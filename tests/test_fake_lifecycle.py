@@ -1,5 +1,6 @@
 """The fake's issue-6 endpoints: suspended DAGs, labels and list filters, queues with
 positions, inline-spec runs and artifacts (tests/fakedagu/lifecycle.py)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -73,7 +74,9 @@ def test_queue_positions_on_each_shape():
                 order = [r["dagRunId"] for r in queue["queued"]]
             elif version == "2.0.0":
                 assert queue["queuedCount"] == 3
-                order = [r["dagRunId"] for r in requests.get(srv.api_url + "/queues/d/items?type=queued").json()["items"]]
+                order = [
+                    r["dagRunId"] for r in requests.get(srv.api_url + "/queues/d/items?type=queued").json()["items"]
+                ]
             else:
                 page = requests.get(srv.api_url + "/queues/d/items?limit=2").json()
                 rest = requests.get(srv.api_url + "/queues/d/items", params={"cursor": page["nextCursor"]}).json()
@@ -125,8 +128,13 @@ def test_artifacts():
         assert requests.get(api + "/dag-runs/d/a1/artifacts/download").status_code == 400
         assert requests.get(api + "/dag-runs/plain/p1/artifacts").status_code == 404
         srv.hostile_artifacts = ["../../etc/passwd", "/abs/file"]
-        assert [n["path"] for n in requests.get(api + "/dag-runs/d/a1/artifacts").json()["items"]] == srv.hostile_artifacts
-        assert requests.get(api + "/dag-runs/d/a1/artifacts/download", params={"path": "../../etc/passwd"}).content == b"pwned\n"
+        assert [
+            n["path"] for n in requests.get(api + "/dag-runs/d/a1/artifacts").json()["items"]
+        ] == srv.hostile_artifacts
+        assert (
+            requests.get(api + "/dag-runs/d/a1/artifacts/download", params={"path": "../../etc/passwd"}).content
+            == b"pwned\n"
+        )
     with FakeDagu(version="2.4.3") as old:
         old.add_dag(dag(artifacts={"x": "y"}))
         requests.post(old.api_url + "/dags/d/start", json={"dagRunId": "o"})

@@ -3,6 +3,7 @@
 Each test checks one behaviour API.md describes for the real server, so a client
 tested against the fake meets the same hazards.
 """
+
 from __future__ import annotations
 
 import json
@@ -107,7 +108,12 @@ def test_legacy_server_has_only_the_legacy_api(make):
 
 @pytest.mark.parametrize(
     "version, flavor, prefix",
-    [("dev", "v1x", "/api/v2"), ("dev", None, "/api/v1"), ("0.0.0", "v1x", "/api/v2"), ("v2.6.5-23-gabc", None, "/api/v1")],
+    [
+        ("dev", "v1x", "/api/v2"),
+        ("dev", None, "/api/v1"),
+        ("0.0.0", "v1x", "/api/v2"),
+        ("v2.6.5-23-gabc", None, "/api/v1"),
+    ],
 )
 def test_dev_and_git_describe_versions(make, version, flavor, prefix):
     server = make(quick_dag(), version=version, flavor=flavor)
@@ -315,10 +321,15 @@ def test_log_offsets_limits_and_omitted_zero_fields(make):
     start(server, "deploy", "o1")
     server.wait_for_status("deploy", "o1", 4)
     assert step_log(server, "deploy", "o1", "s", offset=4, limit=3).json() == {
-        "content": "line 4\nline 5\nline 6", "lineCount": 3, "totalLines": 10, "hasMore": True,
+        "content": "line 4\nline 5\nline 6",
+        "lineCount": 3,
+        "totalLines": 10,
+        "hasMore": True,
     }
     assert step_log(server, "deploy", "o1", "s", offset=9).json() == {
-        "content": "line 9\nline 10", "lineCount": 2, "totalLines": 10,
+        "content": "line 9\nline 10",
+        "lineCount": 2,
+        "totalLines": 10,
     }
     assert step_log(server, "deploy", "o1", "s", offset=11).json() == {"content": "", "totalLines": 10}
     assert step_log(server, "deploy", "o1", "s", tail=2).json()["content"] == "line 9\nline 10"
@@ -341,7 +352,8 @@ def test_log_errors_missing_stream_unknown_step_latest_and_unstarted(make):
         assert unknown.status_code == 404 and unknown.json()["message"] == "step zzz not found in DAG deploy"
         assert step_log(server, "deploy", "latest", "a").status_code == 404
     assert step_log(modern, "deploy", "e1", "b").json() == {
-        "code": "not_found", "message": "log file not found for step b",
+        "code": "not_found",
+        "message": "log file not found for step b",
     }
     unstarted = step_log(older, "deploy", "e1", "b")
     assert unstarted.status_code == 500 and unstarted.json()["code"] == "internal_error"
@@ -396,12 +408,15 @@ def test_10kb_files_get_an_estimate_that_can_hide_the_tail(make):
     real_total = 30400
     assert skew["isEstimate"] is True and skew["totalLines"] < 1000 < real_total
     assert step_log(server, "deploy", "t1", "skew", offset=skew["totalLines"] + 1).json() == {
-        "content": "", "totalLines": skew["totalLines"], "isEstimate": True,
+        "content": "",
+        "totalLines": skew["totalLines"],
+        "isEstimate": True,
     }
     head = step_log(server, "deploy", "t1", "skew", head=real_total).json()
     assert head["lineCount"] == real_total and head["content"].endswith("s30000")
-    download = requests.get(server.api_url + "/dag-runs/deploy/t1/steps/skew/log/download",
-                            params={"stream": "stdout"}, timeout=5)
+    download = requests.get(
+        server.api_url + "/dag-runs/deploy/t1/steps/skew/log/download", params={"stream": "stdout"}, timeout=5
+    )
     assert download.headers["Content-Type"] == "text/plain"
     assert download.headers["Content-Disposition"] == 'attachment; filename="deploy-t1-skew-stdout.log"'
     assert download.content.count(b"\n") == real_total and download.content.endswith(b"s30000\n")
@@ -414,7 +429,8 @@ def test_line_over_64kb(make):
         start(server, "deploy", "w1")
         server.wait_for_status("deploy", "w1", 4)
     assert step_log(modern, "deploy", "w1", "wide", offset=1).json() == {
-        "content": "Error: Line too long to read.", "isEstimate": True,
+        "content": "Error: Line too long to read.",
+        "isEstimate": True,
     }
     assert step_log(modern, "deploy", "w1", "wide", offset=1, limit=1).json()["content"] == "before"
     assert step_log(older, "deploy", "w1", "wide", offset=1).status_code == 500  # offset reads before 1.26
@@ -460,8 +476,12 @@ def test_stop_is_asynchronous_and_ends_aborted(make):
 
 
 def test_failure_aborts_dependents_and_continue_on_failure_gives_partial_success(make):
-    failing = quick_dag("fails", steps=[Step("a", [fail(3)]), Step("b", [out("b")], depends=["a"]), Step("c", [out("c")])])
-    partial = quick_dag("partial", steps=[Step("lint", [fail(2)], continue_on_failure=True), Step("build", [out("ok")])])
+    failing = quick_dag(
+        "fails", steps=[Step("a", [fail(3)]), Step("b", [out("b")], depends=["a"]), Step("c", [out("c")])]
+    )
+    partial = quick_dag(
+        "partial", steps=[Step("lint", [fail(2)], continue_on_failure=True), Step("build", [out("ok")])]
+    )
     server = make(failing, partial)
     start(server, "fails", "f1")
     start(server, "partial", "p1")
@@ -515,7 +535,10 @@ def test_enqueue_stays_queued_then_runs_or_is_dequeued(make):
     # A dequeued run that never ran is removed, as Dagu's dequeue does (checked on real 1.30.3).
     assert requests.get(server.api_url + "/dag-runs/deploy/q2", timeout=5).status_code == 404
     gone = requests.get(server.api_url + "/dag-runs/deploy/q2/dequeue", timeout=5)
-    assert (gone.status_code, gone.json()) == (404, {"code": "not_found", "message": "dag-run ID q2 not found for DAG deploy"})
+    assert (gone.status_code, gone.json()) == (
+        404,
+        {"code": "not_found", "message": "dag-run ID q2 not found for DAG deploy"},
+    )
     requests.post(server.api_url + "/dags/deploy/enqueue", json={"dagRunId": "q3"}, timeout=5)
     server.release_queue()
     server.wait_for_status("deploy", "q3", 4)
@@ -537,8 +560,9 @@ def test_retry_makes_a_new_attempt_with_new_log_paths(make):
 
 
 def test_auto_retry_shows_failed_then_a_new_attempt(make):
-    dag = quick_dag(steps=[Step("flaky", [out("try"), fail(1)], fail_attempts=1)], auto_retry_limit=1,
-                    auto_retry_delay=None)  # the retry waits for release_auto_retries()
+    dag = quick_dag(
+        steps=[Step("flaky", [out("try"), fail(1)], fail_attempts=1)], auto_retry_limit=1, auto_retry_delay=None
+    )  # the retry waits for release_auto_retries()
     server = make(dag, version="2.6.5")
     start(server, "deploy", "ar1")
     server.wait_for_status("deploy", "ar1", 2)
@@ -645,7 +669,12 @@ def test_request_records(make):
     requests.get(server.api_url + "/dag-runs?name=deploy&status=4", timeout=5)
     start(server, "deploy", "rec1")
     get, post = server.wait_for_requests(2)
-    assert (get.method, get.path, get.query, get.status) == ("GET", "/api/v1/dag-runs", {"name": "deploy", "status": "4"}, 200)
+    assert (get.method, get.path, get.query, get.status) == (
+        "GET",
+        "/api/v1/dag-runs",
+        {"name": "deploy", "status": "4"},
+        200,
+    )
     assert get.url == "/x/api/v1/dag-runs?name=deploy&status=4" and get.bytes_out == len(get.response) > 0
     assert json.loads(post.body) == {"dagRunId": "rec1"} and post.time >= get.time and post.duration >= 0
 
@@ -661,9 +690,21 @@ def test_demo_yaml_loads():
 
 def test_cli_prints_ready_and_stops_on_sigterm():
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.fakedagu", "--port", "0", "--version", "1.30.3",
-         "--dags", os.path.join(ROOT, "examples", "demo-dags.yaml")],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "tests.fakedagu",
+            "--port",
+            "0",
+            "--version",
+            "1.30.3",
+            "--dags",
+            os.path.join(ROOT, "examples", "demo-dags.yaml"),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         line = proc.stdout.readline().strip()

@@ -1,4 +1,5 @@
 """The fake's events stream (API.md §8.2): frames, auth, version gating, pushes, drops."""
+
 from __future__ import annotations
 
 import json
@@ -75,8 +76,9 @@ class Reader:
 
 
 def open_stream(srv: FakeDagu, topics, **kw) -> requests.Response:
-    return requests.get(f"{srv.api_url}/events/stream", params=[("topic", t) for t in topics],
-                        stream=True, timeout=5, **kw)
+    return requests.get(
+        f"{srv.api_url}/events/stream", params=[("topic", t) for t in topics], stream=True, timeout=5, **kw
+    )
 
 
 def start(srv: FakeDagu, dag: str, run_id: str) -> None:
@@ -106,7 +108,8 @@ def test_control_frame_then_snapshot_then_push_on_change():
         rest = requests.get(f"{srv.api_url}/dag-runs/slow/r1", timeout=5).json()
         assert set(first.json["payload"]["dagRunDetails"]) == set(rest["dagRunDetails"])
         final = reader.wait_for(
-            lambda f: f.event == "message" and f.json["payload"].get("dagRunDetails", {}).get("status") == 4)
+            lambda f: f.event == "message" and f.json["payload"].get("dagRunDetails", {}).get("status") == 4
+        )
         details = final.json["payload"]["dagRunDetails"]
         assert [n["status"] for n in details["nodes"]] == [4, 4]
         ids = [int(f.id) for f in reader.seen if f.id]
@@ -144,8 +147,9 @@ def test_heartbeat_topics_param_and_token_auth():
         assert refused.status_code == 401 and refused.headers["WWW-Authenticate"].startswith("Bearer")
         wrong = requests.get(url, params={"topic": "dagrun:slow/x", "token": "nope"}, timeout=5)
         assert wrong.status_code == 401
-        by_query = requests.get(url, params={"topics": "dagrun:slow/x,dagrun:slow/y", "token": "s3cret"},
-                                stream=True, timeout=5)
+        by_query = requests.get(
+            url, params={"topics": "dagrun:slow/x,dagrun:slow/y", "token": "s3cret"}, stream=True, timeout=5
+        )
         reader = Reader(by_query)
         assert reader.wait_for(lambda f: f.event == "control").json["subscribed"] == ["dagrun:slow/x", "dagrun:slow/y"]
         reader.wait_for(lambda f: f.comment == "heartbeat")
@@ -171,8 +175,11 @@ def test_topics_endpoint_adds_and_removes():
         reader = Reader(open_stream(srv, ["dagrun:slow/other"]))
         session = reader.wait_for(lambda f: f.event == "control").json["sessionID"]
         url = f"{srv.api_url}/events/stream/topics"
-        answer = requests.post(url, json={"sessionID": session, "add": ["dagrun:slow/r3", "bad"],
-                                          "remove": ["dagrun:slow/other"]}, timeout=5)
+        answer = requests.post(
+            url,
+            json={"sessionID": session, "add": ["dagrun:slow/r3", "bad"], "remove": ["dagrun:slow/other"]},
+            timeout=5,
+        )
         assert answer.status_code == 200
         assert answer.json()["subscribed"] == ["dagrun:slow/r3"]
         assert answer.json()["errors"][0]["code"] == "invalid_topic"

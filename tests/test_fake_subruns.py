@@ -1,5 +1,6 @@
 """The fake's sub-DAG runs (issue 13): call, parallel items, nesting, repeats, the
 404-before-record window, both API shapes, the list endpoint, stop of the tree."""
+
 from __future__ import annotations
 
 import requests
@@ -8,11 +9,16 @@ from tests.conftest import WAIT_LIMIT, eventually
 from tests.fakedagu import Dag, Step, call, fail, hold, out, parallel
 
 LEAF = Dag(file="leaf", params={"REGION": ""}, steps=[Step("migrate", [out("migrating {REGION}")])])
-MID = Dag(file="mid", steps=[Step("prep", [out("prep")]), Step("deeper", [call("leaf", "REGION=inner")], depends=["prep"])])
-ROOT = Dag(file="root", steps=[
-    Step("deploy", [parallel("leaf", ["eu", "us"], params="REGION={ITEM}")]),
-    Step("nest", [call("mid")]),
-])
+MID = Dag(
+    file="mid", steps=[Step("prep", [out("prep")]), Step("deeper", [call("leaf", "REGION=inner")], depends=["prep"])]
+)
+ROOT = Dag(
+    file="root",
+    steps=[
+        Step("deploy", [parallel("leaf", ["eu", "us"], params="REGION={ITEM}")]),
+        Step("nest", [call("mid")]),
+    ],
+)
 
 
 def _get(srv, path, **params):
@@ -91,7 +97,9 @@ def test_a_child_is_listed_before_its_record_exists(fake_factory):
     sub_id = node["subRuns"][0]["dagRunId"]
     missing = _get(srv, f"/dag-runs/one/r2/sub-dag-runs/{sub_id}")
     assert missing.status_code == 404 and missing.json() == {
-        "code": "not_found", "message": f"sub dag-run ID {sub_id} not found for DAG one"}
+        "code": "not_found",
+        "message": f"sub dag-run ID {sub_id} not found for DAG one",
+    }
     assert _get(srv, "/dag-runs/one/r2/sub-dag-runs").json() == {"subRuns": []}
     srv.release("records")
     srv.wait_for_status("one", "r2", {4})
@@ -100,10 +108,18 @@ def test_a_child_is_listed_before_its_record_exists(fake_factory):
 
 def test_a_failing_child_fails_its_step_and_a_repeat_keeps_the_earlier_children(fake_factory):
     bad = Dag(file="bad", steps=[Step("boom", [out("about to fail"), fail(3)])])
-    srv = fake_factory(bad, LEAF, Dag(file="p", steps=[
-        Step("again", [call("leaf", "REGION=r", repeat=3)]),
-        Step("broken", [call("bad")], depends=["again"]),
-    ]), version="1.30.3")
+    srv = fake_factory(
+        bad,
+        LEAF,
+        Dag(
+            file="p",
+            steps=[
+                Step("again", [call("leaf", "REGION=r", repeat=3)]),
+                Step("broken", [call("bad")], depends=["again"]),
+            ],
+        ),
+        version="1.30.3",
+    )
     run = _start(srv, "p", "r3")
     assert run.status == 2
     details = _get(srv, "/dag-runs/p/r3").json()["dagRunDetails"]
@@ -117,7 +133,9 @@ def test_a_failing_child_fails_its_step_and_a_repeat_keeps_the_earlier_children(
 
 def test_stopping_the_root_aborts_the_children(fake_factory):
     slow = Dag(file="slow", steps=[Step("wait", [hold("never")])])
-    srv = fake_factory(slow, Dag(file="fan", steps=[Step("many", [parallel("slow", ["a", "b", "c"])])]), version="1.30.3")
+    srv = fake_factory(
+        slow, Dag(file="fan", steps=[Step("many", [parallel("slow", ["a", "b", "c"])])]), version="1.30.3"
+    )
     requests.post(f"{srv.api_url}/dags/fan/start", json={"dagRunId": "r4"}, timeout=WAIT_LIMIT)
     eventually(lambda: srv.engine.holding("never") == 3, "three children holding")
     assert requests.post(f"{srv.api_url}/dag-runs/fan/r4/stop", timeout=WAIT_LIMIT).status_code == 200

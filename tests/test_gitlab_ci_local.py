@@ -3,6 +3,7 @@
 Install: `npm_config_nodedir=/usr npm install --prefix .tools/node gitlab-ci-local@4.56.2`
 (the nodedir lets its re2 module build offline from Debian's node headers) and Debian's rsync.
 """
+
 from __future__ import annotations
 
 import os
@@ -24,8 +25,11 @@ VERSION = "4.56.2"
 def gitlab_ci_local() -> str:
     if not shutil.which("node") or not shutil.which("npm"):
         pytest.skip("node and npm are needed to run gitlab-ci-local")
-    for path in (os.environ.get("GITLAB_CI_LOCAL"), os.path.join(ROOT, ".tools", "node", "node_modules", ".bin",
-                                                                   "gitlab-ci-local"), shutil.which("gitlab-ci-local")):
+    for path in (
+        os.environ.get("GITLAB_CI_LOCAL"),
+        os.path.join(ROOT, ".tools", "node", "node_modules", ".bin", "gitlab-ci-local"),
+        shutil.which("gitlab-ci-local"),
+    ):
         if path and os.path.exists(path):
             break
     else:
@@ -53,30 +57,54 @@ checks:
 
 def test_template_runs_in_gitlab_ci_local(fake_factory, tmp_path):
     binary = gitlab_ci_local()
-    server = fake_factory(Dag(file="checks", name="checks", steps=[
-        Step("lint", [out("lint ok")]),
-        Step("unit", [out("ran 3"), out("FAILED test_x"), fail(1)], depends=["lint"]),
-    ]))
+    server = fake_factory(
+        Dag(
+            file="checks",
+            name="checks",
+            steps=[
+                Step("lint", [out("lint ok")]),
+                Step("unit", [out("ran 3"), out("FAILED test_x"), fail(1)], depends=["lint"]),
+            ],
+        )
+    )
     shutil.copy(os.path.join(ROOT, ".gitlab-ci-template.yml"), tmp_path)
     (tmp_path / ".gitlab-ci.yml").write_text(PROJECT.format(url=server.url))
     git = ["git", "-c", "user.email=ci@example.com", "-c", "user.name=ci"]
     subprocess.run([*git, "init", "-q", "."], cwd=tmp_path, check=True)
     subprocess.run([*git, "add", "-A"], cwd=tmp_path, check=True)
     subprocess.run([*git, "commit", "-qm", "test"], cwd=tmp_path, check=True)
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "PYTHONPATH": ROOT}  # this checkout's dagu_ci
+    env = {
+        **os.environ,
+        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+        "PYTHONPATH": ROOT,
+    }  # this checkout's dagu_ci
     env = {key: value for key, value in env.items() if not key.startswith(("DAGU_", "GITHUB_", "CI_"))}
     # `image: null` is only for this test (see PROJECT): the template itself passes check-jsonschema elsewhere.
     proc = subprocess.run(
-        [binary, "--shell-executor-no-image", "--json-schema-validation=false", "--variable", "GITLAB_CI=true",
-         "--variable", "CI_JOB_ID=777", "checks"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=10 * WAIT_LIMIT,
+        [
+            binary,
+            "--shell-executor-no-image",
+            "--json-schema-validation=false",
+            "--variable",
+            "GITLAB_CI=true",
+            "--variable",
+            "CI_JOB_ID=777",
+            "checks",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=10 * WAIT_LIMIT,
     )
     log = (tmp_path / ".gitlab-ci-local" / "output" / "checks.log").read_bytes().decode()  # keep the CRs
     assert proc.returncode != 0, proc.stdout + proc.stderr  # the DAG failed, so the job fails
     markers, _ = sections(log)
     assert [(kind, name) for kind, _, name, _, _ in markers] == [
-        ("start", "dagu_step_1_lint"), ("end", "dagu_step_1_lint"),
-        ("start", "dagu_step_2_unit"), ("end", "dagu_step_2_unit"),
+        ("start", "dagu_step_1_lint"),
+        ("end", "dagu_step_1_lint"),
+        ("start", "dagu_step_2_unit"),
+        ("end", "dagu_step_2_unit"),
     ], log
     dotenv_path = tmp_path / ".gitlab-ci-local" / "artifacts" / "checks" / ".gitlab-ci-reports" / "dotenv" / "dagu.env"
     dotenv = dict(line.split("=", 1) for line in dotenv_path.read_text().splitlines())

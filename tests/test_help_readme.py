@@ -1,5 +1,6 @@
 """The README and `--help` tell a user the same things: each command's exit codes, the env
 var of each option, and the Dagu version an option needs."""
+
 from __future__ import annotations
 
 import os

@@ -1,5 +1,6 @@
 """Azure Pipelines: groups, logging commands, output variables, the uploaded summary; remote
 text never becomes a `##vso[` command or a `##[` format line."""
+
 from __future__ import annotations
 
 import re
@@ -48,7 +49,7 @@ class AgentLog:
         for line in re.split(r"\r\n|\r|\n", text):
             at = line.lower().find("##vso[")
             if at >= 0:
-                head, _, data = line[at + 6:].partition("]")
+                head, _, data = line[at + 6 :].partition("]")
                 name, _, props = head.partition(" ")
                 properties = dict(pair.split("=", 1) for pair in props.split(";") if "=" in pair)
                 seen.commands.append(Command(name, {k: unescape(v) for k, v in properties.items()}, unescape(data)))
@@ -66,18 +67,31 @@ def unescape(text: str) -> str:
     return text
 
 
-AZURE = {"TF_BUILD": "True", "BUILD_BUILDID": "1234", "SYSTEM_JOBATTEMPT": "1",
-         "SYSTEM_JOBID": "12f1170f-54f2-53f3-20dd-22fc7dff55f9", "SYSTEM_COLLECTIONURI": "https://dev.azure.com/acme/",
-         "SYSTEM_TEAMPROJECT": "My Project", "BUILD_SOURCEVERSION": "abc123", "BUILD_SOURCEBRANCH": "refs/heads/main"}
+AZURE = {
+    "TF_BUILD": "True",
+    "BUILD_BUILDID": "1234",
+    "SYSTEM_JOBATTEMPT": "1",
+    "SYSTEM_JOBID": "12f1170f-54f2-53f3-20dd-22fc7dff55f9",
+    "SYSTEM_COLLECTIONURI": "https://dev.azure.com/acme/",
+    "SYSTEM_TEAMPROJECT": "My Project",
+    "BUILD_SOURCEVERSION": "abc123",
+    "BUILD_SOURCEBRANCH": "refs/heads/main",
+}
 
 
 def test_detected_with_job_identity_labels_and_temp_dir(tmp_path):
-    host = detect({**AZURE, "AGENT_TEMPDIRECTORY": str(tmp_path / "_temp"), "BUILD_SOURCESDIRECTORY": str(tmp_path / "s")})
+    host = detect(
+        {**AZURE, "AGENT_TEMPDIRECTORY": str(tmp_path / "_temp"), "BUILD_SOURCESDIRECTORY": str(tmp_path / "s")}
+    )
     assert host.name == "azure"
     assert host.job() == "az-1234-1-12f1170f-54f2-53f3-20dd-22fc7dff55f9"
     assert detect({**AZURE, "SYSTEM_JOBATTEMPT": "2"}).job() != host.job()  # re-running failed jobs: a new run
     assert host.provenance().labels() == [
-        "ci=azure", "ci-url=dev.azure.com/acme/my-20project/_build/results-buildid-1234", "sha=abc123", "ref=main"]
+        "ci=azure",
+        "ci-url=dev.azure.com/acme/my-20project/_build/results-buildid-1234",
+        "sha=abc123",
+        "ref=main",
+    ]
     assert host.state_dir() == str(tmp_path / "_temp" / ".dagu-ci")
 
 
@@ -90,26 +104,50 @@ def test_escaping_reads_back_exactly():
 def test_remote_names_and_lines_never_become_commands_or_groups(tmp_path):
     out = Out()
     reporter = AzureReporter(out, PLAIN, summary_dir=str(tmp_path), secrets_to_mask=["tok-az"])
-    feed(reporter, [accepted(), started(EVIL_NAME), log(EVIL_NAME, *HOSTILE, *AZURE_HOSTILE),
-                    finished(RunStatus.SUCCEEDED, step(EVIL_NAME))])
+    feed(
+        reporter,
+        [
+            accepted(),
+            started(EVIL_NAME),
+            log(EVIL_NAME, *HOSTILE, *AZURE_HOSTILE),
+            finished(RunStatus.SUCCEEDED, step(EVIL_NAME)),
+        ],
+    )
     seen = AgentLog.read(out.getvalue())
     assert {c.name for c in seen.commands} == {"task.setsecret", "task.setvariable", "task.uploadsummary"}
     assert [c.data for c in seen.named("task.setsecret")] == ["tok-az"]
     assert {c.properties["variable"] for c in seen.named("task.setvariable")} <= {
-        "DAGU_RUN_ID", "DAGU_RUN_URL", "DAGU_STATUS", "DAGU_EXIT_CODE", "DAGU_OUTPUTS", "DAGU_DURATION"}
+        "DAGU_RUN_ID",
+        "DAGU_RUN_URL",
+        "DAGU_STATUS",
+        "DAGU_EXIT_CODE",
+        "DAGU_OUTPUTS",
+        "DAGU_DURATION",
+    }
     groups = [line for line in seen.formats if line.startswith("##[group]")]
     assert len(groups) == 1 and seen.formats.count("##[endgroup]") == 1
     assert all("##vso[" not in line.lower() for line in out.getvalue().split("\n") if not line.startswith("##vso["))
 
 
 def test_a_run_in_azure_pipelines(fake_factory, tmp_path):
-    server = fake_factory(Dag(file="deploy", name="deploy", steps=[
-        Step("build", [out(line) for line in AZURE_HOSTILE] + [output("NOTE", "50% ; done ]")]),
-        Step("check", [out("checking"), out("it broke"), fail(3)], depends=["build"]),
-    ]))
+    server = fake_factory(
+        Dag(
+            file="deploy",
+            name="deploy",
+            steps=[
+                Step("build", [out(line) for line in AZURE_HOSTILE] + [output("NOTE", "50% ; done ]")]),
+                Step("check", [out("checking"), out("it broke"), fail(3)], depends=["build"]),
+            ],
+        )
+    )
     temp = tmp_path / "_temp"
     temp.mkdir()
-    env = {**AZURE, "AGENT_TEMPDIRECTORY": str(temp), "BUILD_SOURCESDIRECTORY": str(tmp_path), "DAGU_API_TOKEN": "tok-az2"}
+    env = {
+        **AZURE,
+        "AGENT_TEMPDIRECTORY": str(temp),
+        "BUILD_SOURCESDIRECTORY": str(tmp_path),
+        "DAGU_API_TOKEN": "tok-az2",
+    }
     result = run_cli("run", "deploy", "--url", server.url, "--poll-interval", "0.1", env=env)
     assert result.code == 1, result.output
     seen = AgentLog.read(result.stdout)

@@ -1,4 +1,5 @@
 """Forgejo and Gitea Actions: act_runner runs the Docker action with GitHub's variables."""
+
 from __future__ import annotations
 
 import re
@@ -10,9 +11,16 @@ from tests.reporting import Runner
 from tests.test_reporter_github import HOSTILE
 
 FORGEJO = {
-    "GITHUB_ACTIONS": "true", "GITEA_ACTIONS": "true", "FORGEJO_ACTIONS": "true",
-    "GITHUB_SERVER_URL": "https://code.example.org", "GITHUB_REPOSITORY": "acme/app", "GITHUB_RUN_ID": "812",
-    "GITHUB_RUN_NUMBER": "36", "GITHUB_RUN_ATTEMPT": "1", "GITHUB_JOB": "deploy", "GITHUB_SHA": "abc123",
+    "GITHUB_ACTIONS": "true",
+    "GITEA_ACTIONS": "true",
+    "FORGEJO_ACTIONS": "true",
+    "GITHUB_SERVER_URL": "https://code.example.org",
+    "GITHUB_REPOSITORY": "acme/app",
+    "GITHUB_RUN_ID": "812",
+    "GITHUB_RUN_NUMBER": "36",
+    "GITHUB_RUN_ATTEMPT": "1",
+    "GITHUB_JOB": "deploy",
+    "GITHUB_SHA": "abc123",
     "GITHUB_REF_NAME": "main",
 }
 GITEA = {key: value for key, value in FORGEJO.items() if key != "FORGEJO_ACTIONS"}
@@ -32,26 +40,45 @@ def test_job_identity_is_the_run_attempt_and_job_as_on_github():
 
 def test_run_url_uses_the_run_number_on_forgejo_and_the_id_on_gitea():
     assert detect(FORGEJO).provenance().labels() == [
-        "ci=forgejo", "ci-url=code.example.org/acme/app/actions/runs/36", "sha=abc123", "ref=main"]
+        "ci=forgejo",
+        "ci-url=code.example.org/acme/app/actions/runs/36",
+        "sha=abc123",
+        "ref=main",
+    ]
     assert detect(GITEA).provenance().labels()[:2] == ["ci=gitea", "ci-url=code.example.org/acme/app/actions/runs/812"]
 
 
 def test_state_goes_to_the_runners_command_file_folder_not_the_checkout(tmp_path):
     workflow = tmp_path / "act" / "workflow"
     workflow.mkdir(parents=True)
-    env = {**FORGEJO, "GITHUB_WORKSPACE": str(tmp_path / "ws"), "RUNNER_TEMP": "/tmp",
-           "GITHUB_STATE": str(workflow / "statecmd.txt"), "GITHUB_OUTPUT": str(workflow / "outputcmd.txt")}
+    env = {
+        **FORGEJO,
+        "GITHUB_WORKSPACE": str(tmp_path / "ws"),
+        "RUNNER_TEMP": "/tmp",
+        "GITHUB_STATE": str(workflow / "statecmd.txt"),
+        "GITHUB_OUTPUT": str(workflow / "outputcmd.txt"),
+    }
     assert detect(env).state_dir() == str(workflow / ".dagu-ci")
-    assert detect({**FORGEJO, "GITHUB_WORKSPACE": str(tmp_path / "ws")}).state_dir() == str(tmp_path / "ws" / ".dagu-ci")
+    assert detect({**FORGEJO, "GITHUB_WORKSPACE": str(tmp_path / "ws")}).state_dir() == str(
+        tmp_path / "ws" / ".dagu-ci"
+    )
 
 
 def test_docker_action_on_forgejo_runs_with_outputs_masks_and_inert_logs(fake_factory, tmp_path):
     server = fake_factory(Dag(file="deploy", name="deploy", steps=[Step("evil", [out(line) for line in HOSTILE])]))
     workflow = tmp_path / "workflow"
     workflow.mkdir()
-    env = {**FORGEJO, "GITHUB_WORKSPACE": str(tmp_path), "GITHUB_OUTPUT": str(workflow / "output"),
-           "GITHUB_STATE": str(workflow / "state"), "GITHUB_STEP_SUMMARY": str(workflow / "SUMMARY.md"),
-           "INPUT_DAG": "deploy", "INPUT_URL": server.url, "INPUT_TOKEN": "tok-fj", "INPUT_POLL-INTERVAL": "0.1"}
+    env = {
+        **FORGEJO,
+        "GITHUB_WORKSPACE": str(tmp_path),
+        "GITHUB_OUTPUT": str(workflow / "output"),
+        "GITHUB_STATE": str(workflow / "state"),
+        "GITHUB_STEP_SUMMARY": str(workflow / "SUMMARY.md"),
+        "INPUT_DAG": "deploy",
+        "INPUT_URL": server.url,
+        "INPUT_TOKEN": "tok-fj",
+        "INPUT_POLL-INTERVAL": "0.1",
+    }
     proc = run_entrypoint(env=env, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.startswith("::add-mask::tok-fj\n")

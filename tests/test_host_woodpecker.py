@@ -1,4 +1,5 @@
 """Woodpecker CI and Drone: the image as a plugin step, its `settings:` as PLUGIN_* variables."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -12,12 +13,27 @@ from dagu_ci.hosts import detect
 from tests.fakedagu import Dag, Step, out
 from tests.hosttools import ENTRYPOINT, ROOT, run_entrypoint
 
-WOODPECKER = {"CI": "woodpecker", "CI_REPO": "acme/app", "CI_PIPELINE_NUMBER": "57", "CI_WORKFLOW_NAME": "deploy",
-              "CI_STEP_NAME": "dagu", "CI_PIPELINE_URL": "https://ci.example.org/repos/3/pipeline/57",
-              "CI_COMMIT_SHA": "abc123", "CI_COMMIT_BRANCH": "main"}
-DRONE = {"CI": "true", "DRONE": "true", "DRONE_REPO": "acme/app", "DRONE_BUILD_NUMBER": "12",
-         "DRONE_STAGE_NAME": "default", "DRONE_STEP_NAME": "dagu", "DRONE_BUILD_LINK": "https://drone.example.org/acme/app/12",
-         "DRONE_COMMIT_SHA": "def456", "DRONE_COMMIT_BRANCH": "rel"}
+WOODPECKER = {
+    "CI": "woodpecker",
+    "CI_REPO": "acme/app",
+    "CI_PIPELINE_NUMBER": "57",
+    "CI_WORKFLOW_NAME": "deploy",
+    "CI_STEP_NAME": "dagu",
+    "CI_PIPELINE_URL": "https://ci.example.org/repos/3/pipeline/57",
+    "CI_COMMIT_SHA": "abc123",
+    "CI_COMMIT_BRANCH": "main",
+}
+DRONE = {
+    "CI": "true",
+    "DRONE": "true",
+    "DRONE_REPO": "acme/app",
+    "DRONE_BUILD_NUMBER": "12",
+    "DRONE_STAGE_NAME": "default",
+    "DRONE_STEP_NAME": "dagu",
+    "DRONE_BUILD_LINK": "https://drone.example.org/acme/app/12",
+    "DRONE_COMMIT_SHA": "def456",
+    "DRONE_COMMIT_BRANCH": "rel",
+}
 
 
 def load_entrypoint():
@@ -35,30 +51,66 @@ def test_detected_with_the_job_identity_and_labels_of_the_pipeline():
     assert detect({**WOODPECKER, "CI_PIPELINE_NUMBER": "58"}).job() != woodpecker.job()  # a restart: a new run
     assert drone.job() == "dr-acme/app-12-default"
     assert woodpecker.provenance().labels() == [
-        "ci=woodpecker", "ci-url=ci.example.org/repos/3/pipeline/57", "sha=abc123", "ref=main"]
+        "ci=woodpecker",
+        "ci-url=ci.example.org/repos/3/pipeline/57",
+        "sha=abc123",
+        "ref=main",
+    ]
     assert drone.provenance().labels()[:2] == ["ci=drone", "ci-url=drone.example.org/acme/app/12"]
 
 
 def test_settings_map_onto_the_actions_inputs():
     ep = load_entrypoint()
-    env = {**WOODPECKER, "CI_WORKSPACE": "/woodpecker/src", "PLUGIN_DAG": "deploy", "PLUGIN_URL": "http://dagu:8080",
-           "PLUGIN_PARAMS": '{"VERSION":"abc123"}', "PLUGIN_POLL_INTERVAL": "0.5", "PLUGIN_FAIL_ON_PARTIAL": "true",
-           "PLUGIN_LOGS": "false", "PLUGIN_DOWNLOAD_ARTIFACTS": "true", "PLUGIN_TOKEN": "tok-wp",
-           "INPUT_TIMEOUT": "5"}  # another host's convention: not an input here
+    env = {
+        **WOODPECKER,
+        "CI_WORKSPACE": "/woodpecker/src",
+        "PLUGIN_DAG": "deploy",
+        "PLUGIN_URL": "http://dagu:8080",
+        "PLUGIN_PARAMS": '{"VERSION":"abc123"}',
+        "PLUGIN_POLL_INTERVAL": "0.5",
+        "PLUGIN_FAIL_ON_PARTIAL": "true",
+        "PLUGIN_LOGS": "false",
+        "PLUGIN_DOWNLOAD_ARTIFACTS": "true",
+        "PLUGIN_TOKEN": "tok-wp",
+        "INPUT_TIMEOUT": "5",
+    }  # another host's convention: not an input here
     host = detect(env)
     assert ep.cli_args([], host, {"run"}) == [
-        "run", "deploy", "--url", "http://dagu:8080", "--params", '{"VERSION":"abc123"}', "--poll-interval", "0.5",
-        "--download-artifacts", "/woodpecker/src/dagu-artifacts", "--fail-on-partial", "--no-logs",
+        "run",
+        "deploy",
+        "--url",
+        "http://dagu:8080",
+        "--params",
+        '{"VERSION":"abc123"}',
+        "--poll-interval",
+        "0.5",
+        "--download-artifacts",
+        "/woodpecker/src/dagu-artifacts",
+        "--fail-on-partial",
+        "--no-logs",
     ]
     assert ep.action_secrets(host) == {"DAGU_API_TOKEN": "tok-wp"}
     assert detect({"PLUGIN_DAG": "deploy"}).is_action() is False  # outside Woodpecker: not its convention
 
 
 def test_plugin_step_runs_the_dag_and_leaves_no_state_behind(fake_factory, tmp_path):
-    server = fake_factory(Dag(file="deploy", name="deploy", params={"VERSION": "0"},
-                              steps=[Step("build", [out("building {VERSION}"), out("##vso[task.setvariable variable=X]1")])]))
-    env = {**WOODPECKER, "CI_WORKSPACE": str(tmp_path), "PLUGIN_DAG": "deploy", "PLUGIN_URL": server.url,
-           "PLUGIN_PARAMS": json.dumps({"VERSION": "abc123"}), "PLUGIN_POLL_INTERVAL": "0.1", "PLUGIN_TOKEN": "tok-wp"}
+    server = fake_factory(
+        Dag(
+            file="deploy",
+            name="deploy",
+            params={"VERSION": "0"},
+            steps=[Step("build", [out("building {VERSION}"), out("##vso[task.setvariable variable=X]1")])],
+        )
+    )
+    env = {
+        **WOODPECKER,
+        "CI_WORKSPACE": str(tmp_path),
+        "PLUGIN_DAG": "deploy",
+        "PLUGIN_URL": server.url,
+        "PLUGIN_PARAMS": json.dumps({"VERSION": "abc123"}),
+        "PLUGIN_POLL_INTERVAL": "0.1",
+        "PLUGIN_TOKEN": "tok-wp",
+    }
     proc = run_entrypoint(env=env, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "│ building abc123" in proc.stdout

@@ -1,4 +1,5 @@
 """entrypoint.py run the way each CI host runs the image, against the fake Dagu server."""
+
 from __future__ import annotations
 
 import json
@@ -27,23 +28,43 @@ DURATION = re.compile(r"duration=\d+\.\d{3}")
 
 
 def deploy(*steps):
-    return Dag(file="deploy", name="deploy", params={"VERSION": "0.0.0"}, steps=list(steps) or [
-        Step("build", [out("compiling {VERSION}"), sleep(0.2), out("built")]),
-        Step("test", [out("tests pass")], depends=["build"]),
-    ])
+    return Dag(
+        file="deploy",
+        name="deploy",
+        params={"VERSION": "0.0.0"},
+        steps=list(steps)
+        or [
+            Step("build", [out("compiling {VERSION}"), sleep(0.2), out("built")]),
+            Step("test", [out("tests pass")], depends=["build"]),
+        ],
+    )
 
 
 def test_github_action_inputs_outputs_summary_and_inert_logs(fake_factory, tmp_path):
-    server = fake_factory(deploy(
-        Step("build", [out("compiling {VERSION}")]),
-        Step("evil", [out(line) for line in HOSTILE], depends=["build"]),
-    ))
+    server = fake_factory(
+        deploy(
+            Step("build", [out("compiling {VERSION}")]),
+            Step("evil", [out(line) for line in HOSTILE], depends=["build"]),
+        )
+    )
     env = {
-        "GITHUB_ACTIONS": "true", "GITHUB_RUN_ID": "9876", "GITHUB_RUN_ATTEMPT": "1", "GITHUB_JOB": "deploy",
-        "GITHUB_OUTPUT": str(tmp_path / "output"), "GITHUB_STEP_SUMMARY": str(tmp_path / "summary"),
-        "INPUT_DAG": "deploy", "INPUT_URL": server.url, "INPUT_POLL-INTERVAL": "0.1", "INPUT_TOKEN": "tok-s3cret",
-        "INPUT_PARAMS": "VERSION: 1.2.3\n", "INPUT_LOGS": "true", "INPUT_STOP-ON-CANCEL": "true",
-        "INPUT_FAIL-ON-PARTIAL": "false", "INPUT_TIMEOUT": "0", "INPUT_RUN-ID": "", "INPUT_JUNIT": "reports/junit.xml",
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_RUN_ID": "9876",
+        "GITHUB_RUN_ATTEMPT": "1",
+        "GITHUB_JOB": "deploy",
+        "GITHUB_OUTPUT": str(tmp_path / "output"),
+        "GITHUB_STEP_SUMMARY": str(tmp_path / "summary"),
+        "INPUT_DAG": "deploy",
+        "INPUT_URL": server.url,
+        "INPUT_POLL-INTERVAL": "0.1",
+        "INPUT_TOKEN": "tok-s3cret",
+        "INPUT_PARAMS": "VERSION: 1.2.3\n",
+        "INPUT_LOGS": "true",
+        "INPUT_STOP-ON-CANCEL": "true",
+        "INPUT_FAIL-ON-PARTIAL": "false",
+        "INPUT_TIMEOUT": "0",
+        "INPUT_RUN-ID": "",
+        "INPUT_JUNIT": "reports/junit.xml",
     }
     proc = run_entrypoint(env=env, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -74,8 +95,13 @@ def test_github_action_inputs_outputs_summary_and_inert_logs(fake_factory, tmp_p
 
 def test_github_failed_step_annotation_and_exit_code(fake_factory, tmp_path):
     server = fake_factory(deploy(Step("build", [out("step one"), out("boom: disk full"), fail(3)])))
-    env = {"GITHUB_ACTIONS": "true", "GITHUB_OUTPUT": str(tmp_path / "output"), "INPUT_DAG": "deploy",
-           "INPUT_URL": server.url, "INPUT_POLL-INTERVAL": "0.1"}
+    env = {
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_OUTPUT": str(tmp_path / "output"),
+        "INPUT_DAG": "deploy",
+        "INPUT_URL": server.url,
+        "INPUT_POLL-INTERVAL": "0.1",
+    }
     proc = run_entrypoint(env=env, cwd=tmp_path)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     (error,) = Runner.read(proc.stdout).named("error")
@@ -101,22 +127,39 @@ def test_a_killed_job_leaves_no_run_behind(fake_factory, tmp_path, host):
     # The state file goes to the job's temp directory beside the checkout, which a commit cannot reach.
     job_temp = tmp_path / "job.tmp"
     if host == "gitlab":
-        env = gitlab_env(server, CI_PROJECT_DIR=str(tmp_path), RUNNER_TEMP_PROJECT_DIR=str(job_temp),
-                         DAGU_API_TOKEN="tok-host")
+        env = gitlab_env(
+            server, CI_PROJECT_DIR=str(tmp_path), RUNNER_TEMP_PROJECT_DIR=str(job_temp), DAGU_API_TOKEN="tok-host"
+        )
         job, backstop = template_script(), template_script("after_script")
     else:
-        env = {"JENKINS_URL": "http://jenkins:8080/", "BUILD_TAG": "jenkins-deploy-7", "GIT_COMMIT": "abc",
-               "WORKSPACE": str(tmp_path), "WORKSPACE_TMP": str(job_temp), "DAGU_URL": server.url,
-               "DAGU_API_TOKEN": "tok-host"}
+        env = {
+            "JENKINS_URL": "http://jenkins:8080/",
+            "BUILD_TAG": "jenkins-deploy-7",
+            "GIT_COMMIT": "abc",
+            "WORKSPACE": str(tmp_path),
+            "WORKSPACE_TMP": str(job_temp),
+            "DAGU_URL": server.url,
+            "DAGU_API_TOKEN": "tok-host",
+        }
         job, backstop = jenkinsfile_commands()
     full = {**HOST_ENV, **env}
     job_log = tmp_path / "job.log"
     with open(job_log, "wb") as sink:
-        proc = subprocess.Popen([sys.executable, ENTRYPOINT, "sh", "-c", job], env=full, cwd=tmp_path,
-                                stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
-    (state_file,) = eventually(lambda: list((job_temp / ".dagu-ci").glob("run-deploy-*.json")),
-                               lambda: f"the job's state file (job {'ended' if proc.poll() is not None else 'running'}, "
-                                       f"said: {job_log.read_text(errors='replace')!r})")
+        proc = subprocess.Popen(
+            [sys.executable, ENTRYPOINT, "sh", "-c", job],
+            env=full,
+            cwd=tmp_path,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    (state_file,) = eventually(
+        lambda: list((job_temp / ".dagu-ci").glob("run-deploy-*.json")),
+        lambda: (
+            f"the job's state file (job {'ended' if proc.poll() is not None else 'running'}, "
+            f"said: {job_log.read_text(errors='replace')!r})"
+        ),
+    )
     run_id = json.loads(state_file.read_text())["run_id"]
     server.wait_for_status("deploy", run_id, {1})
     os.killpg(proc.pid, signal.SIGKILL)
@@ -133,18 +176,31 @@ def test_a_killed_job_leaves_no_run_behind(fake_factory, tmp_path, host):
 
 def gitlab_env(server, **extra):
     """What the template's job sees: its variables with the inputs filled in, GitLab's own, and the job's."""
-    return {"GITLAB_CI": "true", "CI": "true", "CI_JOB_ID": "4242", "DAGU_DOTENV": "dagu.env",
-            "DAGU_INPUT_DAG": "deploy", "DAGU_INPUT_URL": server.url, "DAGU_INPUT_PARAMS": "", "DAGU_INPUT_TIMEOUT": "0",
-            "DAGU_CI_POLL": "0.1", **extra}
+    return {
+        "GITLAB_CI": "true",
+        "CI": "true",
+        "CI_JOB_ID": "4242",
+        "DAGU_DOTENV": "dagu.env",
+        "DAGU_INPUT_DAG": "deploy",
+        "DAGU_INPUT_URL": server.url,
+        "DAGU_INPUT_PARAMS": "",
+        "DAGU_INPUT_TIMEOUT": "0",
+        "DAGU_CI_POLL": "0.1",
+        **extra,
+    }
 
 
 def test_gitlab_template_script_sections_dotenv_and_junit(fake_factory, tmp_path):
     server = fake_factory(
         deploy(),
-        Dag(file="checks", name="checks", steps=[
-            Step("lint", [out("lint ok")]),
-            Step("unit", [out("ran 3"), out("FAILED test_x"), fail(1)]),
-        ]),
+        Dag(
+            file="checks",
+            name="checks",
+            steps=[
+                Step("lint", [out("lint ok")]),
+                Step("unit", [out("ran 3"), out("FAILED test_x"), fail(1)]),
+            ],
+        ),
     )
     # GitLab's docker executor hands the image `sh -c <script>`: the entrypoint must pass it through.
     env = gitlab_env(server, DAGU_DAG="checks", DAGU_PARAMS="", DAGU_CI_REPORTER="gitlab")
@@ -153,15 +209,22 @@ def test_gitlab_template_script_sections_dotenv_and_junit(fake_factory, tmp_path
     assert proc.returncode == 1, proc.stdout + proc.stderr
     markers, _ = sections(proc.stdout)
     assert [(kind, name) for kind, _, name, _, _ in markers] == [
-        ("start", "dagu_step_1_lint"), ("end", "dagu_step_1_lint"),
-        ("start", "dagu_step_2_unit"), ("end", "dagu_step_2_unit"),
+        ("start", "dagu_step_1_lint"),
+        ("end", "dagu_step_1_lint"),
+        ("start", "dagu_step_2_unit"),
+        ("end", "dagu_step_2_unit"),
     ]
     dotenv = dict(line.split("=", 1) for line in (tmp_path / "dagu.env").read_text().splitlines())
     run_id = dotenv["DAGU_RUN_ID"]
     assert re.fullmatch(r"gl-4242-[0-9a-f]+", run_id)
     assert dotenv == {
-        "DAGU_RUN_ID": run_id, "DAGU_RUN_URL": f"{server.url}/dag-runs/checks/{run_id}", "DAGU_RUN_DAG": "checks",
-        "DAGU_STATUS": "failed", "DAGU_EXIT_CODE": "1", "DAGU_DURATION": dotenv["DAGU_DURATION"], "DAGU_OUTPUTS": "{}",
+        "DAGU_RUN_ID": run_id,
+        "DAGU_RUN_URL": f"{server.url}/dag-runs/checks/{run_id}",
+        "DAGU_RUN_DAG": "checks",
+        "DAGU_STATUS": "failed",
+        "DAGU_EXIT_CODE": "1",
+        "DAGU_DURATION": dotenv["DAGU_DURATION"],
+        "DAGU_OUTPUTS": "{}",
     }
     junit = junitparser.JUnitXml.fromfile(str(tmp_path / "dagu-junit.xml"))
     (suite,) = list(junit)
@@ -186,9 +249,19 @@ def _interpreter_for_other_users():
         if not os.path.exists(candidate):
             continue
         probe = subprocess.run(
-            ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "sh", "-c",
-             '"$0" -c "import sys; print(sys.version_info[:2])"', candidate],
-            capture_output=True, text=True)
+            [
+                "setpriv",
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "sh",
+                "-c",
+                '"$0" -c "import sys; print(sys.version_info[:2])"',
+                candidate,
+            ],
+            capture_output=True,
+            text=True,
+        )
         if probe.returncode == 0 and probe.stdout.strip() == str(tuple(sys.version_info[:2])):
             return candidate
     return None
@@ -219,8 +292,13 @@ def test_jenkins_inside_as_another_uid_without_home(fake_factory, shared_tmp):
     workspace.mkdir()
     os.chmod(workspace, 0o777)
     site = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
-    env = {"HOME": "/nonexistent", "BUILD_TAG": "jenkins-deploy-12", "JENKINS_URL": "http://jenkins",
-           "PATH": f"{bindir}:/usr/local/bin:/usr/bin:/bin", "PYTHONPATH": os.pathsep.join([ROOT, *site])}
+    env = {
+        "HOME": "/nonexistent",
+        "BUILD_TAG": "jenkins-deploy-12",
+        "JENKINS_URL": "http://jenkins",
+        "PATH": f"{bindir}:/usr/local/bin:/usr/bin:/bin",
+        "PYTHONPATH": os.pathsep.join([ROOT, *site]),
+    }
 
     def drop():
         os.setgroups([])
@@ -229,8 +307,13 @@ def test_jenkins_inside_as_another_uid_without_home(fake_factory, shared_tmp):
 
     assert run_entrypoint("cat", env=env, input="alive\n", python=python, preexec_fn=drop).stdout == "alive\n"
     proc = run_entrypoint(
-        "sh", "-c", f'id -u; dagu-ci run deploy --url {server.url} --poll-interval 0.1 --junit dagu-junit.xml',
-        env=env, cwd=workspace, python=python, preexec_fn=drop,
+        "sh",
+        "-c",
+        f"id -u; dagu-ci run deploy --url {server.url} --poll-interval 0.1 --junit dagu-junit.xml",
+        env=env,
+        cwd=workspace,
+        python=python,
+        preexec_fn=drop,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.startswith("65534\n")

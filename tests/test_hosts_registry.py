@@ -1,4 +1,5 @@
 """One home per CI host: the registry's order and shape, and no CI variable read outside hosts/."""
+
 from __future__ import annotations
 
 import ast
@@ -58,7 +59,7 @@ def product_sources_outside_hosts() -> Iterator[str]:
 
 
 def test_the_check_finds_each_way_of_reading_a_variable():
-    source = '''
+    source = """
 import os
 a = os.environ.get("GITHUB_ACTIONS")
 b = env["CI_JOB_ID"]
@@ -66,21 +67,30 @@ c = os.getenv("BUILDKITE")
 d = "TF_BUILD" in env
 e = env.get(f"INPUT_{name.upper()}")
 f = env.get("NO_COLOR"), env.get("DAGU_CI_REPORTER"), {"x": 1}["x"]
-'''
-    assert [name for _, name in ci_variable_reads(source)] == ["GITHUB_ACTIONS", "CI_JOB_ID", "BUILDKITE", "TF_BUILD", "INPUT_"]
+"""
+    assert [name for _, name in ci_variable_reads(source)] == [
+        "GITHUB_ACTIONS",
+        "CI_JOB_ID",
+        "BUILDKITE",
+        "TF_BUILD",
+        "INPUT_",
+    ]
     with open(os.path.join(ROOT, "dagu_ci", "hosts", "github.py"), encoding="utf-8") as handle:
-        assert ("GITHUB_ACTIONS" in {name for _, name in ci_variable_reads(handle.read())})
+        assert "GITHUB_ACTIONS" in {name for _, name in ci_variable_reads(handle.read())}
 
 
 def test_no_module_outside_hosts_reads_a_ci_variable():
     offenders = []
     for path in product_sources_outside_hosts():
         with open(path, encoding="utf-8") as handle:
-            offenders += [f"{os.path.relpath(path, ROOT)}:{line}: {name}" for line, name in ci_variable_reads(handle.read())]
+            offenders += [
+                f"{os.path.relpath(path, ROOT)}:{line}: {name}" for line, name in ci_variable_reads(handle.read())
+            ]
     assert offenders == []
 
 
 # -- the registry ------------------------------------------------------------------------------
+
 
 def test_every_registered_host_is_a_module_with_its_host_class():
     for name in hosts.REGISTRY:

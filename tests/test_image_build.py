@@ -1,6 +1,7 @@
 """The Dockerfile built with buildah and run the way each host runs the image: the GitHub Action (no
 arguments, INPUT_*; its post-entrypoint), GitLab (`sh`), Jenkins (`cat`, any uid). Skipped, saying
 why, where buildah or a base image is missing (tests/imagebuild.py; `make image-base`)."""
+
 from __future__ import annotations
 
 import json
@@ -44,13 +45,20 @@ def container(image):
     imagebuild.buildah("rm", name, timeout=WAIT_LIMIT)
 
 
-def run(container: str, *args: str, env: Optional[Dict[str, str]] = None, user: str = "", volumes: List[str] = (),
-        command: List[str] = ENTRYPOINT):
+def run(
+    container: str,
+    *args: str,
+    env: Optional[Dict[str, str]] = None,
+    user: str = "",
+    volumes: List[str] = (),
+    command: List[str] = ENTRYPOINT,
+):
     """What `docker run IMAGE ARGS` does: the image's entrypoint with ARGS (buildah run does not add it)."""
     options = [f"--env={k}={v}" for k, v in (env or {}).items()] + [f"--volume={v}" for v in volumes]
     options += [f"--user={user}"] if user else []
-    return imagebuild.buildah("run", "--isolation", "chroot", *options, container, "--", *command, *args,
-                              timeout=3 * WAIT_LIMIT)
+    return imagebuild.buildah(
+        "run", "--isolation", "chroot", *options, container, "--", *command, *args, timeout=3 * WAIT_LIMIT
+    )
 
 
 def packages(container: str) -> set:
@@ -73,8 +81,11 @@ def test_the_image_runs_as_each_host_runs_it(image, container):
     other = run(container, "dagu-ci", "--version", user="1234:1234")
     assert (other.returncode, other.stdout) == (0, f"dagu-ci {release.version()}\n"), other.stderr
     # The action's post-entrypoint is in the image; with no state file left it stops nothing.
-    post = run(container, env={"GITHUB_ACTIONS": "true", "INPUT_URL": "http://127.0.0.1:9"},
-               command=["python", "/usr/local/bin/dagu-ci-post"])
+    post = run(
+        container,
+        env={"GITHUB_ACTIONS": "true", "INPUT_URL": "http://127.0.0.1:9"},
+        command=["python", "/usr/local/bin/dagu-ci-post"],
+    )
     assert post.returncode == 0, post.stdout + post.stderr
 
 
@@ -85,8 +96,9 @@ def test_the_image_adds_only_what_runs(image, container):
     finally:
         imagebuild.buildah("rm", base, timeout=WAIT_LIMIT)
     assert added == RUNTIME
-    leftovers = run(container, "-c", "ls -d /root/.cache/pip /tmp/dist /src /opt/dagu-ci 2>/dev/null; true",
-                    command=["sh"])
+    leftovers = run(
+        container, "-c", "ls -d /root/.cache/pip /tmp/dist /src /opt/dagu-ci 2>/dev/null; true", command=["sh"]
+    )
     assert leftovers.stdout == ""  # no pip cache, no wheel, no build tree, no source copy
 
 
@@ -95,9 +107,17 @@ def test_the_action_runs_in_the_image_against_a_server(container, fake_factory, 
     files = tmp_path / "file_commands"
     files.mkdir()
     (files / "output").touch()
-    proc = run(container, volumes=[f"{files}:/github/file_commands"], env={
-        "GITHUB_ACTIONS": "true", "GITHUB_OUTPUT": "/github/file_commands/output", "INPUT_DAG": "deploy",
-        "INPUT_URL": server.url, "INPUT_PARAMS": "VERSION: 1.2.3"})
+    proc = run(
+        container,
+        volumes=[f"{files}:/github/file_commands"],
+        env={
+            "GITHUB_ACTIONS": "true",
+            "GITHUB_OUTPUT": "/github/file_commands/output",
+            "INPUT_DAG": "deploy",
+            "INPUT_URL": server.url,
+            "INPUT_PARAMS": "VERSION: 1.2.3",
+        },
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "│ building app 1.2.3" in proc.stdout
     assert "status=succeeded" in (files / "output").read_text()

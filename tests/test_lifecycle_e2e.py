@@ -1,4 +1,5 @@
 """Run lifecycle policies and backstops (issue 6): the CLI against the fake server."""
+
 from __future__ import annotations
 
 import json
@@ -40,7 +41,9 @@ def test_sigkill_then_stop_from_state_stops_the_run(fake_factory, tmp_path):
     result = run_cli("stop", "--from-state", "--url", server.url, "--state-dir", str(tmp_path), "--json")
     assert result.code == 0, result.output
     assert "stopped run orphan of deploy" in result.stderr  # stdout is the document
-    assert json.loads(result.stdout) == [{"dag": "deploy", "name": "deploy", "run_id": "orphan", "action": "stopped", "status": "running"}]
+    assert json.loads(result.stdout) == [
+        {"dag": "deploy", "name": "deploy", "run_id": "orphan", "action": "stopped", "status": "running"}
+    ]
     server.wait_for_status("deploy", "orphan", {3})
     assert not list(tmp_path.glob("run-*.json"))
 
@@ -56,8 +59,12 @@ def test_finished_run_leaves_no_state_and_from_state_does_nothing(fake_factory, 
 
 def test_state_file_goes_to_the_jobs_temp_dir_not_the_checkout(fake_factory, tmp_path):
     server = fake_factory(dag(Step("long", [out("working"), hold("never")])))
-    env = {"GITLAB_CI": "true", "CI_JOB_ID": "5", "CI_PROJECT_DIR": str(tmp_path / "proj"),
-           "RUNNER_TEMP_PROJECT_DIR": str(tmp_path / "proj.tmp")}
+    env = {
+        "GITLAB_CI": "true",
+        "CI_JOB_ID": "5",
+        "CI_PROJECT_DIR": str(tmp_path / "proj"),
+        "RUNNER_TEMP_PROJECT_DIR": str(tmp_path / "proj.tmp"),
+    }
     proc = start_cli("run", "deploy", "--url", server.url, *FAST, "--run-id", "ws", env=env)
     proc.wait_for("working")
     (state_file,) = (tmp_path / "proj.tmp" / ".dagu-ci").glob("run-deploy-ws-*.json")
@@ -81,9 +88,14 @@ def test_dry_run_starts_nothing(fake_factory):
 def test_undeclared_params_refused_where_dagu_refuses_them(fake_factory):
     """Dagu 2.3.4+ answers 400 to a name the DAG does not declare; older ones pass it on."""
     strict = fake_factory(dag(params={"VERSION": "0"}), version="2.3.4")
-    assert_clean_error(run(strict, "--dry-run", "--param", "TYPO=x"), 2,
-                       r"params TYPO are not declared by deploy \(it declares VERSION\); Dagu 2\.3\.4 refuses them")
-    assert_clean_error(run(strict, "--param", "TYPO=x"), 2, r'unknown parameter\(s\): "TYPO"; accepted parameters are: VERSION')
+    assert_clean_error(
+        run(strict, "--dry-run", "--param", "TYPO=x"),
+        2,
+        r"params TYPO are not declared by deploy \(it declares VERSION\); Dagu 2\.3\.4 refuses them",
+    )
+    assert_clean_error(
+        run(strict, "--param", "TYPO=x"), 2, r'unknown parameter\(s\): "TYPO"; accepted parameters are: VERSION'
+    )
     assert not strict.runs
     lenient = fake_factory(dag(params={"VERSION": "0"}), version="2.3.3")
     result = run(lenient, "--dry-run", "--param", "TYPO=x")
@@ -91,19 +103,28 @@ def test_undeclared_params_refused_where_dagu_refuses_them(fake_factory):
     assert "TYPO are not declared by deploy (it declares VERSION); this Dagu passes them on" in result.stdout
 
 
-TYPED = dict(params={"REGION": "", "COUNT": "3"}, param_defs=[
-    {"name": "REGION", "type": "string", "enum": ["eu", "us"], "required": True},
-    {"name": "COUNT", "type": "integer", "minimum": 1, "maximum": 10, "default": 3},
-])
+TYPED = dict(
+    params={"REGION": "", "COUNT": "3"},
+    param_defs=[
+        {"name": "REGION", "type": "string", "enum": ["eu", "us"], "required": True},
+        {"name": "COUNT", "type": "integer", "minimum": 1, "maximum": 10, "default": 3},
+    ],
+)
 
 
 def test_dry_run_checks_typed_params_as_the_server_would(fake_factory):
     server = fake_factory(dag(**TYPED), version="2.6.5")
     assert_clean_error(run(server, "--dry-run"), 2, r"param REGION is required \(deploy declares typed params\)")
-    assert_clean_error(run(server, "--dry-run", "--param", "REGION=mars", "--param", "COUNT=x"), 2,
-                       r"param REGION: 'mars' is not one of eu, us; param COUNT: 'x' is not an integer")
-    assert_clean_error(run(server, "--dry-run", "--param", "REGION=eu", "--param", "COUNT=11"), 2,
-                       r"param COUNT: 11 is above the maximum 10")
+    assert_clean_error(
+        run(server, "--dry-run", "--param", "REGION=mars", "--param", "COUNT=x"),
+        2,
+        r"param REGION: 'mars' is not one of eu, us; param COUNT: 'x' is not an integer",
+    )
+    assert_clean_error(
+        run(server, "--dry-run", "--param", "REGION=eu", "--param", "COUNT=11"),
+        2,
+        r"param COUNT: 11 is above the maximum 10",
+    )
     assert run(server, "--dry-run", "--param", "REGION=eu", "--param", "COUNT=5").code == 0
     assert not server.runs
     # A real start is the server's to refuse; its answer reaches the user as one line.
@@ -131,7 +152,9 @@ def test_timeout_while_waiting_rejects_the_approval(fake_factory):
     server = fake_factory(dag(Step("gate", [approval()])))
     result = run(server, "--timeout", "1.5", "--run-id", "w2")
     assert result.code == 124, result.output
-    assert f"run is waiting for approval of gate: approve or reject it at {server.url}/dag-runs/deploy/w2" in result.stdout
+    assert (
+        f"run is waiting for approval of gate: approve or reject it at {server.url}/dag-runs/deploy/w2" in result.stdout
+    )
     assert server.get_run("deploy", "w2").status == 8
 
 
@@ -164,8 +187,15 @@ def test_auto_retry_followed_or_not(fake_factory):
 
 def test_provenance_labels(fake_factory):
     server = fake_factory(dag(), version="2.6.5")
-    env = {"GITHUB_ACTIONS": "true", "GITHUB_RUN_ID": "9", "GITHUB_REPOSITORY": "acme/app", "GITHUB_SHA": "abc",
-           "GITHUB_REF_NAME": "main", "GITHUB_SERVER_URL": "https://github.com", "GITHUB_WORKSPACE": os.getcwd()}
+    env = {
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_RUN_ID": "9",
+        "GITHUB_REPOSITORY": "acme/app",
+        "GITHUB_SHA": "abc",
+        "GITHUB_REF_NAME": "main",
+        "GITHUB_SERVER_URL": "https://github.com",
+        "GITHUB_WORKSPACE": os.getcwd(),
+    }
     result = run(server, "--run-id", "lab", "--reporter", "plain", env=env)
     assert result.code == 0, result.output
     labels = server.get_run("deploy", "lab").labels
@@ -176,13 +206,21 @@ def test_provenance_labels(fake_factory):
 def test_labels_are_made_to_fit_what_dagu_accepts(fake_factory):
     """The fake refuses what Dagu's ValidateLabels refuses (a 400 before anything starts)."""
     server = fake_factory(dag(), version="2.6.5")
-    env = {"JENKINS_URL": "http://ci:8080/", "BUILD_URL": "http://ci:8080/job/App/12/",
-           "GIT_COMMIT": "ABC123", "BRANCH_NAME": "feature/Odd name,x"}
+    env = {
+        "JENKINS_URL": "http://ci:8080/",
+        "BUILD_URL": "http://ci:8080/job/App/12/",
+        "GIT_COMMIT": "ABC123",
+        "BRANCH_NAME": "feature/Odd name,x",
+    }
     result = run(server, "--run-id", "fit", "--cancel-superseded", "Feature/Odd name", env=env)
     assert result.code == 0, result.output
     assert server.get_run("deploy", "fit").labels == [
-        "ci=jenkins", "ci-url=ci-8080/job/app/12/", "sha=abc123", "ref=feature/odd-name-x",
-        "dagu-ci-group=feature/odd-name"]
+        "ci=jenkins",
+        "ci-url=ci-8080/job/app/12/",
+        "sha=abc123",
+        "ref=feature/odd-name-x",
+        "dagu-ci-group=feature/odd-name",
+    ]
     assert_clean_error(run(server, "--cancel-superseded", "--"), 2, "needs a letter or a digit")
 
 
@@ -204,12 +242,24 @@ def test_github_post_entrypoint_stops_what_a_killed_main_step_left(fake_factory,
     from tests.conftest import ROOT, clean_env
 
     server = fake_factory(dag(Step("long", [out("working"), hold("never")])), auth=("token", "tok-post"))
-    action_env = {"GITHUB_ACTIONS": "true", "GITHUB_WORKSPACE": str(tmp_path), "INPUT_DAG": "deploy",
-                  "INPUT_URL": server.url, "INPUT_TOKEN": "tok-post", "INPUT_RUN-ID": "gh-killed",
-                  "INPUT_POLL-INTERVAL": "0.1", "GITHUB_OUTPUT": str(tmp_path / "out"),
-                  "GITHUB_STEP_SUMMARY": str(tmp_path / "summary")}
-    main = subprocess.Popen([sys.executable, os.path.join(ROOT, "entrypoint.py")], env=clean_env(action_env),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    action_env = {
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_WORKSPACE": str(tmp_path),
+        "INPUT_DAG": "deploy",
+        "INPUT_URL": server.url,
+        "INPUT_TOKEN": "tok-post",
+        "INPUT_RUN-ID": "gh-killed",
+        "INPUT_POLL-INTERVAL": "0.1",
+        "GITHUB_OUTPUT": str(tmp_path / "out"),
+        "GITHUB_STEP_SUMMARY": str(tmp_path / "summary"),
+    }
+    main = subprocess.Popen(
+        [sys.executable, os.path.join(ROOT, "entrypoint.py")],
+        env=clean_env(action_env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     server.wait_for_status("deploy", "gh-killed", {1})
     eventually(lambda: list((tmp_path / ".dagu-ci").glob("run-*.json")), "the state file")
     main.kill()  # the runner's hard kill after its grace period
@@ -218,8 +268,9 @@ def test_github_post_entrypoint_stops_what_a_killed_main_step_left(fake_factory,
     post = tmp_path / "bin" / "dagu-ci-post"
     post.parent.mkdir()
     post.symlink_to(os.path.join(ROOT, "entrypoint.py"))
-    proc = subprocess.run([sys.executable, str(post)], env=clean_env(action_env), capture_output=True, text=True,
-                          timeout=3 * WAIT_LIMIT)
+    proc = subprocess.run(
+        [sys.executable, str(post)], env=clean_env(action_env), capture_output=True, text=True, timeout=3 * WAIT_LIMIT
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "stopped run gh-killed of deploy" in proc.stdout
     assert "tok-post" not in proc.stdout + proc.stderr
@@ -228,8 +279,10 @@ def test_github_post_entrypoint_stops_what_a_killed_main_step_left(fake_factory,
 
 def test_cancel_superseded_stops_exactly_the_same_group(fake_factory):
     server = fake_factory(dag(Step("long", [out("working"), hold("never")])), version="2.6.5")
-    older = [start_cli("run", "deploy", "--url", server.url, *FAST, "--run-id", run_id, "--cancel-superseded", group)
-             for run_id, group in (("main-1", "main"), ("feature-1", "feature"))]
+    older = [
+        start_cli("run", "deploy", "--url", server.url, *FAST, "--run-id", run_id, "--cancel-superseded", group)
+        for run_id, group in (("main-1", "main"), ("feature-1", "feature"))
+    ]
     for run_id in ("main-1", "feature-1"):
         server.wait_for_status("deploy", run_id, {1})
     plain = start_cli("run", "deploy", "--url", server.url, *FAST, "--run-id", "no-group")
@@ -250,7 +303,9 @@ def test_cancel_superseded_stops_exactly_the_same_group(fake_factory):
 
 def test_cancel_superseded_dequeues_a_queued_run_of_the_group(fake_factory):
     server = fake_factory(dag(), version="2.6.5", queue_delay=None)  # the queued run stays queued
-    queued = start_cli("run", "deploy", "--url", server.url, *FAST, "--enqueue", "--run-id", "old", "--cancel-superseded", "pr-7")
+    queued = start_cli(
+        "run", "deploy", "--url", server.url, *FAST, "--enqueue", "--run-id", "old", "--cancel-superseded", "pr-7"
+    )
     server.wait_for_status("deploy", "old", {5})
     newer = run(server, "--run-id", "new", "--cancel-superseded", "pr-7")
     assert newer.code == 0, newer.output
@@ -268,13 +323,20 @@ def test_cancel_superseded_on_a_server_with_substring_names_and_single_status(fa
     may make dagu-ci stop another DAG's run or fail with a 400."""
     long = [out("working"), hold("never")]
     for version in ("2.4.0", "2.4.1"):
-        server = fake_factory(dag(Step("long", list(long))), Dag(file="deploy-docs", steps=[Step("long", list(long))]),
-                              version=version)
-        other = start_cli("run", "deploy-docs", "--url", server.url, *FAST, "--run-id", "docs-1", "--cancel-superseded", "main")
-        older = start_cli("run", "deploy", "--url", server.url, *FAST, "--run-id", "main-1", "--cancel-superseded", "main")
+        server = fake_factory(
+            dag(Step("long", list(long))), Dag(file="deploy-docs", steps=[Step("long", list(long))]), version=version
+        )
+        other = start_cli(
+            "run", "deploy-docs", "--url", server.url, *FAST, "--run-id", "docs-1", "--cancel-superseded", "main"
+        )
+        older = start_cli(
+            "run", "deploy", "--url", server.url, *FAST, "--run-id", "main-1", "--cancel-superseded", "main"
+        )
         server.wait_for_status("deploy-docs", "docs-1", {1})
         server.wait_for_status("deploy", "main-1", {1})
-        newer = start_cli("run", "deploy", "--url", server.url, *FAST, "--run-id", "main-2", "--cancel-superseded", "main")
+        newer = start_cli(
+            "run", "deploy", "--url", server.url, *FAST, "--run-id", "main-2", "--cancel-superseded", "main"
+        )
         newer.wait_for("superseded: stopping run main-1")
         assert older.finish().code == 3
         assert server.get_run("deploy-docs", "docs-1").status == 1, version
@@ -303,9 +365,14 @@ def test_spec_enqueue_and_older_servers(fake_factory, tmp_path):
     result = run(server, "--spec", str(spec), "--enqueue", "--run-id", "q-spec")
     assert result.code == 0, result.output
     assert log_lines(result.stdout) == ["queued then ran"]
-    assert_clean_error(run(fake_factory(version="1.23.0"), "--spec", str(spec), "--enqueue"), 2,
-                       r"--spec with --enqueue needs Dagu 1\.24\.0 or newer; .* runs 1\.23\.0")
-    assert_clean_error(run(fake_factory(version="1.22.10"), "--spec", str(spec)), 2, r"--spec needs Dagu 1\.23\.0 or newer")
+    assert_clean_error(
+        run(fake_factory(version="1.23.0"), "--spec", str(spec), "--enqueue"),
+        2,
+        r"--spec with --enqueue needs Dagu 1\.24\.0 or newer; .* runs 1\.23\.0",
+    )
+    assert_clean_error(
+        run(fake_factory(version="1.22.10"), "--spec", str(spec)), 2, r"--spec needs Dagu 1\.23\.0 or newer"
+    )
 
 
 def test_spec_is_checked_locally_before_anything_is_sent(fake_factory, tmp_path):

@@ -1,6 +1,7 @@
 """A half-written last line is held back until it has stood still for RELEASE_AFTER
 seconds of dagu-ci's clock, then shown, and its rest shown as a line of its own (a quiet
 step's "waiting..." line). The tailer runs on the test's clock, so no race with the fake."""
+
 from __future__ import annotations
 
 from typing import List

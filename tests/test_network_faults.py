@@ -4,6 +4,7 @@ Each test drives the CLI against the fake with one fault and checks what a user 
 exit code, the message, that the run was stopped on the server or that its logs came out
 whole, and that dagu-ci ended within a (generous) bound of its deadline.
 """
+
 from __future__ import annotations
 
 import os
@@ -26,10 +27,14 @@ EXPECTED = [f"b-{i}" for i in range(1, 21)] + [f"t-{i}" for i in range(1, 21)] +
 
 
 def dag(seconds: float = 1.5) -> Dag:
-    return Dag(file="deploy", name="deploy", steps=[
-        Step("build", [lines(20, "b-{i}"), sleep(seconds / 2)]),
-        Step("test", [lines(20, "t-{i}"), sleep(seconds / 2), out("done")], depends=["build"]),
-    ])
+    return Dag(
+        file="deploy",
+        name="deploy",
+        steps=[
+            Step("build", [lines(20, "b-{i}"), sleep(seconds / 2)]),
+            Step("test", [lines(20, "t-{i}"), sleep(seconds / 2), out("done")], depends=["build"]),
+        ],
+    )
 
 
 def closed_port() -> int:
@@ -140,9 +145,16 @@ def test_unknown_run_status_ends_in_an_error_and_a_stop(fake_factory, status):
 
 def test_no_stop_on_cancel_leaves_the_run_going_after_an_error(fake_factory):
     server = fake_factory(dag(seconds=120))
-    server.fault(path=RUN_DETAILS, method="GET", status=200, count=None,
-                 transform=lambda body: {"dagRunDetails": {**body["dagRunDetails"], "status": 99}})
-    result = run_cli("run", "deploy", "--url", server.url, *FAST, "--run-id", "odd2", "--no-push", "--no-stop-on-cancel")
+    server.fault(
+        path=RUN_DETAILS,
+        method="GET",
+        status=200,
+        count=None,
+        transform=lambda body: {"dagRunDetails": {**body["dagRunDetails"], "status": 99}},
+    )
+    result = run_cli(
+        "run", "deploy", "--url", server.url, *FAST, "--run-id", "odd2", "--no-push", "--no-stop-on-cancel"
+    )
     assert result.code == 4, result.output
     assert "the run was left running" in result.output
     assert server.get_run("deploy", "odd2").status == 1  # still running
@@ -156,8 +168,19 @@ def test_no_stop_on_cancel_leaves_the_run_going_after_an_error(fake_factory):
 def test_timeout_holds_against_a_stalled_poll(fake_factory, fault):
     server = fake_factory(dag(seconds=120))
     server.fault(path=RUN_DETAILS, method="GET", count=None, **fault)
-    result = run_cli("run", "deploy", "--url", server.url, *FAST, "--run-id", "slow1", "--no-push", "--timeout", "5",
-                     timeout=HOLDS_WITHIN)  # was 61 s (hang) and endless (trickle)
+    result = run_cli(
+        "run",
+        "deploy",
+        "--url",
+        server.url,
+        *FAST,
+        "--run-id",
+        "slow1",
+        "--no-push",
+        "--timeout",
+        "5",
+        timeout=HOLDS_WITHIN,
+    )  # was 61 s (hang) and endless (trickle)
     assert result.code == 124, result.output
     assert server.wait_for_status("deploy", "slow1", {3}).status == 3
 
@@ -177,8 +200,9 @@ def test_sigterm_during_a_trickle_stops_the_run_and_exits(fake_factory):
 def test_start_timeout_holds_against_a_trickling_health(fake_factory):
     server = fake_factory(dag())
     server.fault(path=r"/health$", status=200, count=None, trickle=1.0)
-    result = run_cli("run", "deploy", "--url", server.url, "--start-timeout", "5",
-                     timeout=HOLDS_WITHIN)  # was: still running at 60 s
+    result = run_cli(
+        "run", "deploy", "--url", server.url, "--start-timeout", "5", timeout=HOLDS_WITHIN
+    )  # was: still running at 60 s
     assert result.code == 4, result.output
     assert not server.runs_of("deploy")
 
@@ -218,8 +242,14 @@ def test_huge_run_details_cost_little_memory(fake_factory):
     server = fake_factory(dag(seconds=120))
     server.fault(path=RUN_DETAILS, method="GET", status=200, count=None, transform=lambda body: {**body, "pad": PAD})
     args = ("run", "deploy", "--url", server.url, *FAST, "--run-id", "big1", "--no-push", "--timeout", "6")
-    proc = subprocess.run([sys.executable, "-c", PEAK_REPORTING, *args], capture_output=True, text=True,
-                          env=clean_env(), cwd=ROOT, timeout=2 * WAIT_LIMIT)
+    proc = subprocess.run(
+        [sys.executable, "-c", PEAK_REPORTING, *args],
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        cwd=ROOT,
+        timeout=2 * WAIT_LIMIT,
+    )
     assert proc.returncode == 124, proc.stdout + proc.stderr
     peak_mb = int(re.search(r"PEAK_KB=(\d+)", proc.stderr).group(1)) / 1024
     assert peak_mb < 110, f"peak memory {peak_mb:.0f} MB"  # reading whole answers took 200+ MB

@@ -1,4 +1,5 @@
 """Params as a user types them, and as each server generation must receive them."""
+
 import json
 
 import pytest
@@ -47,25 +48,35 @@ def test_encoding_quoted_pairs_for_old_servers():
     assert encode_params({"A": "1", "MSG": 'say "hi" now'}, json_params=False) == 'A="1" MSG="say \\"hi\\" now"'
 
 
-@pytest.mark.parametrize("definition, value, problem", [
-    ({"type": "integer"}, " 42 ", None),
-    ({"type": "integer"}, "4.2", "'4.2' is not an integer"),
-    ({"type": "integer"}, "1_000", "'1_000' is not an integer"),  # Go's ParseInt refuses it; Python's int() would not
-    ({"type": "number", "minimum": 0.5}, "1e-3", "1e-3 is below the minimum 0.5"),
-    ({"type": "boolean"}, "TRUE", None),
-    ({"type": "boolean"}, "yes", "'yes' is not true or false"),
-    ({"type": "integer", "enum": [1, 2]}, "2", None),
-    ({"type": "boolean", "enum": [True]}, "false", "'false' is not one of true"),
-    ({"type": "string", "minLength": 2, "maxLength": 3}, "abcd", "'abcd' is longer than 3 characters"),
-    ({"type": "string", "pattern": "^v[0-9]+$"}, "v1x", "'v1x' does not match ^v[0-9]+$"),
-    ({"type": "string", "pattern": "(?P<x"}, "any", None),  # a pattern Python cannot read: the server decides
-])
+@pytest.mark.parametrize(
+    "definition, value, problem",
+    [
+        ({"type": "integer"}, " 42 ", None),
+        ({"type": "integer"}, "4.2", "'4.2' is not an integer"),
+        (
+            {"type": "integer"},
+            "1_000",
+            "'1_000' is not an integer",
+        ),  # Go's ParseInt refuses it; Python's int() would not
+        ({"type": "number", "minimum": 0.5}, "1e-3", "1e-3 is below the minimum 0.5"),
+        ({"type": "boolean"}, "TRUE", None),
+        ({"type": "boolean"}, "yes", "'yes' is not true or false"),
+        ({"type": "integer", "enum": [1, 2]}, "2", None),
+        ({"type": "boolean", "enum": [True]}, "false", "'false' is not one of true"),
+        ({"type": "string", "minLength": 2, "maxLength": 3}, "abcd", "'abcd' is longer than 3 characters"),
+        ({"type": "string", "pattern": "^v[0-9]+$"}, "v1x", "'v1x' does not match ^v[0-9]+$"),
+        ({"type": "string", "pattern": "(?P<x"}, "any", None),  # a pattern Python cannot read: the server decides
+    ],
+)
 def test_typed_params_checked_like_the_server(definition, value, problem):
     found = typed_problems({"P": value}, [{"name": "P", **definition}])
     assert found == ([f"param P: {problem}"] if problem else [])
 
 
 def test_required_typed_param_without_a_default():
-    definitions = [{"name": "A", "type": "string", "required": True}, {"name": "B", "type": "string", "required": True, "default": "x"},
-                   {"type": "string", "required": True}]  # positional: matched by place, not checked
+    definitions = [
+        {"name": "A", "type": "string", "required": True},
+        {"name": "B", "type": "string", "required": True, "default": "x"},
+        {"type": "string", "required": True},
+    ]  # positional: matched by place, not checked
     assert typed_problems({}, definitions) == ["param A is required"]

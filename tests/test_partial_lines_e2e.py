@@ -1,5 +1,6 @@
 """A line shown before its end (a prompt, a quiet step's last line) is continued when its
 end arrives, never shown twice or as a line of its own: its text appears exactly once."""
+
 from __future__ import annotations
 
 from tests.conftest import start_cli
@@ -28,7 +29,11 @@ def test_github_groups_and_failure_tails_continue_it_too(fake_factory, tmp_path)
 
     steps = [Step("prompt", [raw("Password: "), hold("answer"), out("refused"), fail(1)])]
     server = fake_factory(Dag(file="deploy", steps=steps))
-    env = {"GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(tmp_path / "summary"), "GITHUB_OUTPUT": str(tmp_path / "out")}
+    env = {
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_STEP_SUMMARY": str(tmp_path / "summary"),
+        "GITHUB_OUTPUT": str(tmp_path / "out"),
+    }
     proc = start_cli("run", "deploy", "--url", server.url, *FAST, env=env)
     proc.wait_for("Password: ")
     server.release("answer")

@@ -1,4 +1,5 @@
 """Provenance labels from each CI host, and the run state files backstops read."""
+
 import re
 
 from hypothesis import given, strategies as st
@@ -13,17 +14,37 @@ def detect(env):
 
 
 def test_github_provenance():
-    env = {"GITHUB_ACTIONS": "true", "GITHUB_SERVER_URL": "https://github.com", "GITHUB_REPOSITORY": "acme/app",
-           "GITHUB_RUN_ID": "42", "GITHUB_RUN_ATTEMPT": "2", "GITHUB_SHA": "abc123", "GITHUB_REF_NAME": "main"}
+    env = {
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_SERVER_URL": "https://github.com",
+        "GITHUB_REPOSITORY": "acme/app",
+        "GITHUB_RUN_ID": "42",
+        "GITHUB_RUN_ATTEMPT": "2",
+        "GITHUB_SHA": "abc123",
+        "GITHUB_REF_NAME": "main",
+    }
     assert detect(env).labels() == [
-        "ci=github", "ci-url=github.com/acme/app/actions/runs/42/attempts/2", "sha=abc123", "ref=main"
+        "ci=github",
+        "ci-url=github.com/acme/app/actions/runs/42/attempts/2",
+        "sha=abc123",
+        "ref=main",
     ]
 
 
 def test_gitlab_and_jenkins_provenance():
-    gitlab = {"GITLAB_CI": "true", "CI_JOB_URL": "https://gl/x/-/jobs/7", "CI_COMMIT_SHA": "def", "CI_COMMIT_REF_NAME": "feature x"}
+    gitlab = {
+        "GITLAB_CI": "true",
+        "CI_JOB_URL": "https://gl/x/-/jobs/7",
+        "CI_COMMIT_SHA": "def",
+        "CI_COMMIT_REF_NAME": "feature x",
+    }
     assert detect(gitlab).labels() == ["ci=gitlab", "ci-url=gl/x/-/jobs/7", "sha=def", "ref=feature-x"]
-    jenkins = {"JENKINS_URL": "https://j/", "BUILD_URL": "https://j/job/a/3/", "GIT_COMMIT": "f00", "BRANCH_NAME": "rel"}
+    jenkins = {
+        "JENKINS_URL": "https://j/",
+        "BUILD_URL": "https://j/job/a/3/",
+        "GIT_COMMIT": "f00",
+        "BRANCH_NAME": "rel",
+    }
     assert detect(jenkins).labels() == ["ci=jenkins", "ci-url=j/job/a/3/", "sha=f00", "ref=rel"]
     assert detect({}) is None
 
@@ -44,7 +65,13 @@ def test_state_files_round_trip_and_forget(tmp_path):
     (found,) = state.load_all(directory)
     loaded = found.run
     assert (loaded.url, loaded.dag, loaded.name, loaded.run_id, loaded.job, loaded.key) == (
-        "http://dagu:8080", "deploy", "deploy-prod", "r1", "gl-7", "k")
+        "http://dagu:8080",
+        "deploy",
+        "deploy-prod",
+        "r1",
+        "gl-7",
+        "k",
+    )
     assert loaded.pid > 0 and loaded.started_at > 0
     state.forget(directory, run)
     assert state.load_all(directory) == []

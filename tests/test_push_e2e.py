@@ -1,4 +1,5 @@
 """Server push (Dagu >= 2.3): the events stream wakes the follower; polling is the fallback."""
+
 from __future__ import annotations
 
 import time
@@ -80,8 +81,11 @@ def test_a_late_push_of_an_earlier_attempt_repeats_nothing(fake_factory):
     new attempt's log for the old one's and show its lines again."""
     flaky = Step("flaky", [out("try"), hold("fail"), fail(1)], fail_attempts=1)
     after = Step("after", [out("after"), hold("end")], depends=["flaky"])  # keeps attempt 2 going
-    server = fake_factory(Dag(file="deploy", steps=[flaky, after], auto_retry_limit=1, auto_retry_delay=None),
-                          version="2.6.5", sse_invalidation=None)  # pushes go out when the test ticks
+    server = fake_factory(
+        Dag(file="deploy", steps=[flaky, after], auto_retry_limit=1, auto_retry_delay=None),
+        version="2.6.5",
+        sse_invalidation=None,
+    )  # pushes go out when the test ticks
     proc = start_cli("run", "deploy", "--url", server.url, "--poll-interval", "0.1", "--run-id", "late")
     (stream,) = eventually(lambda: stream_requests(server), "dagu-ci's events stream")  # pushed: running
     server.release("fail")
@@ -95,8 +99,9 @@ def test_a_late_push_of_an_earlier_attempt_repeats_nothing(fake_factory):
     server.sse.release_frames()
     eventually(lambda: stream.bytes_out > sent, "the late push")
     arrived = time.monotonic()
-    eventually(lambda: [r for r in status_polls(server, "late") if r.time > arrived],
-               "a status poll after the late push")  # dagu-ci reads a waiting push before it polls
+    eventually(
+        lambda: [r for r in status_polls(server, "late") if r.time > arrived], "a status poll after the late push"
+    )  # dagu-ci reads a waiting push before it polls
     server.release("end")
     result = proc.finish()
     assert result.code == 0, result.output

@@ -4,6 +4,7 @@ A reverse proxy may hand the stream on close-delimited (`Connection: close`, no 
 encoding), and a quiet stream may carry nothing but heartbeats for minutes. Either way, once
 the run has ended, dagu-ci must close the stream and exit.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -25,7 +26,9 @@ EXITS_WITHIN = 30
 def test_run_exits_after_its_end_on_any_framing(fake_factory, framing, heartbeat, logs):
     server = fake_factory(
         Dag(file="deploy", steps=[Step("s", [out("one"), sleep(1.5), out("two")])]),
-        version="2.6.5", sse_framing=framing, sse_heartbeat=heartbeat,
+        version="2.6.5",
+        sse_framing=framing,
+        sse_heartbeat=heartbeat,
     )
     # --no-logs subscribes to the run alone: after its last push the stream is idle for good.
     args = ["run", "deploy", "--url", server.url, "--run-id", f"f-{framing}"] + ([] if logs else ["--no-logs"])

@@ -1,4 +1,5 @@
 """README.md's generated blocks (tools/readme.py) are what the click options say today."""
+
 from __future__ import annotations
 
 import subprocess
@@ -23,8 +24,9 @@ def test_readme_is_what_tools_readme_writes():
 def test_a_changed_option_shows_as_a_difference():
     """The comparison above can fail: a README that says something else is rewritten."""
     text = read_readme()
-    stale = text.replace("| `--enqueue` |  | Enqueue the run instead of starting it now. |",
-                         "| `--enqueue` |  | Enqueue the run. |")
+    stale = text.replace(
+        "| `--enqueue` |  | Enqueue the run instead of starting it now. |", "| `--enqueue` |  | Enqueue the run. |"
+    )
     assert stale != text
     assert generate(stale) == text
 

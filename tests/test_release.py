@@ -1,5 +1,6 @@
 """One version and one image name: every host file, the CHANGELOG, the metadata and the workflows agree
 with them (release.py), and the release itself (the tag check, the notes, the action's prebuilt image)."""
+
 from __future__ import annotations
 
 import os
@@ -43,8 +44,13 @@ def test_version_is_the_package_metadata_and_what_version_prints(tmp_path):
     meta = tmp_path / "meta"
     meta.mkdir()
     # The metadata setuptools writes (PKG-INFO; the wheel's METADATA is made from it).
-    built = subprocess.run([sys.executable, "-c", "from setuptools import setup; setup()", "-q", "egg_info",
-                            "--egg-base", str(meta)], cwd=source, capture_output=True, text=True, timeout=3 * WAIT_LIMIT)
+    built = subprocess.run(
+        [sys.executable, "-c", "from setuptools import setup; setup()", "-q", "egg_info", "--egg-base", str(meta)],
+        cwd=source,
+        capture_output=True,
+        text=True,
+        timeout=3 * WAIT_LIMIT,
+    )
     assert built.returncode == 0, built.stderr[-2000:]
     metadata = (meta / "dagu_ci.egg-info" / "PKG-INFO").read_text()
     assert re.search(r"^Version: (.+)$", metadata, re.M).group(1) == VERSION
@@ -54,11 +60,12 @@ def test_version_is_the_package_metadata_and_what_version_prints(tmp_path):
 
 def test_version_costs_no_metadata_lookup():
     """importlib.metadata costs ~60 ms of start-up (bench: `dagu-ci --version`)."""
-    probe = ("import sys, runpy; sys.argv = ['dagu-ci', '--version']\n"
-             "try:\n    runpy.run_module('dagu_ci', run_name='__main__')\nexcept SystemExit:\n    pass\n"
-             "print(sorted(m for m in sys.modules if m.startswith(('importlib.metadata', 'requests'))))")
-    proc = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True,
-                          timeout=WAIT_LIMIT)
+    probe = (
+        "import sys, runpy; sys.argv = ['dagu-ci', '--version']\n"
+        "try:\n    runpy.run_module('dagu_ci', run_name='__main__')\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('importlib.metadata', 'requests'))))"
+    )
+    proc = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=WAIT_LIMIT)
     assert proc.stdout.splitlines() == [f"dagu-ci {VERSION}", "[]"], proc.stderr
 
 
@@ -77,21 +84,25 @@ def test_every_reference_agrees_with_the_version_and_the_image():
             assert os.path.relpath(os.path.join(base, name), ROOT) in release.host_files()
 
 
-@pytest.mark.parametrize("line, problem", [
-    ("image: ghcr.io/dagu-ci/dagu-ci:0.0.9", "the version is"),
-    ("image: registry.acme.io/tools/dagu-ci:{v}", "the image is"),
-    ("image: dagu-ci:latest", "the image is"),
-    ("- uses: someone/dagu-ci@v{v}", "the action is"),
-    ("- uses: {repo}@main", "the action's tags are"),
-    ("pip install dagu-ci==0.0.1", "the version is"),
-    ("remote: https://raw.githubusercontent.com/{repo}/main/.gitlab-ci-template.yml", "the release is"),
-    ("image: registry.example.com/mirror/dagu-ci:{v}", "only a mirror"),  # a mirror, and no default
-])
+@pytest.mark.parametrize(
+    "line, problem",
+    [
+        ("image: ghcr.io/dagu-ci/dagu-ci:0.0.9", "the version is"),
+        ("image: registry.acme.io/tools/dagu-ci:{v}", "the image is"),
+        ("image: dagu-ci:latest", "the image is"),
+        ("- uses: someone/dagu-ci@v{v}", "the action is"),
+        ("- uses: {repo}@main", "the action's tags are"),
+        ("pip install dagu-ci==0.0.1", "the version is"),
+        ("remote: https://raw.githubusercontent.com/{repo}/main/.gitlab-ci-template.yml", "the release is"),
+        ("image: registry.example.com/mirror/dagu-ci:{v}", "only a mirror"),  # a mirror, and no default
+    ],
+)
 def test_a_new_example_that_disagrees_is_found(tmp_path, line, problem):
     root = copy_tree(tmp_path)
     assert problems(root) == []
     (root / "examples" / "woodpecker.yml").write_text(
-        "steps:\n  dagu:\n    " + line.format(v=VERSION, repo=release.github_repo()) + "\n")
+        "steps:\n  dagu:\n    " + line.format(v=VERSION, repo=release.github_repo()) + "\n"
+    )
     (found,) = problems(root)
     assert found.startswith(os.path.join("examples", "woodpecker.yml") + ":3: ") and problem in found
     assert subprocess.run([sys.executable, "release.py", "references"], cwd=ROOT, capture_output=True).returncode == 0
@@ -99,7 +110,10 @@ def test_a_new_example_that_disagrees_is_found(tmp_path, line, problem):
 
 def test_a_mirror_beside_the_released_default_is_an_override():
     text = f"image: ${{DAGU_CI_IMAGE:-{IMAGE_REF}}}  # or registry.example.com/mirror/dagu-ci:{VERSION}\n"
-    assert release.IMAGE_RE.findall(text) == [(release.image(), VERSION), ("registry.example.com/mirror/dagu-ci", VERSION)]
+    assert release.IMAGE_RE.findall(text) == [
+        (release.image(), VERSION),
+        ("registry.example.com/mirror/dagu-ci", VERSION),
+    ]
 
 
 def read_text(path: str) -> str:
@@ -135,7 +149,8 @@ def test_release_check_refuses_what_disagrees(tmp_path):
     owner = release.github_repo().split("/")[0]
     assert release.check(f"v{VERSION}", owner.upper(), str(root)) == []  # GitHub's owner may be capitalised
     assert release.check(f"v{VERSION}.1", owner, str(root)) == [
-        f"tag v{VERSION}.1 is not v{VERSION}, the package's version ({release.VERSION_FILE})"]
+        f"tag v{VERSION}.1 is not v{VERSION}, the package's version ({release.VERSION_FILE})"
+    ]
     (wrong_owner,) = release.check(f"v{VERSION}", "someone-else", str(root))
     assert "is not under ghcr.io/someone-else/" in wrong_owner
     (root / "examples" / "extra.yml").write_text("image: ghcr.io/dagu-ci/dagu-ci:0.0.9\n")
@@ -162,10 +177,15 @@ def test_released_action_runs_the_image_and_keeps_the_backstop(tmp_path):
     assert released["runs"]["post-entrypoint"] == "/usr/local/bin/dagu-ci-post"
     path = tmp_path / "action.yml"
     path.write_text(text)
-    assert subprocess.run([sys.executable, os.path.join(ROOT, "release.py"), "action-yml", VERSION, str(path)]).returncode == 0
+    assert (
+        subprocess.run([sys.executable, os.path.join(ROOT, "release.py"), "action-yml", VERSION, str(path)]).returncode
+        == 0
+    )
     assert path.read_text() == release.released_action(text, VERSION)
     checker = tool("check-jsonschema")
-    proc = subprocess.run([checker, "--builtin-schema", "vendor.github-actions", str(path)], capture_output=True, text=True)
+    proc = subprocess.run(
+        [checker, "--builtin-schema", "vendor.github-actions", str(path)], capture_output=True, text=True
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 

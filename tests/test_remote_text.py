@@ -1,6 +1,7 @@
 """Remote text is data (issues 10 and 15): whatever the server sends (log lines, step and DAG
 names, error messages, outputs) never becomes a CI command, a variable or markup in what
 the host reads, in every command and with every reporter."""
+
 from __future__ import annotations
 
 import json
@@ -81,7 +82,11 @@ def test_inert_text_runs_nothing_and_reads_the_same(text):
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.recursive(st.text() | st.integers() | st.none(), lambda inner: st.lists(inner) | st.dictionaries(st.text(), inner)))
+@given(
+    st.recursive(
+        st.text() | st.integers() | st.none(), lambda inner: st.lists(inner) | st.dictionaries(st.text(), inner)
+    )
+)
 def test_json_reads_back_exactly_and_runs_nothing(value):
     for indent in (None, 2):
         text = json_text(value, indent)
@@ -95,16 +100,24 @@ def test_json_reads_back_exactly_and_runs_nothing(value):
 def hostile_run():
     evil = "::add-mask::step"
     return [
-        accepted(), started(evil), log(evil, *HOSTILE), log(evil, *HOSTILE, stream="stderr"),
-        Notice("server says ##[add-mask]notice", Level.WARNING), done(evil, StepStatus.FAILED),
+        accepted(),
+        started(evil),
+        log(evil, *HOSTILE),
+        log(evil, *HOSTILE, stream="stderr"),
+        Notice("server says ##[add-mask]notice", Level.WARNING),
+        done(evil, StepStatus.FAILED),
         finished(RunStatus.FAILED, step(evil, StepStatus.FAILED), step("##vso[x]", StepStatus.NOT_STARTED)),
     ]
 
 
-@pytest.mark.parametrize("make", [
-    lambda out: PlainReporter(out, PLAIN),
-    lambda out: GitLabReporter(out, PLAIN, env={}),
-], ids=["plain", "gitlab"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda out: PlainReporter(out, PLAIN),
+        lambda out: GitLabReporter(out, PLAIN, env={}),
+    ],
+    ids=["plain", "gitlab"],
+)
 def test_reporters_print_remote_text_inert(make):
     out = Out()
     feed(make(out), hostile_run())
@@ -135,34 +148,56 @@ def test_env_files_read_back_exactly_or_refuse(fmt, values):
     assert ci_commands(text) == []
 
 
-@pytest.mark.parametrize("fmt,value", [
-    (EnvFormat.ENV, "a b 'c' \"d\" $HOME x=y <<EOF ::1"),
-    (EnvFormat.GITHUB_ENV, "line one\nNODE_OPTIONS=--require /tmp/evil.js\n"),
-    (EnvFormat.GITHUB_ENV, "ghadelimiter_0\n\n  indented\ttab"),
-    (EnvFormat.DOTENV, "$CI_JOB_TOKEN ${HOME} $$ 'q' \"q\" # not a comment"),
-])
+@pytest.mark.parametrize(
+    "fmt,value",
+    [
+        (EnvFormat.ENV, "a b 'c' \"d\" $HOME x=y <<EOF ::1"),
+        (EnvFormat.GITHUB_ENV, "line one\nNODE_OPTIONS=--require /tmp/evil.js\n"),
+        (EnvFormat.GITHUB_ENV, "ghadelimiter_0\n\n  indented\ttab"),
+        (EnvFormat.DOTENV, "$CI_JOB_TOKEN ${HOME} $$ 'q' \"q\" # not a comment"),
+    ],
+)
 def test_values_each_format_carries(fmt, value):
     assert read_back(fmt, env_file({"notes": value}, fmt)) == {"notes": value}
 
 
-@pytest.mark.parametrize("fmt,value,why", [
-    (EnvFormat.ENV, "line one\nNODE_OPTIONS=x", r"line break.*--format github-env"),
-    (EnvFormat.ENV, "cr\rhere", "line break"),
-    (EnvFormat.ENV, "nul\x00", "control character"),
-    (EnvFormat.DOTENV, "two\nlines", r"line break.*--format json"),
-    (EnvFormat.DOTENV, " padded", "white space"),
-    (EnvFormat.GITHUB_ENV, "cr\r\nlf", "control character"),
-    (EnvFormat.GITHUB_ENV, "ok\n::add-mask::x", "line starting with '::'"),
-    (EnvFormat.ENV, "x ##[add-mask]y", r"'##\['.*runs as a command"),
-    (EnvFormat.DOTENV, "##vso[task.setvariable variable=A]b", r"'##vso\['"),
-])
+@pytest.mark.parametrize(
+    "fmt,value,why",
+    [
+        (EnvFormat.ENV, "line one\nNODE_OPTIONS=x", r"line break.*--format github-env"),
+        (EnvFormat.ENV, "cr\rhere", "line break"),
+        (EnvFormat.ENV, "nul\x00", "control character"),
+        (EnvFormat.DOTENV, "two\nlines", r"line break.*--format json"),
+        (EnvFormat.DOTENV, " padded", "white space"),
+        (EnvFormat.GITHUB_ENV, "cr\r\nlf", "control character"),
+        (EnvFormat.GITHUB_ENV, "ok\n::add-mask::x", "line starting with '::'"),
+        (EnvFormat.ENV, "x ##[add-mask]y", r"'##\['.*runs as a command"),
+        (EnvFormat.DOTENV, "##vso[task.setvariable variable=A]b", r"'##vso\['"),
+    ],
+)
 def test_values_a_format_cannot_carry_are_refused(fmt, value, why):
     with pytest.raises(UnsafeOutput, match=why):
         env_file({"ok": "fine", "notes": value}, fmt)
 
 
-@pytest.mark.parametrize("name", ["a=b", "x\ny", "1st", "", "has space", "path", "PATH", "LD_PRELOAD",
-                                  "NODE_OPTIONS", "node_options", "GITHUB_TOKEN", "DAGU_URL", "BASH_ENV"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "a=b",
+        "x\ny",
+        "1st",
+        "",
+        "has space",
+        "path",
+        "PATH",
+        "LD_PRELOAD",
+        "NODE_OPTIONS",
+        "node_options",
+        "GITHUB_TOKEN",
+        "DAGU_URL",
+        "BASH_ENV",
+    ],
+)
 def test_names_that_are_not_plain_unreserved_variables_are_refused(name):
     for fmt in EnvFormat:
         with pytest.raises(UnsafeOutput, match="output name"):
@@ -183,10 +218,13 @@ def test_the_host_models_are_strict_enough_to_catch_an_injection():
 
 
 def hostile_dag():
-    return Dag(file="evil", steps=[
-        Step("::add-mask::x", [out(line) for line in HOSTILE] + [err("##vso[task.setvariable variable=E]1")]),
-        Step("plain", [out("ok")], depends=["::add-mask::x"]),
-    ])
+    return Dag(
+        file="evil",
+        steps=[
+            Step("::add-mask::x", [out(line) for line in HOSTILE] + [err("##vso[task.setvariable variable=E]1")]),
+            Step("plain", [out("ok")], depends=["::add-mask::x"]),
+        ],
+    )
 
 
 @pytest.mark.parametrize("extra", [(), ("--tail", "50"), ("--step", "::add-mask::x")])
@@ -234,8 +272,13 @@ def test_plain_run_and_follow_print_remote_text_inert(fake_factory):
 @pytest.mark.parametrize("message", ["##[add-mask]secret-ish", "##[set-output name=pwn;]1", "##vso[task.complete]x"])
 def test_the_error_line_carries_server_messages_inert(fake_factory, message):
     server = fake_factory(hostile_dag())
-    server.fault(r"/dags/evil$", method="GET", status=400, count=None,
-                 body=json.dumps({"code": "bad_request", "message": message}))
+    server.fault(
+        r"/dags/evil$",
+        method="GET",
+        status=400,
+        count=None,
+        body=json.dumps({"code": "bad_request", "message": message}),
+    )
     result = cli(server, "status", "evil", env=GITHUB)
     assert result.code == 2, result.output
     (line,) = result.stderr.splitlines()
@@ -282,11 +325,16 @@ def test_outputs_dotenv_escapes_dollars_for_gitlab(fake_factory):
     finished_run(server, "multi", "d1")
     result = cli(server, "outputs", "multi", "d1", "--format", "dotenv")
     assert result.code == 0, result.output
-    assert gitlab_dotenv(result.stdout, {"CI_JOB_TOKEN": "secret"}) == {"url": "https://x/?t=$CI_JOB_TOKEN", "plain": "a b"}
+    assert gitlab_dotenv(result.stdout, {"CI_JOB_TOKEN": "secret"}) == {
+        "url": "https://x/?t=$CI_JOB_TOKEN",
+        "plain": "a b",
+    }
 
 
 def test_outputs_refuse_reserved_or_broken_names(fake_factory):
-    server = fake_factory(outputs_dag(PATH="/tmp/evil", OK="1"), Dag(file="eq", steps=[Step("s", [output("A=B", "x")])]))
+    server = fake_factory(
+        outputs_dag(PATH="/tmp/evil", OK="1"), Dag(file="eq", steps=[Step("s", [output("A=B", "x")])])
+    )
     finished_run(server, "multi", "n1")
     finished_run(server, "eq", "n2")
     result = cli(server, "outputs", "multi", "n1", "--format", "github-env")
@@ -325,10 +373,21 @@ def unescaped_count(text: str, char: str) -> int:
 
 
 def test_job_summary_keeps_remote_names_as_text():
-    names = ["x|y", "<img src=x onerror=alert(1)>", "[click](http://evil)", "`code` *em* _u_ ~s~", "two\nlines",
-             "&amp; ![i](http://e/i.png) #h"]
-    snap = RunSnapshot(dag_name="a`b ``c|d <b>x</b> [x](http://evil)", run_id="r-1", status=RunStatus.FAILED,
-                       steps=tuple(step(name, StepStatus.FAILED) for name in names), started_at=T0)
+    names = [
+        "x|y",
+        "<img src=x onerror=alert(1)>",
+        "[click](http://evil)",
+        "`code` *em* _u_ ~s~",
+        "two\nlines",
+        "&amp; ![i](http://e/i.png) #h",
+    ]
+    snap = RunSnapshot(
+        dag_name="a`b ``c|d <b>x</b> [x](http://evil)",
+        run_id="r-1",
+        status=RunStatus.FAILED,
+        steps=tuple(step(name, StepStatus.FAILED) for name in names),
+        started_at=T0,
+    )
     result = RunResult("d", snap.dag_name, "r-1", "http://dagu.test/base (x)/dag-runs/d/r-1", snap, 1, duration=1.0)
     params = "````\n``` </details> ```\n<script>alert(1)</script>"
     lines = job_summary(result, params).split("\n")
@@ -364,8 +423,15 @@ def test_github_outputs_use_a_fresh_delimiter_and_read_back(tmp_path):
 def test_junit_carries_hostile_names_as_text(tmp_path):
     path = tmp_path / "junit.xml"
     evil = "a]]><x/>\x1b[31m\x07&b"
-    feed(JUnitReporter(str(path)), [started(evil), log(evil, "</failure><x/>", "\x00nul"), done(evil, StepStatus.FAILED),
-                                    finished(RunStatus.FAILED, step(evil, StepStatus.FAILED))])
+    feed(
+        JUnitReporter(str(path)),
+        [
+            started(evil),
+            log(evil, "</failure><x/>", "\x00nul"),
+            done(evil, StepStatus.FAILED),
+            finished(RunStatus.FAILED, step(evil, StepStatus.FAILED)),
+        ],
+    )
     (suite,) = list(junitparser.JUnitXml.fromfile(str(path)))
     (case,) = list(suite)
     assert case.name == "a]]><x/>&b"
@@ -375,8 +441,10 @@ def test_junit_carries_hostile_names_as_text(tmp_path):
 def test_gitlab_dotenv_report_reads_back_as_written(tmp_path):
     dotenv = tmp_path / "dagu.env"
     outputs = {"URL": "https://x/?t=$CI_JOB_TOKEN", "NOTE": "two\nlines"}
-    feed(GitLabReporter(Out(), PLAIN, env={"DAGU_DOTENV": str(dotenv)}),
-         [accepted(), finished(RunStatus.SUCCEEDED, step("a"), outputs=outputs)])
+    feed(
+        GitLabReporter(Out(), PLAIN, env={"DAGU_DOTENV": str(dotenv)}),
+        [accepted(), finished(RunStatus.SUCCEEDED, step("a"), outputs=outputs)],
+    )
     read = gitlab_dotenv(dotenv.read_text(), {"CI_JOB_TOKEN": "secret"})
     assert json.loads(read["DAGU_OUTPUTS"]) == outputs
     assert read["DAGU_RUN_ID"] == "r-1" and read["DAGU_STATUS"] == "succeeded"

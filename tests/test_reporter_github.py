@@ -1,5 +1,6 @@
 """The GitHub Actions reporter, fed synthetic events: groups, annotations, outputs, summary, and
 that no remote text can run a workflow command."""
+
 from __future__ import annotations
 
 import pytest
@@ -44,13 +45,21 @@ def github(tmp_path, **kwargs):
 
 def test_parallel_steps_get_whole_groups_in_order_of_start(tmp_path):
     out, reporter = github(tmp_path)
-    feed(reporter, [
-        accepted(),
-        started("a"), started("b"),
-        log("a", "a1"), log("b", "b1"), log("a", "a2"),
-        done("b"), log("a", "a3"), done("a"),
-        finished(RunStatus.SUCCEEDED, step("a"), step("b")),
-    ])
+    feed(
+        reporter,
+        [
+            accepted(),
+            started("a"),
+            started("b"),
+            log("a", "a1"),
+            log("b", "b1"),
+            log("a", "a2"),
+            done("b"),
+            log("a", "a3"),
+            done("a"),
+            finished(RunStatus.SUCCEEDED, step("a"), step("b")),
+        ],
+    )
     shown = Runner.read(out.getvalue())
     assert [c.name for c in shown.commands if c.name in ("group", "endgroup")] == ["group", "endgroup"] * 2
     text = [line for line in shown.visible if line and not line.startswith("dagu-ci:") and not line.startswith("  ")]
@@ -62,12 +71,22 @@ def test_parallel_steps_get_whole_groups_in_order_of_start(tmp_path):
 
 def test_a_held_step_goes_live_when_the_open_group_closes(tmp_path):
     out, reporter = github(tmp_path)
-    feed(reporter, [
-        started("a"), started("b"), log("b", "b1"), log("a", "a1"), done("a"),
-        log("b", "b2"), done("b"), finished(RunStatus.SUCCEEDED, step("a"), step("b")),
-    ])
+    feed(
+        reporter,
+        [
+            started("a"),
+            started("b"),
+            log("b", "b1"),
+            log("a", "a1"),
+            done("a"),
+            log("b", "b2"),
+            done("b"),
+            finished(RunStatus.SUCCEEDED, step("a"), step("b")),
+        ],
+    )
     body = [
-        line for line in out.getvalue().splitlines()
+        line
+        for line in out.getvalue().splitlines()
         if line.startswith(("::group::", "::endgroup::")) or not line.startswith(("::", "dagu-ci:", "  "))
     ]
     assert body[:4] == ["::group::a", "│ a1", "::endgroup::", "✔ a succeeded in 1s"]
@@ -77,11 +96,17 @@ def test_a_held_step_goes_live_when_the_open_group_closes(tmp_path):
 def test_hostile_log_lines_and_names_run_no_workflow_command(tmp_path):
     out, reporter = github(tmp_path, secrets_to_mask=["tok-123"])
     evil = "evil\n::add-mask::x"
-    feed(reporter, [
-        accepted(), started(evil), log(evil, *HOSTILE), log(evil, *HOSTILE, stream="stderr"),
-        done(evil, StepStatus.FAILED),
-        finished(RunStatus.FAILED, step(evil, StepStatus.FAILED)),
-    ])
+    feed(
+        reporter,
+        [
+            accepted(),
+            started(evil),
+            log(evil, *HOSTILE),
+            log(evil, *HOSTILE, stream="stderr"),
+            done(evil, StepStatus.FAILED),
+            finished(RunStatus.FAILED, step(evil, StepStatus.FAILED)),
+        ],
+    )
     shown = Runner.read(out.getvalue())
     assert {c.name for c in shown.commands} <= {"add-mask", "group", "endgroup", "stop-commands", "error"}
     assert [c.data for c in shown.named("add-mask")] == ["tok-123"]
@@ -97,8 +122,9 @@ def test_masks_secrets_before_anything_else(tmp_path):
     out, reporter = github(tmp_path, secrets_to_mask=["tok-123", None, "pa%ss\nword"])
     feed(reporter, [accepted()])
     lines = out.getvalue().splitlines()
-    assert sorted(lines[:4]) == sorted(["::add-mask::tok-123", "::add-mask::pa%25ss%0Aword", "::add-mask::pa%25ss",
-                                        "::add-mask::word"])
+    assert sorted(lines[:4]) == sorted(
+        ["::add-mask::tok-123", "::add-mask::pa%25ss%0Aword", "::add-mask::pa%25ss", "::add-mask::word"]
+    )
 
 
 def test_outputs_written_when_accepted_then_completed_at_the_end(tmp_path):
@@ -115,11 +141,19 @@ def test_outputs_written_when_accepted_then_completed_at_the_end(tmp_path):
 
 def test_job_summary_has_steps_table_link_and_params(tmp_path):
     _, reporter = github(tmp_path)
-    feed(reporter, [
-        accepted(),
-        finished(RunStatus.PARTIALLY_SUCCEEDED, step("build", seconds=61), step("lint|x", StepStatus.FAILED),
-                 step("deploy", StepStatus.SKIPPED, seconds=None), step("notify", handler=True)),
-    ])
+    feed(
+        reporter,
+        [
+            accepted(),
+            finished(
+                RunStatus.PARTIALLY_SUCCEEDED,
+                step("build", seconds=61),
+                step("lint|x", StepStatus.FAILED),
+                step("deploy", StepStatus.SKIPPED, seconds=None),
+                step("notify", handler=True),
+            ),
+        ],
+    )
     assert (tmp_path / "summary").read_text() == (
         "### ⚠️ Dagu run of `deploy` partially succeeded\n"
         "\n"
@@ -144,10 +178,15 @@ def test_job_summary_has_steps_table_link_and_params(tmp_path):
 def test_failed_step_gets_an_error_with_its_last_lines(tmp_path):
     out, reporter = github(tmp_path)
     lines = [f"line {n}" for n in range(50)]
-    feed(reporter, [
-        started("build"), log("build", *lines), done("build", StepStatus.FAILED),
-        finished(RunStatus.FAILED, step("build", StepStatus.FAILED)),
-    ])
+    feed(
+        reporter,
+        [
+            started("build"),
+            log("build", *lines),
+            done("build", StepStatus.FAILED),
+            finished(RunStatus.FAILED, step("build", StepStatus.FAILED)),
+        ],
+    )
     (error,) = Runner.read(out.getvalue()).named("error")
     assert error.properties["title"] == "Dagu step build failed (deploy)"
     assert error.data.splitlines() == lines[-30:]
@@ -160,10 +199,13 @@ def test_partial_success_is_a_warning(tmp_path):
     assert warning.data == "deploy run r-1 partially succeeded: b failed; exit code 0"
 
 
-@pytest.mark.parametrize("status,ending,title", [
-    (RunStatus.ABORTED, Ending.TIMEOUT, "Dagu run aborted"),
-    (RunStatus.REJECTED, Ending.FINISHED, "Dagu run rejected"),
-])
+@pytest.mark.parametrize(
+    "status,ending,title",
+    [
+        (RunStatus.ABORTED, Ending.TIMEOUT, "Dagu run aborted"),
+        (RunStatus.REJECTED, Ending.FINISHED, "Dagu run rejected"),
+    ],
+)
 def test_a_run_that_ends_badly_without_a_failed_step_is_an_error(tmp_path, status, ending, title):
     out, reporter = github(tmp_path)
     feed(reporter, [finished(status, step("a", StepStatus.ABORTED), ending=ending)])
@@ -192,4 +234,7 @@ def test_waiting_run_gets_a_notice_with_the_approval_link():
     reporter.handle(RunAccepted("deploy", "deploy", "r1", "http://dagu/dag-runs/deploy/r1", False, False, ""))
     waiting = RunSnapshot("deploy", "r1", RunStatus.WAITING, (StepSnapshot("gate", StepStatus.WAITING),))
     reporter.handle(RunStatusChanged(waiting, RunStatus.RUNNING))
-    assert "::notice title=Dagu run waits for approval::gate waits for approval: http://dagu/dag-runs/deploy/r1" in out.getvalue()
+    assert (
+        "::notice title=Dagu run waits for approval::gate waits for approval: http://dagu/dag-runs/deploy/r1"
+        in out.getvalue()
+    )

@@ -1,4 +1,5 @@
 """The GitLab CI reporter, fed synthetic events: sections per step and the dotenv report."""
+
 from __future__ import annotations
 
 import re
@@ -33,15 +34,28 @@ def sections(text):
 
 def test_one_section_per_step_never_interleaved(tmp_path):
     out, reporter = gitlab(tmp_path)
-    feed(reporter, [
-        accepted(), started("build"), started("lint"), log("build", "b1"), log("lint", "l1"),
-        done("lint", start=1), log("build", "b2"), done("build"),
-        finished(RunStatus.SUCCEEDED, step("build"), step("lint", start=1)),
-    ])
+    feed(
+        reporter,
+        [
+            accepted(),
+            started("build"),
+            started("lint"),
+            log("build", "b1"),
+            log("lint", "l1"),
+            done("lint", start=1),
+            log("build", "b2"),
+            done("build"),
+            finished(RunStatus.SUCCEEDED, step("build"), step("lint", start=1)),
+        ],
+    )
     markers, _ = sections(out.getvalue())
     kinds = [(kind, name) for kind, _, name, _, _ in markers]
-    assert kinds == [("start", "dagu_step_1_build"), ("end", "dagu_step_1_build"),
-                     ("start", "dagu_step_2_lint"), ("end", "dagu_step_2_lint")]
+    assert kinds == [
+        ("start", "dagu_step_1_build"),
+        ("end", "dagu_step_1_build"),
+        ("start", "dagu_step_2_lint"),
+        ("end", "dagu_step_2_lint"),
+    ]
     # build streamed live (expanded, now); lint was held and shown whole: collapsed, with its own times.
     assert markers[0][1] == NOW and markers[0][3] is False and markers[0][4] == "▶ build"
     assert markers[2][1] == int(T0.timestamp()) + 1 and markers[2][3] is True
@@ -53,11 +67,20 @@ def test_one_section_per_step_never_interleaved(tmp_path):
 def test_remote_lines_cannot_close_or_open_sections(tmp_path):
     out, reporter = gitlab(tmp_path)
     fake = "\x1b[0Ksection_end:1:dagu_step_1_build\r\x1b[0K"
-    feed(reporter, [started("build"), log("build", fake, "section_start:1:x\r\x1b[0Kheader"), done("build"),
-                    finished(RunStatus.SUCCEEDED, step("build"))])
+    feed(
+        reporter,
+        [
+            started("build"),
+            log("build", fake, "section_start:1:x\r\x1b[0Kheader"),
+            done("build"),
+            finished(RunStatus.SUCCEEDED, step("build")),
+        ],
+    )
     markers, _ = sections(out.getvalue())
-    assert [(kind, name) for kind, _, name, _, _ in markers] == [("start", "dagu_step_1_build"),
-                                                                  ("end", "dagu_step_1_build")]
+    assert [(kind, name) for kind, _, name, _, _ in markers] == [
+        ("start", "dagu_step_1_build"),
+        ("end", "dagu_step_1_build"),
+    ]
 
 
 def test_dotenv_report_written_when_accepted_and_completed_at_the_end(tmp_path):

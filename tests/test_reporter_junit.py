@@ -1,4 +1,5 @@
 """`--junit`: one testcase per DAG step, read back with a JUnit parser."""
+
 from __future__ import annotations
 
 import junitparser
@@ -17,12 +18,24 @@ def read(path):
 def test_one_testcase_per_step_with_failures_carrying_last_lines(tmp_path):
     path = tmp_path / "reports" / "junit.xml"
     lines = [f"\x1b[31mline {n}\x1b[0m \x07" for n in range(40)]
-    feed(JUnitReporter(str(path)), [
-        started("build"), log("build", "ok"), done("build"),
-        started("test"), log("test", *lines, stream="stderr"), done("test", StepStatus.FAILED),
-        finished(RunStatus.FAILED, step("build"), step("test", StepStatus.FAILED), step("deploy", StepStatus.NOT_STARTED),
-                 step("cleanup", handler=True)),
-    ])
+    feed(
+        JUnitReporter(str(path)),
+        [
+            started("build"),
+            log("build", "ok"),
+            done("build"),
+            started("test"),
+            log("test", *lines, stream="stderr"),
+            done("test", StepStatus.FAILED),
+            finished(
+                RunStatus.FAILED,
+                step("build"),
+                step("test", StepStatus.FAILED),
+                step("deploy", StepStatus.NOT_STARTED),
+                step("cleanup", handler=True),
+            ),
+        ],
+    )
     _, suite = read(path)
     assert (suite.name, suite.tests, suite.failures, suite.errors, suite.skipped) == ("deploy", 4, 1, 0, 1)
     cases = {case.name: case for case in suite}
@@ -35,15 +48,22 @@ def test_one_testcase_per_step_with_failures_carrying_last_lines(tmp_path):
     assert cases["deploy"].is_skipped and cases["deploy"].result[0].message == "did not run"
     assert cases["cleanup"].classname == "deploy.handlers"
     props = {prop.name: prop.value for prop in suite.properties()}
-    assert props == {"dagu.run_id": "r-1", "dagu.url": "http://dagu.test/dag-runs/deploy/r-1",
-                     "dagu.status": "failed", "dagu.exit_code": "1"}
+    assert props == {
+        "dagu.run_id": "r-1",
+        "dagu.url": "http://dagu.test/dag-runs/deploy/r-1",
+        "dagu.status": "failed",
+        "dagu.exit_code": "1",
+    }
 
 
 def test_without_logs_a_failure_carries_the_error_dagu_recorded(tmp_path):
     path = tmp_path / "junit.xml"
-    feed(JUnitReporter(str(path)), [
-        finished(RunStatus.ABORTED, step("build", StepStatus.ABORTED, error="signal: killed")),
-    ])
+    feed(
+        JUnitReporter(str(path)),
+        [
+            finished(RunStatus.ABORTED, step("build", StepStatus.ABORTED, error="signal: killed")),
+        ],
+    )
     _, suite = read(path)
     (case,) = list(suite)
     assert case.result[0].message == "step build aborted" and case.result[0].text == "signal: killed"

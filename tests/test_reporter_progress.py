@@ -1,4 +1,5 @@
 """Signs of life: a spinner line on a terminal, a heartbeat in CI logs; and host selection."""
+
 from __future__ import annotations
 
 import pytest
@@ -68,23 +69,29 @@ def test_terminal_gets_a_spinner_line_wiped_before_other_output():
     assert "still" not in out.getvalue()
 
 
-@pytest.mark.parametrize("env,host", [
-    ({"GITHUB_ACTIONS": "true"}, GitHub),
-    ({"GITLAB_CI": "true"}, GitLab),
-    ({"JENKINS_URL": "http://j", "BUILD_TAG": "x"}, Jenkins),
-    ({}, Local),
-])
+@pytest.mark.parametrize(
+    "env,host",
+    [
+        ({"GITHUB_ACTIONS": "true"}, GitHub),
+        ({"GITLAB_CI": "true"}, GitLab),
+        ({"JENKINS_URL": "http://j", "BUILD_TAG": "x"}, Jenkins),
+        ({}, Local),
+    ],
+)
 def test_host_detected_from_the_environment(env, host):
     assert type(detect(env)) is host
 
 
-@pytest.mark.parametrize("choice,env,console", [
-    ("auto", {"GITHUB_ACTIONS": "true"}, GitHubReporter),
-    ("auto", {"GITLAB_CI": "true"}, GitLabReporter),
-    ("auto", {}, PlainReporter),
-    ("plain", {"GITHUB_ACTIONS": "true"}, PlainReporter),
-    ("gitlab", {}, GitLabReporter),
-])
+@pytest.mark.parametrize(
+    "choice,env,console",
+    [
+        ("auto", {"GITHUB_ACTIONS": "true"}, GitHubReporter),
+        ("auto", {"GITLAB_CI": "true"}, GitLabReporter),
+        ("auto", {}, PlainReporter),
+        ("plain", {"GITHUB_ACTIONS": "true"}, PlainReporter),
+        ("gitlab", {}, GitLabReporter),
+    ],
+)
 def test_reporter_choice(choice, env, console, tmp_path):
     reporter = make_reporter(detect(env), choice, junit=str(tmp_path / "j.xml"), out=Out())
     kinds = [type(r) for r in reporter.reporters]

@@ -1,6 +1,7 @@
 """One notice hook per client, set when it is made: a server that stops answering is
 announced the same way before the start and during the follow, and the window it names
 is the one that applies (an option's, or the follow's own)."""
+
 from __future__ import annotations
 
 import re

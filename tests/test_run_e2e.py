@@ -1,4 +1,5 @@
 """`dagu-ci run` end to end: the CLI as a subprocess against the fake Dagu server."""
+
 from __future__ import annotations
 
 import json
@@ -106,7 +107,9 @@ def test_run_stopped_from_the_ui_exits_3(fake_factory):
 
 @pytest.mark.parametrize("decision, code, shown", [("reject", 3, []), ("approve", 0, ["shipped"])])
 def test_waiting_for_approval_then_decided(fake_factory, decision, code, shown):
-    server = fake_factory(simple_dag(steps=[Step("gate", [approval()]), Step("ship", [out("shipped")], depends=["gate"])]))
+    server = fake_factory(
+        simple_dag(steps=[Step("gate", [approval()]), Step("ship", [out("shipped")], depends=["gate"])])
+    )
     proc = start_cli("run", "deploy", "--url", server.url, *FAST, "--run-id", decision)
     proc.wait_for("waiting for approval of gate")
     getattr(server, decision)("deploy", decision, "gate")
@@ -294,8 +297,7 @@ def test_half_written_line_shown_once_and_whole(fake_factory):
     server = fake_factory(simple_dag(steps=steps))
     # Once dagu-ci has been served the half line, its next read waits until the line is whole:
     # however slow the machine, the rest comes before dagu-ci would give up waiting for it.
-    reads = server.fault(path=r"/steps/slow/log$", method="GET", status=200, count=None, hold="answers",
-                         after="half-")
+    reads = server.fault(path=r"/steps/slow/log$", method="GET", status=200, count=None, hold="answers", after="half-")
     proc = start_cli("run", "deploy", "--url", server.url, *FAST, "--run-id", "half")
     eventually(lambda: reads.armed, "a read that served the half line")
     server.release("rest")
@@ -501,8 +503,12 @@ def test_cancel_sends_the_stop_even_while_output_is_blocked(fake_factory):
     from tests.conftest import clean_env, cli_command
 
     server = fake_factory(simple_dag(steps=[Step("long", [lines(20000, "{i:0>96}"), hold("never")])]))
-    proc = subprocess.Popen(cli_command("run", "deploy", "--url", server.url, *FAST, "--run-id", "blocked"),
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=clean_env())
+    proc = subprocess.Popen(
+        cli_command("run", "deploy", "--url", server.url, *FAST, "--run-id", "blocked"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=clean_env(),
+    )
     try:
         server.wait_for_status("deploy", "blocked", {1})
         # nobody reads its stdout: it gets stuck in a write

@@ -1,4 +1,5 @@
 """Run ids: derived from CI context so a retried job attaches instead of starting twice."""
+
 import pytest
 
 from dagu_ci.errors import UsageError

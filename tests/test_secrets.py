@@ -1,4 +1,5 @@
 """A secret (token, password, a password inside --url) never reaches output, in any form."""
+
 from __future__ import annotations
 
 import base64
@@ -37,6 +38,7 @@ def assert_one_line_error(result, code, pattern, *secrets):
 
 # -- every form a secret can be printed in ---------------------------------------------
 
+
 def test_every_form_of_a_secret_is_redacted():
     secrets = Secrets()
     secrets.add_connection(tokens=["tok-SECRET\n"], usernames=["ci"], passwords=["p@ss wörd"], urls=[])
@@ -62,6 +64,7 @@ def test_a_password_inside_the_url_is_a_secret_in_both_spellings():
 
 # -- tokens: cleaned or refused before anything is sent ----------------------------------
 
+
 def test_a_token_with_a_trailing_newline_works_and_is_never_printed(fake_factory):
     server = fake_factory(dag(), auth=("token", "tok-SECRET"))
     result = run_cli("run", "deploy", "--url", server.url, *FAST, env={"DAGU_API_TOKEN": "tok-SECRET\n"})
@@ -69,11 +72,14 @@ def test_a_token_with_a_trailing_newline_works_and_is_never_printed(fake_factory
     assert "tok-SECRET" not in result.output
 
 
-@pytest.mark.parametrize("token, what", [
-    ("tok-SECRET\x01x", "a control character"),
-    ("tok-SECRET\nsecond-line", "a control character"),
-    ("tok-SECRET-\u2603", "a character an HTTP header cannot carry"),
-])
+@pytest.mark.parametrize(
+    "token, what",
+    [
+        ("tok-SECRET\x01x", "a control character"),
+        ("tok-SECRET\nsecond-line", "a control character"),
+        ("tok-SECRET-\u2603", "a character an HTTP header cannot carry"),
+    ],
+)
 def test_a_token_a_header_cannot_carry_is_a_usage_error(fake_factory, token, what):
     server = fake_factory(dag(), auth=("token", "tok-SECRET"))
     result = run_cli("run", "deploy", "--url", server.url, *FAST, env={"DAGU_API_TOKEN": token})
@@ -91,12 +97,16 @@ def test_a_non_latin_1_password_is_sent_as_utf8(fake_factory):
 
 # -- a password inside --url --------------------------------------------------------------
 
-@pytest.mark.parametrize("url", [
-    "http://ci:PW-SECRET@host:99999",
-    "http://ci:PW-SECRET@host:8x80",
-    "ftp://ci:PW-SECRET@host",
-    "ci:PW-SECRET@host",
-])
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://ci:PW-SECRET@host:99999",
+        "http://ci:PW-SECRET@host:8x80",
+        "ftp://ci:PW-SECRET@host",
+        "ci:PW-SECRET@host",
+    ],
+)
 def test_a_bad_url_never_prints_its_password(url):
     result = run_cli("run", "deploy", "--url", url)
     assert_one_line_error(result, 2, r"bad --url", "PW-SECRET")
@@ -110,7 +120,11 @@ def test_a_bad_url_from_the_environment_never_prints_its_password():
 def test_url_credentials_authenticate_and_are_masked_on_github(fake_factory, tmp_path):
     server = fake_factory(dag(Step("leak", [out("the password is p@ss-SECRET")])), auth=("basic", "ci", "p@ss-SECRET"))
     url = server.url.replace("http://", "http://ci:p%40ss-SECRET@")
-    env = {"GITHUB_ACTIONS": "true", "GITHUB_OUTPUT": str(tmp_path / "out"), "GITHUB_STEP_SUMMARY": str(tmp_path / "sum")}
+    env = {
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_OUTPUT": str(tmp_path / "out"),
+        "GITHUB_STEP_SUMMARY": str(tmp_path / "sum"),
+    }
     result = run_cli("run", "deploy", "--url", url, *FAST, env=env)
     assert result.code == 0, result.output
     masked = [c.data for c in Runner.read(result.stdout).named("add-mask")]
@@ -121,6 +135,7 @@ def test_url_credentials_authenticate_and_are_masked_on_github(fake_factory, tmp
 
 
 # -- every path out: error line, reporter lines, debug tracebacks ------------------------
+
 
 def test_a_remote_log_line_holding_the_password_is_redacted(fake_factory):
     server = fake_factory(dag(Step("leak", [out("password=pw-SECRET")])), auth=("basic", "ci", "pw-SECRET"))
@@ -146,13 +161,28 @@ def test_debug_traceback_is_redacted(monkeypatch, capsys):
 
 def test_files_for_people_are_redacted_too(fake_factory, tmp_path):
     """The GitHub job summary (params included) and a JUnit failure's log tail."""
-    leak = Dag(file="deploy", name="deploy", params={"NOTE": ""},
-               steps=[Step("leak", [out("using tok-SECRET now"), fail(1)])])
+    leak = Dag(
+        file="deploy", name="deploy", params={"NOTE": ""}, steps=[Step("leak", [out("using tok-SECRET now"), fail(1)])]
+    )
     server = fake_factory(leak, auth=("token", "tok-SECRET"))
-    env = {"GITHUB_ACTIONS": "true", "GITHUB_OUTPUT": str(tmp_path / "out"), "GITHUB_STEP_SUMMARY": str(tmp_path / "sum"),
-           "DAGU_API_TOKEN": "tok-SECRET"}
-    result = run_cli("run", "deploy", "--url", server.url, *FAST, "--param", "NOTE=tok-SECRET",
-                     "--junit", str(tmp_path / "junit.xml"), env=env)
+    env = {
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_OUTPUT": str(tmp_path / "out"),
+        "GITHUB_STEP_SUMMARY": str(tmp_path / "sum"),
+        "DAGU_API_TOKEN": "tok-SECRET",
+    }
+    result = run_cli(
+        "run",
+        "deploy",
+        "--url",
+        server.url,
+        *FAST,
+        "--param",
+        "NOTE=tok-SECRET",
+        "--junit",
+        str(tmp_path / "junit.xml"),
+        env=env,
+    )
     assert result.code == 1, result.output
     summary, junit = (tmp_path / "sum").read_text(), (tmp_path / "junit.xml").read_text()
     assert '{"NOTE": "***"}' in summary and "using *** now" in junit

@@ -7,6 +7,7 @@ thread, and dagu-ci ends a thread per request). An exception raised there is pri
 signal it had already taken. Here the finaliser is forced to be running when the signal
 comes, so the race that a loaded machine lost now and then is lost every time.
 """
+
 from __future__ import annotations
 
 import signal

@@ -1,5 +1,6 @@
 """What each answer to the start request means, as a user sees it (the client's typed start:
 a new run, our own earlier run, a refusal of the labels, a 500, another run active)."""
+
 from __future__ import annotations
 
 import json
@@ -26,8 +27,13 @@ def start_bodies(server):
 
 def test_refused_labels_start_the_run_without_them(fake_factory):
     server = fake_factory(dag(), version="2.6.5")
-    server.fault(path=START, method="POST", status=400, count=1,
-                 body='{"code":"bad_request","message":"invalid labels: label \\"ci\\": not allowed here"}')
+    server.fault(
+        path=START,
+        method="POST",
+        status=400,
+        count=1,
+        body='{"code":"bad_request","message":"invalid labels: label \\"ci\\": not allowed here"}',
+    )
     result = run(server, "--run-id", "nolab", env=GITHUB)
     assert result.code == 0, result.output
     assert "refused the provenance labels (invalid labels" in result.output and "starting without them" in result.output
@@ -46,8 +52,9 @@ def test_a_400_without_labels_is_a_usage_error(fake_factory):
 
 def test_a_500_is_checked_then_retried_and_starts_once(fake_factory):
     server = fake_factory(dag(), version="2.6.5")
-    server.fault(path=START, method="POST", status=500, count=1,
-                 body='{"code":"internal_error","message":"DAG did not start"}')
+    server.fault(
+        path=START, method="POST", status=500, count=1, body='{"code":"internal_error","message":"DAG did not start"}'
+    )
     result = run(server, "--run-id", "after500")
     assert result.code == 0, result.output
     assert len(start_bodies(server)) == 2 and len(server.runs_of("deploy")) == 1

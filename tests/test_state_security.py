@@ -1,6 +1,7 @@
 """The backstop's state files (issue 15 items 1, 6, 7; issue 10 item 8): a checkout cannot plant
 one, server text never shapes its path, and `stop --from-state` acts only on what this job wrote,
 only against the configured server, with the configured credentials."""
+
 from __future__ import annotations
 
 import json
@@ -49,10 +50,19 @@ def start_victim(server, run_id, token=None):
 
 # -- file names (item 6) -----------------------------------------------------------------------
 
-@pytest.mark.parametrize("name,run_id", [
-    ("a/b", "r1"), ("../../x", "r2"), ("x/../../../../tmp/dagu-ci-escape", "r3"),
-    ("deploy", "../../../tmp/y"), ("deploy", "x\0y"), ("..", ".."), ("", ""),
-])
+
+@pytest.mark.parametrize(
+    "name,run_id",
+    [
+        ("a/b", "r1"),
+        ("../../x", "r2"),
+        ("x/../../../../tmp/dagu-ci-escape", "r3"),
+        ("deploy", "../../../tmp/y"),
+        ("deploy", "x\0y"),
+        ("..", ".."),
+        ("", ""),
+    ],
+)
 def test_server_text_never_shapes_the_state_path(tmp_path, name, run_id):
     directory = tmp_path / "state"
     (directory / "run-x").mkdir(parents=True)  # a folder the old naming could be walked through
@@ -73,10 +83,13 @@ def test_any_name_and_run_id_get_a_flat_distinct_file(name, run_id, other_name, 
     path = state.path_for("/state", run)
     assert os.path.dirname(path) == "/state" and NAME.fullmatch(os.path.basename(path))
     if (name, run_id) != (other_name, other_id):
-        assert path != state.path_for("/state", state.RunState(url="http://d", dag="d", name=other_name, run_id=other_id))
+        assert path != state.path_for(
+            "/state", state.RunState(url="http://d", dag="d", name=other_name, run_id=other_id)
+        )
 
 
 # -- where the file lives (item 1) ---------------------------------------------------------------
+
 
 def test_state_dir_is_outside_the_checkout_on_every_host(tmp_path):
     runner_temp = tmp_path / "_temp"
@@ -87,8 +100,12 @@ def test_state_dir_is_outside_the_checkout_on_every_host(tmp_path):
     # temp home, mounted at /github/home, is kept for the whole job.
     home = tmp_path / "_github_home"
     home.mkdir()
-    container = {"GITHUB_ACTIONS": "true", "GITHUB_WORKSPACE": "/github/workspace",
-                 "RUNNER_TEMP": "/home/runner/work/_temp-not-here", "HOME": str(home)}
+    container = {
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_WORKSPACE": "/github/workspace",
+        "RUNNER_TEMP": "/home/runner/work/_temp-not-here",
+        "HOME": str(home),
+    }
     assert detect(container).state_dir() == str(home / ".dagu-ci")
 
     gitlab = {"GITLAB_CI": "true", "CI_PROJECT_DIR": "/builds/g/p", "RUNNER_TEMP_PROJECT_DIR": "/builds/g/p.tmp"}
@@ -111,12 +128,27 @@ def test_gitlab_files_planted_in_the_checkout_are_never_read(fake_factory, tmp_p
         plant(project / ".dagu-ci", "run-deploy-x.json", url=evil.url, run_id="x", job="gl-4242"),
         plant(project / ".dagu-ci", "run-deploy-victim.json", url=real.url, run_id="victim", job="gl-4242"),
     ]
-    env = {"GITLAB_CI": "true", "CI": "true", "CI_JOB_ID": "4242", "CI_PROJECT_DIR": str(project),
-           "RUNNER_TEMP_PROJECT_DIR": str(private), "DAGU_INPUT_DAG": "deploy", "DAGU_INPUT_URL": real.url,
-           "DAGU_INPUT_PARAMS": "", "DAGU_INPUT_TIMEOUT": "0", "DAGU_API_TOKEN": "tok-real"}
+    env = {
+        "GITLAB_CI": "true",
+        "CI": "true",
+        "CI_JOB_ID": "4242",
+        "CI_PROJECT_DIR": str(project),
+        "RUNNER_TEMP_PROJECT_DIR": str(private),
+        "DAGU_INPUT_DAG": "deploy",
+        "DAGU_INPUT_URL": real.url,
+        "DAGU_INPUT_PARAMS": "",
+        "DAGU_INPUT_TIMEOUT": "0",
+        "DAGU_API_TOKEN": "tok-real",
+    }
     full = {**HOST_ENV, **env}
-    job = subprocess.Popen([sys.executable, ENTRYPOINT, "sh", "-c", template_script()], env=full, cwd=project,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    job = subprocess.Popen(
+        [sys.executable, ENTRYPOINT, "sh", "-c", template_script()],
+        env=full,
+        cwd=project,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         (state_file,) = wait_for_files(private / ".dagu-ci")
         run_id = json.loads(state_file.read_text())["run_id"]
@@ -151,11 +183,14 @@ def test_state_of_another_job_or_server_is_left_alone_with_a_warning(fake_factor
     result = run_cli("stop", "--from-state", "--url", real.url, "--state-dir", str(directory), "--json", env=env)
     assert result.code == 0, result.output
     assert json.loads(result.stdout) == [
-        {"dag": "deploy", "name": "deploy", "run_id": "ours", "action": "stopped", "status": "running"}]
+        {"dag": "deploy", "name": "deploy", "run_id": "ours", "action": "stopped", "status": "running"}
+    ]
     warnings = [line for line in result.stderr.splitlines() if "warning:" in line]
     assert len(warnings) == 3, result.stderr
     assert re.search(r"run-a\.json.*another CI job", result.stderr)
-    assert re.search(rf"run-b\.json.*names {re.escape(evil.url)}, not the configured {re.escape(real.url)}", result.stderr)
+    assert re.search(
+        rf"run-b\.json.*names {re.escape(evil.url)}, not the configured {re.escape(real.url)}", result.stderr
+    )
     assert re.search(r"run-c\.json.*not a state file", result.stderr)
     real.wait_for_status("deploy", "ours", {3})
     assert real.get_run("deploy", "victim").status == 1
@@ -171,13 +206,25 @@ def test_github_post_step_acts_only_on_its_own_main_steps_file(fake_factory, tmp
     runner_temp, workspace = tmp_path / "_temp", tmp_path / "ws"
     runner_temp.mkdir()
     workspace.mkdir()
-    env = {"GITHUB_ACTIONS": "true", "GITHUB_RUN_ID": "77", "GITHUB_RUN_ATTEMPT": "1", "GITHUB_JOB": "deploy",
-           "GITHUB_WORKSPACE": str(workspace), "RUNNER_TEMP": str(runner_temp), "INPUT_DAG": "deploy",
-           "INPUT_URL": real.url, "INPUT_TOKEN": "tok-gh", "INPUT_RUN-ID": "gh-main", "INPUT_POLL-INTERVAL": "0.1",
-           "GITHUB_STATE": str(runner_temp / "save_state"), "GITHUB_OUTPUT": str(runner_temp / "out")}
+    env = {
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_RUN_ID": "77",
+        "GITHUB_RUN_ATTEMPT": "1",
+        "GITHUB_JOB": "deploy",
+        "GITHUB_WORKSPACE": str(workspace),
+        "RUNNER_TEMP": str(runner_temp),
+        "INPUT_DAG": "deploy",
+        "INPUT_URL": real.url,
+        "INPUT_TOKEN": "tok-gh",
+        "INPUT_RUN-ID": "gh-main",
+        "INPUT_POLL-INTERVAL": "0.1",
+        "GITHUB_STATE": str(runner_temp / "save_state"),
+        "GITHUB_OUTPUT": str(runner_temp / "out"),
+    }
     full = {**HOST_ENV, **env}
-    main = subprocess.Popen([sys.executable, ENTRYPOINT], env=full, cwd=workspace,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    main = subprocess.Popen(
+        [sys.executable, ENTRYPOINT], env=full, cwd=workspace, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         (state_file,) = wait_for_files(runner_temp / ".dagu-ci")
         real.wait_for_status("deploy", "gh-main", {1})
@@ -185,7 +232,9 @@ def test_github_post_step_acts_only_on_its_own_main_steps_file(fake_factory, tmp
         main.kill()
         main.wait(timeout=WAIT_LIMIT)
     saved = json.loads(state_file.read_text())
-    other = plant(runner_temp / ".dagu-ci", "run-other.json", url=real.url, run_id="victim", job=saved["job"], key="0" * 32)
+    other = plant(
+        runner_temp / ".dagu-ci", "run-other.json", url=real.url, run_id="victim", job=saved["job"], key="0" * 32
+    )
     assert not (workspace / ".dagu-ci").exists()
 
     # What the runner does between the steps: GITHUB_STATE's lines become the post step's STATE_*.
@@ -195,8 +244,9 @@ def test_github_post_step_acts_only_on_its_own_main_steps_file(fake_factory, tmp
     post = tmp_path / "bin" / "dagu-ci-post"
     post.parent.mkdir()
     post.symlink_to(ENTRYPOINT)
-    proc = subprocess.run([sys.executable, str(post)], env=post_env, cwd=workspace,
-                          capture_output=True, text=True, timeout=2 * WAIT_LIMIT)
+    proc = subprocess.run(
+        [sys.executable, str(post)], env=post_env, cwd=workspace, capture_output=True, text=True, timeout=2 * WAIT_LIMIT
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "stopped run gh-main of deploy" in proc.stdout
     assert re.search(r"warning: .*run-other\.json.*another", proc.stdout)
@@ -208,10 +258,13 @@ def test_github_post_step_acts_only_on_its_own_main_steps_file(fake_factory, tmp
 
 # -- credentials (item 7) ------------------------------------------------------------------------
 
+
 def test_credentials_only_in_the_url_reach_the_backstop(fake_factory, tmp_path):
     server = fake_factory(long_dag(), auth=("basic", "ci", "pw-s3cret"))
     with_credentials = server.url.replace("://", "://ci:pw-s3cret@", 1)
-    proc = start_cli("run", "deploy", "--url", with_credentials, *FAST, "--run-id", "basic", "--state-dir", str(tmp_path))
+    proc = start_cli(
+        "run", "deploy", "--url", with_credentials, *FAST, "--run-id", "basic", "--state-dir", str(tmp_path)
+    )
     proc.wait_for("working")
     (state_file,) = tmp_path.glob("run-*.json")
     proc.send_signal(signal.SIGKILL)
@@ -227,6 +280,7 @@ def test_credentials_only_in_the_url_reach_the_backstop(fake_factory, tmp_path):
 
 # -- what is shown and left behind (issue 10 item 8) --------------------------------------------
 
+
 def test_stop_latest_names_the_run_it_stopped(fake_factory):
     server = fake_factory(long_dag())
     start_victim(server, "the-newest")
@@ -241,8 +295,12 @@ def test_stop_latest_names_the_run_it_stopped(fake_factory):
 def test_no_empty_state_folder_is_left_behind(fake_factory, tmp_path):
     server = fake_factory(Dag(file="quick", name="quick", steps=[Step("s", [out("hi")])]), long_dag())
     private = tmp_path / "proj.tmp"
-    env = {"GITLAB_CI": "true", "CI_JOB_ID": "9", "CI_PROJECT_DIR": str(tmp_path / "proj"),
-           "RUNNER_TEMP_PROJECT_DIR": str(private)}
+    env = {
+        "GITLAB_CI": "true",
+        "CI_JOB_ID": "9",
+        "CI_PROJECT_DIR": str(tmp_path / "proj"),
+        "RUNNER_TEMP_PROJECT_DIR": str(private),
+    }
     assert run_cli("run", "quick", "--url", server.url, *FAST, env=env).code == 0
     assert not (private / ".dagu-ci").exists()
 
@@ -266,8 +324,15 @@ def test_state_file_text_cannot_become_a_workflow_command(fake_factory, tmp_path
     plant(directory, "run-x\n::error::named.json", url=server.url, run_id="x", job="gl-1")
     plant(directory, "run-y.json", url="http://evil\n::add-mask::host:1", run_id="y", job="gl-4242")
     plant(directory, "run-z.json", url=server.url, run_id="z", job="\n::warning::job\r\x1b[0Ksection_start:1:x")
-    plant(directory, "run-ours.json", url=server.url, run_id="ours", job="gl-4242",
-          name="deploy", dag="deploy\n::stop-commands::x")
+    plant(
+        directory,
+        "run-ours.json",
+        url=server.url,
+        run_id="ours",
+        job="gl-4242",
+        name="deploy",
+        dag="deploy\n::stop-commands::x",
+    )
     env = {"GITLAB_CI": "true", "CI_JOB_ID": "4242", "GITHUB_ACTIONS": ""}
     result = run_cli("stop", "--from-state", "--url", server.url, "--state-dir", str(directory), env=env)
     assert result.code == 0, result.output

@@ -1,4 +1,5 @@
 """Following sub-DAG runs end to end (issue 13): the CLI against the fake's sub-runs."""
+
 from __future__ import annotations
 
 import json
@@ -15,24 +16,35 @@ SEP = " › "
 
 
 def leaf(file="leaf", steps=None):
-    return Dag(file=file, params={"REGION": ""}, steps=steps or [
-        Step("migrate", [out("migrating {REGION}"), lines(30, "{REGION} row {i}")]),
-        Step("verify", [out("verified {REGION}"), err("warn {REGION}")], depends=["migrate"]),
-    ])
+    return Dag(
+        file=file,
+        params={"REGION": ""},
+        steps=steps
+        or [
+            Step("migrate", [out("migrating {REGION}"), lines(30, "{REGION} row {i}")]),
+            Step("verify", [out("verified {REGION}"), err("warn {REGION}")], depends=["migrate"]),
+        ],
+    )
 
 
-MID = Dag(file="mid", steps=[
-    Step("prep", [out("prep line")]),
-    Step("deeper", [call("leaf", "REGION=inner")], depends=["prep"]),
-])
+MID = Dag(
+    file="mid",
+    steps=[
+        Step("prep", [out("prep line")]),
+        Step("deeper", [call("leaf", "REGION=inner")], depends=["prep"]),
+    ],
+)
 
 
 def tree_dag():
-    return Dag(file="root", steps=[
-        Step("build", [out("building")]),
-        Step("deploy", [parallel("leaf", ["eu", "us", "ap"], params="REGION={ITEM}")], depends=["build"]),
-        Step("nest", [call("mid")], depends=["build"]),
-    ])
+    return Dag(
+        file="root",
+        steps=[
+            Step("build", [out("building")]),
+            Step("deploy", [parallel("leaf", ["eu", "us", "ap"], params="REGION={ITEM}")], depends=["build"]),
+            Step("nest", [call("mid")], depends=["build"]),
+        ],
+    )
 
 
 def untagged(stdout):
@@ -46,7 +58,9 @@ def run(srv, *args):
 
 
 def expected_lines(region):
-    return [f"migrating {region}"] + [f"{region} row {i}" for i in range(1, 31)] + [f"verified {region}", f"warn {region}"]
+    return (
+        [f"migrating {region}"] + [f"{region} row {i}" for i in range(1, 31)] + [f"verified {region}", f"warn {region}"]
+    )
 
 
 @pytest.mark.parametrize("version", ["1.30.3", "1.26.6", "1.23.0", "2.6.5"])
@@ -63,8 +77,12 @@ def test_every_child_step_streams_once_in_order(fake_factory, version):
         assert stdout_order == expected_lines(region)[:31], result.stdout
     assert counts["prep line"] == 1 and counts["building"] == 1
     # Named by their paths: the calling step, the child DAG with the item, the child step.
-    for path in ("deploy › leaf[eu] › migrate", "deploy › leaf[us] › verify", "nest › mid › prep",
-                 "nest › mid › deeper › leaf › migrate"):
+    for path in (
+        "deploy › leaf[eu] › migrate",
+        "deploy › leaf[us] › verify",
+        "nest › mid › prep",
+        "nest › mid › deeper › leaf › migrate",
+    ):
         assert f"▶ {path}" in result.stdout or f"✔ {path}" in result.stdout, (path, result.stdout)
     assert "deploy › leaf[ap]: succeeded" in result.output
 
@@ -87,7 +105,9 @@ def test_failing_child_is_named_and_the_result_carries_the_tree(fake_factory, tm
     assert set(cases) == {("root", "check"), ("root › check › bad", "boom")}
     assert "the reason" in cases[("root › check › bad", "boom")].find("failure").text
     # The summary shows the tree, indented.
-    assert "\n  check " in result.output and "\n    bad " in result.output and "\n      boom " in result.output, result.output
+    assert "\n  check " in result.output and "\n    bad " in result.output and "\n      boom " in result.output, (
+        result.output
+    )
 
 
 def test_a_child_listed_before_its_record_is_waited_for(fake_factory):
@@ -108,8 +128,12 @@ def test_a_child_listed_before_its_record_is_waited_for(fake_factory):
 def test_sub_run_logs_policy(fake_factory, policy):
     bad = Dag(file="bad", steps=[Step("boom", [out("bad output"), fail(2)])])
     good = Dag(file="good", steps=[Step("fine", [out("good output")])])
-    srv = fake_factory(bad, good, Dag(file="root", steps=[
-        Step("a", [call("good")]), Step("b", [call("bad")], depends=["a"])]), version="1.30.3")
+    srv = fake_factory(
+        bad,
+        good,
+        Dag(file="root", steps=[Step("a", [call("good")]), Step("b", [call("bad")], depends=["a"])]),
+        version="1.30.3",
+    )
     result = run(srv, "--sub-run-logs", policy)
     assert result.code == 1, result.output
     assert "good output" not in result.stdout

@@ -1,6 +1,7 @@
 """Sub-DAG runs, the whole tree (issue 13): every child at every depth is found and read
 before dagu-ci exits, however late it shows; `status`, `logs --step` and `retry --step`
 over the tree."""
+
 from __future__ import annotations
 
 import json
@@ -17,10 +18,13 @@ SUCCEEDED = 4
 
 def late_grandchild_tree():
     """root › nest › mid › deeper › leaf, where mid waits at a gate before it calls leaf."""
-    mid = Dag(file="mid", steps=[
-        Step("prep", [out("prep line"), hold("mid")]),
-        Step("deeper", [call("leaf", "REGION=inner")], depends=["prep"]),
-    ])
+    mid = Dag(
+        file="mid",
+        steps=[
+            Step("prep", [out("prep line"), hold("mid")]),
+            Step("deeper", [call("leaf", "REGION=inner")], depends=["prep"]),
+        ],
+    )
     return leaf(), mid, Dag(file="root", steps=[Step("nest", [call("mid")])])
 
 
@@ -80,11 +84,13 @@ def test_status_shows_the_tree(finished_tree):
     assert result.code == 0, result.output
     rows = [line.split() for line in result.stdout.splitlines()]
     lines = result.stdout.splitlines()
+
     # Each sub-run under the step that started it, its steps under it, deeper each level.
     def indent(label):
         [line] = [line for line in lines if line.split() and line.split()[0] == label][:1] or [None]
         assert line is not None, (label, result.stdout)
         return len(line) - len(line.lstrip())
+
     assert indent("deploy") < indent("leaf[eu]") < indent("migrate")
     assert indent("nest") < indent("mid") < indent("prep")
     assert indent("prep") == indent("deeper") < indent("leaf")  # the grandchild, under the step that called it
@@ -96,7 +102,13 @@ def test_status_json_carries_the_children(finished_tree):
     assert result.code == 0, result.output
     document = json.loads(result.stdout)
     paths = [child["path"] for child in document["children"]]
-    assert paths == ["deploy › leaf[eu]", "deploy › leaf[us]", "deploy › leaf[ap]", "nest › mid", "nest › mid › deeper › leaf"]
+    assert paths == [
+        "deploy › leaf[eu]",
+        "deploy › leaf[us]",
+        "deploy › leaf[ap]",
+        "nest › mid",
+        "nest › mid › deeper › leaf",
+    ]
     deepest = document["children"][-1]
     assert deepest["depth"] == 2 and deepest["status"] == "succeeded" and deepest["dag"] == "leaf"
     assert [step["name"] for step in deepest["steps"]] == ["migrate", "verify"]
@@ -121,7 +133,7 @@ def test_logs_of_the_whole_run_include_the_children(finished_tree):
     assert result.code == 0, result.output
     lines = result.stdout.splitlines()
     header = lines.index("── nest › mid › deeper › leaf › migrate (succeeded) ──")
-    assert lines[header + 1:header + 32] == expected_lines("inner")[:31]
+    assert lines[header + 1 : header + 32] == expected_lines("inner")[:31]
 
 
 def test_logs_step_names_an_unknown_child_path(finished_tree):
@@ -137,16 +149,36 @@ def test_retry_of_a_parent_step_reruns_its_child_and_follows_it(fake_factory):
     The record gate holds the new attempt back while dagu-ci looks."""
     flaky = Dag(file="flaky", steps=[Step("work", [out("working {REGION} attempt"), fail_on_attempt(1)])])
     note = Dag(file="note", steps=[Step("jot", [out("noting")])])
-    srv = fake_factory(flaky, note, Dag(file="root", steps=[
-        Step("build", [out("building")]),
-        Step("audit", [call("note")], depends=["build"]),
-        Step("deploy", [call("flaky", "REGION=eu")], depends=["audit"]),
-    ]), version="1.30.3")
+    srv = fake_factory(
+        flaky,
+        note,
+        Dag(
+            file="root",
+            steps=[
+                Step("build", [out("building")]),
+                Step("audit", [call("note")], depends=["build"]),
+                Step("deploy", [call("flaky", "REGION=eu")], depends=["audit"]),
+            ],
+        ),
+        version="1.30.3",
+    )
     first = run_cli("run", "root", "--url", srv.url, *FAST, "--reporter", "plain", "--run-id", "flaky-1")
     assert first.code == 1, first.output
     srv.engine.sub_record_gate = "records"
-    cli = start_cli("retry", "root", "flaky-1", "--step", "deploy", "--follow", "--url", srv.url, *FAST,
-                    "--reporter", "plain", "--json")
+    cli = start_cli(
+        "retry",
+        "root",
+        "flaky-1",
+        "--step",
+        "deploy",
+        "--follow",
+        "--url",
+        srv.url,
+        *FAST,
+        "--reporter",
+        "plain",
+        "--json",
+    )
     srv.wait_held("records")
     [child] = [run for run in srv.get_run("root", "flaky-1").sub_runs.values() if run.dag.file == "flaky"]
     srv.clear_requests()
@@ -159,11 +191,15 @@ def test_retry_of_a_parent_step_reruns_its_child_and_follows_it(fake_factory):
     shown = untagged(retried.stderr)
     assert shown.count("working eu attempt") == 1, retried.stderr
     assert "building" not in shown and "noting" not in shown, retried.stderr
-    assert "deploy › flaky: succeeded" in retried.stderr and "deploy › flaky: failed" not in retried.stderr, retried.stderr
+    assert "deploy › flaky: succeeded" in retried.stderr and "deploy › flaky: failed" not in retried.stderr, (
+        retried.stderr
+    )
     assert "✔ deploy › flaky › work" in retried.stderr, retried.stderr
     document = json.loads(retried.stdout)
     assert [(c["path"], c["status"]) for c in document["children"]] == [
-        ("audit › note", "succeeded"), ("deploy › flaky", "succeeded")]
+        ("audit › note", "succeeded"),
+        ("deploy › flaky", "succeeded"),
+    ]
 
 
 # -- push -------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """Property: whatever a step writes, in whatever pieces and pauses, the follower shows
 every line exactly once, in order, whole (stdout and stderr alike)."""
+
 from __future__ import annotations
 
 import pytest
@@ -37,7 +38,9 @@ def test_every_line_exactly_once_in_order(pieces):
         written[stream] += chunk
         if pause:
             actions.append(sleep(pause))
-    expected = {stream: text.split("\n")[:-1] if text.endswith("\n") else text.split("\n") for stream, text in written.items()}
+    expected = {
+        stream: text.split("\n")[:-1] if text.endswith("\n") else text.split("\n") for stream, text in written.items()
+    }
     expected = {stream: lines for stream, lines in expected.items() if written[stream]}
 
     with FakeDagu(version="2.6.5") as server:

@@ -1,5 +1,6 @@
 """The host files users copy: the GitLab CI template and the README's workflows, checked with
 the hosts' own schemas and linters."""
+
 from __future__ import annotations
 
 import json
@@ -31,15 +32,28 @@ def test_both_template_documents_match_gitlabs_schema(tmp_path):
     for name, document in (("header", header), ("jobs", jobs)):
         path = tmp_path / f"{name}.json"
         path.write_text(json.dumps(document))
-        proc = subprocess.run([checker, "--builtin-schema", "vendor.gitlab-ci", str(path)], capture_output=True, text=True)
+        proc = subprocess.run(
+            [checker, "--builtin-schema", "vendor.gitlab-ci", str(path)], capture_output=True, text=True
+        )
         assert proc.returncode == 0, f"{name}: {proc.stdout}{proc.stderr}"
 
 
 def test_template_inputs_and_hidden_job():
     header, jobs = template_documents()
     inputs = header["spec"]["inputs"]
-    assert list(inputs) == ["dag", "spec", "url", "params", "timeout", "on-waiting", "queue-timeout", "sub-run-logs",
-                           "cancel-superseded", "stage", "image"]
+    assert list(inputs) == [
+        "dag",
+        "spec",
+        "url",
+        "params",
+        "timeout",
+        "on-waiting",
+        "queue-timeout",
+        "sub-run-logs",
+        "cancel-superseded",
+        "stage",
+        "image",
+    ]
     assert inputs["image"]["default"] == release.image_ref(release.version())  # the release it ships with
     job = jobs[".dagu-run"]
     assert job["image"] == {"name": "$[[ inputs.image ]]", "entrypoint": [""]}
@@ -64,8 +78,10 @@ def run_template_script(tmp_path, variables):
 
 def test_template_script_maps_dag_spec_and_params(tmp_path):
     by_dag = run_template_script(tmp_path, {"DAGU_DAG": "deploy", "DAGU_PARAMS": "A=1 B=two words"})
-    assert by_dag.stdout == ("[run][deploy][--params][A=1 B=two words][--timeout][0][--on-waiting][wait]"
-                             "[--queue-timeout][0][--sub-run-logs][all][--junit][dagu-junit.xml]"), by_dag.stderr
+    assert by_dag.stdout == (
+        "[run][deploy][--params][A=1 B=two words][--timeout][0][--on-waiting][wait]"
+        "[--queue-timeout][0][--sub-run-logs][all][--junit][dagu-junit.xml]"
+    ), by_dag.stderr
     by_spec = run_template_script(tmp_path, {"DAGU_INPUT_SPEC": "dags/review.yaml"})
     assert by_spec.stdout.startswith("[run][--spec][dags/review.yaml][--timeout]"), by_spec.stderr
     neither = run_template_script(tmp_path, {})

@@ -1,6 +1,7 @@
 """What a person sees on a terminal: dagu-ci on a real pty, replayed into a terminal
 emulator model. The progress line must never wrap (a wrapped line leaves a stale row
 at every redraw), and remote text must not drive the terminal."""
+
 from __future__ import annotations
 
 import json
@@ -45,7 +46,7 @@ def release_after_redraws(server, count: int, since: Callable[[], int] = lambda:
         starts = [output.find(f"{name} begins".encode()) for name in LONG_NAMES]
         if released or min(starts) < 0:
             return False
-        if output[max(since(), *starts):].count(b"steps done") >= count:
+        if output[max(since(), *starts) :].count(b"steps done") >= count:
             server.release("go")
             released.append(True)
         return False
@@ -61,7 +62,9 @@ def assert_no_stale_progress(screen):
 @pytest.mark.parametrize("columns", [40, 80, 200])
 def test_progress_line_never_wraps_and_leaves_nothing_behind(fake_factory, columns):
     server = fake_factory(parallel_dag())
-    run = run_in_pty("run", "wide", "--url", server.url, *FAST, columns=columns, on_output=release_after_redraws(server, 3))
+    run = run_in_pty(
+        "run", "wide", "--url", server.url, *FAST, columns=columns, on_output=release_after_redraws(server, 3)
+    )
     assert run.code == 0, run.text
     drawn = run.status_lines()
     assert len(drawn) >= 3, run.text  # the line was really drawn, several times
@@ -145,19 +148,22 @@ def plain_output(*events, style=None):
     return out.getvalue().split("\n")[:-1]  # not splitlines(): a stray CR must show up
 
 
-@pytest.mark.parametrize("line,shown", [
-    ("\x1b[31mred\x1b[0m plain", "\x1b[31mred\x1b[0m plain\x1b[0m"),  # colours kept, reset at the end
-    ("\x1b[8mhidden", "hidden"),  # conceal dropped
-    ("\x1b[1;8;31mloud", "\x1b[1;31mloud\x1b[0m"),
-    ("\x1b[38;5;8mgrey", "\x1b[38;5;8mgrey\x1b[0m"),  # colour 8 is a colour, not conceal
-    ("\x1b[?25lcursor hidden", "cursor hidden"),
-    ("\x9b2Jeight-bit CSI", "eight-bit CSI"),
-    ("\x1b]8;;http://x\x1b\\link\x1b]8;;\x1b\\", "link"),
-    ("unterminated \x1b]0;title", "unterminated "),
-    ("\x1b7saved\x1b8 \x1bcreset", "saved reset"),
-    ("tab\tstays, DEL\x7f and NEL\x85 do not", "tab\tstays, DEL^? and NEL\ufffd do not"),
-    ("windows line\r", "windows line"),
-])
+@pytest.mark.parametrize(
+    "line,shown",
+    [
+        ("\x1b[31mred\x1b[0m plain", "\x1b[31mred\x1b[0m plain\x1b[0m"),  # colours kept, reset at the end
+        ("\x1b[8mhidden", "hidden"),  # conceal dropped
+        ("\x1b[1;8;31mloud", "\x1b[1;31mloud\x1b[0m"),
+        ("\x1b[38;5;8mgrey", "\x1b[38;5;8mgrey\x1b[0m"),  # colour 8 is a colour, not conceal
+        ("\x1b[?25lcursor hidden", "cursor hidden"),
+        ("\x9b2Jeight-bit CSI", "eight-bit CSI"),
+        ("\x1b]8;;http://x\x1b\\link\x1b]8;;\x1b\\", "link"),
+        ("unterminated \x1b]0;title", "unterminated "),
+        ("\x1b7saved\x1b8 \x1bcreset", "saved reset"),
+        ("tab\tstays, DEL\x7f and NEL\x85 do not", "tab\tstays, DEL^? and NEL\ufffd do not"),
+        ("windows line\r", "windows line"),
+    ],
+)
 def test_log_lines_are_neutralised(line, shown):
     lines = plain_output(started("s"), log("s", line))
     assert lines[-1] == "│ " + shown
@@ -170,8 +176,11 @@ def test_no_color_drops_a_dags_colours_too():
 
 def test_log_lines_never_start_where_dagu_cis_own_lines_do():
     lines = plain_output(
-        started("deploy"), log("deploy", "✔ deploy succeeded", "dagu-ci: all good"),
-        started("evil\x1b[2J\nname"), log("evil\x1b[2J\nname", "x"), done("deploy"),
+        started("deploy"),
+        log("deploy", "✔ deploy succeeded", "dagu-ci: all good"),
+        started("evil\x1b[2J\nname"),
+        log("evil\x1b[2J\nname", "x"),
+        done("deploy"),
         finished(RunStatus.SUCCEEDED, step("deploy")),
     )
     assert lines[:7] == [
@@ -192,39 +201,54 @@ def test_stderr_lines_are_yellow_behind_a_dim_gutter():
     assert lines[-1] == "\x1b[2m│\x1b[0m \x1b[33mwarn\x1b[0m"
 
 
-@pytest.mark.parametrize("text,columns,cut", [
-    ("abcdef", 6, "abcdef"),
-    ("abcdef", 5, "abcd…"),
-    ("构建应用", 8, "构建应用"),
-    ("构建应用", 7, "构建应…"),
-    ("构建应用", 6, "构建…"),  # a wide character never straddles the edge
-    ("e\u0301tude", 5, "e\u0301tude"),  # a combining accent takes no column
-    ("abc", 0, ""),
-])
+@pytest.mark.parametrize(
+    "text,columns,cut",
+    [
+        ("abcdef", 6, "abcdef"),
+        ("abcdef", 5, "abcd…"),
+        ("构建应用", 8, "构建应用"),
+        ("构建应用", 7, "构建应…"),
+        ("构建应用", 6, "构建…"),  # a wide character never straddles the edge
+        ("e\u0301tude", 5, "e\u0301tude"),  # a combining accent takes no column
+        ("abc", 0, ""),
+    ],
+)
 def test_fit_counts_display_columns(text, columns, cut):
     assert fit(text, columns) == cut
     assert display_width(fit(text, columns)) <= columns
 
 
-@pytest.mark.parametrize("seconds,shown", [
-    (0, "<1s"),  # started and ended within one of Dagu's whole seconds
-    (1, "1s"),
-    (59, "59s"),
-    (61, "1m 01s"),
-    (3725, "1h 02m"),
-])
+@pytest.mark.parametrize(
+    "seconds,shown",
+    [
+        (0, "<1s"),  # started and ended within one of Dagu's whole seconds
+        (1, "1s"),
+        (59, "59s"),
+        (61, "1m 01s"),
+        (3725, "1h 02m"),
+    ],
+)
 def test_durations_claim_no_precision_the_timestamps_lack(seconds, shown):
     assert plain_output(StepFinished(step("s", seconds=seconds))) == [f"✔ s succeeded in {shown}"]
 
 
 # -- a step that never started --------------------------------------------------
 
+
 @pytest.mark.parametrize("reporter", ["plain", "github"])
 def test_a_step_that_never_started_is_not_announced_as_started(fake_factory, reporter, tmp_path):
     steps = [Step("build", [out("compiling"), fail(3)]), Step("never", [out("unreachable")], depends=["build"])]
     server = fake_factory(Dag(file="deploy", name="deploy", steps=steps))
-    result = run_cli("run", "deploy", "--url", server.url, *FAST, "--reporter", reporter,
-                     env={"GITHUB_STEP_SUMMARY": str(tmp_path / "summary")})
+    result = run_cli(
+        "run",
+        "deploy",
+        "--url",
+        server.url,
+        *FAST,
+        "--reporter",
+        reporter,
+        env={"GITHUB_STEP_SUMMARY": str(tmp_path / "summary")},
+    )
     assert result.code == 1, result.output
     lines = result.stdout.splitlines()
     assert not [line for line in lines if "never" in line and ("▶" in line or "::group::" in line)], result.stdout
@@ -235,14 +259,26 @@ def test_a_step_that_never_started_is_not_announced_as_started(fake_factory, rep
 def test_a_never_started_step_ending_beside_an_open_group_is_told_after_it():
     out = Out()
     never = StepSnapshot("never", StepStatus.ABORTED)  # no start time, no log
-    feed(GitHubReporter(out, PLAIN), [
-        started("a"), log("a", "a1"), StepFinished(never), log("a", "a2"), done("a"),
-    ])
-    lines = [line for line in out.getvalue().splitlines() if not re.fullmatch(r"::stop-commands::[0-9a-f]{32}|::[0-9a-f]{32}::", line)]
+    feed(
+        GitHubReporter(out, PLAIN),
+        [
+            started("a"),
+            log("a", "a1"),
+            StepFinished(never),
+            log("a", "a2"),
+            done("a"),
+        ],
+    )
+    lines = [
+        line
+        for line in out.getvalue().splitlines()
+        if not re.fullmatch(r"::stop-commands::[0-9a-f]{32}|::[0-9a-f]{32}::", line)
+    ]
     assert lines == ["::group::a", "│ a1", "│ a2", "::endgroup::", "✔ a succeeded in 1s", "■ never aborted"]
 
 
 # -- stdout and stderr ------------------------------------------------------------
+
 
 def test_a_quiet_stream_is_read_often_while_its_sibling_is_busy():
     """Dagu keeps stdout and stderr in two files with no common clock: a stderr line can only
@@ -267,7 +303,11 @@ def test_the_demo_shows_a_steps_lines_in_the_order_it_wrote_them(fake_factory):
     result = run_cli("run", "deploy", "--url", server.url, *FAST, "--param", "VERSION=1.2.3")
     assert result.code == 0, result.output
     lint = [line for line in result.stdout.splitlines() if line.startswith("│ [lint] ")]
-    assert lint == ["│ [lint] checking style", "│ [lint] warning: line too long in cli.py:88", "│ [lint] lint ok (1 warning)"]
+    assert lint == [
+        "│ [lint] checking style",
+        "│ [lint] warning: line too long in cli.py:88",
+        "│ [lint] lint ok (1 warning)",
+    ]
 
 
 def test_dagu_ci_logs_neutralises_too_but_json_keeps_the_raw_text(fake_factory):

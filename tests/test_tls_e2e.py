@@ -1,4 +1,5 @@
 """TLS: a server certificate from a private CA, and mutual TLS with a client certificate."""
+
 import pytest
 
 from tests.conftest import run_cli
@@ -24,7 +25,9 @@ def tls_server(fake_factory, tls, require_client_cert):
 def test_private_ca(fake_factory, tls):
     server = tls_server(fake_factory, tls, require_client_cert=False)
     assert server.url.startswith("https://")
-    result = run_cli("run", "deploy", "--url", server.url, "--ca-cert", tls.ca, "--poll-interval", "0.1", env=CA_BUNDLE_ENV)
+    result = run_cli(
+        "run", "deploy", "--url", server.url, "--ca-cert", tls.ca, "--poll-interval", "0.1", env=CA_BUNDLE_ENV
+    )
     assert result.code == 0, result.output
     assert log_lines(result.stdout) == ["over tls"]
 

@@ -2,6 +2,7 @@
 cut anywhere (mid-line, mid-character), and a cut can stand still for minutes. dagu-ci
 shows such a log in whole lines, each once, in order; says once which worker runs it; and
 local runs keep their quiet release of a held-back line (a prompt)."""
+
 from __future__ import annotations
 
 import io
@@ -154,8 +155,11 @@ def test_worker_run_shows_whole_lines_once_and_names_its_worker_once(fake_factor
     proc.wait_for("row 924a")  # the whole lines of the burst are shown
     # dagu-ci has looked at the cut line twice, further apart than a local line is held:
     # a local run would have shown it by now.
-    eventually(lambda: (lambda t: len(t) >= 2 and t[-1] - t[0] >= RELEASE_AFTER + 0.5)(reads_of(server, "work", cut)),
-               "two reads of the quiet log, RELEASE_AFTER apart", timeout=2 * WAIT_LIMIT)
+    eventually(
+        lambda: (lambda t: len(t) >= 2 and t[-1] - t[0] >= RELEASE_AFTER + 0.5)(reads_of(server, "work", cut)),
+        "two reads of the quiet log, RELEASE_AFTER apart",
+        timeout=2 * WAIT_LIMIT,
+    )
     assert log_lines(proc.stdout) == ["fetching data"] + rows()[:924]
     server.release("quiet")
     result = proc.finish()

@@ -1,4 +1,5 @@
 """A throwaway CA, server and client certificates for the TLS tests."""
+
 from __future__ import annotations
 
 import datetime
@@ -65,7 +66,9 @@ def make_tls_files(directory: str) -> TlsFiles:
             builder = builder.add_extension(x509.SubjectAlternativeName(san), critical=False)
         return builder.sign(ca_key, hashes.SHA256()), key
 
-    server, server_key = leaf("127.0.0.1", ExtendedKeyUsageOID.SERVER_AUTH, [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
+    server, server_key = leaf(
+        "127.0.0.1", ExtendedKeyUsageOID.SERVER_AUTH, [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+    )
     client, client_key = leaf("ci-runner", ExtendedKeyUsageOID.CLIENT_AUTH)
 
     def write(name: str, data: bytes) -> str:
@@ -75,7 +78,9 @@ def make_tls_files(directory: str) -> TlsFiles:
         return path
 
     def key_pem(key) -> bytes:
-        return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        return key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
 
     return TlsFiles(
         ca=write("ca.pem", ca.public_bytes(serialization.Encoding.PEM)),

@@ -8,6 +8,7 @@ A row's names, metavars, env vars, defaults and choices, and the start of its te
 option itself (its --help). What only the README says (links, details too long for --help) is
 below, per row.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,20 +45,29 @@ RUN_ROWS = [
     Row(["--url"]),
     Row(["--api-path"], "Needed for a custom `apiBasePath`."),
     Row(["--token"]),
-    Row(["--username", "--password"], text="Basic auth (sent as UTF-8). A trailing newline of the password is ignored."),
+    Row(
+        ["--username", "--password"], text="Basic auth (sent as UTF-8). A trailing newline of the password is ignored."
+    ),
     Row(["--ca-cert"]),
     Row(["--insecure"]),
     Row(["--param"]),
     Row(["--params"], "For params too big for a command line, whose arguments Linux caps at 128 KiB each."),
-    Row(["--run-id"], "Checked before the server is asked; see "
-                      "[Run ids](#run-ids-a-retried-job-never-starts-a-second-run)."),
+    Row(
+        ["--run-id"],
+        "Checked before the server is asked; see [Run ids](#run-ids-a-retried-job-never-starts-a-second-run).",
+    ),
     Row(["--enqueue"]),
     Row(["--singleton"]),
     Row(["--timeout"]),
-    Row(["--poll-interval"], "To 2.5 s at most (a quiet log: 1.5, 4.5, 13.5, then every 40 s; a finished step is read "
-                             "at once); any change resets it."),
+    Row(
+        ["--poll-interval"],
+        "To 2.5 s at most (a quiet log: 1.5, 4.5, 13.5, then every 40 s; a finished step is read "
+        "at once); any change resets it.",
+    ),
     Row(["--no-push"]),
-    Row(["--start-timeout"], "dagu-ci says at once when the server is not answering, and how long it will keep trying."),
+    Row(
+        ["--start-timeout"], "dagu-ci says at once when the server is not answering, and how long it will keep trying."
+    ),
     Row(["--no-logs"]),
     Row(["--sub-run-logs"], "See [Sub-DAG runs](#sub-dag-runs-call-parallel-nesting)."),
     Row(["--no-stop-on-cancel"]),
@@ -66,18 +76,26 @@ RUN_ROWS = [
     Row(["--json"]),
     Row(["--on-waiting"], "While it waits, dagu-ci shows a link to approve the run."),
     Row(["--queue-timeout"], "Separate from `--timeout`."),
-    Row(["--no-wait-auto-retry"], "By default dagu-ci follows the retry (\"attempt 2 of 3\")."),
+    Row(["--no-wait-auto-retry"], 'By default dagu-ci follows the retry ("attempt 2 of 3").'),
     Row(["--cancel-superseded"], "They carry the label `dagu-ci-group=KEY`, and so does the new run."),
-    Row(["--dry-run"], "The DAG must exist and not be suspended. Params the DAG does not declare are an error on "
-                       "Dagu 2.3.4+ (which refuses them), a warning before; on Dagu 2.5+ the typed params' type, enum, "
-                       "bounds, length, pattern and required ones are checked."),
-    Row(["--client-cert", "--client-key"], text="Mutual TLS: a client certificate (PEM; it may include the key), "
-                                                "and its key if not in the same file."),
+    Row(
+        ["--dry-run"],
+        "The DAG must exist and not be suspended. Params the DAG does not declare are an error on "
+        "Dagu 2.3.4+ (which refuses them), a warning before; on Dagu 2.5+ the typed params' type, enum, "
+        "bounds, length, pattern and required ones are checked.",
+    ),
+    Row(
+        ["--client-cert", "--client-key"],
+        text="Mutual TLS: a client certificate (PEM; it may include the key), and its key if not in the same file.",
+    ),
     Row(["--state-dir"], "See [Never an orphaned run](#never-an-orphaned-run)."),
-    Row(["--spec"], "Checked locally first, with file:line errors. `DAG` is then optional: the spec's `name`, or the "
-                    "file's stem. On Dagu 1.x set `workingDir` in the file: the server deletes the spec's temporary "
-                    "folder (a step's default working directory) as soon as the start request returns, so a step "
-                    "that starts a moment later fails."),
+    Row(
+        ["--spec"],
+        "Checked locally first, with file:line errors. `DAG` is then optional: the spec's `name`, or the "
+        "file's stem. On Dagu 1.x set `workingDir` in the file: the server deletes the spec's temporary "
+        "folder (a step's default working directory) as soon as the start request returns, so a step "
+        "that starts a moment later fails.",
+    ),
     Row(["--download-artifacts"], "Their tree is kept; one path that would land outside DIR makes it refuse them all."),
     Row(["--junit"], "On any host."),
     Row(["--reporter"], "`HOST` is one of [the hosts](#ci-hosts).", shown="auto|plain|HOST"),
@@ -118,7 +136,9 @@ def options_table(command: click.Command, rows: List[Row]) -> str:
         raise SystemExit(f"tools/readme.py names options `{command.name}` does not have: {', '.join(unknown)}")
     missing = sorted({option.opts[0] for option in options.values()} - set(named))
     if missing:
-        raise SystemExit(f"tools/readme.py has no README row for these options of `{command.name}`: {', '.join(missing)}")
+        raise SystemExit(
+            f"tools/readme.py has no README row for these options of `{command.name}`: {', '.join(missing)}"
+        )
     lines = ["| option | env | meaning |", "| --- | --- | --- |"]
     for row in rows:
         picked = [options[name] for name in row.names]
@@ -143,7 +163,7 @@ def generate(text: str) -> str:
         found = list(pattern.finditer(text))
         if len(found) != 1:
             raise SystemExit(f"README.md needs one pair of markers for {name!r}:\n{begin}\n{end}")
-        text = f"{text[:found[0].start()]}{begin}\n{block()}\n{end}{text[found[0].end():]}"
+        text = f"{text[: found[0].start()]}{begin}\n{block()}\n{end}{text[found[0].end() :]}"
     return text
 
 

@@ -6,6 +6,7 @@ everywhere and comes last.
 Each name is a module of this package whose `HOST` is its Host class. The modules are
 imported only when a host is needed, so `dagu-ci --help` and `--version` stay cheap.
 """
+
 from __future__ import annotations
 
 import importlib

@@ -13,6 +13,7 @@ run) and the job's id; a task retried within the attempt (`retryCountOnTaskFailu
 attaches. State files go to the agent's temp directory, cleaned after each job and outside
 the checkout, where a later step with `condition: or(failed(), canceled())` finds them.
 """
+
 from __future__ import annotations
 
 import json
@@ -47,8 +48,13 @@ def escape_property(text: str) -> str:
 class AzureReporter(GroupedReporter):
     """`summary_dir`: where the Markdown summary is written for the agent to upload."""
 
-    def __init__(self, out: Optional[IO[str]] = None, style: Optional[Style] = None,
-                 summary_dir: Optional[str] = None, secrets_to_mask: Iterable[Optional[str]] = ()):
+    def __init__(
+        self,
+        out: Optional[IO[str]] = None,
+        style: Optional[Style] = None,
+        summary_dir: Optional[str] = None,
+        secrets_to_mask: Iterable[Optional[str]] = (),
+    ):
         super().__init__(out, style)
         self.summary_dir = summary_dir
         self.tails = StepTails()
@@ -103,14 +109,16 @@ class AzureReporter(GroupedReporter):
         if result.exit_code != 0 and not any(step.status == StepStatus.FAILED for step in steps):
             label = result.status.label.replace("_", " ")
             self.issue("error", f"{result.dag_name} run {result.run_id} {label}; exit code {result.exit_code}")
-        self.set_outputs({
-            "DAGU_RUN_ID": result.run_id,
-            "DAGU_RUN_URL": result.url,
-            "DAGU_STATUS": result.status.label,
-            "DAGU_EXIT_CODE": str(result.exit_code),
-            "DAGU_OUTPUTS": json.dumps(result.outputs, sort_keys=True, separators=(",", ":")),
-            "DAGU_DURATION": f"{result.duration:.3f}" if result.duration is not None else "",
-        })
+        self.set_outputs(
+            {
+                "DAGU_RUN_ID": result.run_id,
+                "DAGU_RUN_URL": result.url,
+                "DAGU_STATUS": result.status.label,
+                "DAGU_EXIT_CODE": str(result.exit_code),
+                "DAGU_OUTPUTS": json.dumps(result.outputs, sort_keys=True, separators=(",", ":")),
+                "DAGU_DURATION": f"{result.duration:.3f}" if result.duration is not None else "",
+            }
+        )
         self._upload_summary(job_summary(result, self._accepted.params if self._accepted else ""))
 
     def on_failed(self, event: Failed) -> None:
@@ -160,7 +168,7 @@ class Azure(Host):
             collection = env["SYSTEM_COLLECTIONURI"].rstrip("/")
             url = f"{collection}/{quote(env['SYSTEM_TEAMPROJECT'])}/_build/results?buildId={env['BUILD_BUILDID']}"
         ref = env.get("BUILD_SOURCEBRANCH", "")
-        ref = ref[len("refs/heads/"):] if ref.startswith("refs/heads/") else ref
+        ref = ref[len("refs/heads/") :] if ref.startswith("refs/heads/") else ref
         return Provenance(self.name, url, env.get("BUILD_SOURCEVERSION", ""), ref)
 
     def temp_dir(self) -> Optional[str]:

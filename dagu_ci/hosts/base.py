@@ -7,6 +7,7 @@ directory for state files, the console reporter with its log groups, outputs and
 and how the container image's action inputs arrive (GitHub's `INPUT_*`, Woodpecker's
 `PLUGIN_*`). Only the modules of this package read CI variables (a test checks).
 """
+
 from __future__ import annotations
 
 import os
@@ -110,8 +111,12 @@ class ActionsRunner(Host):
         from dagu_ci.reporters.github import GitHubReporter
 
         env = self.env
-        return GitHubReporter(out, output_path=env.get("GITHUB_OUTPUT"), summary_path=env.get("GITHUB_STEP_SUMMARY"),
-                              secrets_to_mask=secrets)
+        return GitHubReporter(
+            out,
+            output_path=env.get("GITHUB_OUTPUT"),
+            summary_path=env.get("GITHUB_STEP_SUMMARY"),
+            secrets_to_mask=secrets,
+        )
 
     def is_action(self) -> bool:
         return True  # the Docker action from `uses:`: the image runs with no arguments

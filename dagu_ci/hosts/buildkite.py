@@ -18,6 +18,7 @@ the first job started, so a retried job never starts a second run (start a new b
 the DAG again). Buildkite gives a job no private directory: the state file goes to
 `.dagu-ci/` in the checkout, and names the build's id, which no commit can know beforehand.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -43,8 +44,13 @@ STYLES = {RunStatus.SUCCEEDED: "success", RunStatus.PARTIALLY_SUCCEEDED: "warnin
 class BuildkiteReporter(GroupedReporter):
     """`agent`: the path of buildkite-agent, or None."""
 
-    def __init__(self, out: Optional[IO[str]] = None, style: Optional[Style] = None, agent: Optional[str] = None,
-                 secrets_to_mask: Iterable[Optional[str]] = ()):
+    def __init__(
+        self,
+        out: Optional[IO[str]] = None,
+        style: Optional[Style] = None,
+        agent: Optional[str] = None,
+        secrets_to_mask: Iterable[Optional[str]] = (),
+    ):
         super().__init__(out, style)
         self.agent = agent
         self._accepted: Optional[RunAccepted] = None
@@ -70,8 +76,14 @@ class BuildkiteReporter(GroupedReporter):
     def on_finished(self, event: RunFinished) -> None:
         super().on_finished(event)
         result = event.result
-        self._set_meta({"dagu-run-id": result.run_id, "dagu-run-url": result.url, "dagu-status": result.status.label,
-                        "dagu-exit-code": str(result.exit_code)})
+        self._set_meta(
+            {
+                "dagu-run-id": result.run_id,
+                "dagu-run-url": result.url,
+                "dagu-status": result.status.label,
+                "dagu-exit-code": str(result.exit_code),
+            }
+        )
         summary = job_summary(result, self._accepted.params if self._accepted else "")
         self._annotate(summary, STYLES.get(result.status, "error"), result.run_id)
 
@@ -97,8 +109,13 @@ class BuildkiteReporter(GroupedReporter):
         if not self.agent:
             return
         try:
-            done = subprocess.run([self.agent, *args], input=stdin.encode("utf-8", "backslashreplace"),
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=AGENT_TIMEOUT)
+            done = subprocess.run(
+                [self.agent, *args],
+                input=stdin.encode("utf-8", "backslashreplace"),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                timeout=AGENT_TIMEOUT,
+            )
             problem = "" if done.returncode == 0 else f"exit code {done.returncode}"
         except (OSError, subprocess.TimeoutExpired) as exc:
             problem = str(exc)
@@ -117,7 +134,12 @@ class Buildkite(Host):
         env = self.env
         if not env.get("BUILDKITE_BUILD_ID"):
             return None
-        parts = ["bk", env["BUILDKITE_BUILD_ID"], env.get("BUILDKITE_STEP_ID", ""), env.get("BUILDKITE_PARALLEL_JOB", "")]
+        parts = [
+            "bk",
+            env["BUILDKITE_BUILD_ID"],
+            env.get("BUILDKITE_STEP_ID", ""),
+            env.get("BUILDKITE_PARALLEL_JOB", ""),
+        ]
         return "-".join(part for part in parts if part)
 
     def provenance(self) -> Optional[Provenance]:

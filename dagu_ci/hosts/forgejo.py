@@ -10,6 +10,7 @@ the log ends with the same summary table everywhere.
 Both runners set GITHUB_ACTIONS=true too, so this host is detected before GitHub. Forgejo
 Runner (v7 and later) sets FORGEJO_ACTIONS beside GITEA_ACTIONS.
 """
+
 from __future__ import annotations
 
 import os
@@ -20,7 +21,6 @@ from dagu_ci.provenance import Provenance
 
 if TYPE_CHECKING:
     pass
-
 
 
 class Forgejo(ActionsRunner):

@@ -2,6 +2,7 @@
 
 The console is reporters/github.py (act_runner speaks the same commands: hosts/forgejo.py).
 """
+
 from __future__ import annotations
 
 import os
@@ -39,7 +40,9 @@ class GitHub(ActionsRunner):
             url = f"{server}/{env['GITHUB_REPOSITORY']}/actions/runs/{env['GITHUB_RUN_ID']}"
             if env.get("GITHUB_RUN_ATTEMPT"):
                 url += f"/attempts/{env['GITHUB_RUN_ATTEMPT']}"
-        return Provenance(self.name, url, env.get("GITHUB_SHA", ""), env.get("GITHUB_REF_NAME") or env.get("GITHUB_REF", ""))
+        return Provenance(
+            self.name, url, env.get("GITHUB_SHA", ""), env.get("GITHUB_REF_NAME") or env.get("GITHUB_REF", "")
+        )
 
     def temp_dir(self) -> Optional[str]:
         env = self.env

@@ -10,6 +10,7 @@ DAGU_RUN_ID, DAGU_RUN_URL, DAGU_RUN_DAG, DAGU_STATUS, DAGU_EXIT_CODE,
 DAGU_DURATION and DAGU_OUTPUTS. It never holds DAGU_DAG, DAGU_PARAMS or DAGU_URL:
 dotenv variables outrank a later job's own `variables:`, and the template reads those.
 """
+
 from __future__ import annotations
 
 import json
@@ -104,7 +105,9 @@ class GitLabReporter(GroupedReporter):
         }
         if len(_dotenv_text({**self._dotenv, **values})) > DOTENV_LIMIT:
             values["DAGU_OUTPUTS"] = ""
-            self.handle(Notice("the run's outputs are too big for GitLab's dotenv report; DAGU_OUTPUTS is empty", Level.WARNING))
+            self.handle(
+                Notice("the run's outputs are too big for GitLab's dotenv report; DAGU_OUTPUTS is empty", Level.WARNING)
+            )
         self._update(values)
 
     def on_failed(self, event: Failed) -> None:
@@ -140,7 +143,9 @@ class GitLab(Host):
 
     def provenance(self) -> Optional[Provenance]:
         env = self.env
-        return Provenance(self.name, env.get("CI_JOB_URL", ""), env.get("CI_COMMIT_SHA", ""), env.get("CI_COMMIT_REF_NAME", ""))
+        return Provenance(
+            self.name, env.get("CI_JOB_URL", ""), env.get("CI_COMMIT_SHA", ""), env.get("CI_COMMIT_REF_NAME", "")
+        )
 
     def temp_dir(self) -> Optional[str]:
         """GitLab Runner's $CI_PROJECT_DIR.tmp, on the builds volume (RUNNER_TEMP_PROJECT_DIR)."""

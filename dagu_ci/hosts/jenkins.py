@@ -4,6 +4,7 @@
 attaches to its run; a rebuild is a new build, so a new run. `WORKSPACE_TMP` (the
 workspace's `@tmp` sibling, which `.inside` mounts) keeps the state file out of the checkout.
 """
+
 from __future__ import annotations
 
 from typing import Mapping, Optional

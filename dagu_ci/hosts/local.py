@@ -1,5 +1,6 @@
 """No CI host: a terminal, or a CI system dagu-ci does not know. Plain text, a random run
 id, no labels, state files in `.dagu-ci/` of the current directory."""
+
 from __future__ import annotations
 
 from typing import Mapping

@@ -12,6 +12,7 @@ within the pipeline attaches. Steps share only the workspace, so the state file 
 there, for a later step of the same workflow with `commands: [dagu-ci stop --from-state]`
 and `when: status: [failure]`.
 """
+
 from __future__ import annotations
 
 from typing import Mapping, Optional
@@ -39,8 +40,12 @@ class Woodpecker(Host):
         number = self._get("CI_PIPELINE_NUMBER", "DRONE_BUILD_NUMBER")
         if not number:
             return None
-        parts = ["dr" if self.is_drone else "wp", self._get("CI_REPO", "DRONE_REPO"), number,
-                 self._get("CI_WORKFLOW_NAME", "DRONE_STAGE_NAME")]
+        parts = [
+            "dr" if self.is_drone else "wp",
+            self._get("CI_REPO", "DRONE_REPO"),
+            number,
+            self._get("CI_WORKFLOW_NAME", "DRONE_STAGE_NAME"),
+        ]
         return "-".join(part for part in parts if part)
 
     def provenance(self) -> Optional[Provenance]:

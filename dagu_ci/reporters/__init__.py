@@ -1,4 +1,5 @@
 """Reporters turn follower events into output for one CI host."""
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, List, Optional

@@ -5,6 +5,7 @@ names, server messages) is either escaped as command data or printed between
 `::stop-commands::<random token>` and `::<token>::`, so a DAG cannot run a
 workflow command (`::add-mask::`, `::set-output`, ...) in the job.
 """
+
 from __future__ import annotations
 
 import json
@@ -186,10 +187,11 @@ class GitHubReporter(GroupedReporter):
                 title="Dagu run partially succeeded",
             )
         elif result.exit_code != 0 and not failed:
-            why = {Ending.TIMEOUT: " (timed out)", Ending.CANCELLED: " (cancelled)", Ending.ERROR: " (error)"}.get(result.ending, "")
+            why = {Ending.TIMEOUT: " (timed out)", Ending.CANCELLED: " (cancelled)", Ending.ERROR: " (error)"}.get(
+                result.ending, ""
+            )
             self.command(
                 "error",
                 f"{result.dag_name} run {result.run_id} {label}{why}; exit code {result.exit_code}",
                 title=f"Dagu run {label}",
             )
-

@@ -1,4 +1,5 @@
 """Shared by the host reporters: one collapsible group per step, never interleaved."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -131,4 +132,3 @@ class GroupedReporter(PlainReporter):
 
     def _show_log(self, event: StepLog) -> None:
         self.write_log(self.log_text(event))
-

@@ -3,6 +3,7 @@
 GitLab's merge-request test widget, Jenkins' `junit` step and GitHub test-report
 actions all read it. A failed step's testcase carries its last log lines.
 """
+
 from __future__ import annotations
 
 import re

@@ -4,6 +4,7 @@ dagu-ci's own lines start in column 0 (`dagu-ci: `, `▶`, `✔` ...); a step's 
 never do: each starts with a gutter (`│ `), so a DAG that prints `✔ deploy succeeded`
 cannot pass for dagu-ci saying it.
 """
+
 from __future__ import annotations
 
 import sys
@@ -63,7 +64,9 @@ class PlainReporter(Reporter):
         if status == RunStatus.QUEUED:
             self.say("run is queued; waiting for the scheduler to start it")
         elif status == RunStatus.WAITING:
-            self.say(f"run is waiting for approval of {waiting_steps(event.snapshot)}: approve or reject it at {self.run_url}")
+            self.say(
+                f"run is waiting for approval of {waiting_steps(event.snapshot)}: approve or reject it at {self.run_url}"
+            )
         elif status == RunStatus.RUNNING and event.previous in (RunStatus.QUEUED, RunStatus.WAITING):
             self.say("run is running")
         elif event.snapshot.auto_retry_pending:
@@ -155,7 +158,11 @@ class PlainReporter(Reporter):
         return self.style.paint(text, self.style.status_color(step.status))
 
     def _row(self, step: StepSnapshot, label: str = "") -> List[str]:
-        return [self.cell(one_line(label or step.name)), step.status.label.replace("_", " "), format_duration(step.duration)]
+        return [
+            self.cell(one_line(label or step.name)),
+            step.status.label.replace("_", " "),
+            format_duration(step.duration),
+        ]
 
     def _table(self, header: List[str], rows: List[List[str]], steps: List[StepSnapshot]) -> List[str]:
         return table(header, rows, self.style, [self.style.status_color(step.status) for step in steps])
@@ -163,4 +170,3 @@ class PlainReporter(Reporter):
 
 def waiting_steps(snapshot: RunSnapshot) -> str:
     return ", ".join(one_line(s.name) for s in snapshot.steps if s.status == StepStatus.WAITING) or "a step"
-

@@ -8,6 +8,7 @@ non-interactive log gets one line about once a minute while nothing else was
 printed, so "no output" timeouts never kill a healthy job. Both ride on the
 follower's Tick event: no timer thread.
 """
+
 from __future__ import annotations
 
 import os
@@ -114,7 +115,11 @@ def describe(snapshot: RunSnapshot, elapsed: float) -> str:
     """'running: 2/5 steps done, 1m 03s elapsed (now: build, test)'."""
     steps = [step for step in snapshot.steps if not step.handler]
     done = sum(step.status.is_finished for step in steps)
-    running = [one_line(" ".join(step.name.split())) for step in steps if step.status in (StepStatus.RUNNING, StepStatus.RETRYING)]
+    running = [
+        one_line(" ".join(step.name.split()))
+        for step in steps
+        if step.status in (StepStatus.RUNNING, StepStatus.RETRYING)
+    ]
     state = snapshot.status.label.replace("_", " ") if snapshot.status != RunStatus.NOT_STARTED else "starting"
     text = f"{state}: {done}/{len(steps)} steps done, {format_duration(elapsed)} elapsed"
     if running:

@@ -5,6 +5,7 @@ Remote text is data here too: step and DAG names are escaped, so they cannot add
 HTML, links or table cells; params and error messages sit in a fence longer than any run
 of backticks they hold.
 """
+
 from __future__ import annotations
 
 from typing import Optional
@@ -33,7 +34,9 @@ def job_summary(result: RunResult, params: str) -> str:
     status = result.status
     icon = ICONS.get(status.name, "❔")
     label = status.label.replace("_", " ")
-    ending = {Ending.TIMEOUT: " (timed out)", Ending.CANCELLED: " (cancelled)", Ending.ERROR: " (error)"}.get(result.ending, "")
+    ending = {Ending.TIMEOUT: " (timed out)", Ending.CANCELLED: " (cancelled)", Ending.ERROR: " (error)"}.get(
+        result.ending, ""
+    )
     parts = [f"### {icon} Dagu run of `{_code(result.dag_name)}` {label}{ending}", ""]
     tree = result.snapshot.tree_rows() if result.snapshot else []
     if tree:
@@ -43,7 +46,9 @@ def job_summary(result: RunResult, params: str) -> str:
             indent = "\u00a0\u00a0" * (depth - 1) + "↳ " if depth else ""
             name = indent + _md(label) + (" *(handler)*" if step.handler else "")
             step_label = step.status.label.replace("_", " ")
-            parts.append(f"| {name} | {ICONS.get(step.status.name, '❔')} {step_label} | {format_duration(step.duration)} |")
+            parts.append(
+                f"| {name} | {ICONS.get(step.status.name, '❔')} {step_label} | {format_duration(step.duration)} |"
+            )
         parts.append("")
     parts.append(
         f"Run [{_md(result.run_id)}]({_link_target(result.url)}) in the Dagu UI · exit code {result.exit_code}"
@@ -59,7 +64,9 @@ def job_summary(result: RunResult, params: str) -> str:
 def failure_summary(event: Failed, accepted: Optional[RunAccepted]) -> str:
     """Markdown for when dagu-ci ends on an error; the error is data."""
     what = f" `{_code(event.dag)}`" if event.dag else ""
-    headline = f"dagu-ci: the run of{what} ended on an error" if accepted else f"dagu-ci could not run{what or ' the DAG'}"
+    headline = (
+        f"dagu-ci: the run of{what} ended on an error" if accepted else f"dagu-ci could not run{what or ' the DAG'}"
+    )
     fence = "```" + "`" * _longest_backtick_run(event.message)
     parts = [f"### ❌ {headline}", "", fence, event.message, fence, ""]
     if accepted:

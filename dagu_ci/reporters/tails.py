@@ -1,4 +1,5 @@
 """The last lines each step logged: what a failure annotation or a JUnit failure carries."""
+
 from __future__ import annotations
 
 from collections import deque

@@ -5,6 +5,7 @@ versions (tests/test_capabilities.py checks): code asks a `Capabilities` for a n
 feature instead. "API.md §N" cites the developers' write-up of Dagu's API (not part of
 the repository); the versions were read from Dagu's OpenAPI documents and handlers.
 """
+
 from __future__ import annotations
 
 import re

@@ -5,6 +5,7 @@ each release it supports; tests/fakedagu reproduces them. "API.md §N" below cit
 section of the developers' write-up of Dagu's API (not part of the repository) that
 first recorded a fact.
 """
+
 from __future__ import annotations
 
 import email.utils
@@ -122,12 +123,20 @@ class RetryNotices:
         if self._since is None:
             self._since = self._last = now
             why = f" ({retry.option})" if retry.option else ""
-            self.notify(Notice(f"{self.url}: server not answering ({reason}); retrying for up to {remaining:.0f}s{why}",
-                               Level.WARNING))
+            self.notify(
+                Notice(
+                    f"{self.url}: server not answering ({reason}); retrying for up to {remaining:.0f}s{why}",
+                    Level.WARNING,
+                )
+            )
         elif now - self._last >= self.PROGRESS_EVERY:
             self._last = now
-            self.notify(Notice(f"{self.url}: still not answering ({reason}) after {now - self._since:.0f}s; "
-                               f"retrying for {remaining:.0f}s more"))
+            self.notify(
+                Notice(
+                    f"{self.url}: still not answering ({reason}) after {now - self._since:.0f}s; "
+                    f"retrying for {remaining:.0f}s more"
+                )
+            )
 
     def on_recover(self) -> None:
         if self._since is not None:
@@ -236,8 +245,9 @@ class DaguClient:
         elif self._username and self._password:
             # UTF-8, as Go compares them (requests would encode a str as Latin-1).
             # Bytes from argv that are not UTF-8 go as they came (surrogateescape).
-            session.auth = requests.auth.HTTPBasicAuth(self._username.encode("utf-8", "surrogateescape"),
-                                                       self._password.encode("utf-8", "surrogateescape"))
+            session.auth = requests.auth.HTTPBasicAuth(
+                self._username.encode("utf-8", "surrogateescape"), self._password.encode("utf-8", "surrogateescape")
+            )
         if self.connection.insecure:
             session.verify = False
         elif self.connection.ca_cert:
@@ -282,9 +292,7 @@ class DaguClient:
                         f"Dagu {format_version(version)} at {self.display_url} is not supported: "
                         "dagu-ci needs Dagu 1.17 or newer"
                     )
-                return self._remember(
-                    ServerInfo(version, text, self.base_url + api_root(version), modern_api(version))
-                )
+                return self._remember(ServerInfo(version, text, self.base_url + api_root(version), modern_api(version)))
         reported = str(health.get("version", "")) if health else ""
         return self._remember(self._probe_family(retry, reported))
 
@@ -299,9 +307,7 @@ class DaguClient:
             return ServerInfo(None, reported, self.base_url + "/api/v1", True)
         dags = self._probe_json(self.base_url + "/api/v1/dags", retry)
         if dags is not None and "DAGs" in dags:
-            raise UsageError(
-                f"the Dagu server at {self.display_url} is older than 1.17 and not supported"
-            )
+            raise UsageError(f"the Dagu server at {self.display_url} is older than 1.17 and not supported")
         raise UsageError(
             f"{self.display_url} does not look like a Dagu server API "
             "(check --url; use --api-path for a custom API base path)"
@@ -394,7 +400,11 @@ class DaguClient:
         reason = f"HTTP {status}" + (f" {code}" if code else "") + (f": {message}" if message else "")
         raise StartFailed(
             f"Dagu at {self.display_url} could not start {dag_file}: {reason}"
-            + (" (on Dagu 1.x this often means the params were rejected)" if self.api.features.param_refusal_is_500 else ""),
+            + (
+                " (on Dagu 1.x this often means the params were rejected)"
+                if self.api.features.param_refusal_is_500
+                else ""
+            ),
             reason,
         )
 
@@ -427,15 +437,23 @@ class DaguClient:
         **query: int,
     ) -> Optional[LogPage]:
         """One step-log read; None while the log file does not exist (API.md §7.1)."""
-        return self._read_log_page(f"{self.api.api_root}/dag-runs/{_seg(dag_name)}/{_seg(run_id)}", step, stream, retry, query)
+        return self._read_log_page(
+            f"{self.api.api_root}/dag-runs/{_seg(dag_name)}/{_seg(run_id)}", step, stream, retry, query
+        )
 
-    def _read_log_page(self, run_url: str, step: str, stream: str, retry: Retry, query: Dict[str, int]) -> Optional[LogPage]:
+    def _read_log_page(
+        self, run_url: str, step: str, stream: str, retry: Retry, query: Dict[str, int]
+    ) -> Optional[LogPage]:
         params: Dict[str, Any] = {"stream": stream}  # required: without it the server panics
         params.update({k: v for k, v in query.items() if v})
         url = f"{run_url}/steps/{_seg(step)}/log"
         try:
             return self._send(
-                "GET", url, params=params, retry=retry, cap=LOG_PAGE_CAP,
+                "GET",
+                url,
+                params=params,
+                retry=retry,
+                cap=LOG_PAGE_CAP,
                 decode=lambda response: LogPage.from_api(self._json(response)),
             )
         except ApiError as exc:
@@ -445,7 +463,9 @@ class DaguClient:
 
     def download_log(self, dag_name: str, run_id: str, step: str, stream: str, retry: Retry) -> Optional[str]:
         """The whole raw log file (>= 2.0); None where the server cannot."""
-        return self._download_log_file(f"{self.api.api_root}/dag-runs/{_seg(dag_name)}/{_seg(run_id)}", step, stream, retry)
+        return self._download_log_file(
+            f"{self.api.api_root}/dag-runs/{_seg(dag_name)}/{_seg(run_id)}", step, stream, retry
+        )
 
     def _download_log_file(self, run_url: str, step: str, stream: str, retry: Retry) -> Optional[str]:
         if not self.api.features.log_download:
@@ -482,7 +502,9 @@ class DaguClient:
             queries = [base + [("status", code)] for code in codes]
         runs: List[Dict[str, Any]] = []
         for query in queries:
-            body = self._send("GET", self.api.api_root + "/dag-runs", params=query, retry=self.retry_window(), decode=self._json)
+            body = self._send(
+                "GET", self.api.api_root + "/dag-runs", params=query, retry=self.retry_window(), decode=self._json
+            )
             runs += [run for run in body.get("dagRuns") or [] if isinstance(run, dict) and run.get("name") == dag_name]
         return runs
 
@@ -506,7 +528,9 @@ class DaguClient:
         items: List[Dict[str, Any]] = []
         for page in range(1, pages + 1):
             query = {"page": page, "perPage": per_page}
-            body = self._send("GET", self.api.api_root + "/dags", params=query, retry=self.retry_window(), decode=self._json)
+            body = self._send(
+                "GET", self.api.api_root + "/dags", params=query, retry=self.retry_window(), decode=self._json
+            )
             items += [item for item in body.get("dags") or [] if isinstance(item, dict)]
             if page >= int((body.get("pagination") or {}).get("totalPages") or 1):
                 break
@@ -530,7 +554,9 @@ class DaguClient:
         if not self.api.features.validate:
             return None
         body = {"spec": spec, **({"name": name} if name else {})}
-        response = self._send("POST", self.api.api_root + "/dags/validate", json=body, retry=self.retry_window(), allow=(404, 405))
+        response = self._send(
+            "POST", self.api.api_root + "/dags/validate", json=body, retry=self.retry_window(), allow=(404, 405)
+        )
         if response.status_code in (404, 405):
             return None
         return [str(error) for error in self._json(response).get("errors") or []]
@@ -566,7 +592,9 @@ class DaguClient:
         and writes a template: the text must follow in a PUT. Sent once: a retry after a
         lost answer would meet 409."""
         body = {"name": file_name, **({"spec": spec} if self.creates_with_spec else {})}
-        response = self._send("POST", self.api.api_root + "/dags", json=body, retry=Retry(None), allow=(400, 409), role="developer")
+        response = self._send(
+            "POST", self.api.api_root + "/dags", json=body, retry=Retry(None), allow=(400, 409), role="developer"
+        )
         if response.status_code == 409:
             return [f"{file_name} already exists on {self.display_url}"]
         if response.status_code == 400:
@@ -608,7 +636,9 @@ class DaguClient:
         cursor = ""
         for _ in range(pages):
             query = {"limit": 100, **({"cursor": cursor} if cursor else {})}
-            body = self._send("GET", f"{self.api.api_root}/queues/{_seg(queue)}/items", params=query, retry=retry, decode=self._json)
+            body = self._send(
+                "GET", f"{self.api.api_root}/queues/{_seg(queue)}/items", params=query, retry=retry, decode=self._json
+            )
             items += [item for item in body.get("items") or [] if isinstance(item, dict)]
             cursor = str(body.get("nextCursor") or "")
             if not cursor:
@@ -618,7 +648,13 @@ class DaguClient:
     def list_artifacts(self, dag_name: str, run_id: str) -> List[Dict[str, Any]]:
         """The run's artifact tree (>= 2.5, API.md §9)."""
         base = f"/dag-runs/{_seg(dag_name)}/{_seg(run_id)}/artifacts"
-        body = self._send("GET", self.api.api_root + base, params={"recursive": "true"}, retry=Retry.for_seconds(ARTIFACTS_RETRY_FOR), decode=self._json)
+        body = self._send(
+            "GET",
+            self.api.api_root + base,
+            params={"recursive": "true"},
+            retry=Retry.for_seconds(ARTIFACTS_RETRY_FOR),
+            decode=self._json,
+        )
         return [item for item in body.get("items") or [] if isinstance(item, dict)]
 
     def download_artifact(self, dag_name: str, run_id: str, path: str, target: str) -> None:
@@ -627,7 +663,11 @@ class DaguClient:
         temp = f"{target}.part"
         try:
             response = self._session.get(
-                url, params={"path": path}, stream=True, timeout=(CONNECT_TIMEOUT, READ_TIMEOUT), verify=self._session.verify
+                url,
+                params={"path": path},
+                stream=True,
+                timeout=(CONNECT_TIMEOUT, READ_TIMEOUT),
+                verify=self._session.verify,
             )
             with response:
                 self._accept(response, ())
@@ -642,7 +682,9 @@ class DaguClient:
         """The run's collected outputs (>= 1.29; written before the final status, API.md §9)."""
         if not self.api.features.outputs:
             return {}
-        body = self._get_json(f"/dag-runs/{_seg(dag_name)}/{_seg(run_id)}/outputs", Retry.for_seconds(CONTROL_RETRY_FOR))
+        body = self._get_json(
+            f"/dag-runs/{_seg(dag_name)}/{_seg(run_id)}/outputs", Retry.for_seconds(CONTROL_RETRY_FOR)
+        )
         outputs = body.get("outputs")
         return dict(outputs) if isinstance(outputs, dict) else {}
 
@@ -652,10 +694,7 @@ class DaguClient:
         self._send("POST", url, json={}, retry=retry or Retry.for_seconds(CONTROL_RETRY_FOR))
 
     def reject(self, dag_name: str, run_id: str, step: str, reason: str) -> None:
-        url = (
-            f"{self.api.api_root}/dag-runs/{_seg(dag_name)}/{_seg(run_id)}"
-            f"/steps/{_seg(step)}/reject"
-        )
+        url = f"{self.api.api_root}/dag-runs/{_seg(dag_name)}/{_seg(run_id)}/steps/{_seg(step)}/reject"
         self._send("POST", url, json={"reason": reason}, retry=Retry.for_seconds(CONTROL_RETRY_FOR))
 
     def dequeue(self, dag_name: str, run_id: str, retry: Optional[Retry] = None) -> None:
@@ -677,7 +716,9 @@ class DaguClient:
                 return None
             raise
 
-    def list_sub_runs(self, root_name: str, root_id: str, retry: Retry, parent_sub_id: str = "") -> Optional[List[Dict[str, Any]]]:
+    def list_sub_runs(
+        self, root_name: str, root_id: str, retry: Retry, parent_sub_id: str = ""
+    ) -> Optional[List[Dict[str, Any]]]:
         """Every child (with a record) of the root, or of sub-run `parent_sub_id`, with its
         status, in one request; None where the server cannot list them so."""
         features = self.api.features
@@ -691,11 +732,15 @@ class DaguClient:
             raise MalformedAnswer(f"no sub-run list in the answer from {self._path_of(url)}")
         return [run for run in runs if isinstance(run, dict) and run.get("dagRunId")]
 
-    def read_sub_log(self, root_name: str, root_id: str, sub_id: str, step: str, stream: str, retry: Retry, **query: int) -> Optional[LogPage]:
+    def read_sub_log(
+        self, root_name: str, root_id: str, sub_id: str, step: str, stream: str, retry: Retry, **query: int
+    ) -> Optional[LogPage]:
         """One step-log read of a sub-run's step; None while there is no file."""
         return self._read_log_page(self._sub_url(root_name, root_id, sub_id), step, stream, retry, query)
 
-    def download_sub_log(self, root_name: str, root_id: str, sub_id: str, step: str, stream: str, retry: Retry) -> Optional[str]:
+    def download_sub_log(
+        self, root_name: str, root_id: str, sub_id: str, step: str, stream: str, retry: Retry
+    ) -> Optional[str]:
         return self._download_log_file(self._sub_url(root_name, root_id, sub_id), step, stream, retry)
 
     def ui_url(self, dag_name: str, run_id: str) -> str:
@@ -710,7 +755,9 @@ class DaguClient:
         """The answer's JSON object; MalformedAnswer (retried where _send decodes) if none."""
         path = self._path_of(response.url)
         if not _is_json(response):
-            raise MalformedAnswer(f"an answer of {response.headers.get('Content-Type') or 'no content type'}, not JSON, from {path}")
+            raise MalformedAnswer(
+                f"an answer of {response.headers.get('Content-Type') or 'no content type'}, not JSON, from {path}"
+            )
         try:
             body = response.json()
         except ValueError:
@@ -721,14 +768,31 @@ class DaguClient:
 
     @overload
     def _send(
-        self, method: str, url: str, *, retry: Retry, params: Any = None, json: Optional[Mapping[str, Any]] = None,
-        allow: Tuple[int, ...] = (), role: str = "operator", cap: int = JSON_CAP, decode: None = None,
+        self,
+        method: str,
+        url: str,
+        *,
+        retry: Retry,
+        params: Any = None,
+        json: Optional[Mapping[str, Any]] = None,
+        allow: Tuple[int, ...] = (),
+        role: str = "operator",
+        cap: int = JSON_CAP,
+        decode: None = None,
     ) -> requests.Response: ...
 
     @overload  # no call decodes and allows another status: a 2xx answer is the only one returned
     def _send(
-        self, method: str, url: str, *, retry: Retry, params: Any = None, json: Optional[Mapping[str, Any]] = None,
-        allow: Tuple[int, ...] = (), role: str = "operator", cap: int = JSON_CAP,
+        self,
+        method: str,
+        url: str,
+        *,
+        retry: Retry,
+        params: Any = None,
+        json: Optional[Mapping[str, Any]] = None,
+        allow: Tuple[int, ...] = (),
+        role: str = "operator",
+        cap: int = JSON_CAP,
         decode: Callable[[requests.Response], Decoded],
     ) -> Decoded: ...
 
@@ -802,7 +866,9 @@ class DaguClient:
                 response = None
                 transient = _Transient(f"bad answer ({type(exc).__name__})")
             except OSError as exc:  # e.g. a client certificate file that is not PEM
-                raise UsageError(f"TLS setup failed: {exc.strerror or exc} (check --client-cert/--client-key)") from None
+                raise UsageError(
+                    f"TLS setup failed: {exc.strerror or exc} (check --client-cert/--client-key)"
+                ) from None
             else:
                 transient = self._transient(response)
                 if transient and transient.json_500:
@@ -877,8 +943,7 @@ class DaguClient:
         text = str(exc)
         if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
             return UsageError(
-                f"TLS verification failed for {self.display_url}: "
-                "pass --ca-cert with the server's CA, or --insecure"
+                f"TLS verification failed for {self.display_url}: pass --ca-cert with the server's CA, or --insecure"
             )
         if "PEM" in text or "key values mismatch" in text.lower():
             return UsageError("the client certificate or key could not be loaded (check --client-cert/--client-key)")
@@ -889,7 +954,9 @@ class DaguClient:
 
     def _auth_error(self) -> UsageError:
         if self._has_credentials:
-            return UsageError(f"authentication refused by {self.display_url} (HTTP 401): check the token or username/password")
+            return UsageError(
+                f"authentication refused by {self.display_url} (HTTP 401): check the token or username/password"
+            )
         return UsageError(
             f"{self.display_url} requires authentication: set DAGU_API_TOKEN (--token) "
             "or DAGU_USERNAME and DAGU_PASSWORD"
@@ -898,7 +965,7 @@ class DaguClient:
     def _path_of(self, url: str) -> str:
         path = urlsplit(url).path
         base_path = urlsplit(self.base_url).path
-        return path[len(base_path):] if base_path and path.startswith(base_path) else path
+        return path[len(base_path) :] if base_path and path.startswith(base_path) else path
 
     def close(self) -> None:
         self._session.close()
@@ -943,8 +1010,10 @@ def basic_password(password: Optional[str]) -> Optional[str]:
     password = (password or "").rstrip("\r\n")
     problem = _unsendable(password, latin_1=False)
     if problem:
-        raise UsageError(f"--password/DAGU_PASSWORD (or the password in --url) holds {problem}; "
-                         "check the secret's value (it is not shown)")
+        raise UsageError(
+            f"--password/DAGU_PASSWORD (or the password in --url) holds {problem}; "
+            "check the secret's value (it is not shown)"
+        )
     return password or None
 
 
@@ -982,7 +1051,11 @@ def _describe_transport_error(exc: Exception) -> str:
     if isinstance(exc, requests.exceptions.ReadTimeout):
         return "no answer within the read timeout"
     text = str(exc)
-    if "Name or service not known" in text or "nodename nor servname" in text or "Temporary failure in name resolution" in text:
+    if (
+        "Name or service not known" in text
+        or "nodename nor servname" in text
+        or "Temporary failure in name resolution" in text
+    ):
         return "host name not found"
     if "Connection refused" in text:
         return "connection refused"
@@ -991,7 +1064,12 @@ def _describe_transport_error(exc: Exception) -> str:
     return "connection failed"
 
 
-_NAME_UNKNOWN = ("Name or service not known", "nodename nor servname", "No address associated with hostname", "getaddrinfo failed")
+_NAME_UNKNOWN = (
+    "Name or service not known",
+    "nodename nor servname",
+    "No address associated with hostname",
+    "getaddrinfo failed",
+)
 
 
 def _name_unknown(exc: Exception) -> bool:

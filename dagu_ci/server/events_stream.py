@@ -7,6 +7,7 @@ so it just says "read this step's log now"; the offset reads stay the source of
 truth. Any trouble (no endpoint, auth, a drop) ends the stream quietly and the
 follower goes back to polling.
 """
+
 from __future__ import annotations
 
 import json
@@ -61,8 +62,9 @@ Message = Union[PushedSnapshot, PushedSubRun, LogTouched, Closed]
 class EventsStream:
     """One SSE connection, read by a daemon thread into a queue."""
 
-    def __init__(self, client: DaguClient, dag_name: str, run_id: str, steps: Iterable[str],
-                 sub_runs: Sequence[str] = ()):
+    def __init__(
+        self, client: DaguClient, dag_name: str, run_id: str, steps: Iterable[str], sub_runs: Sequence[str] = ()
+    ):
         """The run and its steps' logs; or, given `sub_runs`, only those sub-runs of it
         (at most MAX_TOPICS)."""
         self.client = client
@@ -76,9 +78,9 @@ class EventsStream:
         if sub_runs:
             self._topics = [f"subdagrun:{dag_name}/{run_id}/{sub_id}" for sub_id in sub_runs][:MAX_TOPICS]
         else:
-            self._topics = [f"dagrun:{dag_name}/{run_id}"] + [
-                f"steplog:{dag_name}/{run_id}/{step}" for step in steps
-            ][: MAX_TOPICS - 1]
+            self._topics = [f"dagrun:{dag_name}/{run_id}"] + [f"steplog:{dag_name}/{run_id}/{step}" for step in steps][
+                : MAX_TOPICS - 1
+            ]
         self._thread = threading.Thread(target=self._read, name=f"{THREAD_PREFIX}push", daemon=True)
 
     @classmethod

@@ -7,6 +7,7 @@ main thread, so SIGINT/SIGTERM still reach it while it waits: the handler's exce
 interrupts the wait, and the worker is cut loose. The worker reads the body itself, in
 chunks, and gives up once it passes its cap, so an answer never costs more than that.
 """
+
 from __future__ import annotations
 
 import socket
@@ -60,7 +61,9 @@ class _Exchange:
         _cut(response)
 
 
-def fetch(session: requests.Session, method: str, url: str, *, limit: float, cap: int, **options: Any) -> requests.Response:
+def fetch(
+    session: requests.Session, method: str, url: str, *, limit: float, cap: int, **options: Any
+) -> requests.Response:
     """session.request(method, url, **options), body read, within `limit` seconds.
 
     Raises TooSlow, TooLarge, CutShort, or what requests raised before the answer began;

@@ -1,11 +1,12 @@
 """A fake Dagu server for tests: real HTTP, scripted runs, real log files.
 
-    from tests.fakedagu import FakeDagu, Dag, Step, out, err, raw, sleep, hold, lines, fail, approval
+from tests.fakedagu import FakeDagu, Dag, Step, out, err, raw, sleep, hold, lines, fail, approval
 
-    with FakeDagu(version="2.6.5") as srv:
-        srv.add_dag(Dag(file="deploy", steps=[Step("build", [out("hello")])]))
-        ...  # point a client at srv.url
+with FakeDagu(version="2.6.5") as srv:
+    srv.add_dag(Dag(file="deploy", steps=[Step("build", [out("hello")])]))
+    ...  # point a client at srv.url
 """
+
 from .dags import (
     Action,
     Approval,

@@ -2,6 +2,7 @@
 
 Prints `ready http://127.0.0.1:PORT[basePath]` once listening; runs until SIGTERM/SIGINT.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,8 +37,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         dags = [dag for path in args.dags for dag in load_dags(path)]
         server = FakeDagu(
-            version=args.version, auth=auth, base_path=args.base_path, flavor=args.flavor,
-            host=args.host, port=args.port, queue_delay=args.queue_delay,
+            version=args.version,
+            auth=auth,
+            base_path=args.base_path,
+            flavor=args.flavor,
+            host=args.host,
+            port=args.port,
+            queue_delay=args.queue_delay,
         )
     except (OSError, SpecError, ValueError) as exc:
         print(f"fakedagu: {exc}", file=sys.stderr)

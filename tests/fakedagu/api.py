@@ -3,6 +3,7 @@
 Only request bodies, query parsing and status/label rules live here; run state is the
 engine's and JSON shapes are render.py's.
 """
+
 from __future__ import annotations
 
 import base64
@@ -218,13 +219,18 @@ class DaguAPI:
             if self.auth and not route.public and not self._authorized(incoming.headers):
                 return self._unauthorized()
             request = Request(
-                incoming.method, path, parse_qs(query_string, keep_blank_values=True), incoming.headers,
-                incoming.body, params,
+                incoming.method,
+                path,
+                parse_qs(query_string, keep_blank_values=True),
+                incoming.headers,
+                incoming.body,
+                params,
             )
             try:
                 if "file" in params and self.v.at_least(2, 3, 1) and not DAG_FILE_RE.match(params["file"]):
                     return Reply.error(
-                        400, "bad_request",
+                        400,
+                        "bad_request",
                         "name must only contain alphanumeric characters, dashes, dots, and underscores",
                     )
                 if route.body:
@@ -287,8 +293,14 @@ class DaguAPI:
 
     def legacy_dags(self, request: Request) -> Reply:
         items = [
-            {"File": f"{dag.file}.yaml", "Dir": "/dags", "DAG": {"Name": dag.dag_name}, "Suspended": False,
-             "Error": "", "ErrorT": None}
+            {
+                "File": f"{dag.file}.yaml",
+                "Dir": "/dags",
+                "DAG": {"Name": dag.dag_name},
+                "Suspended": False,
+                "Error": "",
+                "ErrorT": None,
+            }
             for dag in self.dags.values()
         ]
         return Reply.json(200, {"DAGs": items, "Errors": [], "HasError": False, "PageCount": 1})
@@ -326,7 +338,9 @@ class DaguAPI:
         dag = self._dag_by_file(file)
         if dag is None:
             if self.v.flavor == "v2x":
-                message = f"failed to load DAG {file}: failed to locate DAG {file}: DAG {file} not found: file does not exist"
+                message = (
+                    f"failed to load DAG {file}: failed to locate DAG {file}: DAG {file} not found: file does not exist"
+                )
             else:
                 message = f"DAG {file} not found"
             return Reply.error(404, "not_found", message)
@@ -515,8 +529,11 @@ class DaguAPI:
         except FileNotFoundError:
             return Reply.error(404, "not_found", f"log file not found for step {step}")
         filename = "-".join(_sanitize(p) for p in (name, run_id, step, stream)) + ".log"
-        return Reply(200, content, [("Content-Type", "text/plain"),
-                                    ("Content-Disposition", f'attachment; filename="{filename}"')])
+        return Reply(
+            200,
+            content,
+            [("Content-Type", "text/plain"), ("Content-Disposition", f'attachment; filename="{filename}"')],
+        )
 
     def run_log(self, request: Request) -> Reply:
         run, error = self._lookup(request.params["name"], request.params["run_id"], allow_latest=False)
@@ -602,9 +619,7 @@ class DaguAPI:
                 return Reply.error(404, "not_found", f"step {step} not found in DAG {name}")
             if node.status != 7:
                 label = node_status_label(self.v, node.status)
-                return Reply.error(
-                    400, "bad_request", f"step {step} is not waiting for approval (status: {label})"
-                )
+                return Reply.error(400, "bad_request", f"step {step} is not waiting for approval (status: {label})")
             self.engine.decide(run, step, decision)
         answer: Dict[str, Any] = {"dagRunId": run_id, "stepName": step}
         if decision == "approve":
@@ -641,7 +656,9 @@ def validate_spec(text: str) -> List[str]:
         return ["at least one step must be specified"]
     errors = []
     for step in steps if isinstance(steps, list) else []:
-        if isinstance(step, dict) and not (step.get("command") or step.get("script") or step.get("run") or step.get("call")):
+        if isinstance(step, dict) and not (
+            step.get("command") or step.get("script") or step.get("run") or step.get("call")
+        ):
             errors.append(f"step {step.get('name') or '?'}: either command, script or call must be specified")
     return errors
 

@@ -4,6 +4,7 @@ A step is a list of actions run in order by a background thread: write to stdout
 stderr, sleep, hold until the test releases it, fail, wait for approval, record an output. Text may use `{KEY}`
 placeholders filled from the run's effective params (unknown keys stay as written).
 """
+
 from __future__ import annotations
 
 import re

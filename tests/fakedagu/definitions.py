@@ -29,6 +29,7 @@ internal/persistence/filedag/store.go (1.x) and internal/persis/filedag/store.go
   permissions"; an operator key may run DAGs but not change them). `srv.dag_writes_allowed
   = False` makes the fake refuse them.
 """
+
 from __future__ import annotations
 
 import re
@@ -105,7 +106,9 @@ class Definitions:
     def _refusal(self) -> Optional[Reply]:
         if self.writes_allowed:
             return None
-        return Reply.error(403, "forbidden", "Insufficient permissions" if self.v.checks_write_role else "Permission denied")
+        return Reply.error(
+            403, "forbidden", "Insufficient permissions" if self.v.checks_write_role else "Permission denied"
+        )
 
     def _store(self, file: str, text: str) -> List[str]:
         """Write the file (the Dag it defines replaces the old one); the loader's errors."""
@@ -133,7 +136,9 @@ class Definitions:
         if text is None:
             return Reply.error(404 if self.v.flavor == "v2x" else 500, "not_found", "DAG not found")
         errors = self._errors(text)
-        return Reply.json(200, {"dag": render.dag_details(self.v, self.dags[file]), "spec": text, "errors": errors or None})
+        return Reply.json(
+            200, {"dag": render.dag_details(self.v, self.dags[file]), "spec": text, "errors": errors or None}
+        )
 
     def put_spec(self, request: "Request", body: Dict[str, Any]) -> Reply:
         file = request.params["file"]

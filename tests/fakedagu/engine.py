@@ -20,6 +20,7 @@ v2.6.5; watched on a real 1.30.3):
    `finalize_delay` is the time from the last handler's end (or the last step's) to that
    write: about 10 ms on a real 1.30.3 (0.01 s here).
 """
+
 from __future__ import annotations
 
 import os
@@ -42,9 +43,7 @@ FINALIZE_DELAY = 0.01  # last step or handler end -> the last status write, on a
 
 def rfc3339(moment: Optional[float] = None) -> str:
     """time.RFC3339 as Go prints it: second precision, local offset, Z for UTC."""
-    text = datetime.fromtimestamp(time.time() if moment is None else moment).astimezone().isoformat(
-        timespec="seconds"
-    )
+    text = datetime.fromtimestamp(time.time() if moment is None else moment).astimezone().isoformat(timespec="seconds")
     return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
@@ -530,9 +529,7 @@ class Engine:
         with self.lock:
             return self._holding.get(gate, 0)
 
-    def _await_decision(
-        self, run: Run, attempt: Attempt, node: NodeState, cancel: Optional[threading.Event]
-    ) -> str:
+    def _await_decision(self, run: Run, attempt: Attempt, node: NodeState, cancel: Optional[threading.Event]) -> str:
         with self.changed:
             node.status = 7
             self._refresh(run, attempt)
@@ -716,8 +713,17 @@ class Engine:
                     if name != step:
                         old = previous.nodes[name]
                         # The whole node state carries over (1.30.3 setupRetryPlan), its sub-runs too.
-                        for key in ("status", "started_at", "finished_at", "stdout", "stderr", "error", "exit_code",
-                                    "sub_runs", "sub_runs_repeated"):
+                        for key in (
+                            "status",
+                            "started_at",
+                            "finished_at",
+                            "stdout",
+                            "stderr",
+                            "error",
+                            "exit_code",
+                            "sub_runs",
+                            "sub_runs_repeated",
+                        ):
                             setattr(node, key, list(getattr(old, key)) if key.startswith("sub_") else getattr(old, key))
             self._begin(run, attempt)
             return True

@@ -40,6 +40,7 @@ Facts from Dagu's Go code (dagucloud/dagu, at the cited tags):
   generated wrapper). The spec's pattern for `path` is not enforced (StrictValidation is
   off), so nothing else is a 400.
 """
+
 from __future__ import annotations
 
 import base64
@@ -189,8 +190,14 @@ def dag_from_spec(text: str, name_override: str, default_name: str = "inline") -
     if isinstance(labels, str):
         labels = [p for p in re.split(r"[,\s]+", labels) if p]
     try:
-        dag = Dag(file=name, name=name, steps=built, params=params,
-                  labels=[parse_label(str(label)) for label in labels], description=str(spec.get("description") or ""))
+        dag = Dag(
+            file=name,
+            name=name,
+            steps=built,
+            params=params,
+            labels=[parse_label(str(label)) for label in labels],
+            description=str(spec.get("description") or ""),
+        )
     except ValueError as exc:
         return None, str(exc)
     return dag, None
@@ -308,13 +315,14 @@ class Lifecycle:
 
         with self.engine.lock:
             runs = [
-                r for r in reversed(self.engine.all_runs())
+                r
+                for r in reversed(self.engine.all_runs())
                 if name_ok(r)
                 and (not run_id or run_id in r.run_id)
                 and (not statuses or r.status in statuses)
                 and all(label_matches(r.labels, f) for f in filters)
             ]
-            page = runs[offset:offset + limit] if limit else runs
+            page = runs[offset : offset + limit] if limit else runs
             body: Dict[str, Any] = {"dagRuns": [render.run_summary(v, r) for r in page]}
             if paged and limit and offset + limit < len(runs):
                 body["nextCursor"] = base64.urlsafe_b64encode(f"o:{offset + limit}".encode()).decode()
@@ -379,7 +387,7 @@ class Lifecycle:
                 per_page = request.int_arg("perPage") or 50
                 per_page = min(per_page, 200) if per_page > 0 else per_page
                 start = min((page - 1) * per_page, len(chosen))
-                items = [render.run_summary(self.v, r) for r in chosen[start:start + per_page]]
+                items = [render.run_summary(self.v, r) for r in chosen[start : start + per_page]]
                 pages = (len(chosen) - 1) // per_page + 1 if per_page > 0 else 1
                 pagination = {
                     "totalRecords": len(chosen),
@@ -400,7 +408,7 @@ class Lifecycle:
                 except (ValueError, IndexError, UnicodeDecodeError):
                     return Reply.error(400, "bad_request", "Invalid queue cursor")
             queued = runs["queued"]
-            body: Dict[str, Any] = {"items": [render.run_summary(self.v, r) for r in queued[offset:offset + limit]]}
+            body: Dict[str, Any] = {"items": [render.run_summary(self.v, r) for r in queued[offset : offset + limit]]}
             if offset + limit < len(queued):
                 body["nextCursor"] = base64.urlsafe_b64encode(f"q:{offset + limit}".encode()).decode()
             return Reply.json(200, body)
@@ -495,7 +503,8 @@ class Lifecycle:
         if self.hostile_artifacts is not None:
             items = [
                 {"name": item.rsplit("/", 1)[-1] or item, "path": item, "type": "file", "size": 6}
-                if isinstance(item, str) else item
+                if isinstance(item, str)
+                else item
                 for item in self.hostile_artifacts
             ]
             return Reply.json(200, {"items": items})
@@ -534,5 +543,8 @@ class Lifecycle:
     @staticmethod
     def _file_reply(filename: str, content: bytes) -> Reply:
         safe = re.sub(r"[^a-zA-Z0-9._-]", "_", filename)
-        return Reply(200, content, [("Content-Type", "application/octet-stream"),
-                                    ("Content-Disposition", f'attachment; filename="{safe}"')])
+        return Reply(
+            200,
+            content,
+            [("Content-Type", "application/octet-stream"), ("Content-Disposition", f'attachment; filename="{safe}"')],
+        )

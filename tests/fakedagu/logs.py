@@ -4,6 +4,7 @@ The reader mirrors internal/cmn/fileutil/logutil.go: bufio.Scanner lines (64 KB
 token limit), exact counts below 10 KB, a sampled *estimate* above, and the
 offset/head/tail rules that follow from it, including their hazards.
 """
+
 from __future__ import annotations
 
 import codecs
@@ -272,7 +273,7 @@ class WorkerLogWriter:
             if self._closed:
                 return
             for start in range(0, len(data), self.PIPE_READ):
-                self._pending += data[start:start + self.PIPE_READ]
+                self._pending += data[start : start + self.PIPE_READ]
                 if len(self._pending) >= self.SEND_AT:
                     self._send()
 

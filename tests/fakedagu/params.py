@@ -4,6 +4,7 @@ v1.30.0+ understands a JSON object/array string; every version also applies the
 K=V regex, and before v1.30.0 a JSON string goes through that regex too, giving
 garbage such as `1={ 2=user ...` (dagucloud/dagu#1550).
 """
+
 from __future__ import annotations
 
 import json
@@ -144,7 +145,7 @@ def tokenize_pairs(text: str, version: VersionTuple = (1, 29, 0)) -> List[Pair]:
         name, value_start = "", _name_end(text, index)
         end = _value_end(text, value_start, to_next_backtick) if value_start is not None else None
         if end is not None:
-            name = text[index:value_start - 1]
+            name = text[index : value_start - 1]
         else:  # no NAME= here, or no value after it: the same place, as a positional value
             value_start, end = index, _value_end(text, index, to_next_backtick)
         if end is None:
@@ -176,14 +177,14 @@ def _go_unquote(literal: str) -> Optional[str]:
             chars.append(char)
             index += 1
             continue
-        kind = body[index + 1:index + 2]
+        kind = body[index + 1 : index + 2]
         if kind in _GO_ESCAPES:
             chars.append(_GO_ESCAPES[kind])
             index += 2
         elif kind in _GO_NUMERIC or (kind and kind in string.octdigits):
             width, digit_set = (_GO_NUMERIC[kind], string.hexdigits) if kind in _GO_NUMERIC else (3, string.octdigits)
             start = index + (2 if kind in _GO_NUMERIC else 1)
-            digits = body[start:start + width]
+            digits = body[start : start + width]
             if len(digits) < width or any(d not in digit_set for d in digits):
                 return None
             code = int(digits, 16 if kind in _GO_NUMERIC else 8)
@@ -296,8 +297,9 @@ def typed_refusal(received: Mapping[str, str], definitions: List[Dict[str, Any]]
     return None
 
 
-def start_refusal(version: ServerVersion, received: Mapping[str, str], defaults: Mapping[str, str],
-                  definitions: List[Dict[str, Any]]) -> Optional[str]:
+def start_refusal(
+    version: ServerVersion, received: Mapping[str, str], defaults: Mapping[str, str], definitions: List[Dict[str, Any]]
+) -> Optional[str]:
     """Why the server refuses these params before it starts anything (a 400), or None."""
     unknown = unknown_named(received, defaults) if version.at_least(2, 3, 4) else None
     return unknown or (typed_refusal(received, definitions) if version.at_least(2, 5, 0) else None)

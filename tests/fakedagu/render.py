@@ -4,6 +4,7 @@ Go's `ptrOf()` drops zero values, so optional fields are omitted when empty; a f
 fields are always present (autoRetryCount, artifactsAvailable) and two are `null`
 when a run has no labels (labels/tags are `&s.Labels` on a nil slice).
 """
+
 from __future__ import annotations
 
 import json
@@ -190,7 +191,9 @@ def dag_details(version: ServerVersion, dag: Dag) -> Dict[str, Any]:
         body["defaultParams"] = escaped_defaults(dag.params)
     if version.at_least(2, 5, 0) and (dag.param_defs or dag.params):
         # Untyped params are listed as strings with their defaults (spec/dag.go buildParamDefs).
-        body["paramDefs"] = dag.param_defs or [{"name": k, "type": "string", "default": v} for k, v in dag.params.items()]
+        body["paramDefs"] = dag.param_defs or [
+            {"name": k, "type": "string", "default": v} for k, v in dag.params.items()
+        ]
     handler_on = {
         {"onSuccess": "success", "onFailure": "failure", "onAbort": "abort", "onExit": "exit"}[k]: step_json(s, version)
         for k, s in dag.handlers.items()

@@ -1,4 +1,5 @@
 """FakeDagu: the public face of the fake server (start/stop, inspection, fault injection)."""
+
 from __future__ import annotations
 
 import json
@@ -165,7 +166,8 @@ class FakeDagu:
         # 1 s default is Dagu's event-store invalidation tick: see sse.py.
         self.sse: Optional[EventHub] = (
             EventHub(self.version, self.engine, self.version.api_prefix, sse_invalidation, sse_heartbeat, sse_framing)
-            if sse and sse_supported(self.version) else None
+            if sse and sse_supported(self.version)
+            else None
         )
         self._records: List[RequestRecord] = []
         self._cleared_at = float("-inf")
@@ -423,9 +425,24 @@ class FakeDagu:
         once a real answer to a matching request has contained that text (armed before that
         answer is sent, so the client's next request meets it)."""
         injected = Fault(
-            re.compile(path), method, status, count, retry_after, body, delay, html, drop, content_type,
-            hang, trickle, cut, bad_gzip, transform, rewrite,
-            hold=hold, after=after.encode("utf-8") if after is not None else None,
+            re.compile(path),
+            method,
+            status,
+            count,
+            retry_after,
+            body,
+            delay,
+            html,
+            drop,
+            content_type,
+            hang,
+            trickle,
+            cut,
+            bad_gzip,
+            transform,
+            rewrite,
+            hold=hold,
+            after=after.encode("utf-8") if after is not None else None,
         )
         with self._lock:
             self._faults.append(injected)
@@ -482,7 +499,7 @@ class FakeDagu:
         began, wall = time.monotonic(), time.time()
         incoming: Incoming = handler.incoming()  # type: ignore[attr-defined]
         raw_path, _, query_string = incoming.target.partition("?")
-        below_base = raw_path[len(self.base_path):] if raw_path.startswith(self.base_path) else raw_path
+        below_base = raw_path[len(self.base_path) :] if raw_path.startswith(self.base_path) else raw_path
         injected = self._take_fault(incoming.method, below_base)
         if injected is not None and injected.delay:
             time.sleep(injected.delay)
@@ -544,7 +561,7 @@ class FakeDagu:
         if self.base_path:
             if raw_path != self.base_path and not raw_path.startswith(self.base_path + "/"):
                 return Reply.text(404, "404 page not found\n")
-            path = raw_path[len(self.base_path):] or "/"
+            path = raw_path[len(self.base_path) :] or "/"
         else:
             path = raw_path
         try:

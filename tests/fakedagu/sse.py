@@ -38,6 +38,7 @@ Other valid topic types (`dagrunlogs`, `dag`, `queues`, …) are accepted and ne
 send anything; nothing in dagu-ci uses them. Not modelled:
 the 30 s slow-client drop and the 1000-client limit.
 """
+
 from __future__ import annotations
 
 import json
@@ -64,8 +65,18 @@ FRAMINGS = ("chunked", "close")
 STEPLOG_TAIL = 1000  # getStepLogData reads Tail: 1000
 STEPLOG_MIN, STEPLOG_MAX = 1.0, 10.0  # the server's adaptive steplog poll
 TOPIC_TYPES = {
-    "dagrun": 2, "subdagrun": 3, "steplog": 3, "dagrunlogs": 2,  # identifier parts; 0 = any
-    "dag": 0, "daghistory": 0, "dagruns": 0, "queues": 0, "queueitems": 0, "dagslist": 0, "doc": 0, "doctree": 0,
+    "dagrun": 2,
+    "subdagrun": 3,
+    "steplog": 3,
+    "dagrunlogs": 2,  # identifier parts; 0 = any
+    "dag": 0,
+    "daghistory": 0,
+    "dagruns": 0,
+    "queues": 0,
+    "queueitems": 0,
+    "dagslist": 0,
+    "doc": 0,
+    "doctree": 0,
 }
 
 Authorize = Callable[[Dict[str, str]], Optional[Reply]]  # None when allowed, else the 401
@@ -114,8 +125,15 @@ class StepLogPoll:
 
 
 class EventHub:
-    def __init__(self, version: ServerVersion, engine: Engine, api_prefix: str, invalidation: Optional[float],
-                 heartbeat: float, framing: str = "chunked"):
+    def __init__(
+        self,
+        version: ServerVersion,
+        engine: Engine,
+        api_prefix: str,
+        invalidation: Optional[float],
+        heartbeat: float,
+        framing: str = "chunked",
+    ):
         if framing not in FRAMINGS:
             raise ValueError(f"framing is one of {FRAMINGS}")
         self.v = version
@@ -140,8 +158,9 @@ class EventHub:
     def handles(self, method: str, path: str) -> bool:
         return (method, path) in (("GET", self.stream_path), ("POST", self.stream_path + "/topics"))
 
-    def serve(self, handler: Any, incoming: Incoming, path: str, query_string: str,
-              authorize: Authorize, record: Record) -> None:
+    def serve(
+        self, handler: Any, incoming: Incoming, path: str, query_string: str, authorize: Authorize, record: Record
+    ) -> None:
         """Answer one request on `handler` (transport._Handler), recording it via `record`."""
         query = parse_qs(query_string, keep_blank_values=True)
         headers = dict(incoming.headers)
@@ -185,8 +204,9 @@ class EventHub:
         session.connection = handler.connection
         subscribed, errors = self._validate(wanted, [])
         session.topics = subscribed
-        session.frames.put(_frame("control", frame_json(
-            {"sessionID": session.session_id, "subscribed": subscribed, "errors": errors})))
+        session.frames.put(
+            _frame("control", frame_json({"sessionID": session.session_id, "subscribed": subscribed, "errors": errors}))
+        )
         with self._lock:
             self._sessions[session.session_id] = session
         self._ensure_ticker()
@@ -198,9 +218,17 @@ class EventHub:
         try:
             handler.send_response(200)
             chunked = self.framing == "chunked"
-            delimiting = (("Connection", "keep-alive"), ("Transfer-Encoding", "chunked")) if chunked else (("Connection", "close"),)
-            for name, value in (("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache"),
-                                ("X-Accel-Buffering", "no"), *delimiting):
+            delimiting = (
+                (("Connection", "keep-alive"), ("Transfer-Encoding", "chunked"))
+                if chunked
+                else (("Connection", "close"),)
+            )
+            for name, value in (
+                ("Content-Type", "text/event-stream"),
+                ("Cache-Control", "no-cache"),
+                ("X-Accel-Buffering", "no"),
+                *delimiting,
+            ):
                 handler.send_header(name, value)
             handler.end_headers()
             handler.wfile.flush()
@@ -251,8 +279,13 @@ class EventHub:
             elif topic in subscribed:
                 continue
             elif len(subscribed) >= MAX_TOPICS:
-                errors.append({"topic": topic, "code": "too_many_topics",
-                               "message": f"at most {MAX_TOPICS} topics per connection"})
+                errors.append(
+                    {
+                        "topic": topic,
+                        "code": "too_many_topics",
+                        "message": f"at most {MAX_TOPICS} topics per connection",
+                    }
+                )
             else:
                 subscribed.append(topic)
         return subscribed, errors
@@ -384,8 +417,13 @@ class EventHub:
                 err = _tail(paths[1], STEPLOG_TAIL)[0] if paths[1] and paths[1] != paths[0] else ""
             except OSError:
                 return None
-            return {"stdoutContent": out, "stderrContent": err, "lineCount": count, "totalLines": total,
-                    "hasMore": more}
+            return {
+                "stdoutContent": out,
+                "stderrContent": err,
+                "lineCount": count,
+                "totalLines": total,
+                "hasMore": more,
+            }
         return None
 
 

@@ -19,6 +19,7 @@ BuildSubDAGRuns, `internal/service/frontend/api/v2/dagruns.go` GetSubDAGRun*) an
 - A stop of the root cancels its steps, and a calling step cancels its children:
   they end aborted.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -81,7 +82,9 @@ def run_call(
         return "failed", 1
     for round_number in range(action.repeat):
         repeated = action.repeat > 1
-        entries = [(sub_run_id(run.run_id, node.name, params, repeated), params) for params in _child_params(action, values)]
+        entries = [
+            (sub_run_id(run.run_id, node.name, params, repeated), params) for params in _child_params(action, values)
+        ]
         with engine.changed:
             if round_number:
                 node.sub_runs_repeated.extend(node.sub_runs)

@@ -1,4 +1,5 @@
 """HTTP plumbing: a threaded server that can drop its socket, replies, Go-style JSON."""
+
 from __future__ import annotations
 
 import json
@@ -12,15 +13,21 @@ from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 HANG_AT_MOST = 600.0  # a hanging answer ends by then even if the fake is never stopped
 
 SPA_HTML = (
-    b"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Dagu</title></head>"
-    b"<body><div id=\"root\"></div><script src=\"/assets/bundle.js\"></script></body></html>\n"
+    b'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>Dagu</title></head>'
+    b'<body><div id="root"></div><script src="/assets/bundle.js"></script></body></html>\n'
 )
 
 
 def go_json(value: Any) -> bytes:
     """encoding/json's Encoder: compact, HTML-escaped, newline-terminated."""
     text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-    for char, escape in (("&", "\\u0026"), ("<", "\\u003c"), (">", "\\u003e"), ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
+    for char, escape in (
+        ("&", "\\u0026"),
+        ("<", "\\u003c"),
+        (">", "\\u003e"),
+        ("\u2028", "\\u2028"),
+        ("\u2029", "\\u2029"),
+    ):
         text = text.replace(char, escape)
     return text.encode("utf-8") + b"\n"
 
@@ -158,11 +165,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(half)
         elif reply.cut == "chunked":  # a whole chunk, then one that promises more than it has
             self.wfile.write(b"%x\r\n%s\r\n" % (len(half), half))
-            self.wfile.write(b"%x\r\n%s" % (len(reply.body), reply.body[len(half):][:10]))
+            self.wfile.write(b"%x\r\n%s" % (len(reply.body), reply.body[len(half) :][:10]))
         else:  # trickle: a live but useless connection
             stopping = self.server.stopping  # type: ignore[attr-defined]
             for index in range(len(reply.body)):
-                self.wfile.write(reply.body[index:index + 1])
+                self.wfile.write(reply.body[index : index + 1])
                 self.wfile.flush()
                 if stopping.wait(reply.trickle):
                     break

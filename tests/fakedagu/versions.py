@@ -1,4 +1,5 @@
 """Server version parsing, API mount points, feature gates and status labels."""
+
 from __future__ import annotations
 
 import re

@@ -26,6 +26,7 @@
 
 A bare list of DAGs is accepted too.
 """
+
 from __future__ import annotations
 
 from typing import Any, Dict, List
@@ -40,7 +41,7 @@ class SpecError(ValueError):
 def _action(item: Any, where: str) -> Action:
     if not isinstance(item, dict) or len(item) != 1:
         raise SpecError(f"{where}: each script item is a one-key mapping, got {item!r}")
-    (kind, value), = item.items()
+    ((kind, value),) = item.items()
     if kind == "out":
         return out(str(value))
     if kind == "err":
@@ -53,7 +54,9 @@ def _action(item: Any, where: str) -> Action:
         return sleep(float(value))
     if kind == "lines":
         if isinstance(value, dict):
-            return lines(int(value["count"]), str(value.get("template", "line {i}")), str(value.get("stream", "stdout")))
+            return lines(
+                int(value["count"]), str(value.get("template", "line {i}")), str(value.get("stream", "stdout"))
+            )
         return lines(int(value))
     if kind == "fail":
         if isinstance(value, dict):

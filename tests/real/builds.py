@@ -11,6 +11,7 @@ Facts the recipe leans on (read from Dagu's repository at each tag):
 `go install pkg@version` would also ask the proxy for the module's version list (for
 deprecation notices); building inside the downloaded module needs only the version itself.
 """
+
 from __future__ import annotations
 
 import os
@@ -74,7 +75,11 @@ def build(wanted: Wanted) -> str:
         partial = wanted.binary + ".part"
         proc = subprocess.run(
             ["go", "build", "-trimpath", "-o", partial, "-ldflags", f"-X main.version={wanted.version}", "./cmd"],
-            capture_output=True, text=True, timeout=3600, env=go_env(), cwd=source,
+            capture_output=True,
+            text=True,
+            timeout=3600,
+            env=go_env(),
+            cwd=source,
         )
         if proc.returncode != 0:
             last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
@@ -117,7 +122,10 @@ def main(argv: Optional[List[str]] = None) -> int:
             return 2
         had = os.access(wanted.binary, os.X_OK)
         if not had:
-            print(f"dagu {version}: building ({wanted.module.path}@{wanted.module.query}; minutes the first time)", flush=True)
+            print(
+                f"dagu {version}: building ({wanted.module.path}@{wanted.module.query}; minutes the first time)",
+                flush=True,
+            )
         try:
             build(wanted)
         except Unavailable as exc:

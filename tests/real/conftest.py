@@ -5,6 +5,7 @@ A wanted version that could not be built is named, with the reason, at the end o
 and in CI (CI=true) a session without any real server fails: see tests/conftest.py, whose
 hooks also run in the xdist controller, which never loads this file.
 """
+
 from __future__ import annotations
 
 from typing import Callable, Iterator, List
@@ -31,8 +32,15 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     else:
         wanted = [w.version for w in builds.WANTED if since <= _version_key(w.version) < before]
         # Not silent: the summary says which versions are missing, and why.
-        metafunc.parametrize("real_version", [pytest.param(None, marks=pytest.mark.skip(
-            reason=f"no real Dagu built among {', '.join(wanted)}: see the summary"))])
+        metafunc.parametrize(
+            "real_version",
+            [
+                pytest.param(
+                    None,
+                    marks=pytest.mark.skip(reason=f"no real Dagu built among {', '.join(wanted)}: see the summary"),
+                )
+            ],
+        )
 
 
 def pytest_configure(config: pytest.Config) -> None:

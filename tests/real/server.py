@@ -1,5 +1,6 @@
 """One real Dagu server for a test: its own throwaway DAGU_HOME, DAGs the test writes, and a
 complete teardown (no process, no port left behind), even when the test fails."""
+
 from __future__ import annotations
 
 import os
@@ -110,7 +111,11 @@ class RealDagu:
         self._log = open(self.server_log, "wb")  # noqa: SIM115 - the server's log, closed by stop()
         self.proc = subprocess.Popen(
             [self.binary, "start-all", "--host", "127.0.0.1", "--port", str(self.port)],
-            env=self.env(), cwd=self.home, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
+            env=self.env(),
+            cwd=self.home,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         self._wait_healthy(ready_within)
         return self
@@ -202,19 +207,23 @@ class RealWorker:
     def env(self) -> Dict[str, str]:
         env = self.server.env()
         if not self.shared:
-            env.update({
-                "HOME": self.home,
-                "DAGU_HOME": self.home,
-                "DAGU_DAGS_DIR": os.path.join(self.home, "dags"),
-                "DAGU_LOG_DIR": os.path.join(self.home, "logs"),
-                "DAGU_SERVICE_REGISTRY_DIR": os.path.join(self.server.home, "data", "service-registry"),
-            })
-        env.update({
-            "TMPDIR": self.home,  # the task's temporary DAG file, left behind by a killed worker
-            "DAGU_WORKER_ID": self.worker_id,
-            "DAGU_WORKER_LABELS": ",".join(f"{key}={value}" for key, value in self.labels.items()),
-            "DAGU_WORKER_MAX_ACTIVE_RUNS": str(self.max_active_runs),
-        })
+            env.update(
+                {
+                    "HOME": self.home,
+                    "DAGU_HOME": self.home,
+                    "DAGU_DAGS_DIR": os.path.join(self.home, "dags"),
+                    "DAGU_LOG_DIR": os.path.join(self.home, "logs"),
+                    "DAGU_SERVICE_REGISTRY_DIR": os.path.join(self.server.home, "data", "service-registry"),
+                }
+            )
+        env.update(
+            {
+                "TMPDIR": self.home,  # the task's temporary DAG file, left behind by a killed worker
+                "DAGU_WORKER_ID": self.worker_id,
+                "DAGU_WORKER_LABELS": ",".join(f"{key}={value}" for key, value in self.labels.items()),
+                "DAGU_WORKER_MAX_ACTIVE_RUNS": str(self.max_active_runs),
+            }
+        )
         if self.server.modern:  # 2.x: told where the coordinator is (no shared registry needed)
             env["DAGU_WORKER_COORDINATORS"] = f"127.0.0.1:{self.server.coordinator_port}"
         return env
@@ -223,8 +232,12 @@ class RealWorker:
         self.home = self.server.home if self.shared else tempfile.mkdtemp(prefix=f"dagu-worker-{self.worker_id}-")
         self._log = open(self.log_file, "wb")  # noqa: SIM115 - the worker's log, closed by stop()
         self.proc = subprocess.Popen(
-            [self.server.binary, "worker"], env=self.env(), cwd=self.home,
-            stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
+            [self.server.binary, "worker"],
+            env=self.env(),
+            cwd=self.home,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         deadline = time.monotonic() + ready_within
         while not self._log_says("Starting worker"):

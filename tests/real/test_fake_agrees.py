@@ -6,6 +6,7 @@ acts on exactly (HTTP status, run/node `status` ints and labels, error `code` an
 log paging numbers and text). Values that naturally differ between two servers (timestamps,
 paths, ids, pids) are compared by their format only: an RFC 3339 time, "", "-", a path.
 """
+
 from __future__ import annotations
 
 import re
@@ -23,9 +24,24 @@ from tests.real import test_real_run as real_run  # the same DAG texts as the re
 
 # Values a client acts on: compared exactly.
 EXACT_KEYS = {
-    "status", "statusLabel", "code", "message", "hasMore", "isEstimate", "lineCount", "totalLines",
-    "content", "name", "dagRunId", "retryCount", "doneCount", "exitCode", "outputs", "type",
-    "logKept", "stdoutKept",  # the derived "retry keeps" answer
+    "status",
+    "statusLabel",
+    "code",
+    "message",
+    "hasMore",
+    "isEstimate",
+    "lineCount",
+    "totalLines",
+    "content",
+    "name",
+    "dagRunId",
+    "retryCount",
+    "doneCount",
+    "exitCode",
+    "outputs",
+    "type",
+    "logKept",
+    "stdoutKept",  # the derived "retry keeps" answer
 }
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$")
 
@@ -123,7 +139,11 @@ class Client:
             body = response.json()
         except ValueError:
             body = response.text
-        answer = Answer(f"{method} {path}" + (f" {kwargs.get('params')}" if kwargs.get("params") else ""), response.status_code, body)
+        answer = Answer(
+            f"{method} {path}" + (f" {kwargs.get('params')}" if kwargs.get("params") else ""),
+            response.status_code,
+            body,
+        )
         if record:
             self.answers.append(answer)
         return answer
@@ -166,8 +186,13 @@ class Scenario:
     dag: Dag  # the same DAG, scripted for the fake
 
 
-def both(real_dagu, real_version: str, scenarios: Dict[str, Scenario], drive: Callable[[Client], None],
-         fake_setup: Callable[[FakeDagu], None] = lambda srv: None) -> None:
+def both(
+    real_dagu,
+    real_version: str,
+    scenarios: Dict[str, Scenario],
+    drive: Callable[[Client], None],
+    fake_setup: Callable[[FakeDagu], None] = lambda srv: None,
+) -> None:
     real = real_dagu({name: s.yaml for name, s in scenarios.items()})
     with FakeDagu(version=real_version) as fake:
         for scenario in scenarios.values():
@@ -182,36 +207,66 @@ def both(real_dagu, real_version: str, scenarios: Dict[str, Scenario], drive: Ca
 
 # -- the DAGs -------------------------------------------------------------------------------
 
-OK = Scenario("""
+OK = Scenario(
+    """
 steps:
   - name: hello
     command: echo hello
-""", Dag("ok", [Step("hello", [out("hello")], command="echo hello")]))
+""",
+    Dag("ok", [Step("hello", [out("hello")], command="echo hello")]),
+)
 
-SLOW = Scenario("""
+SLOW = Scenario(
+    """
 steps:
   - name: wait
     command: sh -c 'echo waiting; sleep 3'
   - name: after
     command: echo done
     depends: [wait]
-""", Dag("slow", [Step("wait", [out("waiting"), sleep(3)], command="sh -c 'echo waiting; sleep 3'"),
-                  Step("after", [out("done")], depends=["wait"], command="echo done")]))
+""",
+    Dag(
+        "slow",
+        [
+            Step("wait", [out("waiting"), sleep(3)], command="sh -c 'echo waiting; sleep 3'"),
+            Step("after", [out("done")], depends=["wait"], command="echo done"),
+        ],
+    ),
+)
 
-FAIL = Scenario(real_run.FAIL, Dag("fail", [Step("broken", [out("about to fail"), fail(3)], command="sh -c 'echo about to fail; exit 3'")]))
+FAIL = Scenario(
+    real_run.FAIL,
+    Dag("fail", [Step("broken", [out("about to fail"), fail(3)], command="sh -c 'echo about to fail; exit 3'")]),
+)
 
-PARTIAL = Scenario(real_run.PARTIAL, Dag("partial", [Step("flaky", [out("soft failure"), fail(1)], continue_on_failure=True,
-                          command="sh -c 'echo soft failure; exit 1'"),
-                     Step("after", [out("still ran")], depends=["flaky"], command="echo still ran")]))
+PARTIAL = Scenario(
+    real_run.PARTIAL,
+    Dag(
+        "partial",
+        [
+            Step(
+                "flaky",
+                [out("soft failure"), fail(1)],
+                continue_on_failure=True,
+                command="sh -c 'echo soft failure; exit 1'",
+            ),
+            Step("after", [out("still ran")], depends=["flaky"], command="echo still ran"),
+        ],
+    ),
+)
 
-OUTPUT = Scenario("""
+OUTPUT = Scenario(
+    """
 steps:
   - name: produce
     command: echo 42
     output: RESULT
-""", Dag("output", [Step("produce", [out("42"), output("RESULT", "42")], command="echo 42")]))
+""",
+    Dag("output", [Step("produce", [out("42"), output("RESULT", "42")], command="echo 42")]),
+)
 
-LOGS = Scenario("""
+LOGS = Scenario(
+    """
 steps:
   - name: many
     command: seq 1 3000
@@ -219,25 +274,37 @@ steps:
     command: seq 1 20000
   - name: warn
     command: sh -c 'echo to stdout; echo a warning >&2'
-""", Dag("logs", [Step("many", [lines(3000, "{i}")], command="seq 1 3000"),
-                  Step("big", [lines(20000, "{i}")], command="seq 1 20000"),
-                  Step("warn", [out("to stdout"), err("a warning")],
-                       command="sh -c 'echo to stdout; echo a warning >&2'")]))
+""",
+    Dag(
+        "logs",
+        [
+            Step("many", [lines(3000, "{i}")], command="seq 1 3000"),
+            Step("big", [lines(20000, "{i}")], command="seq 1 20000"),
+            Step("warn", [out("to stdout"), err("a warning")], command="sh -c 'echo to stdout; echo a warning >&2'"),
+        ],
+    ),
+)
 
-PARAMS = Scenario("""
+PARAMS = Scenario(
+    """
 params:
   - A: "x"
 steps:
   - name: show
     command: echo $A
-""", Dag("params", [Step("show", [out("{A}")], command="echo $A")], params={"A": "x"}))
+""",
+    Dag("params", [Step("show", [out("{A}")], command="echo $A")], params={"A": "x"}),
+)
 
-QUEUE = Scenario("""
+QUEUE = Scenario(
+    """
 maxActiveRuns: 1
 steps:
   - name: wait
     command: sleep 5
-""", Dag("queue", [Step("wait", [sleep(5)], command="sleep 5")]))
+""",
+    Dag("queue", [Step("wait", [sleep(5)], command="sleep 5")]),
+)
 
 
 def fake_holds_queue(fake: FakeDagu) -> None:
@@ -246,12 +313,14 @@ def fake_holds_queue(fake: FakeDagu) -> None:
 
 # -- the scenarios ---------------------------------------------------------------------------
 
+
 def test_health_and_dag(real_dagu, real_version):
     def drive(c: Client) -> None:
         c.get("/health")
         c.get("/dags/ok")
         c.get("/dags/nope")
         c.get("/dag-runs/ok/never")
+
     both(real_dagu, real_version, {"ok": OK}, drive)
 
 
@@ -267,6 +336,7 @@ def test_a_run_while_running_and_after_success(real_dagu, real_version):
         c.post("/dag-runs/slow/r1/stop")  # it has ended
         c.get("/dag-runs/slow/r1/dequeue")  # it is not queued
         c.start("slow", "r1")  # the id is still taken
+
     both(real_dagu, real_version, {"slow": SLOW}, drive)
 
 
@@ -279,6 +349,7 @@ def test_final_states(real_dagu, real_version, dag, final):
         c.get(f"/dag-runs/{dag}/r1/outputs")
         c.get(f"/dag-runs/{dag}", params={})
         c.get("/dag-runs", params={"name": dag})
+
     both(real_dagu, real_version, {"fail": FAIL, "partial": PARTIAL, "output": OUTPUT}, drive)
 
 
@@ -296,6 +367,7 @@ def test_log_paging(real_dagu, real_version):
             c.get(path, params={"stream": "stderr"})
         c.get("/dag-runs/logs/r1/steps/warn/log", params={"stream": "stderr"})
         c.get("/dag-runs/logs/r1/steps/nope/log", params={"stream": "stdout"})
+
     both(real_dagu, real_version, {"logs": LOGS}, drive)
 
 
@@ -305,6 +377,7 @@ def test_params_the_dag_does_not_declare(real_dagu, real_version):
         c.wait_status("params", "r1", (4, 2))
         c.get("/dag-runs/params/r1")
         c.get("/dag-runs/params/r1/steps/show/log", params={"stream": "stdout"})
+
     both(real_dagu, real_version, {"params": PARAMS}, drive)
 
 
@@ -321,6 +394,7 @@ def test_queue_and_dequeue(real_dagu, real_version):
         c.post("/dag-runs/queue/first/stop")
         c.wait_status("queue", "first", (3,))
         c.get("/dag-runs/queue/first")
+
     both(real_dagu, real_version, {"queue": QUEUE}, drive, fake_holds_queue)
 
 
@@ -330,13 +404,28 @@ def test_retry_reruns_the_failed_steps(real_dagu, real_version):
         c.wait_status("partial", "r1", (6,))
         before = c.details("partial", "r1")
         c.post("/dag-runs/partial/r1/retry", {"dagRunId": "r1"})
-        c.wait_until(lambda: c.details("partial", "r1") != before and c.details("partial", "r1")["status"] in (4, 6, 2)
-                     and c.details("partial", "r1").get("finishedAt") not in (None, "", "-"), "the retry ends")
+        c.wait_until(
+            lambda: (
+                c.details("partial", "r1") != before
+                and c.details("partial", "r1")["status"] in (4, 6, 2)
+                and c.details("partial", "r1").get("finishedAt") not in (None, "", "-")
+            ),
+            "the retry ends",
+        )
         c.get("/dag-runs/partial/r1")
         after = c.details("partial", "r1")
         # What a log follower keys on: the run's log and each step's stdout path.
-        c.answers.append(Answer("retry keeps", 0, {
-            "logKept": after["log"] == before["log"],
-            "stdoutKept": {n["step"]["name"]: n["stdout"] == m["stdout"] for n, m in zip(after["nodes"], before["nodes"])},
-        }))
+        c.answers.append(
+            Answer(
+                "retry keeps",
+                0,
+                {
+                    "logKept": after["log"] == before["log"],
+                    "stdoutKept": {
+                        n["step"]["name"]: n["stdout"] == m["stdout"] for n, m in zip(after["nodes"], before["nodes"])
+                    },
+                },
+            )
+        )
+
     both(real_dagu, real_version, {"partial": PARTIAL}, drive)

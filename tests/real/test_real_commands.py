@@ -1,5 +1,6 @@
 """The other commands, retries, the queue, --spec, and access (auth, base path, TLS) against
 real Dagu servers."""
+
 from __future__ import annotations
 
 import json
@@ -31,7 +32,9 @@ def test_retry_follow(real_dagu, step):
     server = real_dagu()
     server.add_dag("flaky", flaky_dag(os.path.join(server.home, "marker")))
     assert run_cli("run", "flaky", "--url", server.url, "--run-id", "r1").code == 1
-    args = ["retry", "flaky", "r1", "--url", server.url, "--follow", "--reporter", "plain"] + (["--step", step] if step else [])
+    args = ["retry", "flaky", "r1", "--url", server.url, "--follow", "--reporter", "plain"] + (
+        ["--step", step] if step else []
+    )
     result = run_cli(*args)
     assert result.code == 0, result.output
     assert log_lines(result.stdout)[-1] == "second ok"
@@ -41,12 +44,16 @@ def test_retry_follow(real_dagu, step):
 
 
 def test_enqueue_with_queue_timeout_dequeues(real_dagu):
-    server = real_dagu({"single": """
+    server = real_dagu(
+        {
+            "single": """
 maxActiveRuns: 1
 steps:
   - name: hold
     command: sh -c 'echo holding; sleep 600'
-"""})
+"""
+        }
+    )
     first = start_cli("run", "single", "--url", server.url, "--run-id", "q1", "--enqueue")
     first.wait_for("holding", timeout=90)
     result = run_cli("run", "single", "--url", server.url, "--run-id", "q2", "--enqueue", "--queue-timeout", "3")
@@ -77,12 +84,16 @@ def test_spec_runs_a_repository_file(real_dagu, tmp_path):
 
 
 def test_status_logs_history_dags_outputs(real_dagu):
-    server = real_dagu({"out": """
+    server = real_dagu(
+        {
+            "out": """
 steps:
   - name: make
     command: echo v1.2.3
     output: VERSION
-"""})
+"""
+        }
+    )
     assert run_cli("run", "out", "--url", server.url, "--run-id", "o1").code == 0
     status = run_cli("status", "out", "o1", "--url", server.url, "--json")
     assert status.code == 0, status.output
@@ -114,6 +125,7 @@ def test_validate_and_push(real_dagu, tmp_path):
 
 
 # -- access --------------------------------------------------------------------------
+
 
 def test_bearer_token(real_dagu):
     server = real_dagu({"ok": OK}, auth=("token", "s3cret-token"))

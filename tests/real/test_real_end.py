@@ -1,6 +1,7 @@
 """The end of a run on real Dagu (issue 17): the terminal status is written with the last step's
 end, before the handlers run and before the outputs; the run has ended with the write that
 carries finishedAt."""
+
 from __future__ import annotations
 
 import json
@@ -27,5 +28,8 @@ def test_handlers_are_followed_and_a_failing_one_fails_the_run(real_dagu):
     document = json.loads(result.stdout)
     assert document["status"] == "failed"
     assert {s["name"]: s["status"] for s in document["steps"]} == {
-        "build": "succeeded", "onSuccess": "failed", "onExit": "succeeded"}
+        "build": "succeeded",
+        "onSuccess": "failed",
+        "onExit": "succeeded",
+    }
     assert log_lines(result.stderr) == ["built", "notifying", "cleaning up"], result.stderr

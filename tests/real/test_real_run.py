@@ -1,5 +1,6 @@
 """`dagu-ci run` against real Dagu servers: exit codes, logs against the files on disk, params,
 and the ways a run ends."""
+
 from __future__ import annotations
 
 import json
@@ -48,7 +49,9 @@ def file_lines(path: str) -> list:
 @pytest.mark.parametrize("dag, code, status", [("ok", 0, 4), ("fail", 1, 2), ("partial", 0, 6)])
 def test_exit_code_from_the_final_status(real_dagu, dag, code, status):
     server = real_dagu({"ok": OK, "fail": FAIL, "partial": PARTIAL})
-    result = run_cli("run", dag, "--url", server.url, "--run-id", f"x-{dag}", "--result-file", os.path.join(server.home, "r.json"))
+    result = run_cli(
+        "run", dag, "--url", server.url, "--run-id", f"x-{dag}", "--result-file", os.path.join(server.home, "r.json")
+    )
     assert result.code == code, result.output
     assert details(server, dag, f"x-{dag}")["status"] == status
     with open(os.path.join(server.home, "r.json"), encoding="utf-8") as handle:
@@ -63,13 +66,17 @@ def test_fail_on_partial(real_dagu):
 def test_every_line_once_in_order_against_the_files(real_dagu):
     """The step log files under DAGU_HOME are the ground truth: 50,000 lines, and a line
     written without its newline before a pause."""
-    server = real_dagu({"logs": """
+    server = real_dagu(
+        {
+            "logs": """
 steps:
   - name: many
     command: seq 1 50000
   - name: pause
     command: sh -c 'printf "half a line"; sleep 3; echo " and its end"; echo next'
-"""})
+"""
+        }
+    )
     result = run_cli("run", "logs", "--url", server.url, "--run-id", "l1", "--reporter", "plain", timeout=300)
     assert result.code == 0, result.output
     nodes = {node["step"]["name"]: node for node in details(server, "logs", "l1")["nodes"]}
@@ -92,7 +99,12 @@ steps:
 
 def test_params_arrive_intact(real_dagu):
     server = real_dagu({"params": PARAMS_DAG})
-    values = {"A": 'say "hi" and \\ back', "B": "two  spaces, a = and a trailing space ", "C": "ünïcødé ✓", "D": "line one\nline two"}
+    values = {
+        "A": 'say "hi" and \\ back',
+        "B": "two  spaces, a = and a trailing space ",
+        "C": "ünïcødé ✓",
+        "D": "line one\nline two",
+    }
     args = [item for key, value in values.items() for item in ("--param", f"{key}={value}")]
     result = run_cli("run", "params", "--url", server.url, "--run-id", "p1", "--reporter", "plain", *args)
     assert result.code == 0, result.output
@@ -103,33 +115,57 @@ def test_params_arrive_intact(real_dagu):
 def test_dollar_and_backticks_are_expanded_before_2_3_with_a_warning(real_dagu):
     """Documented server behaviour before 2.3: the server expands them; dagu-ci warns."""
     server = real_dagu({"params": PARAMS_DAG})
-    result = run_cli("run", "params", "--url", server.url, "--reporter", "plain",
-                     "--param", "A=$HOME", "--param", "B=`echo run`", "--param", "C=c", "--param", "D=d")
+    result = run_cli(
+        "run",
+        "params",
+        "--url",
+        server.url,
+        "--reporter",
+        "plain",
+        "--param",
+        "A=$HOME",
+        "--param",
+        "B=`echo run`",
+        "--param",
+        "C=c",
+        "--param",
+        "D=d",
+    )
     assert result.code == 0, result.output
     assert "params A, B hold $ or backticks, which Dagu before 2.3 expands on the server" in result.output
     assert [json.loads(line) for line in log_lines(result.stdout)] == [[server.home, "run", "c", "d"]]
 
 
 def test_sigterm_stops_the_run(real_dagu):
-    server = real_dagu({"slow": """
+    server = real_dagu(
+        {
+            "slow": """
 steps:
   - name: wait
     command: sh -c 'echo waiting; sleep 600'
-"""})
+"""
+        }
+    )
     proc = start_cli("run", "slow", "--url", server.url, "--run-id", "s1")
     proc.wait_for("waiting")
     proc.send_signal(signal.SIGTERM)
     result = proc.finish()
     assert result.code == 143, result.output
-    eventually(lambda: details(server, "slow", "s1")["status"] == 3, "run s1 aborted on the server")  # a stop is asynchronous
+    eventually(
+        lambda: details(server, "slow", "s1")["status"] == 3, "run s1 aborted on the server"
+    )  # a stop is asynchronous
 
 
 def test_timeout_exits_124_and_stops_the_run(real_dagu):
-    server = real_dagu({"slow": """
+    server = real_dagu(
+        {
+            "slow": """
 steps:
   - name: wait
     command: sleep 600
-"""})
+"""
+        }
+    )
     result = run_cli("run", "slow", "--url", server.url, "--run-id", "t1", "--timeout", "3")  # the step sleeps 600 s
     assert result.code == 124, result.output
     eventually(lambda: details(server, "slow", "t1")["status"] == 3, "run t1 aborted on the server")

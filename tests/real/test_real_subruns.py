@@ -1,5 +1,6 @@
 """Sub-DAG runs against real Dagu (issue 13): a failing child, a fan-out of 5 over items, two
 levels of nesting, each child step's log against its file on disk, and a stop of the tree."""
+
 from __future__ import annotations
 
 import json
@@ -87,7 +88,9 @@ def child_files(server, root, run_id):
                 todo.append(child)
                 for child_node in child["nodes"]:
                     with open(child_node["stdout"], encoding="utf-8") as handle:
-                        found[(child["name"], sub.get("params", ""), child_node["step"]["name"])] = handle.read().splitlines()
+                        found[(child["name"], sub.get("params", ""), child_node["step"]["name"])] = (
+                            handle.read().splitlines()
+                        )
     return found
 
 
@@ -95,8 +98,19 @@ def child_files(server, root, run_id):
 def test_a_failing_child_is_named_with_its_lines(real_dagu, tmp_path):
     server = real_dagu({"parent": CHILD_FAILS, "broken": BROKEN})
     result_file = tmp_path / "result.json"
-    result = run_cli("run", "parent", "--url", server.url, "--run-id", "c1", "--reporter", "plain",
-                     "--result-file", str(result_file), timeout=300)
+    result = run_cli(
+        "run",
+        "parent",
+        "--url",
+        server.url,
+        "--run-id",
+        "c1",
+        "--reporter",
+        "plain",
+        "--result-file",
+        str(result_file),
+        timeout=300,
+    )
     assert result.code == 1, result.output
     assert "▶ check › broken › boom" in result.stdout, result.stdout
     assert untagged(result.stdout).count("the reason") == 1
@@ -143,5 +157,8 @@ def test_sigterm_stops_the_tree_and_the_children_end_aborted(real_dagu):
         listed = api_get(server, "/dag-runs/slowfan/s1/sub-dag-runs")["subRuns"]
         return len(listed) == 3 and all(item["status"] == 3 for item in listed)
 
-    eventually(children_aborted, lambda: f"children not all aborted: {api_get(server, '/dag-runs/slowfan/s1/sub-dag-runs')}",
-               timeout=120)
+    eventually(
+        children_aborted,
+        lambda: f"children not all aborted: {api_get(server, '/dag-runs/slowfan/s1/sub-dag-runs')}",
+        timeout=120,
+    )

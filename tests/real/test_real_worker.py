@@ -14,6 +14,7 @@ stays queued on the server for ever. The 2.x design (status and 64 KB log bursts
 coordinator, workers with their own DAGU_HOME) cannot be built here (the module proxy refuses
 2.x); the fake models it (tests/test_worker_runs.py).
 """
+
 from __future__ import annotations
 
 import signal
@@ -46,11 +47,14 @@ steps:
       printf '\\251 au lait\\n'
       echo last
 """
-SLOW = SELECTOR + """
+SLOW = (
+    SELECTOR
+    + """
 steps:
   - name: wait
     command: sh -c 'echo waiting on the worker; sleep 600'
 """
+)
 NOTICE = "the run executes on worker w1"
 
 
@@ -61,7 +65,9 @@ def step_stdout(server, dag: str, run_id: str, step: str) -> str:
 def test_a_worker_runs_it_and_every_line_shows_whole_once(real_dagu):
     server = real_dagu({"logs": SELECTOR + LOGS}, coordinator=True)
     server.add_worker("w1", {"pool": "ci"})
-    result = run_cli("run", "logs", "--enqueue", "--url", server.url, "--run-id", "w1run", "--reporter", "plain", timeout=300)
+    result = run_cli(
+        "run", "logs", "--enqueue", "--url", server.url, "--run-id", "w1run", "--reporter", "plain", timeout=300
+    )
     assert result.code == 0, result.output
     assert details(server, "logs", "w1run")["workerId"] == "w1"
     expected = file_lines(step_stdout(server, "logs", "w1run", "work"))
@@ -98,7 +104,9 @@ def test_sigterm_and_timeout_abort_the_run_on_the_worker(real_dagu):
     assert details(server, "slow", "term1")["workerId"] == "w1"
 
     began = time.monotonic()
-    result = run_cli("run", "slow", "--enqueue", "--url", server.url, "--run-id", "time1", "--timeout", "20", timeout=180)
+    result = run_cli(
+        "run", "slow", "--enqueue", "--url", server.url, "--run-id", "time1", "--timeout", "20", timeout=180
+    )
     assert result.code == 124, result.output
     assert time.monotonic() - began < 90
     eventually(lambda: details(server, "slow", "time1")["status"] == 3, "the run aborted on the worker", timeout=60)
@@ -109,8 +117,7 @@ def test_a_killed_worker_ends_as_dagu_reports_it_within_the_timeout(real_dagu):
     """The worker's host dies (the worker and the run it started, SIGKILL). Dagu 1.30.3 keeps
     the run "running" until its proc heartbeat is 45 s stale, then the scheduler's zombie
     check marks it failed: dagu-ci reports that, well inside --timeout, and does not hang."""
-    server = real_dagu({"slow": SLOW}, coordinator=True,
-                       extra_env={"DAGU_SCHEDULER_ZOMBIE_DETECTION_INTERVAL": "2s"})
+    server = real_dagu({"slow": SLOW}, coordinator=True, extra_env={"DAGU_SCHEDULER_ZOMBIE_DETECTION_INTERVAL": "2s"})
     worker = server.add_worker("w1", {"pool": "ci"})
     began = time.monotonic()
     proc = start_cli("run", "slow", "--enqueue", "--url", server.url, "--run-id", "kill1", "--timeout", "240")
@@ -129,7 +136,9 @@ def test_a_run_waiting_for_a_free_worker_is_queued_and_queue_timeout_ends_it(rea
     busy = start_cli("run", "slow", "--enqueue", "--url", server.url, "--run-id", "busy1")
     busy.wait_for("waiting on the worker", timeout=120)  # the worker's one poller is taken
     began = time.monotonic()
-    result = run_cli("run", "next", "--enqueue", "--url", server.url, "--run-id", "next1", "--queue-timeout", "10", timeout=180)
+    result = run_cli(
+        "run", "next", "--enqueue", "--url", server.url, "--run-id", "next1", "--queue-timeout", "10", timeout=180
+    )
     assert result.code == 124, result.output
     assert "queued" in result.output
     assert time.monotonic() - began < 90
@@ -143,6 +152,8 @@ def test_a_worker_without_shared_storage_leaves_the_run_queued_on_1_30(real_dagu
     found"), and the server shows it queued for ever; --queue-timeout is what ends it."""
     server = real_dagu({"slow": SLOW}, coordinator=True)
     worker = server.add_worker("w1", {"pool": "ci"}, shared=False)
-    result = run_cli("run", "slow", "--enqueue", "--url", server.url, "--run-id", "own1", "--queue-timeout", "20", timeout=180)
+    result = run_cli(
+        "run", "slow", "--enqueue", "--url", server.url, "--run-id", "own1", "--queue-timeout", "20", timeout=180
+    )
     assert result.code == 124, result.output
     assert "dag-run ID not found" in worker.log_tail(lines=200)
