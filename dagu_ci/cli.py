@@ -269,7 +269,7 @@ def _runner(
 ) -> Any:
     """A Runner with the shared follow options applied; `fields` are the command's own."""
     from dagu_ci.hosts import make_reporter
-    from dagu_ci.runner import Runner, RunRequest
+    from dagu_ci.run.runner import Runner, RunRequest
 
     session = _session()
     reporter = make_reporter(
@@ -460,7 +460,7 @@ def start(
     """
     from dagu_ci.params import merge_params
     from dagu_ci.reporters.plain import PlainReporter
-    from dagu_ci.runner import Runner, RunRequest
+    from dagu_ci.run.runner import Runner, RunRequest
 
     _check_run_id(run_id)
     params = merge_params(params_text, param_items)
@@ -548,11 +548,9 @@ def status(dag: str, run_id: str, as_json: bool, retry_for: float, **connection:
     Exit codes: 0 succeeded (or partial), 1 failed, 2 usage error, 3 aborted or rejected,
     4 server error, 5 still running, queued or waiting, 6 no such run (or never ran).
     """
-    from dagu_ci import inspection
+    from dagu_ci.commands import status
 
-    return _inspect(
-        connection, retry_for, as_json, lambda client, output: inspection.status(client, output, dag, run_id)
-    )
+    return _inspect(connection, retry_for, as_json, lambda client, output: status.status(client, output, dag, run_id))
 
 
 @cli.command(context_settings=CONTEXT)
@@ -612,13 +610,13 @@ def logs(
     \b
     Exit codes: 0 printed, 2 usage error or no such run/step, 4 server error.
     """
-    from dagu_ci import inspection
+    from dagu_ci.commands import status
 
-    request = inspection.LogRequest(dag, run_id, step, "stderr" if use_stderr else "stdout", tail or 0)
+    request = status.LogRequest(dag, run_id, step, "stderr" if use_stderr else "stdout", tail or 0)
     if follow_run:
         if tail or as_json:
             raise UsageError("--follow streams whole logs: it takes no --tail or --json")
-        from dagu_ci.follower import FollowOptions
+        from dagu_ci.follow.follower import FollowOptions
         from dagu_ci.hosts import make_reporter
         from dagu_ci.stdio import raise_if_reader_gone
 
@@ -626,7 +624,7 @@ def logs(
         client = _client(connection, retry_for, reporter, "--retry-for")
         try:
             # A reader that went away (`| head`) ends the follow at the next poll.
-            return inspection.follow_logs(
+            return status.follow_logs(
                 client, reporter, request, FollowOptions(poll_interval, check=raise_if_reader_gone)
             )
         except NoRun as exc:
@@ -638,7 +636,7 @@ def logs(
         connection,
         retry_for,
         as_json,
-        lambda client, output: inspection.logs(client, output, request),
+        lambda client, output: status.logs(client, output, request),
         no_run_is_usage=True,
     )
 
@@ -658,9 +656,9 @@ def dags(as_json: bool, retry_for: float, **connection: Any) -> int:
     \b
     Exit codes: 0 listed, 2 usage error (e.g. refused credentials), 4 server error.
     """
-    from dagu_ci import inspection
+    from dagu_ci.commands import status
 
-    return _inspect(connection, retry_for, as_json, inspection.dags)
+    return _inspect(connection, retry_for, as_json, status.dags)
 
 
 @cli.command(context_settings=CONTEXT)
@@ -681,11 +679,9 @@ def history(dag: str, limit: int, as_json: bool, retry_for: float, **connection:
     \b
     Exit codes: 0 listed, 2 usage error or unknown DAG, 4 server error.
     """
-    from dagu_ci import inspection
+    from dagu_ci.commands import status
 
-    return _inspect(
-        connection, retry_for, as_json, lambda client, output: inspection.history(client, output, dag, limit)
-    )
+    return _inspect(connection, retry_for, as_json, lambda client, output: status.history(client, output, dag, limit))
 
 
 @cli.command(context_settings=CONTEXT)
@@ -723,7 +719,7 @@ def outputs(
     Exit codes: 0 printed, 1 an output this format cannot carry safely,
     2 usage error or no such run, 4 server error.
     """
-    from dagu_ci import inspection
+    from dagu_ci.commands import status
     from dagu_ci.remotetext import EnvFormat
 
     if as_json and output_format not in (None, "json"):
@@ -733,7 +729,7 @@ def outputs(
         connection,
         retry_for,
         fmt is None,
-        lambda client, output: inspection.outputs(client, output, dag, run_id, fmt),
+        lambda client, output: status.outputs(client, output, dag, run_id, fmt),
         no_run_is_usage=True,
     )
 
@@ -755,12 +751,12 @@ def validate(files: Sequence[str], local: bool, as_json: bool, retry_for: float,
     \b
     Exit codes: 0 all valid, 1 any invalid, 2 usage error, 4 server error.
     """
-    from dagu_ci import dagsync, inspection
+    from dagu_ci.commands import dagsync, status
     from dagu_ci.reporters.plain import PlainReporter
 
     client = None if local else _client(connection, retry_for, PlainReporter(sys.stderr), "--retry-for")
     try:
-        return dagsync.validate(files, client, inspection.Output(as_json=as_json))
+        return dagsync.validate(files, client, status.Output(as_json=as_json))
     finally:
         if client is not None:
             client.close()
@@ -787,7 +783,7 @@ def push(files: Sequence[str], create: bool, as_json: bool, retry_for: float, **
     Exit codes: 0 all pushed, 1 any invalid, missing (without --create) or refused,
     2 usage error, 4 server error.
     """
-    from dagu_ci import dagsync
+    from dagu_ci.commands import dagsync
 
     return _inspect(connection, retry_for, as_json, lambda client, output: dagsync.push(files, client, output, create))
 
@@ -800,12 +796,12 @@ def _inspect(
     no_run_is_usage: bool = False,
 ) -> int:
     """Run a command with a client and an output; only `status` exits 6 for "no run"."""
-    from dagu_ci import inspection
+    from dagu_ci.commands import status
     from dagu_ci.reporters.plain import PlainReporter
 
     client = _client(connection, retry_for, PlainReporter(sys.stderr), "--retry-for")
     try:
-        return command(client, inspection.Output(as_json=as_json))
+        return command(client, status.Output(as_json=as_json))
     except NoRun as exc:
         if no_run_is_usage:
             raise UsageError(exc.message) from None
@@ -864,10 +860,10 @@ def stop(
     Exit codes: 0 stopped (or nothing to stop), 2 usage error or no such run,
     4 server error.
     """
-    from dagu_ci.backstop import Binding, stop_from_state, stop_run
-    from dagu_ci.events import Level, Notice
+    from dagu_ci.follow.events import Level, Notice
     from dagu_ci.remotetext import json_text
     from dagu_ci.reporters.plain import PlainReporter
+    from dagu_ci.run.backstop import Binding, stop_from_state, stop_run
 
     reporter = PlainReporter(sys.stderr if as_json else None)  # with --json, stdout is the document
     if from_state and (dag or run_id):
@@ -898,7 +894,7 @@ def stop(
 
 def _client(connection: Dict[str, Any], retry_for: float, reporter: Any, retry_option: str) -> Any:
     """A client that tells `reporter` whenever the server is not answering, from the first request on."""
-    from dagu_ci.events import Level, Notice
+    from dagu_ci.follow.events import Level, Notice
     from dagu_ci.server.client import Connection, DaguClient
 
     conn = Connection(**connection)
@@ -987,7 +983,7 @@ def fail(message: str, code: int, args: Sequence[str], session: Optional[Session
 
 def _tell_host(message: str, code: int, args: Sequence[str], session: Session) -> None:
     """The run's own reporter if it was made, else one made now (bad options end before it is)."""
-    from dagu_ci.events import Failed
+    from dagu_ci.follow.events import Failed
     from dagu_ci.hosts import make_reporter
 
     command = cli.commands[args[0]]

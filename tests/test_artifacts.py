@@ -4,8 +4,8 @@ import os
 
 import pytest
 
-from dagu_ci.artifacts import files, safe_target
 from dagu_ci.errors import UsageError
+from dagu_ci.run.artifacts import files, safe_target
 
 
 @pytest.mark.parametrize(

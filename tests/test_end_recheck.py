@@ -11,7 +11,14 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 
-from dagu_ci.ending import DEAD_AGENT_GRACE, QUICK_RECHECK, QUICK_RECHECKS, UNWRITTEN_END_GRACE, EndPhase, EndWatch
+from dagu_ci.follow.ending import (
+    DEAD_AGENT_GRACE,
+    QUICK_RECHECK,
+    QUICK_RECHECKS,
+    UNWRITTEN_END_GRACE,
+    EndPhase,
+    EndWatch,
+)
 from dagu_ci.models import RunSnapshot, RunStatus, StepSnapshot, StepStatus
 from tests.conftest import eventually, start_cli
 from tests.fakedagu import Dag, Step, fail, hold, out, output

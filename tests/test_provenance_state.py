@@ -4,9 +4,9 @@ import re
 
 from hypothesis import given, strategies as st
 
-from dagu_ci import state
 from dagu_ci.hosts import detect as detect_host
 from dagu_ci.provenance import label_value
+from dagu_ci.run import state
 
 
 def detect(env):

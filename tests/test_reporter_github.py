@@ -7,7 +7,7 @@ import pytest
 
 from dagu_ci.models import RunStatus, StepStatus
 from dagu_ci.reporters.github import GitHubReporter
-from dagu_ci.result import Ending
+from dagu_ci.run.result import Ending
 from tests.reporting import (
     PLAIN,
     Out,
@@ -225,7 +225,7 @@ def test_without_github_files_nothing_is_written(tmp_path):
 def test_waiting_run_gets_a_notice_with_the_approval_link():
     import io
 
-    from dagu_ci.events import RunAccepted, RunStatusChanged
+    from dagu_ci.follow.events import RunAccepted, RunStatusChanged
     from dagu_ci.models import RunSnapshot, RunStatus, StepSnapshot, StepStatus
     from dagu_ci.reporters.github import GitHubReporter
 

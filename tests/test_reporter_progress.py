@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dagu_ci.events import Notice
+from dagu_ci.follow.events import Notice
 from dagu_ci.hosts import detect, make_reporter
 from dagu_ci.hosts.github import GitHub
 from dagu_ci.hosts.gitlab import GitLab, GitLabReporter

@@ -14,8 +14,8 @@ import sys
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from dagu_ci import state
 from dagu_ci.hosts import detect
+from dagu_ci.run import state
 from tests.conftest import WAIT_LIMIT, eventually, run_cli, start_cli
 from tests.fakedagu import Dag, Step, hold, out
 from tests.hosttools import ENTRYPOINT, HOST_ENV, run_entrypoint

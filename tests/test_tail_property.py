@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 from hypothesis import HealthCheck, example, given, settings, strategies as st
 
-from dagu_ci import logtail
-from dagu_ci.events import StepLog
-from dagu_ci.follower import Follower, FollowOptions
+from dagu_ci.follow import logtail
+from dagu_ci.follow.events import StepLog
+from dagu_ci.follow.follower import Follower, FollowOptions
 from dagu_ci.server.client import Connection, DaguClient, RunStart, Started
 from tests.fakedagu import Dag, FakeDagu, Step, raw, sleep
 

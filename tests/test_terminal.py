@@ -11,8 +11,8 @@ from typing import Callable
 
 import pytest
 
-from dagu_ci.events import StepFinished
-from dagu_ci.follower import SIBLING_LAG, LogSchedule
+from dagu_ci.follow.events import StepFinished
+from dagu_ci.follow.follower import SIBLING_LAG, LogSchedule
 from dagu_ci.models import RunStatus, StepSnapshot, StepStatus
 from dagu_ci.reporters.github import GitHubReporter
 from dagu_ci.reporters.plain import PlainReporter

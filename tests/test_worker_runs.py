@@ -11,8 +11,8 @@ from typing import List
 
 import pytest
 
-from dagu_ci.events import Tick
-from dagu_ci.logtail import RELEASE_AFTER, LogTailer, ReadMode
+from dagu_ci.follow.events import Tick
+from dagu_ci.follow.logtail import RELEASE_AFTER, LogTailer, ReadMode
 from dagu_ci.models import RunSnapshot
 from dagu_ci.reporters.progress import Progress, Screen
 from dagu_ci.server.client import Connection, DaguClient, Retry, RunStart, Started

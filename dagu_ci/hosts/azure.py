@@ -23,8 +23,8 @@ from typing import IO, Dict, Iterable, List, Mapping, Optional
 from urllib.parse import quote
 
 from dagu_ci.controls import one_line
-from dagu_ci.events import Event, Failed, Level, Notice, RunAccepted, RunFinished
 from dagu_ci.files import Target, write_atomic
+from dagu_ci.follow.events import Event, Failed, Level, Notice, RunAccepted, RunFinished
 from dagu_ci.hosts.base import Host
 from dagu_ci.models import StepSnapshot, StepStatus
 from dagu_ci.provenance import Provenance

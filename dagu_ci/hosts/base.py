@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, ClassVar, Iterable, Mapping, Optional
 
 from dagu_ci.provenance import Provenance
-from dagu_ci.state import STATE_DIR
+from dagu_ci.run.state import STATE_DIR
 
 if TYPE_CHECKING:
     from dagu_ci.reporters.plain import PlainReporter

@@ -26,7 +26,7 @@ import subprocess
 from typing import IO, Dict, Iterable, List, Mapping, Optional
 
 from dagu_ci.controls import one_line
-from dagu_ci.events import Failed, Level, Notice, RunAccepted, RunFinished
+from dagu_ci.follow.events import Failed, Level, Notice, RunAccepted, RunFinished
 from dagu_ci.hosts.base import Host
 from dagu_ci.models import RunStatus, StepSnapshot, StepStatus
 from dagu_ci.provenance import Provenance

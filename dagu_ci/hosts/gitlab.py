@@ -20,8 +20,8 @@ import time
 from typing import IO, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
 
 from dagu_ci.controls import one_line
-from dagu_ci.events import Failed, Level, Notice, RunAccepted, RunFinished
 from dagu_ci.files import Target, write_atomic
+from dagu_ci.follow.events import Failed, Level, Notice, RunAccepted, RunFinished
 from dagu_ci.hosts.base import Host
 from dagu_ci.models import StepSnapshot, StepStatus
 from dagu_ci.provenance import Provenance

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, List, Optional
 
-from dagu_ci.events import (
+from dagu_ci.follow.events import (
     Event,
     Failed,
     Notice,

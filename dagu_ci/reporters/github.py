@@ -13,8 +13,8 @@ import secrets
 from typing import IO, Dict, Iterable, List, Optional
 
 from dagu_ci.controls import one_line
-from dagu_ci.events import Event, Failed, Level, Notice, RunAccepted, RunFinished, RunStatusChanged
 from dagu_ci.files import ENCODING_ERRORS, Target
+from dagu_ci.follow.events import Event, Failed, Level, Notice, RunAccepted, RunFinished, RunStatusChanged
 from dagu_ci.models import RunStatus, StepSnapshot, StepStatus
 from dagu_ci.redaction import redact
 from dagu_ci.remotetext import EnvFormat, env_entry, fitted
@@ -22,7 +22,7 @@ from dagu_ci.reporters.grouped import GroupedReporter
 from dagu_ci.reporters.plain import waiting_steps
 from dagu_ci.reporters.summary import failure_summary, job_summary
 from dagu_ci.reporters.tails import StepTails
-from dagu_ci.result import Ending, RunResult
+from dagu_ci.run.result import Ending, RunResult
 from dagu_ci.term import Style
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import IO, Dict, List, Optional, Union
 
-from dagu_ci.events import Notice, RunFinished, StepFinished, StepLog, StepStarted
+from dagu_ci.follow.events import Notice, RunFinished, StepFinished, StepLog, StepStarted
 from dagu_ci.models import StepSnapshot, StepStatus
 from dagu_ci.reporters.plain import PlainReporter
 from dagu_ci.term import Style

@@ -11,7 +11,7 @@ import sys
 from typing import IO, List, Optional, Set
 
 from dagu_ci.controls import log_lines, one_line
-from dagu_ci.events import (
+from dagu_ci.follow.events import (
     Level,
     Notice,
     RunAccepted,
@@ -26,7 +26,7 @@ from dagu_ci.models import RunSnapshot, RunStatus, StepSnapshot, StepStatus
 from dagu_ci.redaction import redact
 from dagu_ci.remotetext import inert
 from dagu_ci.reporters import Reporter
-from dagu_ci.result import Ending
+from dagu_ci.run.result import Ending
 from dagu_ci.term import Style, format_duration, table
 
 PREFIX = "dagu-ci: "

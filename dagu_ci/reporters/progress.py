@@ -16,7 +16,7 @@ import time
 from typing import IO, Callable, Optional
 
 from dagu_ci.controls import one_line
-from dagu_ci.events import RunAccepted, RunFinished, Tick
+from dagu_ci.follow.events import RunAccepted, RunFinished, Tick
 from dagu_ci.models import RunSnapshot, RunStatus, StepStatus
 from dagu_ci.redaction import redact
 from dagu_ci.reporters import Reporter

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Optional
 
-from dagu_ci.events import Failed, RunAccepted
-from dagu_ci.result import Ending, RunResult
+from dagu_ci.follow.events import Failed, RunAccepted
+from dagu_ci.run.result import Ending, RunResult
 from dagu_ci.term import format_duration
 
 ICONS = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import deque
 from typing import Deque, Dict, List
 
-from dagu_ci.events import StepLog, StepStarted
+from dagu_ci.follow.events import StepLog, StepStarted
 from dagu_ci.models import StepSnapshot
 from dagu_ci.redaction import redact
 from dagu_ci.reporters import Reporter

@@ -7,7 +7,7 @@ from enum import Enum
 from typing import Optional, Sequence, Union
 
 from dagu_ci.models import RunSnapshot, RunStatus, ServerInfo, StepSnapshot
-from dagu_ci.result import RunResult
+from dagu_ci.run.result import RunResult
 
 
 class Level(Enum):

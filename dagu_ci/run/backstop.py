@@ -7,9 +7,9 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Tuple
 
-from dagu_ci import state
 from dagu_ci.errors import DaguCIError, UsageError
 from dagu_ci.models import RunStatus, StepStatus
+from dagu_ci.run import state
 from dagu_ci.server.client import ApiError, DaguClient
 
 if TYPE_CHECKING:

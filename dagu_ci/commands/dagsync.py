@@ -19,9 +19,9 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
 
+from dagu_ci.commands.status import Output
 from dagu_ci.dagyaml import load_dag_file
 from dagu_ci.errors import DaguCIError, ExitCode, UsageError
-from dagu_ci.inspection import Output
 from dagu_ci.server.client import ApiError, DaguClient
 from dagu_ci.stdio import tell
 

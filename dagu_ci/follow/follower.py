@@ -20,9 +20,9 @@ import time
 from dataclasses import dataclass, replace
 from typing import Callable, Dict, Optional, Set, Tuple
 
-from dagu_ci.ending import EndPhase, EndWatch
 from dagu_ci.errors import ServerError, TimedOut
-from dagu_ci.events import (
+from dagu_ci.follow.ending import EndPhase, EndWatch
+from dagu_ci.follow.events import (
     Event,
     Level,
     Notice,
@@ -33,11 +33,11 @@ from dagu_ci.events import (
     Tick,
     on_worker_notice,
 )
-from dagu_ci.logtail import LogTailer, ReadMode
+from dagu_ci.follow.logtail import LogTailer, ReadMode
+from dagu_ci.follow.subruns import SubRunFollower, SubRunLogs
 from dagu_ci.models import RunSnapshot, RunStatus, StepSnapshot
 from dagu_ci.server.client import ApiError, DaguClient, RetriesExhausted, Retry
 from dagu_ci.server.events_stream import Closed, EventsStream, LogTouched, PushedSnapshot
-from dagu_ci.subruns import SubRunFollower, SubRunLogs
 
 Sink = Callable[[Event], None]
 
