@@ -160,7 +160,7 @@ def follow_options(command: Callable[..., Any]) -> Callable[..., Any]:
             default=0.5,
             show_default=True,
             metavar="SECONDS",
-            help="Base poll interval; backs off while nothing changes.",
+            help="Base poll interval; backs off while nothing changes. A busy run's status is polled at 0.3x it.",
         ),
         click.option("--no-push", is_flag=True, help="Poll only; do not use the server's events stream (Dagu >= 2.3)."),
         click.option("--no-logs", is_flag=True, help="Show step statuses only, not their logs."),

@@ -62,7 +62,8 @@ RUN_ROWS = [
     Row(
         ["--poll-interval"],
         "To 2.5 s at most (a quiet log: 1.5, 4.5, 13.5, then every 40 s; a finished step is read "
-        "at once); any change resets it.",
+        "at once); any change resets it. Busy: a log line or a step starting or ending in the last 2 s; "
+        'then 0.15 s by default (0.05 s at least), see "See the end" under How it works.',
     ),
     Row(["--no-push"]),
     Row(

@@ -36,6 +36,13 @@ UNWRITTEN_END_GRACE = 2.0
 # first), so someone else did: 1.30.3's zombie check after a worker died. Nothing more comes,
 # not even handlers; a longer wait, in case a live agent's next write is on its way.
 DEAD_AGENT_GRACE = 10.0
+# A busy run (lines arriving, steps starting or ending) has no quiet stretch before its end:
+# Dagu writes the terminal status with the last step's end. Only the status poll sees it, so
+# while busy the status is polled at this share of the base interval (0.15 s at the default
+# 0.5 s), never below BUSY_FLOOR; BUSY_WINDOW seconds after the last change, the usual back-off.
+BUSY_SHARE = 0.3
+BUSY_FLOOR = 0.05
+BUSY_WINDOW = 2.0
 
 # The handler Dagu runs first for each terminal status (runner.go); onExit always runs last.
 _FIRST_HANDLER: Dict[RunStatus, Tuple[str, ...]] = {
@@ -136,3 +143,24 @@ class EndWatch:
             return None
         self._quick_left -= 1
         return self.quick
+
+
+@dataclass
+class BusyCadence:
+    """The status poll's wait while the run is busy: short, for a busy run's end comes with its
+    last change and nothing else shows it. None once quiet (the usual back-off, unchanged)."""
+
+    base: float
+    share: float = BUSY_SHARE
+    window: float = BUSY_WINDOW
+
+    def __post_init__(self) -> None:
+        self._changed_at: Optional[float] = None
+
+    def wait(self, changed: bool, now: Optional[float] = None) -> Optional[float]:
+        now = time.monotonic() if now is None else now
+        if changed:
+            self._changed_at = now
+        if self._changed_at is None or now - self._changed_at >= self.window:
+            return None
+        return min(self.base, max(BUSY_FLOOR, self.base * self.share))

@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from typing import Callable, Dict, Optional, Set, Tuple
 
 from dagu_ci.errors import ServerError, TimedOut
-from dagu_ci.follow.ending import EndPhase, EndWatch
+from dagu_ci.follow.ending import BusyCadence, EndPhase, EndWatch
 from dagu_ci.follow.events import (
     Event,
     Level,
@@ -181,6 +181,7 @@ class Follower:
 
     def follow(self) -> RunSnapshot:
         backoff = Backoff(self.options.poll_interval, STATUS_CAP)
+        busy = BusyCadence(self.options.poll_interval)
         self._read_final.clear()
         try:
             snapshot = self._poll()
@@ -202,8 +203,9 @@ class Follower:
                 backoff.cap = max(backoff.base, self.subruns.status_cap(STATUS_CAP))
                 interval = backoff.next(changed)
                 quick = self.end.quick_wait(phase)  # only the run's last write is missing: look again soon
-                if quick is not None:
-                    snapshot = self._next(min(interval, quick), quiet=False)
+                shorter = [wait for wait in (quick, busy.wait(changed)) if wait is not None]
+                if shorter:  # (busy: its end comes with its last change; only the status shows it)
+                    snapshot = self._next(min(interval, *shorter), quiet=False)
                 else:
                     snapshot = self._next(interval, quiet=backoff.current >= backoff.cap)
         except RetriesExhausted as exc:
@@ -376,6 +378,7 @@ class Follower:
             changed |= self._tail(step, mode)
         if step.status.is_finished:
             self._finished[step.name] = step
+            self.schedule.forget(step.name)  # read in full above: a read still due would wake us for ever
             self.emit(StepFinished(step))
             changed = True
         return changed
