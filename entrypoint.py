@@ -114,7 +114,7 @@ def main(argv: List[str], program: str = "") -> None:
     try:
         if post:
             os.environ.update(action_secrets(host))
-            cli.main(post_args(host), host)
+            cli.console(post_args(host), host)
             return
         args = cli_args(argv, host, cli.cli.commands)
     except InputError as exc:
@@ -125,7 +125,7 @@ def main(argv: List[str], program: str = "") -> None:
     if args is not None:
         if not argv:
             os.environ.update(action_secrets(host))
-        cli.main(args, host)
+        cli.console(args, host)
         return
     try:
         os.execvp(argv[0], argv)  # a command the image does not own: sh, bash, cat, ...

@@ -1,3 +1,3 @@
-from dagu_ci.cli import main
+from dagu_ci.cli import console
 
-main()
+console()

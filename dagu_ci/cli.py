@@ -951,10 +951,29 @@ def main(argv: Optional[List[str]] = None, host: Any = None) -> None:
         code = ExitCode.SERVER
     if message:
         code = fail(message, int(code), args, session)
-    transport = sys.modules.get("dagu_ci.server.transport")  # loaded only if the server was asked
-    if transport is not None:
-        transport.let_threads_wind_down()
     sys.exit(int(code or 0))
+
+
+def console(argv: Optional[List[str]] = None, host: Any = None) -> None:
+    """The console script, `python -m dagu_ci` and the image's entrypoint: `main`, then an
+    exit that skips the interpreter's own shutdown. Finalising requests, urllib3, ssl and
+    their daemon threads takes 0.1-0.2 s, most of the time from a run's end to dagu-ci's
+    exit (bench/RESULTS.md); by then every file dagu-ci wrote is closed (written whole, or
+    appended under `with`), so only the standard streams are left to flush."""
+    try:
+        main(argv, host)
+        code: Any = 0
+    except SystemExit as done:
+        code = done.code
+    if code is not None and not isinstance(code, int):
+        print(code, file=sys.stderr)
+        code = 1
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a reader gone, or a stream closed: nothing left to say
+            pass
+    os._exit(code or 0)
 
 
 def _tolerant_streams() -> None:

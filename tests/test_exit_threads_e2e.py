@@ -1,14 +1,12 @@
-"""dagu-ci exits only once its request and events-stream threads have left their sockets.
-
-Those threads are daemons, so the interpreter does not wait for them; but one still inside
-OpenSSL when the process exits can crash it (a SIGSEGV at exit was seen once after a TLS
-run: OpenSSL's exit-time cleanup frees what that thread still uses). Their sockets are shut
-down by then, so they end at once; dagu-ci gives them that moment (bounded) before it exits.
+"""A thread still inside OpenSSL while the interpreter shuts down can crash the process (a
+SIGSEGV at exit was seen once after a TLS run: the exit-time cleanup frees what that thread
+still uses). dagu-ci skips that shutdown: once its output is flushed it leaves at once
+(cli.console), with its request and events-stream threads wherever they are, and no
+exit-time cleanup runs at all. Its output and exit code are whole all the same.
 """
 
 from __future__ import annotations
 
-import re
 import sys
 
 import pytest
@@ -59,7 +57,7 @@ def tls(tmp_path_factory):
     return make_tls_files(str(tmp_path_factory.mktemp("tls")))
 
 
-def test_no_stream_or_request_thread_is_left_running_at_exit(fake_factory, tls):
+def test_exit_skips_the_shutdown_a_thread_in_openssl_could_crash(fake_factory, tls):
     server = fake_factory(
         Dag(file="deploy", steps=[Step("s", [out("over tls"), hold("end")])]), tls=tls.server_context(False)
     )
@@ -69,4 +67,5 @@ def test_no_stream_or_request_thread_is_left_running_at_exit(fake_factory, tls):
     result = proc.finish()
     assert result.code == 0, result.output
     assert log_lines(result.stdout) == ["over tls"]
-    assert re.search(r"ALIVE AT EXIT=(.*)", result.stderr).group(1) == "", result.stderr
+    # The interpreter's exit-time cleanup (here: the probe's atexit report) never ran.
+    assert "ALIVE AT EXIT" not in result.stderr, result.stderr

@@ -61,8 +61,9 @@ def test_version_is_the_package_metadata_and_what_version_prints(tmp_path):
 def test_version_costs_no_metadata_lookup():
     """importlib.metadata costs ~60 ms of start-up (bench: `dagu-ci --version`)."""
     probe = (
-        "import sys, runpy; sys.argv = ['dagu-ci', '--version']\n"
-        "try:\n    runpy.run_module('dagu_ci', run_name='__main__')\nexcept SystemExit:\n    pass\n"
+        "import sys; sys.argv = ['dagu-ci', '--version']\n"
+        "from dagu_ci.cli import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
         "print(sorted(m for m in sys.modules if m.startswith(('importlib.metadata', 'requests'))))"
     )
     proc = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=WAIT_LIMIT)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
 from typing import Any, Optional
 
 import requests
@@ -21,7 +20,6 @@ from dagu_ci.cancel import raise_if_lost
 
 CHUNK = 64 * 1024
 THREAD_PREFIX = "dagu-ci-"  # names of the threads that talk to the server (requests, events stream)
-WIND_DOWN = 2.0  # how long an exit waits for them
 
 
 class TooSlow(Exception):
@@ -149,21 +147,3 @@ def socket_of(response: requests.Response) -> Optional[socket.socket]:
         fileobj = getattr(getattr(raw, "_fp", None), "fp", None)  # http.client's socket file
         sock = getattr(getattr(fileobj, "raw", None), "_sock", None)
     return sock if isinstance(sock, socket.socket) else None
-
-
-def let_threads_wind_down(limit: float = WIND_DOWN) -> None:
-    """Before the process exits: wait (bounded) for the request and events-stream threads.
-
-    They are daemons, never a reason to stay; but their sockets have been shut down by now,
-    so they are about to end, and one still inside OpenSSL when the process exits can crash
-    it (OpenSSL's exit-time cleanup frees what that thread is using: a SIGSEGV at exit).
-    """
-    deadline = time.monotonic() + limit
-    try:
-        for thread in threading.enumerate():
-            # Not alive: also one that never started (a signal cut its start() short), which
-            # threading still lists and would refuse to join.
-            if thread.daemon and thread.name.startswith(THREAD_PREFIX) and thread.is_alive():
-                thread.join(max(0.0, deadline - time.monotonic()))
-    except KeyboardInterrupt:  # Ctrl-C now: exit at once (the run's own handling is over)
-        pass
