@@ -21,7 +21,7 @@ from collections import Counter
 from typing import Callable, List, Optional, Tuple
 
 from bench.cli import command
-from bench.stats import Figure, at_most
+from bench.stats import Figure, Figures, at_most
 from tests.fakedagu import Dag, FakeDagu, Step, hold, lines, out, parallel, sleep
 
 CHILDREN = 100
@@ -156,20 +156,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.fanout", description=main.__doc__)
     parser.add_argument("--quick", action="store_true", help="a quiet window of 15 s instead of 60 s")
     args = parser.parse_args(argv)
-    figures: List[Figure] = []
-
-    def fig(
-        name: str,
-        unit: str,
-        target: str = "",
-        check=None,
-        samples=None,
-        note: str = "",
-        missing: str = "",
-        decimals: int = 2,
-    ) -> Figure:
-        figures.append(Figure(name, unit, target, check, list(samples or []), note, missing, decimals))
-        return figures[-1]
+    figures = Figures()
+    fig = figures.add
 
     measure_fanout(15.0 if args.quick else 60.0, fig, lambda text: print(f"bench: {text}", file=sys.stderr, flush=True))
     print(markdown_table(figures))

@@ -21,7 +21,7 @@ from bench.cli import command as command_line, has_option
 from bench.fanout import measure_fanout, notes as fanout_notes
 from bench.real import REAL_VERSION, RealBench, real_binary
 from bench.scenarios import POLL, POLL_OLD, PUSH, Bench, Running, RunResult, Variant, count_lines, fixed_poller_baseline
-from bench.stats import Figure, at_least, at_most, markdown_table, text_table
+from bench.stats import Figure, Figures, at_least, at_most, markdown_table, text_table
 from bench.worker import measure_worker, notes as worker_notes
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -96,22 +96,8 @@ def measured(results: List[RunResult]) -> List[RunResult]:
 def measure(sizes: Sizes, tmp: str, log: Callable[[str], None], sections=SECTIONS) -> tuple:
     bench = Bench(tmp, {"sse_heartbeat": sizes.heartbeat} if sizes.heartbeat else None)
     poll_ok = has_option("run", "--no-push")
-    figures: List[Figure] = []
-
-    def fig(
-        name: str,
-        unit: str,
-        target: str = "",
-        check=None,
-        samples=None,
-        note: str = "",
-        missing: str = "",
-        decimals: int = 2,
-        p90_within: Optional[float] = None,
-    ) -> Figure:
-        figure = Figure(name, unit, target, check, list(samples or []), note, missing, decimals, p90_within)
-        figures.append(figure)
-        return figure
+    figures = Figures()
+    fig = figures.add
 
     if "startup" in sections:
         _startup(bench, sizes, fig, log)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass, field
-from typing import Callable, List, Optional
+from typing import Callable, Iterable, List, Optional
 
 
 @dataclass
@@ -58,6 +58,27 @@ class Figure:
             self.verdict,
             f"n={len(self.samples)}" + (f"; {self.note}" if self.note else ""),
         ]
+
+
+class Figures(List[Figure]):
+    """The figures of one bench run, in the order measured; `add` is the `fig` the
+    scenarios are handed."""
+
+    def add(
+        self,
+        name: str,
+        unit: str,
+        target: str = "",
+        check: Optional[Callable[[float], bool]] = None,
+        samples: Optional[Iterable[float]] = None,
+        note: str = "",
+        missing: str = "",
+        decimals: int = 2,
+        p90_within: Optional[float] = None,
+    ) -> Figure:
+        figure = Figure(name, unit, target, check, list(samples or []), note, missing, decimals, p90_within)
+        self.append(figure)
+        return figure
 
 
 HEADER = ["figure", "median", "min", "max", "p90", "unit", "target", "result", "notes"]

@@ -17,7 +17,7 @@ from typing import Callable, List, Optional
 
 from bench.cli import ROOT, clean_env, command
 from bench.scenarios import POLL, PUSH, Bench, Running, Variant
-from bench.stats import Figure
+from bench.stats import Figure, Figures
 from tests.fakedagu import Dag, Step, out, sleep
 
 WORKER = "bench-worker"
@@ -176,20 +176,8 @@ def main() -> int:
     parser.add_argument("--with-local", action="store_true", help="the same runs on the server itself, alongside")
     args = parser.parse_args()
     sizes = QUICK if args.quick else FULL
-    figures: List[Figure] = []
-
-    def fig(
-        name: str,
-        unit: str,
-        target: str = "",
-        check=None,
-        samples=None,
-        note: str = "",
-        missing: str = "",
-        decimals: int = 2,
-    ) -> Figure:
-        figures.append(Figure(name, unit, target, check, list(samples or []), note, missing, decimals))
-        return figures[-1]
+    figures = Figures()
+    fig = figures.add
 
     tmp = tempfile.mkdtemp(prefix="dagu-ci-bench-")
     try:

@@ -155,17 +155,7 @@ class RealDagu:
         for worker in self.workers:
             worker.stop()
         if self.proc is not None:
-            groups = _descendant_groups(self.proc.pid)
-            for group in groups:
-                _signal_group(group, signal.SIGTERM)
-            _signal_group(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                _signal_group(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=15)
-            for group in groups:
-                _signal_group(group, signal.SIGKILL)
+            _end_process_tree(self.proc)
             self.proc = None
         if self._log is not None:
             self._log.close()  # type: ignore[attr-defined]
@@ -270,17 +260,7 @@ class RealWorker:
     def stop(self) -> None:
         """TERM the runs it started and the worker, KILL what is left; remove its own home."""
         if self.proc is not None:
-            groups = _descendant_groups(self.proc.pid)
-            for group in groups:
-                _signal_group(group, signal.SIGTERM)
-            _signal_group(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                _signal_group(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=15)
-            for group in groups:
-                _signal_group(group, signal.SIGKILL)
+            _end_process_tree(self.proc)
             self.proc = None
         if self._log is not None:
             self._log.close()  # type: ignore[attr-defined]
@@ -318,3 +298,19 @@ def _signal_group(group: int, sig: int) -> None:
         os.killpg(group, sig)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+def _end_process_tree(proc: subprocess.Popen) -> None:
+    """TERM the process groups of the runs `proc` started (each run has its own), then
+    `proc`; KILL what is left."""
+    groups = _descendant_groups(proc.pid)
+    for group in groups:
+        _signal_group(group, signal.SIGTERM)
+    _signal_group(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        _signal_group(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=15)
+    for group in groups:
+        _signal_group(group, signal.SIGKILL)
