@@ -128,6 +128,17 @@ def mask_values() -> List[str]:
     return SECRETS.mask_values()
 
 
+def line_masks(secrets: Iterable[Optional[str]]) -> List[str]:
+    """What a host that masks line by line (GitHub's add-mask, Azure's setsecret) must be told:
+    each secret whole and each of its lines, blank ones left out."""
+    masks: List[str] = []
+    for secret in secrets:
+        for value in (secret, *(secret or "").splitlines()):
+            if value and value.strip() and value not in masks:
+                masks.append(value)
+    return masks
+
+
 def redact(text: str) -> str:
     """`text` with every form of every secret of this invocation replaced by ***."""
     return SECRETS.redact(text)

@@ -28,7 +28,7 @@ from dagu_ci.follow.events import Event, Failed, Level, Notice, RunAccepted, Run
 from dagu_ci.hosts.base import Host
 from dagu_ci.models import StepSnapshot, StepStatus
 from dagu_ci.provenance import Provenance
-from dagu_ci.redaction import redact
+from dagu_ci.redaction import line_masks, redact
 from dagu_ci.remotetext import inert
 from dagu_ci.reporters.grouped import GroupedReporter
 from dagu_ci.reporters.summary import failure_summary, job_summary
@@ -60,10 +60,8 @@ class AzureReporter(GroupedReporter):
         self.tails = StepTails()
         self._accepted: Optional[RunAccepted] = None
         self._outputs: Dict[str, str] = {}
-        for secret in secrets_to_mask:
-            for value in {secret, *(secret or "").splitlines()}:
-                if value and value.strip():
-                    self.out.write(f"##vso[task.setsecret]{escape_data(value)}\n")  # not through redact()
+        for value in line_masks(secrets_to_mask):
+            self.out.write(f"##vso[task.setsecret]{escape_data(value)}\n")  # not through redact()
         self.out.flush()
 
     def handle(self, event: Event) -> None:

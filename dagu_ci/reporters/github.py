@@ -16,7 +16,7 @@ from dagu_ci.controls import one_line
 from dagu_ci.files import ENCODING_ERRORS, Target
 from dagu_ci.follow.events import Event, Failed, Level, Notice, RunAccepted, RunFinished, RunStatusChanged
 from dagu_ci.models import RunStatus, StepSnapshot, StepStatus
-from dagu_ci.redaction import redact
+from dagu_ci.redaction import line_masks, redact
 from dagu_ci.remotetext import EnvFormat, env_entry, fitted
 from dagu_ci.reporters.grouped import GroupedReporter
 from dagu_ci.reporters.plain import waiting_steps
@@ -62,12 +62,9 @@ class GitHubReporter(GroupedReporter):
         self.tails = StepTails()
         self._accepted: Optional[RunAccepted] = None
         self._outputs: Dict[str, str] = {}
-        for secret in secrets_to_mask:
-            # Each line too: the runner masks line by line.
-            for value in {secret, *(secret or "").splitlines()}:
-                if value and value.strip():
-                    # Straight out: write() would redact the very value to mask.
-                    self.out.write(f"::add-mask::{escape_data(value)}\n")
+        for value in line_masks(secrets_to_mask):  # each line too: the runner masks line by line
+            # Straight out: write() would redact the very value to mask.
+            self.out.write(f"::add-mask::{escape_data(value)}\n")
         self.out.flush()
 
     def handle(self, event: Event) -> None:
