@@ -305,7 +305,7 @@ def _runner(
 def _check_run_id(run_id: Optional[str]) -> None:
     """A bad --run-id is bad input: refused before the server is asked anything."""
     if run_id is not None:
-        from dagu_ci.runid import validate_run_id
+        from dagu_ci.hosts.runid import validate_run_id
 
         validate_run_id(run_id)
 
@@ -388,7 +388,7 @@ def run(
     the run is stopped first on 124, 130, 141 and 143.
     With --json, stdout is the result document alone (nothing on an error).
     """
-    from dagu_ci.params import merge_params
+    from dagu_ci.server.params import merge_params
 
     if dag and "=" in dag:  # `run --spec FILE K=V`: no DAG name holds "="
         param_args = (dag, *param_args)
@@ -398,7 +398,7 @@ def run(
     _check_run_id(run_id)
     params = merge_params(params_text, (*param_args, *param_items))
     if spec and not dag:
-        from dagu_ci.dagyaml import load_dag_file
+        from dagu_ci.server.dagyaml import load_dag_file
 
         dag = str(load_dag_file(spec)[1].get("name") or os.path.splitext(os.path.basename(spec))[0])
     assert dag  # a name, or --spec's (checked above)
@@ -458,9 +458,9 @@ def start(
     \b
     Exit codes: 0 started, 2 usage/input error, 4 server error or --singleton conflict.
     """
-    from dagu_ci.params import merge_params
     from dagu_ci.reporters.plain import PlainReporter
     from dagu_ci.run.runner import Runner, RunRequest
+    from dagu_ci.server.params import merge_params
 
     _check_run_id(run_id)
     params = merge_params(params_text, param_items)

@@ -8,7 +8,7 @@ never become a command, a variable or markup on the host. Three kinds of sink:
   `##vso[...]` anywhere; both also start a new line at a bare CR. `inert()` puts a
   backslash in front of such a `::` and before the `[` of any `##word[`: the line reads
   the same and no parser matches it. (GitHub mode of `run` fences logs between
-  `::stop-commands::` markers instead, which keeps them verbatim: reporters/github.py.)
+  `::stop-commands::` markers instead, which keeps them verbatim: hosts/github.py.)
 - JSON a script reads, which may be printed into a log too: `json_text()` writes the `[`
   of `##word[` as `\\u005b`, which every JSON parser reads back as `[`.
 - Files a host reads variables from: GitHub's GITHUB_ENV and GITHUB_OUTPUT, GitLab's

@@ -7,7 +7,7 @@ import unicodedata
 from datetime import datetime, timezone
 from typing import IO, List, Mapping, Optional, Sequence
 
-from dagu_ci.models import RunStatus, StepStatus
+from dagu_ci.server.models import RunStatus, StepStatus
 
 _CODES = {"red": "31", "green": "32", "yellow": "33", "blue": "34", "dim": "2", "bold": "1"}
 

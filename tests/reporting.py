@@ -10,8 +10,8 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Dict, List, Optional, Sequence
 
 from dagu_ci.follow.events import RunAccepted, RunFinished, StepFinished, StepLog, StepStarted, Tick
-from dagu_ci.models import RunSnapshot, RunStatus, StepSnapshot, StepStatus
 from dagu_ci.run.result import Ending, RunResult, exit_code_for
+from dagu_ci.server.models import RunSnapshot, RunStatus, StepSnapshot, StepStatus
 from dagu_ci.term import Style
 
 T0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)

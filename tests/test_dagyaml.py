@@ -2,8 +2,8 @@
 
 import pytest
 
-from dagu_ci.dagyaml import load_dag_file
 from dagu_ci.errors import UsageError
+from dagu_ci.server.dagyaml import load_dag_file
 from tests.conftest import run_cli
 
 

@@ -11,8 +11,8 @@ import re
 
 import junitparser
 
-from dagu_ci.models import RunStatus
-from dagu_ci.reporters.github import GitHubReporter
+from dagu_ci.hosts.github import GitHubReporter
+from dagu_ci.server.models import RunStatus
 from tests.conftest import run_cli
 from tests.fakedagu import Dag, Step, fail, out, output
 from tests.reporting import PLAIN, Out, accepted, done, feed, finished, started, step

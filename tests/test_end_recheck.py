@@ -21,7 +21,7 @@ from dagu_ci.follow.ending import (
     EndPhase,
     EndWatch,
 )
-from dagu_ci.models import RunSnapshot, RunStatus, StepSnapshot, StepStatus
+from dagu_ci.server.models import RunSnapshot, RunStatus, StepSnapshot, StepStatus
 from tests.conftest import eventually, start_cli
 from tests.fakedagu import Dag, Step, fail, hold, out, output
 from tests.test_run_e2e import FAST, log_lines

@@ -10,7 +10,7 @@ from typing import Dict, List
 
 from dagu_ci.hosts import detect
 from dagu_ci.hosts.azure import AzureReporter, escape_data, escape_property
-from dagu_ci.models import RunStatus
+from dagu_ci.server.models import RunStatus
 from tests.conftest import run_cli
 from tests.fakedagu import Dag, Step, fail, out, output
 from tests.reporting import PLAIN, Out, accepted, feed, finished, log, started, step

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from dagu_ci.errors import UsageError
-from dagu_ci.params import encode_params, merge_params, parse_params_text, typed_problems
+from dagu_ci.server.params import encode_params, merge_params, parse_params_text, typed_problems
 
 
 @pytest.mark.parametrize(

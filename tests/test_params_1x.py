@@ -13,7 +13,7 @@ import pytest
 from hypothesis import example, given, settings, strategies as st
 
 from dagu_ci.errors import UsageError
-from dagu_ci.params import encode_params
+from dagu_ci.server.params import encode_params
 from tests.conftest import run_cli
 from tests.fakedagu import Dag, Step, out
 from tests.fakedagu.params import tokenize_pairs

@@ -5,7 +5,7 @@ import re
 from hypothesis import given, strategies as st
 
 from dagu_ci.hosts import detect as detect_host
-from dagu_ci.provenance import label_value
+from dagu_ci.hosts.provenance import label_value
 from dagu_ci.run import state
 
 

@@ -12,14 +12,14 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from dagu_ci.follow.events import Level, Notice
+from dagu_ci.hosts.github import GitHubReporter
 from dagu_ci.hosts.gitlab import GitLabReporter
-from dagu_ci.models import RunSnapshot, RunStatus, StepStatus
 from dagu_ci.remotetext import EnvFormat, UnsafeOutput, env_file, inert, json_text
-from dagu_ci.reporters.github import GitHubReporter
 from dagu_ci.reporters.junit import JUnitReporter
 from dagu_ci.reporters.plain import PlainReporter
 from dagu_ci.reporters.summary import job_summary
 from dagu_ci.run.result import RunResult
+from dagu_ci.server.models import RunSnapshot, RunStatus, StepStatus
 from tests.conftest import run_cli
 from tests.fakedagu import Dag, Step, err, out, output
 from tests.hostparsers import HostFileError, ci_commands, github_env_file, gitlab_dotenv

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from dagu_ci.models import RunStatus, StepStatus
-from dagu_ci.reporters.github import GitHubReporter
+from dagu_ci.hosts.github import GitHubReporter
 from dagu_ci.run.result import Ending
+from dagu_ci.server.models import RunStatus, StepStatus
 from tests.reporting import (
     PLAIN,
     Out,
@@ -226,8 +226,8 @@ def test_waiting_run_gets_a_notice_with_the_approval_link():
     import io
 
     from dagu_ci.follow.events import RunAccepted, RunStatusChanged
-    from dagu_ci.models import RunSnapshot, RunStatus, StepSnapshot, StepStatus
-    from dagu_ci.reporters.github import GitHubReporter
+    from dagu_ci.hosts.github import GitHubReporter
+    from dagu_ci.server.models import RunSnapshot, RunStatus, StepSnapshot, StepStatus
 
     out = io.StringIO()
     reporter = GitHubReporter(out)

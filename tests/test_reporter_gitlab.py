@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from dagu_ci.hosts.gitlab import DOTENV_LIMIT, GitLabReporter
-from dagu_ci.models import RunStatus, StepStatus
+from dagu_ci.server.models import RunStatus, StepStatus
 from tests.reporting import PLAIN, T0, Out, accepted, done, feed, finished, log, started, step
 
 SECTION = re.compile(r"\x1b\[0Ksection_(start|end):(\d+):([a-zA-Z0-9_.-]+)(\[collapsed=true\])?\r\x1b\[0K(.*)")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import junitparser
 
-from dagu_ci.models import RunStatus, StepStatus
 from dagu_ci.reporters.junit import JUnitReporter
+from dagu_ci.server.models import RunStatus, StepStatus
 from tests.reporting import done, feed, finished, log, started, step
 
 

@@ -6,16 +6,15 @@ import pytest
 
 from dagu_ci.follow.events import Notice
 from dagu_ci.hosts import detect, make_reporter
-from dagu_ci.hosts.github import GitHub
+from dagu_ci.hosts.github import GitHub, GitHubReporter
 from dagu_ci.hosts.gitlab import GitLab, GitLabReporter
 from dagu_ci.hosts.jenkins import Jenkins
 from dagu_ci.hosts.local import Local
-from dagu_ci.models import RunStatus, StepStatus
 from dagu_ci.reporters import Fanout
-from dagu_ci.reporters.github import GitHubReporter
 from dagu_ci.reporters.junit import JUnitReporter
 from dagu_ci.reporters.plain import PlainReporter
 from dagu_ci.reporters.progress import Progress, Screen
+from dagu_ci.server.models import RunStatus, StepStatus
 from tests.reporting import PLAIN, Out, accepted, finished, running, step, tick
 
 

@@ -4,7 +4,7 @@ import pytest
 
 from dagu_ci.errors import UsageError
 from dagu_ci.hosts import detect
-from dagu_ci.runid import RUN_ID, derive_run_id as derive_from_job, validate_run_id
+from dagu_ci.hosts.runid import RUN_ID, derive_run_id as derive_from_job, validate_run_id
 
 GITHUB = {"GITHUB_ACTIONS": "true", "GITHUB_RUN_ID": "987654321", "GITHUB_RUN_ATTEMPT": "2", "GITHUB_JOB": "deploy"}
 

@@ -13,9 +13,9 @@ import pytest
 
 from dagu_ci.follow.events import StepFinished
 from dagu_ci.follow.follower import SIBLING_LAG, LogSchedule
-from dagu_ci.models import RunStatus, StepSnapshot, StepStatus
-from dagu_ci.reporters.github import GitHubReporter
+from dagu_ci.hosts.github import GitHubReporter
 from dagu_ci.reporters.plain import PlainReporter
+from dagu_ci.server.models import RunStatus, StepSnapshot, StepStatus
 from dagu_ci.term import Style, display_width, fit
 from tests.conftest import ROOT, run_cli
 from tests.fakedagu import Dag, Step, fail, hold, load_dags, out

@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
 
 from dagu_ci.commands.status import Output
-from dagu_ci.dagyaml import load_dag_file
 from dagu_ci.errors import DaguCIError, ExitCode, UsageError
 from dagu_ci.server.client import ApiError, DaguClient
+from dagu_ci.server.dagyaml import load_dag_file
 from dagu_ci.stdio import tell
 
 # What Dagu takes as a file name in /dags/{fileName} (2.3.1+) and as a new DAG's name

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Dict, Optional, Tuple
 
-from dagu_ci.models import RunSnapshot, RunStatus, StepSnapshot, StepStatus
+from dagu_ci.server.models import RunSnapshot, RunStatus, StepSnapshot, StepStatus
 
 QUICK_RECHECK = 0.075  # seconds between re-checks while only the run's last write is missing
 QUICK_RECHECKS = 4  # then the usual cadence: a handful of requests per run at most

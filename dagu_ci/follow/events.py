@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Optional, Sequence, Union
 
-from dagu_ci.models import RunSnapshot, RunStatus, ServerInfo, StepSnapshot
 from dagu_ci.run.result import RunResult
+from dagu_ci.server.models import RunSnapshot, RunStatus, ServerInfo, StepSnapshot
 
 
 class Level(Enum):

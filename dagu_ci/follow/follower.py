@@ -35,9 +35,9 @@ from dagu_ci.follow.events import (
 )
 from dagu_ci.follow.logtail import LogTailer, ReadMode
 from dagu_ci.follow.subruns import SubRunFollower, SubRunLogs
-from dagu_ci.models import RunSnapshot, RunStatus, StepSnapshot
 from dagu_ci.server.client import ApiError, DaguClient, RetriesExhausted, Retry
 from dagu_ci.server.events_stream import Closed, EventsStream, LogTouched, PushedSnapshot
+from dagu_ci.server.models import RunSnapshot, RunStatus, StepSnapshot
 
 Sink = Callable[[Event], None]
 

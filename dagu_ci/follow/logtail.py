@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Callable, Deque, Dict, Iterator, List, Optional, Protocol, Tuple
 
-from dagu_ci.models import LogPage, StepSnapshot
 from dagu_ci.server.client import Retry
+from dagu_ci.server.models import LogPage, StepSnapshot
 
 PAGE = 10000  # lines per read: the spec's maximum; fewer requests, and the server rescans less
 ANCHOR = 24  # lines of context used to find our place in a tail window

@@ -26,13 +26,13 @@ from dagu_ci.controls import one_line
 from dagu_ci.files import Target, write_atomic
 from dagu_ci.follow.events import Event, Failed, Level, Notice, RunAccepted, RunFinished
 from dagu_ci.hosts.base import Host
-from dagu_ci.models import StepSnapshot, StepStatus
-from dagu_ci.provenance import Provenance
+from dagu_ci.hosts.provenance import Provenance
 from dagu_ci.redaction import line_masks, redact
 from dagu_ci.remotetext import inert
 from dagu_ci.reporters.grouped import GroupedReporter
 from dagu_ci.reporters.summary import failure_summary, job_summary
 from dagu_ci.reporters.tails import StepTails
+from dagu_ci.server.models import StepSnapshot, StepStatus
 from dagu_ci.term import Style
 
 

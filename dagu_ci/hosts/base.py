@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, ClassVar, Iterable, Mapping, Optional
 
-from dagu_ci.provenance import Provenance
+from dagu_ci.hosts.provenance import Provenance
 from dagu_ci.run.state import STATE_DIR
 
 if TYPE_CHECKING:
@@ -84,39 +84,3 @@ class Host:
     def is_action(self) -> bool:
         """Does an image started with no arguments run as this host's step (inputs as variables)?"""
         return f"{self.input_prefix}DAG" in self.env
-
-
-# The main step appends `dagu_ci_key=…` to $GITHUB_STATE; the runner hands it to the action's
-# post step (and no other step) as $STATE_dagu_ci_key.
-ACTION_STATE_KEY = "dagu_ci_key"
-
-
-class ActionsRunner(Host):
-    """What GitHub's runner and act_runner (Forgejo, Gitea) share: the Docker action from
-    `uses:`, GITHUB_STATE for the post step, GITHUB_OUTPUT and the workflow commands."""
-
-    def workspace(self) -> Optional[str]:
-        return self.env.get("GITHUB_WORKSPACE") or None
-
-    def post_step_key(self) -> Optional[str]:
-        return self.env.get(f"STATE_{ACTION_STATE_KEY}")
-
-    def hand_key_to_post_step(self, key: str) -> None:
-        """`key` is hex, so the line cannot carry anything else."""
-        if self.env.get("GITHUB_STATE"):
-            with open(self.env["GITHUB_STATE"], "a", encoding="utf-8") as handle:
-                handle.write(f"{ACTION_STATE_KEY}={key}\n")
-
-    def console(self, out: IO[str], secrets: Iterable[Optional[str]]) -> "PlainReporter":
-        from dagu_ci.reporters.github import GitHubReporter
-
-        env = self.env
-        return GitHubReporter(
-            out,
-            output_path=env.get("GITHUB_OUTPUT"),
-            summary_path=env.get("GITHUB_STEP_SUMMARY"),
-            secrets_to_mask=secrets,
-        )
-
-    def is_action(self) -> bool:
-        return True  # the Docker action from `uses:`: the image runs with no arguments

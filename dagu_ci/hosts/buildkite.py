@@ -28,12 +28,12 @@ from typing import IO, Dict, Iterable, List, Mapping, Optional
 from dagu_ci.controls import one_line
 from dagu_ci.follow.events import Failed, Level, Notice, RunAccepted, RunFinished
 from dagu_ci.hosts.base import Host
-from dagu_ci.models import RunStatus, StepSnapshot, StepStatus
-from dagu_ci.provenance import Provenance
+from dagu_ci.hosts.provenance import Provenance
 from dagu_ci.redaction import redact
 from dagu_ci.remotetext import inert
 from dagu_ci.reporters.grouped import GroupedReporter
 from dagu_ci.reporters.summary import failure_summary, job_summary
+from dagu_ci.server.models import RunStatus, StepSnapshot, StepStatus
 from dagu_ci.term import Style
 
 AGENT = "buildkite-agent"

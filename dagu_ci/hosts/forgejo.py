@@ -14,13 +14,10 @@ Runner (v7 and later) sets FORGEJO_ACTIONS beside GITEA_ACTIONS.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Mapping, Optional
+from typing import Mapping, Optional
 
-from dagu_ci.hosts.base import ActionsRunner
-from dagu_ci.provenance import Provenance
-
-if TYPE_CHECKING:
-    pass
+from dagu_ci.hosts.github import ActionsRunner
+from dagu_ci.hosts.provenance import Provenance
 
 
 class Forgejo(ActionsRunner):

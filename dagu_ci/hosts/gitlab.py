@@ -23,10 +23,10 @@ from dagu_ci.controls import one_line
 from dagu_ci.files import Target, write_atomic
 from dagu_ci.follow.events import Failed, Level, Notice, RunAccepted, RunFinished
 from dagu_ci.hosts.base import Host
-from dagu_ci.models import StepSnapshot, StepStatus
-from dagu_ci.provenance import Provenance
+from dagu_ci.hosts.provenance import Provenance
 from dagu_ci.remotetext import EnvFormat, env_entry, fitted
 from dagu_ci.reporters.grouped import GroupedReporter
+from dagu_ci.server.models import StepSnapshot, StepStatus
 from dagu_ci.term import Style
 
 DOTENV_LIMIT = 5 * 1024  # GitLab rejects a bigger dotenv report (and so fails the job)

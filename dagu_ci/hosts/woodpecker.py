@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Mapping, Optional
 
 from dagu_ci.hosts.base import Host
-from dagu_ci.provenance import Provenance
+from dagu_ci.hosts.provenance import Provenance
 
 
 class Woodpecker(Host):

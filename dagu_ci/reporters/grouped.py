@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from typing import IO, Dict, List, Optional, Union
 
 from dagu_ci.follow.events import Notice, RunFinished, StepFinished, StepLog, StepStarted
-from dagu_ci.models import StepSnapshot, StepStatus
 from dagu_ci.reporters.plain import PlainReporter
+from dagu_ci.server.models import StepSnapshot, StepStatus
 from dagu_ci.term import Style
 
 

@@ -13,10 +13,10 @@ from typing import List, Optional
 
 from dagu_ci.files import Target, write_atomic
 from dagu_ci.follow.events import Event, RunFinished
-from dagu_ci.models import TREE_SEP, StepStatus
 from dagu_ci.reporters import Reporter
 from dagu_ci.reporters.tails import StepTails
 from dagu_ci.run.result import RunResult
+from dagu_ci.server.models import TREE_SEP, StepStatus
 
 _FAILURES = {StepStatus.FAILED, StepStatus.ABORTED, StepStatus.REJECTED}
 _NOT_RUN = {StepStatus.SKIPPED, StepStatus.NOT_STARTED}

@@ -22,11 +22,11 @@ from dagu_ci.follow.events import (
     StepLog,
     StepStarted,
 )
-from dagu_ci.models import RunSnapshot, RunStatus, StepSnapshot, StepStatus
 from dagu_ci.redaction import redact
 from dagu_ci.remotetext import inert
 from dagu_ci.reporters import Reporter
 from dagu_ci.run.result import Ending
+from dagu_ci.server.models import RunSnapshot, RunStatus, StepSnapshot, StepStatus
 from dagu_ci.term import Style, format_duration, table
 
 PREFIX = "dagu-ci: "

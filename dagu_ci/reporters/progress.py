@@ -17,9 +17,9 @@ from typing import IO, Callable, Optional
 
 from dagu_ci.controls import one_line
 from dagu_ci.follow.events import RunAccepted, RunFinished, Tick
-from dagu_ci.models import RunSnapshot, RunStatus, StepStatus
 from dagu_ci.redaction import redact
 from dagu_ci.reporters import Reporter
+from dagu_ci.server.models import RunSnapshot, RunStatus, StepStatus
 from dagu_ci.term import can_encode, fit, format_duration
 
 HEARTBEAT_SECONDS = 60.0

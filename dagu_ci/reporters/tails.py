@@ -6,9 +6,9 @@ from collections import deque
 from typing import Deque, Dict, List
 
 from dagu_ci.follow.events import StepLog, StepStarted
-from dagu_ci.models import StepSnapshot
 from dagu_ci.redaction import redact
 from dagu_ci.reporters import Reporter
+from dagu_ci.server.models import StepSnapshot
 
 TAIL_LINES = 30  # how many of a failed step's last lines an annotation or JUnit failure carries
 

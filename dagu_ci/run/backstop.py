@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Tuple
 
 from dagu_ci.errors import DaguCIError, UsageError
-from dagu_ci.models import RunStatus, StepStatus
 from dagu_ci.run import state
 from dagu_ci.server.client import ApiError, DaguClient
+from dagu_ci.server.models import RunStatus, StepStatus
 
 if TYPE_CHECKING:
     from dagu_ci.hosts.base import Host

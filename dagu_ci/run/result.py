@@ -9,7 +9,7 @@ from typing import Any, Dict, Optional
 
 from dagu_ci.errors import ExitCode
 from dagu_ci.files import write_atomic
-from dagu_ci.models import TREE_SEP, RunSnapshot, RunStatus, StepSnapshot
+from dagu_ci.server.models import TREE_SEP, RunSnapshot, RunStatus, StepSnapshot
 
 
 class Ending(Enum):

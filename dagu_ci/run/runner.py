@@ -15,21 +15,19 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Tuple
 
-from dagu_ci import cancel, files, provenance, stdio
-from dagu_ci.dagyaml import load_dag_file
+from dagu_ci import cancel, files, stdio
 from dagu_ci.errors import Cancelled, DaguCIError, ExitCode, OutputClosed, PolicyEnd, ServerError, TimedOut, UsageError
 from dagu_ci.follow.events import Event, Failed, Level, Notice, RunAccepted, RunFinished, ServerDetected
 from dagu_ci.follow.follower import Follower, FollowOptions
 from dagu_ci.follow.subruns import read_tree
-from dagu_ci.models import RunSnapshot, RunStatus, StepSnapshot, StepStatus, dag_name_of
-from dagu_ci.params import Params, encode_params, expanding_values, typed_problems
+from dagu_ci.hosts import provenance
+from dagu_ci.hosts.runid import derive_run_id, validate_run_id
 from dagu_ci.redaction import debug_traceback, redact_value
 from dagu_ci.remotetext import json_text
 from dagu_ci.reporters import Reporter
 from dagu_ci.run import artifacts, state
 from dagu_ci.run.backstop import end_run
 from dagu_ci.run.result import Ending, RunResult, exit_code_for
-from dagu_ci.runid import derive_run_id, validate_run_id
 from dagu_ci.server.capabilities import Capabilities
 from dagu_ci.server.client import (
     AlreadyRunning,
@@ -42,6 +40,9 @@ from dagu_ci.server.client import (
     StartFailed,
     backoff_delay,
 )
+from dagu_ci.server.dagyaml import load_dag_file
+from dagu_ci.server.models import RunSnapshot, RunStatus, StepSnapshot, StepStatus, dag_name_of
+from dagu_ci.server.params import Params, encode_params, expanding_values, typed_problems
 
 if TYPE_CHECKING:
     from dagu_ci.hosts.base import Host

@@ -22,9 +22,9 @@ import requests
 from dagu_ci import __version__
 from dagu_ci.errors import DaguCIError, MalformedAnswer, ServerError, UsageError
 from dagu_ci.follow.events import Level, Notice
-from dagu_ci.models import LogPage, RunSnapshot, ServerInfo, dag_name_of
 from dagu_ci.redaction import learn, without_userinfo
 from dagu_ci.server.capabilities import api_root, format_version, modern_api, parse_version, supported
+from dagu_ci.server.models import LogPage, RunSnapshot, ServerInfo, dag_name_of
 from dagu_ci.server.transport import CutShort, TooLarge, TooSlow, fetch
 
 Decoded = TypeVar("Decoded")

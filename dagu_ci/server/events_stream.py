@@ -19,8 +19,8 @@ from typing import Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import requests
 
-from dagu_ci.models import RunSnapshot
 from dagu_ci.server.client import DaguClient
+from dagu_ci.server.models import RunSnapshot
 from dagu_ci.server.transport import THREAD_PREFIX, socket_of
 
 READ_TIMEOUT = 35.0  # the server sends a heartbeat every 10 s by default
