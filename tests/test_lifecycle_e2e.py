@@ -168,12 +168,14 @@ def test_queue_timeout_dequeues_a_run_that_never_started(fake_factory):
 
 def test_auto_retry_followed_or_not(fake_factory):
     flaky = Step("flaky", [out("try"), fail(1)], fail_attempts=1)
-    server = fake_factory(dag(flaky, auto_retry_limit=1, auto_retry_delay=None))  # retries wait for the test
+    # Retries wait for the test. The failed attempt shows before its last write (which schedules
+    # the retry) by finalize_delay: the window a loaded machine once opened.
+    server = fake_factory(dag(flaky, auto_retry_limit=1, auto_retry_delay=None), finalize_delay=1.0)
     proc = start_cli("run", "deploy", "--url", server.url, *FAST, "--run-id", "ar1")
     # The API serves a step's log of the latest attempt only: retry once the first one is shown.
     proc.wait_for("✖ flaky failed")
     proc.wait_for("Dagu will retry it")  # and the failed run seen, as a slow scheduler would show it
-    server.release_auto_retries()
+    server.start_held_auto_retry()
     followed = proc.finish()
     assert followed.code == 0, followed.output
     assert "attempt 2 of 2" in followed.stdout

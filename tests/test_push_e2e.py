@@ -93,7 +93,7 @@ def test_a_late_push_of_an_earlier_attempt_repeats_nothing(fake_factory):
     proc.wait_for("Dagu will retry it")
     server.sse.hold_frames()
     server.sse.tick()  # the failed first attempt, pushed now, delivered late
-    server.release_auto_retries()
+    server.start_held_auto_retry()
     proc.wait_for("✔ flaky succeeded")  # polled: the second attempt runs
     sent = stream.bytes_out
     server.sse.release_frames()

@@ -374,7 +374,7 @@ def test_new_attempt_restarts_the_log(fake_factory):
     proc = start_cli("run", "deploy", "--url", server.url, *FAST, "--run-id", "retry1")
     proc.wait_for("✖ flaky failed")
     proc.wait_for("Dagu will retry it")
-    server.release_auto_retries()
+    server.start_held_auto_retry()
     result = proc.finish()
     assert result.code == 0, result.output
     assert log_lines(result.stdout) == ["try", "try"], result.stdout

@@ -345,6 +345,14 @@ class FakeDagu:
         """Start the pending auto-retries now (a DAG with auto_retry_delay=None waits for this)."""
         self.engine.release_auto_retries()
 
+    def start_held_auto_retry(self, timeout: float = WAIT_LIMIT) -> None:
+        """Once a failed attempt's last write has scheduled its auto-retry, start it. A client
+        can see the failure (and say a retry comes) before that write: releasing then would
+        release nothing, and the retry would wait for ever."""
+        if not self.engine.wait_for(lambda: any(run.retry_pending for run in self.engine.all_runs()), timeout):
+            raise TimeoutError(f"no auto-retry was scheduled within {timeout}s")
+        self.engine.release_auto_retries()
+
     def pause_flushes(self) -> None:
         """Step output stays in its buffers (unless one fills) until resume_flushes()."""
         self.engine.flushes_paused.set()
