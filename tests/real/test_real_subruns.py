@@ -162,3 +162,58 @@ def test_sigterm_stops_the_tree_and_the_children_end_aborted(real_dagu):
         lambda: f"children not all aborted: {api_get(server, '/dag-runs/slowfan/s1/sub-dag-runs')}",
         timeout=120,
     )
+
+
+RETRY_ROOT = """
+steps:
+  - name: build
+    command: echo building once
+  - name: deploy
+    call: flaky
+    params: "MARK={mark}"
+    depends: [build]
+"""
+FLAKY = """
+params:
+  - MARK: none
+steps:
+  - name: work
+    command: sh -c 'if [ -e "$MARK" ]; then echo second attempt works; else touch "$MARK"; echo first attempt fails; exit 1; fi'
+"""
+
+
+@pytest.mark.dagu(since="1.24.0")
+def test_retry_of_a_calling_step_reruns_its_child_and_follows_it(real_dagu, tmp_path):
+    """`retry --step` of a step that calls a DAG: the server runs the child again; dagu-ci
+    shows the child's new attempt (not its old end) and leaves the step it did not retry alone."""
+    mark = tmp_path / "marker"
+    server = real_dagu({"retryroot": RETRY_ROOT.format(mark=mark), "flaky": FLAKY})
+    first = run_cli("run", "retryroot", "--url", server.url, "--run-id", "r1", "--reporter", "plain", timeout=300)
+    assert first.code == 1, first.output
+    assert "first attempt fails" in first.stdout and mark.exists(), first.output
+
+    retried = run_cli(
+        "retry",
+        "retryroot",
+        "r1",
+        "--step",
+        "deploy",
+        "--follow",
+        "--url",
+        server.url,
+        "--reporter",
+        "plain",
+        "--json",
+        timeout=300,
+    )
+    assert retried.code == 0, retried.output
+    shown = untagged(retried.stderr)
+    assert shown.count("second attempt works") == 1, retried.stderr
+    assert "first attempt fails" not in shown and "building once" not in shown, retried.stderr
+    assert "✔ deploy › flaky › work" in retried.stderr, retried.stderr
+    document = json.loads(retried.stdout)
+    assert document["status"] == "succeeded", document
+    assert [(child["path"], child["status"]) for child in document["children"]] == [("deploy › flaky", "succeeded")]
+    # The server agrees: the child's record ended succeeded.
+    [listed] = api_get(server, "/dag-runs/retryroot/r1/sub-dag-runs")["subRuns"]
+    assert listed["status"] == 4, listed
