@@ -430,3 +430,31 @@ def test_suspended_dag_is_refused_before_any_start(fake_factory):
     assert_clean_error(run(server), 2, r"DAG 'deploy' is suspended .* resume it")
     assert_clean_error(run(server, "--dry-run"), 2, r"is suspended")
     assert not [r for r in server.requests if r.method == "POST"]
+
+
+NOT_FOUND = '{"code":"not_found","message":"dag-run not found"}'
+
+
+def test_a_started_run_the_server_shows_late_is_followed(fake_factory):
+    """Real 1.30.3 can answer a start with 200 before the run exists (its start handler waits on
+    the DAG's socket, which another run of the DAG answers): the first reads then get 404."""
+    server = fake_factory(dag(), version="1.30.3")
+    # The first read is dagu-ci's own look before it starts (404: no such run yet, so start it).
+    server.fault(path=r"/dag-runs/deploy/late1$", method="GET", status=404, count=4, body=NOT_FOUND)
+    result = run(server, "--run-id", "late1")
+    assert result.code == 0, result.output
+    assert log_lines(result.stdout) == ["hello"], result.stdout
+    starts = [r for r in server.requests if r.method == "POST" and r.path.endswith("/start")]
+    assert len(starts) == 1, starts  # not a second run
+
+
+def test_a_started_run_the_server_never_shows_is_an_error_not_a_wait(fake_factory):
+    server = fake_factory(dag(Step("s", [out("hello"), hold("never")])), version="1.30.3")
+    server.fault(path=r"/dag-runs/deploy/gone1$", method="GET", status=404, count=None, body=NOT_FOUND)
+    result = run(server, "--run-id", "gone1")
+    assert result.code == 4, result.output
+    assert "the server accepted run gone1 of deploy but has not shown it within 15s" in result.stdout, result.stdout
+    eventually(lambda: server.get_run("deploy", "gone1").status == 3, "the run stopped, not left running")
+    # `follow` of a run that does not exist is still a usage error, at once.
+    missing = run_cli("follow", "deploy", "nosuch", "--url", server.url, *FAST)
+    assert missing.code == 2, missing.output

@@ -52,6 +52,7 @@ QUIET_GROWTH = 3  # a quiet log's wait grows this much per empty read (0.5, 1.5,
 SIBLING_LAG = 2.5
 SETTLE_OUTAGE = 5.0  # after a stop, give up watching the run settle after this long without an answer
 UNKNOWN_STATUS_GRACE = 10.0  # a run status we do not know is an error once it has lasted this long
+SHOWN_WITHIN = 15.0  # a run the server accepted may read 404 this long before it shows (real 1.x)
 
 
 @dataclass
@@ -161,6 +162,7 @@ class Follower:
         self._push_tried = False
         self._last_status = 0.0
         self._unknown_since: Optional[float] = None
+        self._unseen_since: Optional[float] = None  # the first 404 for a run not seen yet
         self._workers_told: Set[str] = set()
         policy = SubRunLogs(options.sub_run_logs) if options.logs else SubRunLogs.NONE
         self.subruns = SubRunFollower(
@@ -253,20 +255,44 @@ class Follower:
     # -- one round ------------------------------------------------------------
 
     def _poll(self) -> RunSnapshot:
-        try:
-            snapshot = self.client.get_run(self.dag_name, self.run_id, self._retry())
-        except ApiError as exc:
-            if exc.status == 404 and self.last is not None and self.last.status == RunStatus.QUEUED:
+        while True:
+            try:
+                snapshot = self.client.get_run(self.dag_name, self.run_id, self._retry())
+            except ApiError as exc:
+                if exc.status == 404 and self.last is None and self._shown_late():
+                    continue
+                return self._poll_failed(exc)
+            except ServerError:
+                if self._past_deadline():
+                    raise TimedOut() from None
+                raise
+            self._last_status = time.monotonic()
+            return snapshot
+
+    def _shown_late(self) -> bool:
+        """A run never seen reads 404: wait a little for it (then True), or give up. Real 1.x
+        can answer a start before the run exists: its start handler waits on the DAG's
+        socket, which another running run of the same DAG answers."""
+        now = time.monotonic()
+        if self._unseen_since is None:
+            self._unseen_since = now
+        if now - self._unseen_since >= SHOWN_WITHIN or self._past_deadline():
+            return False
+        time.sleep(self._bounded(self.options.poll_interval))
+        return True
+
+    def _poll_failed(self, exc: ApiError) -> RunSnapshot:
+        if exc.status == 404:
+            if self.last is not None and self.last.status == RunStatus.QUEUED:
                 return self._dequeued(self.last)
-            if self._past_deadline():
-                raise TimedOut() from None
-            raise
-        except ServerError:
-            if self._past_deadline():
-                raise TimedOut() from None
-            raise
-        self._last_status = time.monotonic()
-        return snapshot
+            if self.last is None and self._unseen_since is not None:
+                raise ServerError(
+                    f"the server accepted run {self.run_id} of {self.dag_name} but has not shown it "
+                    f"within {SHOWN_WITHIN:g}s ({exc.message})"
+                ) from None
+        if self._past_deadline():
+            raise TimedOut() from None
+        raise exc
 
     def _dequeued(self, last: RunSnapshot) -> RunSnapshot:
         """Dagu removes a run dequeued before it ran (someone else dequeued it: a superseding
