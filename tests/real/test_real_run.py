@@ -169,3 +169,24 @@ steps:
     result = run_cli("run", "slow", "--url", server.url, "--run-id", "t1", "--timeout", "3")  # the step sleeps 600 s
     assert result.code == 124, result.output
     eventually(lambda: details(server, "slow", "t1")["status"] == 3, "run t1 aborted on the server")
+
+
+CONCURRENT = """
+steps:
+  - name: s
+    command: sh -c 'echo hi; sleep 2; echo bye'
+"""
+
+
+def test_runs_of_one_dag_started_together_are_each_followed(real_dagu):
+    """1.30.3 answers a start before the run exists when another run of the DAG is running (its
+    start handler waits on the DAG's socket, which that run answers): the first reads get 404.
+    Without a wait for the run to show, 7 of 8 of these ended in exit 4 and a run left behind."""
+    server = real_dagu({"together": CONCURRENT})
+    procs = [
+        start_cli("run", "together", "--url", server.url, "--run-id", f"t{i}", "--reporter", "plain") for i in range(6)
+    ]
+    for proc in procs:
+        result = proc.finish()
+        assert result.code == 0, result.output
+        assert log_lines(result.stdout) == ["hi", "bye"], result.stdout
