@@ -11,7 +11,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 import click
 
 from dagu_ci import __version__
-from dagu_ci.errors import Cancelled, DaguCIError, ExitCode, NoRun, OutputClosed, UsageError
+from dagu_ci.errors import Cancelled, DaguCIError, ExitCode, OutputClosed, UsageError
 from dagu_ci.files import ENCODING_ERRORS
 from dagu_ci.hosts import REPORTER_CHOICES, detect
 from dagu_ci.redaction import debug_traceback, learn, mask_values, redact
@@ -268,6 +268,7 @@ def _runner(
     dag: str, connection: Dict[str, Any], follow: Dict[str, Any], retry_for: float, retry_option: str, **fields: Any
 ) -> Any:
     """A Runner with the shared follow options applied; `fields` are the command's own."""
+    from dagu_ci.commands.connect import open_client
     from dagu_ci.hosts import make_reporter
     from dagu_ci.run.runner import Runner, RunRequest
 
@@ -280,7 +281,7 @@ def _runner(
         out=sys.stderr if follow["as_json"] else None,
     )  # with --json, stdout is the document
     session.reporter = reporter
-    client = _client(connection, retry_for, reporter, retry_option)
+    client = open_client(connection, retry_for, reporter, retry_option)
     request = RunRequest(
         dag=dag,
         timeout=follow["timeout"],
@@ -458,24 +459,12 @@ def start(
     \b
     Exit codes: 0 started, 2 usage/input error, 4 server error or --singleton conflict.
     """
-    from dagu_ci.reporters.plain import PlainReporter
-    from dagu_ci.run.runner import Runner, RunRequest
+    from dagu_ci.commands import start
     from dagu_ci.server.params import merge_params
 
     _check_run_id(run_id)
     params = merge_params(params_text, param_items)
-    reporter = PlainReporter(sys.stderr)  # stdout carries only the run id
-    client = _client(connection, start_timeout, reporter, "--start-timeout")
-    request = RunRequest(dag=dag, params=params, run_id=run_id, enqueue=enqueue, singleton=singleton)
-    try:
-        name, new_id = Runner(client, reporter, request, _session().host).start()
-        url = client.ui_url(name, new_id)
-    finally:
-        client.close()
-    from dagu_ci.remotetext import inert, json_text
-
-    click.echo(json_text({"dag": dag, "name": name, "run_id": new_id, "url": url}) if as_json else inert(new_id))
-    return 0
+    return start.start(connection, start_timeout, _session().host, dag, params, run_id, enqueue, singleton, as_json)
 
 
 @cli.command(context_settings=CONTEXT)
@@ -549,8 +538,11 @@ def status(dag: str, run_id: str, as_json: bool, retry_for: float, **connection:
     4 server error, 5 still running, queued or waiting, 6 no such run (or never ran).
     """
     from dagu_ci.commands import status
+    from dagu_ci.commands.connect import with_client
 
-    return _inspect(connection, retry_for, as_json, lambda client, output: status.status(client, output, dag, run_id))
+    return with_client(
+        connection, retry_for, as_json, lambda client, output: status.status(client, output, dag, run_id)
+    )
 
 
 @cli.command(context_settings=CONTEXT)
@@ -610,34 +602,16 @@ def logs(
     \b
     Exit codes: 0 printed, 2 usage error or no such run/step, 4 server error.
     """
-    from dagu_ci.commands import status
+    from dagu_ci.commands import logs
+    from dagu_ci.commands.connect import with_client
 
-    request = status.LogRequest(dag, run_id, step, "stderr" if use_stderr else "stdout", tail or 0)
+    request = logs.LogRequest(dag, run_id, step, "stderr" if use_stderr else "stdout", tail or 0)
     if follow_run:
         if tail or as_json:
             raise UsageError("--follow streams whole logs: it takes no --tail or --json")
-        from dagu_ci.follow.follower import FollowOptions
-        from dagu_ci.hosts import make_reporter
-        from dagu_ci.stdio import raise_if_reader_gone
-
-        reporter = make_reporter(_session().host, reporter_name, secrets=mask_values())
-        client = _client(connection, retry_for, reporter, "--retry-for")
-        try:
-            # A reader that went away (`| head`) ends the follow at the next poll.
-            return status.follow_logs(
-                client, reporter, request, FollowOptions(poll_interval, check=raise_if_reader_gone)
-            )
-        except NoRun as exc:
-            raise UsageError(exc.message) from None
-        finally:
-            reporter.close()
-            client.close()
-    return _inspect(
-        connection,
-        retry_for,
-        as_json,
-        lambda client, output: status.logs(client, output, request),
-        no_run_is_usage=True,
+        return logs.follow(connection, retry_for, _session().host, reporter_name, request, poll_interval)
+    return with_client(
+        connection, retry_for, as_json, lambda client, output: logs.logs(client, output, request), no_run_is_usage=True
     )
 
 
@@ -656,9 +630,10 @@ def dags(as_json: bool, retry_for: float, **connection: Any) -> int:
     \b
     Exit codes: 0 listed, 2 usage error (e.g. refused credentials), 4 server error.
     """
-    from dagu_ci.commands import status
+    from dagu_ci.commands import dags
+    from dagu_ci.commands.connect import with_client
 
-    return _inspect(connection, retry_for, as_json, status.dags)
+    return with_client(connection, retry_for, as_json, dags.dags)
 
 
 @cli.command(context_settings=CONTEXT)
@@ -679,9 +654,12 @@ def history(dag: str, limit: int, as_json: bool, retry_for: float, **connection:
     \b
     Exit codes: 0 listed, 2 usage error or unknown DAG, 4 server error.
     """
-    from dagu_ci.commands import status
+    from dagu_ci.commands import history
+    from dagu_ci.commands.connect import with_client
 
-    return _inspect(connection, retry_for, as_json, lambda client, output: status.history(client, output, dag, limit))
+    return with_client(
+        connection, retry_for, as_json, lambda client, output: history.history(client, output, dag, limit)
+    )
 
 
 @cli.command(context_settings=CONTEXT)
@@ -719,17 +697,18 @@ def outputs(
     Exit codes: 0 printed, 1 an output this format cannot carry safely,
     2 usage error or no such run, 4 server error.
     """
-    from dagu_ci.commands import status
+    from dagu_ci.commands import outputs
+    from dagu_ci.commands.connect import with_client
     from dagu_ci.remotetext import EnvFormat
 
     if as_json and output_format not in (None, "json"):
         raise UsageError(f"--json is --format json: it cannot go with --format {output_format}")
     fmt = None if as_json or output_format == "json" else EnvFormat(output_format or "env")
-    return _inspect(
+    return with_client(
         connection,
         retry_for,
         fmt is None,
-        lambda client, output: status.outputs(client, output, dag, run_id, fmt),
+        lambda client, output: outputs.outputs(client, output, dag, run_id, fmt),
         no_run_is_usage=True,
     )
 
@@ -751,15 +730,13 @@ def validate(files: Sequence[str], local: bool, as_json: bool, retry_for: float,
     \b
     Exit codes: 0 all valid, 1 any invalid, 2 usage error, 4 server error.
     """
-    from dagu_ci.commands import dagsync, status
-    from dagu_ci.reporters.plain import PlainReporter
+    from dagu_ci.commands import dagsync
+    from dagu_ci.commands.connect import with_client
+    from dagu_ci.commands.output import Output
 
-    client = None if local else _client(connection, retry_for, PlainReporter(sys.stderr), "--retry-for")
-    try:
-        return dagsync.validate(files, client, status.Output(as_json=as_json))
-    finally:
-        if client is not None:
-            client.close()
+    if local:  # no server: no client to open
+        return dagsync.validate(files, None, Output(as_json=as_json))
+    return with_client(connection, retry_for, as_json, lambda client, output: dagsync.validate(files, client, output))
 
 
 @cli.command(context_settings=CONTEXT)
@@ -784,30 +761,11 @@ def push(files: Sequence[str], create: bool, as_json: bool, retry_for: float, **
     2 usage error, 4 server error.
     """
     from dagu_ci.commands import dagsync
+    from dagu_ci.commands.connect import with_client
 
-    return _inspect(connection, retry_for, as_json, lambda client, output: dagsync.push(files, client, output, create))
-
-
-def _inspect(
-    connection: Dict[str, Any],
-    retry_for: float,
-    as_json: bool,
-    command: Callable[[Any, Any], int],
-    no_run_is_usage: bool = False,
-) -> int:
-    """Run a command with a client and an output; only `status` exits 6 for "no run"."""
-    from dagu_ci.commands import status
-    from dagu_ci.reporters.plain import PlainReporter
-
-    client = _client(connection, retry_for, PlainReporter(sys.stderr), "--retry-for")
-    try:
-        return command(client, status.Output(as_json=as_json))
-    except NoRun as exc:
-        if no_run_is_usage:
-            raise UsageError(exc.message) from None
-        raise
-    finally:
-        client.close()
+    return with_client(
+        connection, retry_for, as_json, lambda client, output: dagsync.push(files, client, output, create)
+    )
 
 
 @cli.command(context_settings=CONTEXT)
@@ -860,58 +818,15 @@ def stop(
     Exit codes: 0 stopped (or nothing to stop), 2 usage error or no such run,
     4 server error.
     """
-    from dagu_ci.follow.events import Level, Notice
-    from dagu_ci.remotetext import json_text
-    from dagu_ci.reporters.plain import PlainReporter
-    from dagu_ci.run.backstop import Binding, stop_from_state, stop_run
+    from dagu_ci.commands import stop
 
-    reporter = PlainReporter(sys.stderr if as_json else None)  # with --json, stdout is the document
-    if from_state and (dag or run_id):
-        raise UsageError("--from-state takes no DAG or RUN_ID")
-    if not from_state and not (dag and run_id):
+    if from_state:
+        if dag or run_id:
+            raise UsageError("--from-state takes no DAG or RUN_ID")
+        return stop.stop_from_state(connection, retry_for, _session().host, state_dir, as_json)
+    if not (dag and run_id):
         raise UsageError("stop needs DAG and RUN_ID, or --from-state")
-    # Only ever the configured server, with the configured credentials: a state file
-    # names the run, never where requests go.
-    client = _client(connection, retry_for, reporter, "--retry-for")
-    try:
-        if from_state:
-            host = _session().host
-            directory = state_dir or host.state_dir()
-            binding = Binding.current(host, client.base_url)
-            records = stop_from_state(
-                directory, client, binding, reporter.say, lambda text: reporter.handle(Notice(text, Level.WARNING))
-            )
-            if as_json:
-                click.echo(json_text(records))
-            return 0
-        record = stop_run(client, dag or "", run_id or "", wait_seconds, reporter.say)
-        if as_json:
-            click.echo(json_text(record))
-        return 0
-    finally:
-        client.close()
-
-
-def _client(connection: Dict[str, Any], retry_for: float, reporter: Any, retry_option: str) -> Any:
-    """A client that tells `reporter` whenever the server is not answering, from the first request on."""
-    from dagu_ci.follow.events import Level, Notice
-    from dagu_ci.server.client import Connection, DaguClient
-
-    conn = Connection(**connection)
-    for flag, path in (
-        ("--ca-cert", conn.ca_cert),
-        ("--client-cert", conn.client_cert),
-        ("--client-key", conn.client_key),
-    ):
-        if path and not os.path.isfile(path):
-            raise UsageError(f"{flag} {path}: no such file")
-    if conn.client_key and not conn.client_cert:
-        raise UsageError("--client-key needs --client-cert")
-    if bool(conn.username) != bool(conn.password):
-        raise UsageError("--username and --password go together")
-    if conn.insecure and conn.url.lower().startswith("https:"):  # plain http has no TLS to skip
-        reporter.handle(Notice("TLS verification is off (--insecure)", Level.WARNING))
-    return DaguClient(conn, retry_for=retry_for, retry_option=retry_option, notify=reporter.handle)
+    return stop.stop(connection, retry_for, dag, run_id, wait_seconds, as_json)
 
 
 def main(argv: Optional[List[str]] = None, host: Any = None) -> None:

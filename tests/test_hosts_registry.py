@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import os
 import re
+from pathlib import Path
 from typing import Iterator, List, Tuple
 
 import pytest
@@ -105,7 +106,7 @@ def test_every_host_module_is_registered():
     modules = {
         name[:-3]
         for name in os.listdir(folder)
-        if name.endswith(".py") and re.search(r"^HOST = ", open(os.path.join(folder, name)).read(), re.M)
+        if name.endswith(".py") and re.search(r"^HOST = ", Path(folder, name).read_text(), re.M)
     }
     assert modules == set(hosts.REGISTRY)
 

@@ -19,7 +19,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
 
-from dagu_ci.commands.status import Output
+from dagu_ci.commands.output import Output
 from dagu_ci.errors import DaguCIError, ExitCode, UsageError
 from dagu_ci.server.client import ApiError, DaguClient
 from dagu_ci.server.dagyaml import load_dag_file
