@@ -528,7 +528,8 @@ class Runner:
         last = self._last()
         if last is not None and last.is_over:
             return last
-        if not self._end_run(dag_name, run_id, last.status if last else None):
+        self._ended = self._end_run(dag_name, run_id, last.status if last else None)
+        if not self._ended:
             return last
         # Keep the same follower, so log cursors carry on and nothing shows twice.
         follower = self._follower or Follower(
@@ -538,8 +539,7 @@ class Runner:
 
     def _end_run(self, dag_name: str, run_id: str, status: Optional[RunStatus]) -> bool:
         try:
-            self._ended = bool(end_run(self.client, dag_name, run_id, status))
-            return self._ended
+            return bool(end_run(self.client, dag_name, run_id, status))
         except DaguCIError as exc:
             self._say(f"could not stop run {run_id}: {exc.message}", Level.ERROR)
             return False
