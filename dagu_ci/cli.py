@@ -269,7 +269,8 @@ def _runner(
 ) -> Any:
     """A Runner with the shared follow options applied; `fields` are the command's own."""
     from dagu_ci.hosts import make_reporter
-    from dagu_ci.run.runner import Runner, RunRequest
+    from dagu_ci.run.request import RunRequest
+    from dagu_ci.run.runner import Runner
 
     session = _session()
     reporter = make_reporter(
@@ -459,7 +460,8 @@ def start(
     Exit codes: 0 started, 2 usage/input error, 4 server error or --singleton conflict.
     """
     from dagu_ci.reporters.plain import PlainReporter
-    from dagu_ci.run.runner import Runner, RunRequest
+    from dagu_ci.run.request import RunRequest
+    from dagu_ci.run.runner import Runner
     from dagu_ci.server.params import merge_params
 
     _check_run_id(run_id)
