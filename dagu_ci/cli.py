@@ -270,7 +270,8 @@ def _runner(
     """A Runner with the shared follow options applied; `fields` are the command's own."""
     from dagu_ci.commands.connect import open_client
     from dagu_ci.hosts import make_reporter
-    from dagu_ci.run.runner import Runner, RunRequest
+    from dagu_ci.run.request import RunRequest
+    from dagu_ci.run.runner import Runner
 
     session = _session()
     reporter = make_reporter(

@@ -67,7 +67,7 @@ class Cancelled(BaseException):
 
 class OutputClosed(BaseException):
     """stdout's reader went away (`dagu-ci run x | head`): a cancellation, raised where the
-    runner looks (each poll), never from inside a write."""
+    run's lifecycle looks (each poll), never from inside a write."""
 
 
 class TimedOut(BaseException):

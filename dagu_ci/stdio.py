@@ -2,8 +2,8 @@
 cancellation to act on, never a traceback or an "Exception ignored" at exit.
 
 Python ignores SIGPIPE, so a closed pipe shows up as EPIPE on the next write. The guard
-swallows it and remembers; the runner asks `reader_gone()` at each poll (which also
-sees a pipe whose reader left while nothing was being written) and stops the run.
+swallows it and remembers; the run's lifecycle asks `raise_if_reader_gone()` at each poll
+(which also sees a pipe whose reader left while nothing was being written) and stops the run.
 """
 
 from __future__ import annotations

@@ -320,6 +320,30 @@ def test_cancel_superseded_dequeues_a_queued_run_of_the_group(fake_factory):
     assert "dequeued before it started" in followed.stdout and "error" not in followed.stdout
 
 
+def test_a_superseded_run_stopped_does_not_count_as_our_own_stop(fake_factory):
+    """The older run of the group was stopped; when our own run then cannot be stopped
+    (after an error), the message must say so, not borrow the older run's stop."""
+    server = fake_factory(dag(Step("long", [out("working"), hold("never")])), version="2.6.5")
+    older = start_cli("run", "deploy", "--url", server.url, *FAST, "--run-id", "main-1", "--cancel-superseded", "main")
+    server.wait_for_status("deploy", "main-1", {1})
+    server.fault(
+        path=r"/dag-runs/deploy/main-2$",
+        method="GET",
+        status=200,
+        count=None,
+        transform=lambda body: {"dagRunDetails": {**body["dagRunDetails"], "status": 99}},
+    )
+    server.fault(path=r"/dag-runs/deploy/main-2/stop$", method="POST", status=403, count=None)
+    result = run(server, "--run-id", "main-2", "--cancel-superseded", "main", "--no-push")
+    assert older.finish().code == 3
+    assert result.code == 4, result.output
+    assert "superseded: stopping run main-1" in result.output
+    assert "could not stop run main-2" in result.output
+    assert "the run could not be stopped" in result.output and "the run was stopped" not in result.output
+    assert server.get_run("deploy", "main-2").status == 1  # still running: the stop was refused
+    server.stop_run("deploy", "main-2")
+
+
 def test_cancel_superseded_on_a_server_with_substring_names_and_single_status(fake_factory):
     """2.4.0 takes one `status` per query; 2.4.1+ matches `name` as a substring. Neither
     may make dagu-ci stop another DAG's run or fail with a 400."""

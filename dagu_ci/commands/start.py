@@ -12,7 +12,8 @@ from dagu_ci.commands.connect import connected
 from dagu_ci.hosts.base import Host
 from dagu_ci.remotetext import inert, json_text
 from dagu_ci.reporters.plain import PlainReporter
-from dagu_ci.run.runner import Runner, RunRequest
+from dagu_ci.run.request import RunRequest
+from dagu_ci.run.runner import Runner
 from dagu_ci.server.params import Params
 
 

@@ -50,6 +50,17 @@ def end_run(client: DaguClient, dag_name: str, run_id: str, status: Optional[Run
     raise DaguCIError(f"the server would not stop run {run_id} (status {snapshot.status.label})")
 
 
+def end_run_or_say(
+    client: DaguClient, dag_name: str, run_id: str, status: Optional[RunStatus], say: Callable[[str], None]
+) -> bool:
+    """end_run where dagu-ci goes on either way: a refusal is said, not raised. True if it ended something."""
+    try:
+        return bool(end_run(client, dag_name, run_id, status))
+    except DaguCIError as exc:
+        say(f"could not stop run {run_id}: {exc.message}")
+        return False
+
+
 def _reject_waiting(client: DaguClient, dag_name: str, run_id: str) -> str:
     """A waiting run has no process to stop; rejecting its approval ends it (status 8)."""
     snapshot = client.find_run(dag_name, run_id)
