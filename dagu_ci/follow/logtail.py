@@ -3,7 +3,8 @@
 The server serves a log by 1-based line offsets, may be mid-way through
 writing the last line, re-reads the file on every call, and estimates
 `totalLines` for files of 10 KB and more (offset reads stop at the estimate).
-One `StreamCursor` per (step, stream) remembers how far the user has seen.
+One `StreamCursor` per (step, stream) remembers how far the user has seen, and
+`LogSchedule` says when each stream is read next.
 """
 
 from __future__ import annotations
@@ -25,6 +26,13 @@ RELEASE_AFTER = 2.0  # seconds a trailing line must stay unchanged before it is 
 CUT_CHARACTER_MAX = 3
 REPLACEMENT = "\ufffd"
 TOO_LONG_NOTICE = "[dagu-ci] a line longer than 64 KB cannot be read through this server's API (Dagu < 2.0); the rest of this log is skipped"
+LOG_CAP = 40.0  # longest wait between reads of a quiet log (a step's end still reads it at once)
+PUSHED_LOG_CAP = 300.0  # a quiet log's safety-net read while the server says when logs change
+YOUNG_LOG = 3.0  # seconds after a log is first read during which it is read at the base rate
+QUIET_GROWTH = 3  # a quiet log's wait grows this much per empty read (0.5, 1.5, 4.5, 13.5, 40 s)
+# While one of a step's streams grows, the other is read at least this often: the two files have no
+# common clock, so the wait of the quiet one is how far a line of it can fall behind the busy one's.
+SIBLING_LAG = 2.5
 
 
 class ReadMode(Enum):
@@ -230,6 +238,55 @@ class LogTailer:
             lines.pop()
         lines = [line[:-1] if line.endswith("\r") else line for line in lines]
         self._take(cursor, lines[cursor.emitted :], chunk)
+
+
+StreamKey = Tuple[str, str]
+
+
+class LogSchedule:
+    """When each log stream is next read: soon while it is busy, rarer while it is quiet."""
+
+    def __init__(self, base: float):
+        self.base = base
+        self.cap = LOG_CAP
+        self._due: Dict[StreamKey, float] = {}
+        self._interval: Dict[StreamKey, float] = {}
+        self._first: Dict[StreamKey, float] = {}
+
+    def due(self, key: StreamKey, now: float) -> bool:
+        return self._due.get(key, 0.0) <= now
+
+    def record(self, key: StreamKey, now: float, active: bool, release_at: Optional[float]) -> None:
+        first = self._first.setdefault(key, now)
+        # A young log is read at the base rate: its first lines should show at once.
+        young = now - first < YOUNG_LOG
+        if active or young:
+            interval = self.base
+        elif self.cap >= PUSHED_LOG_CAP:
+            interval = self.cap  # the server pushes when this log changes: no periodic reads
+        else:
+            interval = min(self._interval.get(key, self.base) * QUIET_GROWTH, self.cap)
+        self._interval[key] = interval
+        due = now + interval
+        # A held-back last line is re-read when it may be released, so it shows promptly.
+        self._due[key] = min(due, release_at) if release_at is not None else due
+        if active:
+            for other in self._due:
+                if other[0] == key[0] and other != key:
+                    self._due[other] = min(self._due[other], now + SIBLING_LAG)
+
+    def forget(self, step: str) -> None:
+        """A step whose log will not be read again (a sub-run's, once it ended)."""
+        for key in [key for key in self._due if key[0] == step]:
+            del self._due[key]
+
+    def touch(self, step: str) -> None:
+        for key in self._due:
+            if key[0] == step:
+                self._due[key] = 0.0
+
+    def next_due(self) -> Optional[float]:
+        return min(self._due.values()) if self._due else None
 
 
 def without_cut_character(text: str) -> str:

@@ -29,7 +29,7 @@ from enum import Enum
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 from dagu_ci.follow.events import Event, Level, Notice, StepFinished, StepLog, StepStarted
-from dagu_ci.follow.logtail import LogTailer, ReadMode
+from dagu_ci.follow.logtail import LOG_CAP, PUSHED_LOG_CAP, LogSchedule, LogTailer, ReadMode
 from dagu_ci.server.client import DaguClient, Retry
 from dagu_ci.server.models import TREE_SEP as SEP, ChildRun, LogPage, RunSnapshot, RunStatus, StepSnapshot, SubRunRef
 from dagu_ci.term import format_duration
@@ -111,8 +111,6 @@ class SubRunFollower:
         """`ended_before`: a retry's earlier attempt as it ended, its sub-runs' steps too
         (RunSnapshot.all_steps): the children of steps it leaves as they were are not news,
         and a child showing only log files of then has not begun its new attempt yet."""
-        from dagu_ci.follow.follower import LogSchedule  # the follower imports this module
-
         self.client = client
         self.root_name = root_name
         self.root_id = root_id
@@ -238,8 +236,6 @@ class SubRunFollower:
             self._streams.append(EventsStream(self.client, self.root_name, self.root_id, (), sub_runs=chunk).open())
             self._subscribed.update(chunk)
         # Quiet logs are read only as a safety net: a child's end and its steps' changes are pushed.
-        from dagu_ci.follow.follower import PUSHED_LOG_CAP
-
         self.schedule.cap = PUSHED_LOG_CAP
 
     def _drain(self) -> None:
@@ -263,8 +259,6 @@ class SubRunFollower:
     def close(self) -> None:
         """End the children's streams (at once; their threads end on their own) and
         poll from now on."""
-        from dagu_ci.follow.follower import LOG_CAP
-
         for stream in self._streams:
             stream.close()
         self._streams = []
