@@ -28,12 +28,11 @@ from dagu_ci.follow.events import (
     Notice,
     RunStatusChanged,
     StepFinished,
-    StepLog,
     StepStarted,
     Tick,
     on_worker_notice,
 )
-from dagu_ci.follow.logtail import LOG_CAP, PUSHED_LOG_CAP, LogSchedule, LogTailer, ReadMode
+from dagu_ci.follow.logtail import LOG_CAP, PUSHED_LOG_CAP, LogFeed, LogSchedule, LogTailer, ReadMode
 from dagu_ci.follow.subruns import SubRunFollower, SubRunLogs
 from dagu_ci.server.client import ApiError, DaguClient, RetriesExhausted, Retry
 from dagu_ci.server.events_stream import Closed, EventsStream, LogTouched, PushedSnapshot
@@ -95,10 +94,10 @@ class Follower:
         self.options = options
         self.tailer = LogTailer(client, dag_name, run_id, self._retry)
         self.schedule = LogSchedule(options.poll_interval)
+        self.log_feed = LogFeed(self.tailer, self.schedule, emit)
         self.last: Optional[RunSnapshot] = None
         self._started: Set[str] = set()
         self._finished: Dict[str, StepSnapshot] = {}
-        self._new_attempts: Dict[str, Tuple[str, str]] = {}  # a step's log files whose new attempt was told
         self._earlier = {s.name: s.stdout for s in options.ended_before if s.status.is_finished}
         self._started.update(self._earlier)
         self._finished.update({s.name: s for s in options.ended_before if s.name in self._earlier})
@@ -354,29 +353,9 @@ class Follower:
         return changed
 
     def _tail(self, step: StepSnapshot, mode: ReadMode) -> bool:
-        shown = False
-        now = time.monotonic()
-        for stream, path in self.tailer.streams(step):
-            key = (step.name, stream)
-            if mode is ReadMode.LIVE and not self.schedule.due(key, now):
-                continue
-            active, release_at = False, None
-            for chunk in self.tailer.read(step, stream, path, mode):
-                if chunk.restarted and self._new_attempts.get(step.name) != (step.stdout, step.stderr):
-                    # Once per attempt: its stdout and stderr both start afresh, maybe rounds apart.
-                    self._new_attempts[step.name] = (step.stdout, step.stderr)
-                    self.emit(Notice(f"{step.name}: a new attempt began; its log starts afresh", step=step.name))
-                for text in chunk.notices:
-                    self.emit(Notice(text, Level.WARNING, step=step.name))
-                if chunk.lines:
-                    self.emit(StepLog(step.name, stream, chunk.lines, chunk.continued))
-                    shown = True
-                active = active or chunk.active
-                release_at = chunk.release_at
-            # Where the server says when logs change, periodic reads are only a safety net.
-            self.schedule.cap = PUSHED_LOG_CAP if self._push and self._push.log_topics() else LOG_CAP
-            self.schedule.record(key, now, active=active, release_at=release_at)
-        return shown
+        # Where the server says when logs change, periodic reads are only a safety net.
+        self.schedule.cap = PUSHED_LOG_CAP if self._push and self._push.log_topics() else LOG_CAP
+        return self.log_feed.tail(step, mode)
 
     def _drain_all(self, snapshot: RunSnapshot) -> None:
         """The agent flushes logs before it writes the final status: one last read of all."""

@@ -3,8 +3,9 @@
 The server serves a log by 1-based line offsets, may be mid-way through
 writing the last line, re-reads the file on every call, and estimates
 `totalLines` for files of 10 KB and more (offset reads stop at the estimate).
-One `StreamCursor` per (step, stream) remembers how far the user has seen, and
-`LogSchedule` says when each stream is read next.
+One `StreamCursor` per (step, stream) remembers how far the user has seen,
+`LogSchedule` says when each stream is read next, and `LogFeed` tells what is new
+as events (the run's own steps and sub-runs' alike).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Callable, Deque, Dict, Iterator, List, Optional, Protocol, Tuple
 
+from dagu_ci.follow.events import Event, Level, Notice, StepLog
 from dagu_ci.server.client import Retry
 from dagu_ci.server.models import LogPage, StepSnapshot
 
@@ -287,6 +289,44 @@ class LogSchedule:
 
     def next_due(self) -> Optional[float]:
         return min(self._due.values()) if self._due else None
+
+
+class LogFeed:
+    """A step's new log lines, read as they are due and told as events: its lines, the
+    reader's notices, and that a new attempt began (once per attempt, though its stdout
+    and stderr both start afresh, maybe rounds apart). The follower has one for the run's
+    own steps, the sub-run follower one per sub-run."""
+
+    def __init__(self, tailer: LogTailer, schedule: LogSchedule, emit: Callable[[Event], None]):
+        self.tailer = tailer
+        self.schedule = schedule
+        self.emit = emit
+        self._new_attempts: Dict[str, Tuple[str, str]] = {}  # a step's log files whose new attempt was told
+
+    def tail(self, step: StepSnapshot, mode: ReadMode, name: str = "") -> bool:
+        """Read each of the step's streams that is due (every one, unless LIVE); True if
+        lines showed. `name`: the step as the user knows it (a sub-run's, by its path)."""
+        name = name or step.name
+        shown = False
+        now = time.monotonic()
+        for stream, path in self.tailer.streams(step):
+            key = (name, stream)
+            if mode is ReadMode.LIVE and not self.schedule.due(key, now):
+                continue
+            active, release_at = False, None
+            for chunk in self.tailer.read(step, stream, path, mode):
+                if chunk.restarted and self._new_attempts.get(name) != (step.stdout, step.stderr):
+                    self._new_attempts[name] = (step.stdout, step.stderr)
+                    self.emit(Notice(f"{name}: a new attempt began; its log starts afresh", step=name))
+                for text in chunk.notices:
+                    self.emit(Notice(text, Level.WARNING, step=name))
+                if chunk.lines:
+                    self.emit(StepLog(name, stream, chunk.lines, chunk.continued))
+                    shown = True
+                active = active or chunk.active
+                release_at = chunk.release_at
+            self.schedule.record(key, now, active=active, release_at=release_at)
+        return shown
 
 
 def without_cut_character(text: str) -> str:

@@ -28,8 +28,8 @@ from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
-from dagu_ci.follow.events import Event, Level, Notice, StepFinished, StepLog, StepStarted
-from dagu_ci.follow.logtail import LOG_CAP, PUSHED_LOG_CAP, LogSchedule, LogTailer, ReadMode
+from dagu_ci.follow.events import Event, Level, Notice, StepFinished, StepStarted
+from dagu_ci.follow.logtail import LOG_CAP, PUSHED_LOG_CAP, LogFeed, LogSchedule, LogTailer, ReadMode
 from dagu_ci.server.client import DaguClient, Retry
 from dagu_ci.server.models import TREE_SEP as SEP, ChildRun, LogPage, RunSnapshot, RunStatus, StepSnapshot, SubRunRef
 from dagu_ci.term import format_duration
@@ -79,7 +79,7 @@ class _Child:
     status: Optional[RunStatus] = None  # as last seen (list or details)
     seen: Optional[RunStatus] = None  # status when its details were last read
     snapshot: Optional[RunSnapshot] = None
-    tailer: Optional[LogTailer] = None
+    log_feed: Optional[LogFeed] = None
     started: Set[str] = field(default_factory=set)
     finished: Dict[str, StepSnapshot] = field(default_factory=dict)
     live: bool = False
@@ -460,12 +460,9 @@ class SubRunFollower:
         if not child.path:
             name = child.ref.dag_name or snapshot.dag_name or "?"
             child.path = child.parent_step + SEP + name + (f"[{child.label_hint}]" if child.label_hint else "")
-            child.tailer = LogTailer(
-                _SubRunLogReader(self.client, self.root_name, self.root_id, child.ref.run_id),
-                snapshot.dag_name,
-                child.ref.run_id,
-                self._retry,
-            )
+            reader = _SubRunLogReader(self.client, self.root_name, self.root_id, child.ref.run_id)
+            tailer = LogTailer(reader, snapshot.dag_name, child.ref.run_id, self._retry)
+            child.log_feed = LogFeed(tailer, self.schedule, self.emit)
         if child.quiet:
             self._discover(snapshot.steps, child.path, child.depth + 1, quiet=True)
             child.ended = child.ended or snapshot.is_over or final
@@ -537,27 +534,8 @@ class SubRunFollower:
         return changed
 
     def _tail(self, child: _Child, step: StepSnapshot, mode: ReadMode) -> bool:
-        assert child.tailer is not None
-        named = self._named(child, step)
-        shown = False
-        now = time.monotonic()
-        for stream, path in child.tailer.streams(step):
-            key = (named.name, stream)
-            if mode is ReadMode.LIVE and not self.schedule.due(key, now):
-                continue
-            active, release_at = False, None
-            for chunk in child.tailer.read(step, stream, path, mode):
-                if chunk.restarted:
-                    self.emit(Notice(f"{named.name}: a new attempt began; its log starts afresh", step=named.name))
-                for text in chunk.notices:
-                    self.emit(Notice(text, Level.WARNING, step=named.name))
-                if chunk.lines:
-                    self.emit(StepLog(named.name, stream, chunk.lines, chunk.continued))
-                    shown = True
-                active = active or chunk.active
-                release_at = chunk.release_at
-            self.schedule.record(key, now, active=active, release_at=release_at)
-        return shown
+        assert child.log_feed is not None
+        return child.log_feed.tail(step, mode, self._named(child, step).name)
 
     def _choose_live(self) -> None:
         if self.logs is not SubRunLogs.ALL:
