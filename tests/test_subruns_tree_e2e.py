@@ -223,6 +223,22 @@ def test_with_push_the_children_come_pushed_and_every_line_shows_once(fake_facto
     assert len(streams) >= 2, paths  # the run's, and one for its children
 
 
+@pytest.mark.parametrize("push", [True, False])
+def test_a_running_child_steps_log_shows_before_the_step_ends(fake_factory, push):
+    """The child is first seen before it is tailed live; with push its details come again
+    only when they change, so nothing new may come while its step runs: the step's lines
+    show all the same, before it ends."""
+    child = Dag(file="child", steps=[Step("work", [out("first line"), hold("end")])])
+    srv = fake_factory(child, Dag(file="root", steps=[Step("deploy", [call("child")])]), version="2.6.5")
+    cli = start_cli("run", "root", "--url", srv.url, *FAST, "--reporter", "plain", *(() if push else ("--no-push",)))
+    srv.wait_held("end")
+    cli.wait_for("first line")
+    srv.release("end")
+    result = cli.finish()
+    assert result.code == 0, result.output
+    assert untagged(result.stdout).count("first line") == 1, result.stdout
+
+
 def test_before_2_4_2_the_children_are_polled_beside_the_push(fake_factory):
     srv = fake_factory(leaf(), MID, tree_dag(), version="2.4.1")
     result = run_cli("run", "root", "--url", srv.url, *FAST, "--reporter", "plain")

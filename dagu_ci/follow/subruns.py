@@ -551,6 +551,10 @@ class SubRunFollower:
             ):
                 child.live = True
                 child.next_details = 0.0
+                if self._push and child.pushed is None:
+                    # Seen while not live, so its running steps were not taken up: look again
+                    # now (a push comes only when its details change, maybe not before its end).
+                    child.pushed = child.snapshot
                 live.append(child)
 
     @staticmethod
