@@ -10,7 +10,7 @@ from collections import Counter
 import pytest
 
 from tests.conftest import eventually, run_cli, start_cli
-from tests.fakedagu import Dag, Step, call, fail_on_attempt, hold, out
+from tests.fakedagu import Dag, Step, call, err, fail_on_attempt, hold, out
 from tests.test_subruns_e2e import FAST, MID, expected_lines, leaf, tree_dag, untagged
 
 SUCCEEDED = 4
@@ -223,9 +223,51 @@ def test_with_push_the_children_come_pushed_and_every_line_shows_once(fake_facto
     assert len(streams) >= 2, paths  # the run's, and one for its children
 
 
+@pytest.mark.parametrize("push", [True, False])
+def test_a_running_child_steps_log_shows_before_the_step_ends(fake_factory, push):
+    """The child is first seen before it is tailed live; with push its details come again
+    only when they change, so nothing new may come while its step runs: the step's lines
+    show all the same, before it ends."""
+    child = Dag(file="child", steps=[Step("work", [out("first line"), hold("end")])])
+    srv = fake_factory(child, Dag(file="root", steps=[Step("deploy", [call("child")])]), version="2.6.5")
+    cli = start_cli("run", "root", "--url", srv.url, *FAST, "--reporter", "plain", *(() if push else ("--no-push",)))
+    srv.wait_held("end")
+    cli.wait_for("first line")
+    srv.release("end")
+    result = cli.finish()
+    assert result.code == 0, result.output
+    assert untagged(result.stdout).count("first line") == 1, result.stdout
+
+
 def test_before_2_4_2_the_children_are_polled_beside_the_push(fake_factory):
     srv = fake_factory(leaf(), MID, tree_dag(), version="2.4.1")
     result = run_cli("run", "root", "--url", srv.url, *FAST, "--reporter", "plain")
     assert result.code == 0, result.output
     assert Counter(untagged(result.stdout))["migrating inner"] == 1, result.stdout
     assert [r for r in srv.requests if r.path.endswith("/sub-dag-runs")], "the list is polled"
+
+
+@pytest.mark.parametrize("push", [True, False])
+def test_a_child_step_run_again_is_told_once_per_attempt(fake_factory, push):
+    """The root's auto-retry runs its calling step, and so the child, again: the child's
+    step starts afresh on stdout and on stderr. One notice for the new attempt, not one
+    per stream; each attempt's lines once, in order, after the notice for the second."""
+    child = Dag(
+        file="child",
+        steps=[Step("work", [out("out a"), err("err a"), fail_on_attempt(1), out("out b"), err("err b")])],
+    )
+    root = Dag(file="root", steps=[Step("deploy", [call("child")])], auto_retry_limit=1, auto_retry_delay=None)
+    srv = fake_factory(child, root, version="2.6.5")
+    cli = start_cli("run", "root", "--url", srv.url, *FAST, "--reporter", "plain", *(() if push else ("--no-push",)))
+    cli.wait_for("Dagu will retry it")
+    cli.wait_for("deploy › child: failed")  # its first attempt shown to its end
+    srv.release_auto_retries()
+    result = cli.finish()
+    assert result.code == 0, result.output
+    notice = "deploy › child › work: a new attempt began; its log starts afresh"
+    assert result.stdout.count(notice) == 1, result.stdout
+    before, after = result.stdout.split(notice)
+    first, second = untagged(before), untagged(after)
+    assert sorted(first) == ["err a", "out a"], result.stdout
+    assert [line for line in second if line.startswith("out")] == ["out a", "out b"], result.stdout
+    assert [line for line in second if line.startswith("err")] == ["err a", "err b"], result.stdout

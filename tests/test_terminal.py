@@ -12,7 +12,7 @@ from typing import Callable
 import pytest
 
 from dagu_ci.follow.events import StepFinished
-from dagu_ci.follow.follower import SIBLING_LAG, LogSchedule
+from dagu_ci.follow.logtail import SIBLING_LAG, LogSchedule
 from dagu_ci.hosts.github import GitHubReporter
 from dagu_ci.reporters.plain import PlainReporter
 from dagu_ci.server.models import RunStatus, StepSnapshot, StepStatus

@@ -28,12 +28,11 @@ from dagu_ci.follow.events import (
     Notice,
     RunStatusChanged,
     StepFinished,
-    StepLog,
     StepStarted,
     Tick,
     on_worker_notice,
 )
-from dagu_ci.follow.logtail import LogTailer, ReadMode
+from dagu_ci.follow.logtail import LOG_CAP, PUSHED_LOG_CAP, LogFeed, LogSchedule, LogTailer, ReadMode
 from dagu_ci.follow.subruns import SubRunFollower, SubRunLogs
 from dagu_ci.server.client import ApiError, DaguClient, RetriesExhausted, Retry
 from dagu_ci.server.events_stream import Closed, EventsStream, LogTouched, PushedSnapshot
@@ -42,14 +41,7 @@ from dagu_ci.server.models import RunSnapshot, RunStatus, StepSnapshot
 Sink = Callable[[Event], None]
 
 STATUS_CAP = 2.5  # longest wait between status polls while nothing changes (the end is seen ~1.3 s late)
-LOG_CAP = 40.0  # longest wait between reads of a quiet log (a step's end still reads it at once)
 WATCHDOG = 10.0  # status poll while the server pushes, in case the stream goes quiet
-PUSHED_LOG_CAP = 300.0  # a quiet log's safety-net read while the server says when logs change
-YOUNG_LOG = 3.0  # seconds after a log is first read during which it is read at the base rate
-QUIET_GROWTH = 3  # a quiet log's wait grows this much per empty read (0.5, 1.5, 4.5, 13.5, 40 s)
-# While one of a step's streams grows, the other is read at least this often: the two files have no
-# common clock, so the wait of the quiet one is how far a line of it can fall behind the busy one's.
-SIBLING_LAG = 2.5
 SETTLE_OUTAGE = 5.0  # after a stop, give up watching the run settle after this long without an answer
 UNKNOWN_STATUS_GRACE = 10.0  # a run status we do not know is an error once it has lasted this long
 SHOWN_WITHIN = 15.0  # a run the server accepted may read 404 this long before it shows (real 1.x)
@@ -86,55 +78,6 @@ class Backoff:
         return self.current * random.uniform(0.85, 1.15) if not changed else self.current
 
 
-StreamKey = Tuple[str, str]
-
-
-class LogSchedule:
-    """When each log stream is next read: soon while it is busy, rarer while it is quiet."""
-
-    def __init__(self, base: float):
-        self.base = base
-        self.cap = LOG_CAP
-        self._due: Dict[StreamKey, float] = {}
-        self._interval: Dict[StreamKey, float] = {}
-        self._first: Dict[StreamKey, float] = {}
-
-    def due(self, key: StreamKey, now: float) -> bool:
-        return self._due.get(key, 0.0) <= now
-
-    def record(self, key: StreamKey, now: float, active: bool, release_at: Optional[float]) -> None:
-        first = self._first.setdefault(key, now)
-        # A young log is read at the base rate: its first lines should show at once.
-        young = now - first < YOUNG_LOG
-        if active or young:
-            interval = self.base
-        elif self.cap >= PUSHED_LOG_CAP:
-            interval = self.cap  # the server pushes when this log changes: no periodic reads
-        else:
-            interval = min(self._interval.get(key, self.base) * QUIET_GROWTH, self.cap)
-        self._interval[key] = interval
-        due = now + interval
-        # A held-back last line is re-read when it may be released, so it shows promptly.
-        self._due[key] = min(due, release_at) if release_at is not None else due
-        if active:
-            for other in self._due:
-                if other[0] == key[0] and other != key:
-                    self._due[other] = min(self._due[other], now + SIBLING_LAG)
-
-    def forget(self, step: str) -> None:
-        """A step whose log will not be read again (a sub-run's, once it ended)."""
-        for key in [key for key in self._due if key[0] == step]:
-            del self._due[key]
-
-    def touch(self, step: str) -> None:
-        for key in self._due:
-            if key[0] == step:
-                self._due[key] = 0.0
-
-    def next_due(self) -> Optional[float]:
-        return min(self._due.values()) if self._due else None
-
-
 class Follower:
     def __init__(
         self,
@@ -151,10 +94,10 @@ class Follower:
         self.options = options
         self.tailer = LogTailer(client, dag_name, run_id, self._retry)
         self.schedule = LogSchedule(options.poll_interval)
+        self.log_feed = LogFeed(self.tailer, self.schedule, emit)
         self.last: Optional[RunSnapshot] = None
         self._started: Set[str] = set()
         self._finished: Dict[str, StepSnapshot] = {}
-        self._new_attempts: Dict[str, Tuple[str, str]] = {}  # a step's log files whose new attempt was told
         self._earlier = {s.name: s.stdout for s in options.ended_before if s.status.is_finished}
         self._started.update(self._earlier)
         self._finished.update({s.name: s for s in options.ended_before if s.name in self._earlier})
@@ -410,29 +353,9 @@ class Follower:
         return changed
 
     def _tail(self, step: StepSnapshot, mode: ReadMode) -> bool:
-        shown = False
-        now = time.monotonic()
-        for stream, path in self.tailer.streams(step):
-            key = (step.name, stream)
-            if mode is ReadMode.LIVE and not self.schedule.due(key, now):
-                continue
-            active, release_at = False, None
-            for chunk in self.tailer.read(step, stream, path, mode):
-                if chunk.restarted and self._new_attempts.get(step.name) != (step.stdout, step.stderr):
-                    # Once per attempt: its stdout and stderr both start afresh, maybe rounds apart.
-                    self._new_attempts[step.name] = (step.stdout, step.stderr)
-                    self.emit(Notice(f"{step.name}: a new attempt began; its log starts afresh", step=step.name))
-                for text in chunk.notices:
-                    self.emit(Notice(text, Level.WARNING, step=step.name))
-                if chunk.lines:
-                    self.emit(StepLog(step.name, stream, chunk.lines, chunk.continued))
-                    shown = True
-                active = active or chunk.active
-                release_at = chunk.release_at
-            # Where the server says when logs change, periodic reads are only a safety net.
-            self.schedule.cap = PUSHED_LOG_CAP if self._push and self._push.log_topics() else LOG_CAP
-            self.schedule.record(key, now, active=active, release_at=release_at)
-        return shown
+        # Where the server says when logs change, periodic reads are only a safety net.
+        self.schedule.cap = PUSHED_LOG_CAP if self._push and self._push.log_topics() else LOG_CAP
+        return self.log_feed.tail(step, mode)
 
     def _drain_all(self, snapshot: RunSnapshot) -> None:
         """The agent flushes logs before it writes the final status: one last read of all."""

@@ -3,7 +3,9 @@
 The server serves a log by 1-based line offsets, may be mid-way through
 writing the last line, re-reads the file on every call, and estimates
 `totalLines` for files of 10 KB and more (offset reads stop at the estimate).
-One `StreamCursor` per (step, stream) remembers how far the user has seen.
+One `StreamCursor` per (step, stream) remembers how far the user has seen,
+`LogSchedule` says when each stream is read next, and `LogFeed` tells what is new
+as events (the run's own steps and sub-runs' alike).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Callable, Deque, Dict, Iterator, List, Optional, Protocol, Tuple
 
+from dagu_ci.follow.events import Event, Level, Notice, StepLog
 from dagu_ci.server.client import Retry
 from dagu_ci.server.models import LogPage, StepSnapshot
 
@@ -25,6 +28,13 @@ RELEASE_AFTER = 2.0  # seconds a trailing line must stay unchanged before it is 
 CUT_CHARACTER_MAX = 3
 REPLACEMENT = "\ufffd"
 TOO_LONG_NOTICE = "[dagu-ci] a line longer than 64 KB cannot be read through this server's API (Dagu < 2.0); the rest of this log is skipped"
+LOG_CAP = 40.0  # longest wait between reads of a quiet log (a step's end still reads it at once)
+PUSHED_LOG_CAP = 300.0  # a quiet log's safety-net read while the server says when logs change
+YOUNG_LOG = 3.0  # seconds after a log is first read during which it is read at the base rate
+QUIET_GROWTH = 3  # a quiet log's wait grows this much per empty read (0.5, 1.5, 4.5, 13.5, 40 s)
+# While one of a step's streams grows, the other is read at least this often: the two files have no
+# common clock, so the wait of the quiet one is how far a line of it can fall behind the busy one's.
+SIBLING_LAG = 2.5
 
 
 class ReadMode(Enum):
@@ -230,6 +240,93 @@ class LogTailer:
             lines.pop()
         lines = [line[:-1] if line.endswith("\r") else line for line in lines]
         self._take(cursor, lines[cursor.emitted :], chunk)
+
+
+StreamKey = Tuple[str, str]
+
+
+class LogSchedule:
+    """When each log stream is next read: soon while it is busy, rarer while it is quiet."""
+
+    def __init__(self, base: float):
+        self.base = base
+        self.cap = LOG_CAP
+        self._due: Dict[StreamKey, float] = {}
+        self._interval: Dict[StreamKey, float] = {}
+        self._first: Dict[StreamKey, float] = {}
+
+    def due(self, key: StreamKey, now: float) -> bool:
+        return self._due.get(key, 0.0) <= now
+
+    def record(self, key: StreamKey, now: float, active: bool, release_at: Optional[float]) -> None:
+        first = self._first.setdefault(key, now)
+        # A young log is read at the base rate: its first lines should show at once.
+        young = now - first < YOUNG_LOG
+        if active or young:
+            interval = self.base
+        elif self.cap >= PUSHED_LOG_CAP:
+            interval = self.cap  # the server pushes when this log changes: no periodic reads
+        else:
+            interval = min(self._interval.get(key, self.base) * QUIET_GROWTH, self.cap)
+        self._interval[key] = interval
+        due = now + interval
+        # A held-back last line is re-read when it may be released, so it shows promptly.
+        self._due[key] = min(due, release_at) if release_at is not None else due
+        if active:
+            for other in self._due:
+                if other[0] == key[0] and other != key:
+                    self._due[other] = min(self._due[other], now + SIBLING_LAG)
+
+    def forget(self, step: str) -> None:
+        """A step whose log will not be read again (a sub-run's, once it ended)."""
+        for key in [key for key in self._due if key[0] == step]:
+            del self._due[key]
+
+    def touch(self, step: str) -> None:
+        for key in self._due:
+            if key[0] == step:
+                self._due[key] = 0.0
+
+    def next_due(self) -> Optional[float]:
+        return min(self._due.values()) if self._due else None
+
+
+class LogFeed:
+    """A step's new log lines, read as they are due and told as events: its lines, the
+    reader's notices, and that a new attempt began (once per attempt, though its stdout
+    and stderr both start afresh, maybe rounds apart). The follower has one for the run's
+    own steps, the sub-run follower one per sub-run."""
+
+    def __init__(self, tailer: LogTailer, schedule: LogSchedule, emit: Callable[[Event], None]):
+        self.tailer = tailer
+        self.schedule = schedule
+        self.emit = emit
+        self._new_attempts: Dict[str, Tuple[str, str]] = {}  # a step's log files whose new attempt was told
+
+    def tail(self, step: StepSnapshot, mode: ReadMode, name: str = "") -> bool:
+        """Read each of the step's streams that is due (every one, unless LIVE); True if
+        lines showed. `name`: the step as the user knows it (a sub-run's, by its path)."""
+        name = name or step.name
+        shown = False
+        now = time.monotonic()
+        for stream, path in self.tailer.streams(step):
+            key = (name, stream)
+            if mode is ReadMode.LIVE and not self.schedule.due(key, now):
+                continue
+            active, release_at = False, None
+            for chunk in self.tailer.read(step, stream, path, mode):
+                if chunk.restarted and self._new_attempts.get(name) != (step.stdout, step.stderr):
+                    self._new_attempts[name] = (step.stdout, step.stderr)
+                    self.emit(Notice(f"{name}: a new attempt began; its log starts afresh", step=name))
+                for text in chunk.notices:
+                    self.emit(Notice(text, Level.WARNING, step=name))
+                if chunk.lines:
+                    self.emit(StepLog(name, stream, chunk.lines, chunk.continued))
+                    shown = True
+                active = active or chunk.active
+                release_at = chunk.release_at
+            self.schedule.record(key, now, active=active, release_at=release_at)
+        return shown
 
 
 def without_cut_character(text: str) -> str:

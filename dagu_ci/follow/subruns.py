@@ -28,8 +28,8 @@ from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
-from dagu_ci.follow.events import Event, Level, Notice, StepFinished, StepLog, StepStarted
-from dagu_ci.follow.logtail import LogTailer, ReadMode
+from dagu_ci.follow.events import Event, Level, Notice, StepFinished, StepStarted
+from dagu_ci.follow.logtail import LOG_CAP, PUSHED_LOG_CAP, LogFeed, LogSchedule, LogTailer, ReadMode
 from dagu_ci.server.client import DaguClient, Retry
 from dagu_ci.server.models import TREE_SEP as SEP, ChildRun, LogPage, RunSnapshot, RunStatus, StepSnapshot, SubRunRef
 from dagu_ci.term import format_duration
@@ -79,7 +79,7 @@ class _Child:
     status: Optional[RunStatus] = None  # as last seen (list or details)
     seen: Optional[RunStatus] = None  # status when its details were last read
     snapshot: Optional[RunSnapshot] = None
-    tailer: Optional[LogTailer] = None
+    log_feed: Optional[LogFeed] = None
     started: Set[str] = field(default_factory=set)
     finished: Dict[str, StepSnapshot] = field(default_factory=dict)
     live: bool = False
@@ -111,8 +111,6 @@ class SubRunFollower:
         """`ended_before`: a retry's earlier attempt as it ended, its sub-runs' steps too
         (RunSnapshot.all_steps): the children of steps it leaves as they were are not news,
         and a child showing only log files of then has not begun its new attempt yet."""
-        from dagu_ci.follow.follower import LogSchedule  # the follower imports this module
-
         self.client = client
         self.root_name = root_name
         self.root_id = root_id
@@ -238,8 +236,6 @@ class SubRunFollower:
             self._streams.append(EventsStream(self.client, self.root_name, self.root_id, (), sub_runs=chunk).open())
             self._subscribed.update(chunk)
         # Quiet logs are read only as a safety net: a child's end and its steps' changes are pushed.
-        from dagu_ci.follow.follower import PUSHED_LOG_CAP
-
         self.schedule.cap = PUSHED_LOG_CAP
 
     def _drain(self) -> None:
@@ -263,8 +259,6 @@ class SubRunFollower:
     def close(self) -> None:
         """End the children's streams (at once; their threads end on their own) and
         poll from now on."""
-        from dagu_ci.follow.follower import LOG_CAP
-
         for stream in self._streams:
             stream.close()
         self._streams = []
@@ -466,12 +460,9 @@ class SubRunFollower:
         if not child.path:
             name = child.ref.dag_name or snapshot.dag_name or "?"
             child.path = child.parent_step + SEP + name + (f"[{child.label_hint}]" if child.label_hint else "")
-            child.tailer = LogTailer(
-                _SubRunLogReader(self.client, self.root_name, self.root_id, child.ref.run_id),
-                snapshot.dag_name,
-                child.ref.run_id,
-                self._retry,
-            )
+            reader = _SubRunLogReader(self.client, self.root_name, self.root_id, child.ref.run_id)
+            tailer = LogTailer(reader, snapshot.dag_name, child.ref.run_id, self._retry)
+            child.log_feed = LogFeed(tailer, self.schedule, self.emit)
         if child.quiet:
             self._discover(snapshot.steps, child.path, child.depth + 1, quiet=True)
             child.ended = child.ended or snapshot.is_over or final
@@ -543,27 +534,8 @@ class SubRunFollower:
         return changed
 
     def _tail(self, child: _Child, step: StepSnapshot, mode: ReadMode) -> bool:
-        assert child.tailer is not None
-        named = self._named(child, step)
-        shown = False
-        now = time.monotonic()
-        for stream, path in child.tailer.streams(step):
-            key = (named.name, stream)
-            if mode is ReadMode.LIVE and not self.schedule.due(key, now):
-                continue
-            active, release_at = False, None
-            for chunk in child.tailer.read(step, stream, path, mode):
-                if chunk.restarted:
-                    self.emit(Notice(f"{named.name}: a new attempt began; its log starts afresh", step=named.name))
-                for text in chunk.notices:
-                    self.emit(Notice(text, Level.WARNING, step=named.name))
-                if chunk.lines:
-                    self.emit(StepLog(named.name, stream, chunk.lines, chunk.continued))
-                    shown = True
-                active = active or chunk.active
-                release_at = chunk.release_at
-            self.schedule.record(key, now, active=active, release_at=release_at)
-        return shown
+        assert child.log_feed is not None
+        return child.log_feed.tail(step, mode, self._named(child, step).name)
 
     def _choose_live(self) -> None:
         if self.logs is not SubRunLogs.ALL:
@@ -579,6 +551,10 @@ class SubRunFollower:
             ):
                 child.live = True
                 child.next_details = 0.0
+                if self._push and child.pushed is None:
+                    # Seen while not live, so its running steps were not taken up: look again
+                    # now (a push comes only when its details change, maybe not before its end).
+                    child.pushed = child.snapshot
                 live.append(child)
 
     @staticmethod
