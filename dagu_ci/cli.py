@@ -895,7 +895,8 @@ def stop(
 def _client(connection: Dict[str, Any], retry_for: float, reporter: Any, retry_option: str) -> Any:
     """A client that tells `reporter` whenever the server is not answering, from the first request on."""
     from dagu_ci.follow.events import Level, Notice
-    from dagu_ci.server.client import Connection, DaguClient
+    from dagu_ci.server.api import DaguClient
+    from dagu_ci.server.client import Connection
 
     conn = Connection(**connection)
     for flag, path in (

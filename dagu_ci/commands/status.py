@@ -21,8 +21,8 @@ from dagu_ci.redaction import redact, redact_value
 from dagu_ci.remotetext import EnvFormat, env_file, inert, json_text
 from dagu_ci.reporters import Reporter
 from dagu_ci.run.result import RunResult, exit_code_for
+from dagu_ci.server.api import DaguClient
 from dagu_ci.server.capabilities import Capabilities
-from dagu_ci.server.client import DaguClient
 from dagu_ci.server.models import TREE_SEP, RunSnapshot, RunStatus, StepSnapshot, parse_time
 from dagu_ci.term import Style, format_ago, format_duration, table
 

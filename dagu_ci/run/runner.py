@@ -28,18 +28,9 @@ from dagu_ci.reporters import Reporter
 from dagu_ci.run import artifacts, state
 from dagu_ci.run.backstop import end_run
 from dagu_ci.run.result import Ending, RunResult, exit_code_for
+from dagu_ci.server.api import AlreadyRunning, DaguClient, LabelsRefused, RunStart, Started, StartFailed
 from dagu_ci.server.capabilities import Capabilities
-from dagu_ci.server.client import (
-    AlreadyRunning,
-    ApiError,
-    DaguClient,
-    LabelsRefused,
-    Retry,
-    RunStart,
-    Started,
-    StartFailed,
-    backoff_delay,
-)
+from dagu_ci.server.client import ApiError, Retry, backoff_delay
 from dagu_ci.server.dagyaml import load_dag_file
 from dagu_ci.server.models import RunSnapshot, RunStatus, StepSnapshot, StepStatus, dag_name_of
 from dagu_ci.server.params import Params, encode_params, expanding_values, typed_problems
