@@ -78,7 +78,8 @@ class DaguClient(ServerConnection):
     def get_dag(self, file_name: str) -> Dict[str, Any]:
         """GET /dags/{file}: the DAG's definition; its `.dag.name` keys run endpoints."""
         try:
-            return self._get_json(f"/dags/{_seg(file_name)}", self.retry_window())
+            url = f"{self.api.api_root}/dags/{_seg(file_name)}"
+            return self._send("GET", url, retry=self.retry_window(), decode=self._json)
         except ApiError as exc:
             if exc.status in (404, 400) or exc.code == "not_found":
                 raise UsageError(
@@ -145,7 +146,7 @@ class DaguClient(ServerConnection):
         )
 
     def get_run(self, dag_name: str, run_id: str, retry: Optional[Retry] = None) -> RunSnapshot:
-        url = f"{self.api.api_root}/dag-runs/{_seg(dag_name)}/{_seg(run_id)}"
+        url = self._run_url(dag_name, run_id)
         return self._send("GET", url, retry=retry or self.retry_window(), decode=self._run_details)
 
     def _run_details(self, response: requests.Response) -> RunSnapshot:
@@ -173,9 +174,7 @@ class DaguClient(ServerConnection):
         **query: int,
     ) -> Optional[LogPage]:
         """One step-log read; None while the log file does not exist (API.md §7.1)."""
-        return self._read_log_page(
-            f"{self.api.api_root}/dag-runs/{_seg(dag_name)}/{_seg(run_id)}", step, stream, retry, query
-        )
+        return self._read_log_page(self._run_url(dag_name, run_id), step, stream, retry, query)
 
     def _read_log_page(
         self, run_url: str, step: str, stream: str, retry: Retry, query: Dict[str, int]
@@ -199,9 +198,7 @@ class DaguClient(ServerConnection):
 
     def download_log(self, dag_name: str, run_id: str, step: str, stream: str, retry: Retry) -> Optional[str]:
         """The whole raw log file (>= 2.0); None where the server cannot."""
-        return self._download_log_file(
-            f"{self.api.api_root}/dag-runs/{_seg(dag_name)}/{_seg(run_id)}", step, stream, retry
-        )
+        return self._download_log_file(self._run_url(dag_name, run_id), step, stream, retry)
 
     def _download_log_file(self, run_url: str, step: str, stream: str, retry: Retry) -> Optional[str]:
         if not self.api.features.log_download:
@@ -281,7 +278,7 @@ class DaguClient(ServerConnection):
         body: Dict[str, Any] = {"dagRunId": run_id}
         if step:
             body["stepName"] = step
-        url = f"{self.api.api_root}/dag-runs/{_seg(dag_name)}/{_seg(run_id)}/retry"
+        url = f"{self._run_url(dag_name, run_id)}/retry"
         self._send("POST", url, json=body, retry=Retry(None))
 
     def validate_spec(self, spec: str, name: str = "") -> Optional[List[str]]:
@@ -383,10 +380,9 @@ class DaguClient(ServerConnection):
 
     def list_artifacts(self, dag_name: str, run_id: str) -> List[Dict[str, Any]]:
         """The run's artifact tree (>= 2.5, API.md §9)."""
-        base = f"/dag-runs/{_seg(dag_name)}/{_seg(run_id)}/artifacts"
         body = self._send(
             "GET",
-            self.api.api_root + base,
+            f"{self._run_url(dag_name, run_id)}/artifacts",
             params={"recursive": "true"},
             retry=Retry.for_seconds(ARTIFACTS_RETRY_FOR),
             decode=self._json,
@@ -395,37 +391,36 @@ class DaguClient(ServerConnection):
 
     def download_artifact(self, dag_name: str, run_id: str, path: str, target: str) -> None:
         """Stream one artifact to `target` (via a temporary file: never half a file)."""
-        url = f"{self.api.api_root}/dag-runs/{_seg(dag_name)}/{_seg(run_id)}/artifacts/download"
+        url = f"{self._run_url(dag_name, run_id)}/artifacts/download"
         self._download(url, {"path": path}, target, f"artifact {path}")
 
     def get_outputs(self, dag_name: str, run_id: str) -> Dict[str, Any]:
         """The run's collected outputs (>= 1.29; written before the final status, API.md §9)."""
         if not self.api.features.outputs:
             return {}
-        body = self._get_json(
-            f"/dag-runs/{_seg(dag_name)}/{_seg(run_id)}/outputs", Retry.for_seconds(CONTROL_RETRY_FOR)
-        )
+        url = f"{self._run_url(dag_name, run_id)}/outputs"
+        body = self._send("GET", url, retry=Retry.for_seconds(CONTROL_RETRY_FOR), decode=self._json)
         outputs = body.get("outputs")
         return dict(outputs) if isinstance(outputs, dict) else {}
 
     def stop(self, dag_name: str, run_id: str, retry: Optional[Retry] = None) -> None:
         """POST /stop (no body needed); asynchronous, the run ends as aborted (API.md §5.1)."""
-        url = f"{self.api.api_root}/dag-runs/{_seg(dag_name)}/{_seg(run_id)}/stop"
+        url = f"{self._run_url(dag_name, run_id)}/stop"
         self._send("POST", url, json={}, retry=retry or Retry.for_seconds(CONTROL_RETRY_FOR))
 
     def reject(self, dag_name: str, run_id: str, step: str, reason: str) -> None:
-        url = f"{self.api.api_root}/dag-runs/{_seg(dag_name)}/{_seg(run_id)}/steps/{_seg(step)}/reject"
+        url = f"{self._run_url(dag_name, run_id)}/steps/{_seg(step)}/reject"
         self._send("POST", url, json={"reason": reason}, retry=Retry.for_seconds(CONTROL_RETRY_FOR))
 
     def dequeue(self, dag_name: str, run_id: str, retry: Optional[Retry] = None) -> None:
-        url = f"{self.api.api_root}/dag-runs/{_seg(dag_name)}/{_seg(run_id)}/dequeue"
+        url = f"{self._run_url(dag_name, run_id)}/dequeue"
         self._send("GET", url, retry=retry or Retry.for_seconds(CONTROL_RETRY_FOR))
 
     # -- sub-DAG runs (issue 13): always addressed by the ROOT run's name and id -------
 
     def _sub_url(self, root_name: str, root_id: str, sub_id: str) -> str:
         segment = self.api.features.sub_runs_path
-        return f"{self.api.api_root}/dag-runs/{_seg(root_name)}/{_seg(root_id)}/{segment}/{_seg(sub_id)}"
+        return f"{self._run_url(root_name, root_id)}/{segment}/{_seg(sub_id)}"
 
     def get_sub_run(self, root_name: str, root_id: str, sub_id: str, retry: Retry) -> Optional[RunSnapshot]:
         """A sub-run's details; None while it has no record yet (it is listed before that)."""
@@ -444,7 +439,7 @@ class DaguClient(ServerConnection):
         features = self.api.features
         if not features.sub_runs_listed or (parent_sub_id and not features.sub_runs_nested_list):
             return None
-        url = f"{self.api.api_root}/dag-runs/{_seg(root_name)}/{_seg(root_id)}/sub-dag-runs"
+        url = f"{self._run_url(root_name, root_id)}/sub-dag-runs"
         params = {"parentSubDAGRunId": parent_sub_id} if parent_sub_id else None
         body = self._send("GET", url, params=params, retry=retry, decode=self._json)
         runs = body.get("subRuns")
@@ -463,11 +458,12 @@ class DaguClient(ServerConnection):
     ) -> Optional[str]:
         return self._download_log_file(self._sub_url(root_name, root_id, sub_id), step, stream, retry)
 
+    def _run_url(self, dag_name: str, run_id: str) -> str:
+        """Where the API keeps one run; its steps, logs, sub-runs and actions are below."""
+        return f"{self.api.api_root}/dag-runs/{_seg(dag_name)}/{_seg(run_id)}"
+
     def ui_url(self, dag_name: str, run_id: str) -> str:
         return f"{self.display_url}/dag-runs/{_seg(dag_name)}/{_seg(run_id)}"
-
-    def _get_json(self, path: str, retry: Retry) -> Dict[str, Any]:
-        return self._send("GET", self.api.api_root + path, retry=retry, decode=self._json)
 
 
 def _seg(value: str) -> str:
