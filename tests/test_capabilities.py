@@ -19,6 +19,8 @@ from dagu_ci.server.capabilities import (
     api_root,
     format_version,
     modern_api,
+    modern_at,
+    oldest_supported,
     parse_version,
     supported,
 )
@@ -121,6 +123,15 @@ def test_api_root_and_support_by_family():
     assert api_root((2, 0, 0)) == "/api/v1" and api_root((1, 30, 3)) == "/api/v2"
     assert modern_api((2, 0, 0)) and not modern_api((1, 30, 3))
     assert supported(MIN_SUPPORTED) and not supported((1, 16, 12))
+
+
+def test_a_version_places_its_api_and_a_dev_build_is_placed_by_its_api_path():
+    assert modern_at((2, 0, 0), "http://host/api/v2") and not modern_at((1, 30, 3), "http://host/api/v1")
+    assert not modern_at(None, "http://host/dagu/api/v2") and modern_at(None, "http://host/dagu/api/v1")
+
+
+def test_messages_name_the_oldest_supported_version_as_dagu_numbers_it():
+    assert oldest_supported() == "1.17"
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,8 @@ import threading
 
 from dagu_ci.follow.events import Tick
 from dagu_ci.follow.follower import Follower, FollowOptions
-from dagu_ci.server.client import Connection, DaguClient, RunStart, Started
+from dagu_ci.server.api import DaguClient, RunStart, Started
+from dagu_ci.server.client import Connection
 from tests.conftest import eventually
 from tests.fakedagu import Dag, FakeDagu, Step, hold, out
 

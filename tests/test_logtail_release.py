@@ -7,7 +7,8 @@ from __future__ import annotations
 from typing import List
 
 from dagu_ci.follow.logtail import RELEASE_AFTER, LogTailer, ReadMode
-from dagu_ci.server.client import Connection, DaguClient, Retry, RunStart, Started
+from dagu_ci.server.api import DaguClient, RunStart, Started
+from dagu_ci.server.client import Connection, Retry
 from tests.conftest import eventually
 from tests.fakedagu import Dag, FakeDagu, Step, hold, out, raw
 

@@ -217,7 +217,7 @@ def test_malformed_url(url):
 
 def test_unsupported_old_server(fake_factory):
     server = fake_factory(simple_dag(), version="1.16.12")
-    assert_clean_error(run(server, "deploy"), 2, r"not supported")
+    assert_clean_error(run(server, "deploy"), 2, r"1\.16\.12 .*is not supported: dagu-ci needs Dagu 1\.17 or newer")
 
 
 def test_unknown_option_is_one_line():

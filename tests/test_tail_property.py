@@ -9,7 +9,8 @@ from hypothesis import HealthCheck, example, given, settings, strategies as st
 from dagu_ci.follow import logtail
 from dagu_ci.follow.events import StepLog
 from dagu_ci.follow.follower import Follower, FollowOptions
-from dagu_ci.server.client import Connection, DaguClient, RunStart, Started
+from dagu_ci.server.api import DaguClient, RunStart, Started
+from dagu_ci.server.client import Connection
 from tests.fakedagu import Dag, FakeDagu, Step, raw, sleep
 
 piece = st.tuples(

@@ -14,7 +14,8 @@ import pytest
 from dagu_ci.follow.events import Tick
 from dagu_ci.follow.logtail import RELEASE_AFTER, LogTailer, ReadMode
 from dagu_ci.reporters.progress import Progress, Screen
-from dagu_ci.server.client import Connection, DaguClient, Retry, RunStart, Started
+from dagu_ci.server.api import DaguClient, RunStart, Started
+from dagu_ci.server.client import Connection, Retry
 from dagu_ci.server.models import RunSnapshot
 from tests.conftest import WAIT_LIMIT, eventually, start_cli
 from tests.fakedagu import Dag, FakeDagu, Step, hold, lines, out, raw

@@ -13,7 +13,8 @@ from dagu_ci.errors import NoRun, UsageError
 from dagu_ci.follow.events import Level, Notice
 from dagu_ci.reporters import Reporter
 from dagu_ci.reporters.plain import PlainReporter
-from dagu_ci.server.client import Connection, DaguClient
+from dagu_ci.server.api import DaguClient
+from dagu_ci.server.client import Connection
 from dagu_ci.server.models import RunSnapshot
 
 RETRY_OPTION = "--retry-for"  # every command's but run/start's (--start-timeout)

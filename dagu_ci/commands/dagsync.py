@@ -21,7 +21,8 @@ from typing import Dict, List, Optional, Sequence
 
 from dagu_ci.commands.output import Output
 from dagu_ci.errors import DaguCIError, ExitCode, UsageError
-from dagu_ci.server.client import ApiError, DaguClient
+from dagu_ci.server.api import DaguClient
+from dagu_ci.server.client import ApiError
 from dagu_ci.server.dagyaml import load_dag_file
 from dagu_ci.stdio import tell
 

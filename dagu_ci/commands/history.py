@@ -6,7 +6,7 @@ from typing import Any, Dict
 
 from dagu_ci.commands.output import Output
 from dagu_ci.remotetext import inert
-from dagu_ci.server.client import DaguClient
+from dagu_ci.server.api import DaguClient
 from dagu_ci.server.models import RunSnapshot
 from dagu_ci.term import format_ago, format_duration, table
 

@@ -19,7 +19,7 @@ from dagu_ci.hosts import make_reporter
 from dagu_ci.hosts.base import Host
 from dagu_ci.redaction import mask_values
 from dagu_ci.reporters import Reporter
-from dagu_ci.server.client import DaguClient
+from dagu_ci.server.api import DaguClient
 from dagu_ci.server.models import TREE_SEP, RunSnapshot, StepSnapshot
 from dagu_ci.stdio import raise_if_reader_gone
 

@@ -8,8 +8,8 @@ from dagu_ci.commands.connect import find_run
 from dagu_ci.commands.output import Output
 from dagu_ci.errors import UsageError
 from dagu_ci.remotetext import EnvFormat, env_file
+from dagu_ci.server.api import DaguClient
 from dagu_ci.server.capabilities import Capabilities
-from dagu_ci.server.client import DaguClient
 
 
 def outputs(

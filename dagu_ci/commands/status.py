@@ -9,7 +9,7 @@ from dagu_ci.errors import ExitCode, NoRun
 from dagu_ci.follow.subruns import read_tree
 from dagu_ci.remotetext import inert
 from dagu_ci.run.result import RunResult, exit_code_for
-from dagu_ci.server.client import DaguClient
+from dagu_ci.server.api import DaguClient
 from dagu_ci.server.models import RunStatus
 from dagu_ci.term import format_ago, format_duration, table
 

@@ -15,7 +15,7 @@ from dagu_ci.hosts.base import Host
 from dagu_ci.remotetext import json_text
 from dagu_ci.reporters.plain import PlainReporter
 from dagu_ci.run import backstop
-from dagu_ci.server.client import DaguClient
+from dagu_ci.server.api import DaguClient
 
 
 def stop(

@@ -34,7 +34,8 @@ from dagu_ci.follow.events import (
 )
 from dagu_ci.follow.logtail import LOG_CAP, PUSHED_LOG_CAP, LogFeed, LogSchedule, LogTailer, ReadMode
 from dagu_ci.follow.subruns import SubRunFollower, SubRunLogs
-from dagu_ci.server.client import ApiError, DaguClient, RetriesExhausted, Retry
+from dagu_ci.server.api import DaguClient
+from dagu_ci.server.client import ApiError, RetriesExhausted, Retry
 from dagu_ci.server.events_stream import Closed, EventsStream, LogTouched, PushedSnapshot
 from dagu_ci.server.models import RunSnapshot, RunStatus, StepSnapshot
 

@@ -30,7 +30,8 @@ from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 from dagu_ci.follow.events import Event, Level, Notice, StepFinished, StepStarted
 from dagu_ci.follow.logtail import LOG_CAP, PUSHED_LOG_CAP, LogFeed, LogSchedule, LogTailer, ReadMode
-from dagu_ci.server.client import DaguClient, Retry
+from dagu_ci.server.api import DaguClient
+from dagu_ci.server.client import Retry
 from dagu_ci.server.models import TREE_SEP as SEP, ChildRun, LogPage, RunSnapshot, RunStatus, StepSnapshot, SubRunRef
 from dagu_ci.term import format_duration
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, Iterable, Iterator, List
 
 from dagu_ci.errors import UsageError
-from dagu_ci.server.client import DaguClient
+from dagu_ci.server.api import DaguClient
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
 

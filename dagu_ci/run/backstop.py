@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Tuple
 
 from dagu_ci.errors import DaguCIError, UsageError
 from dagu_ci.run import state
-from dagu_ci.server.client import ApiError, DaguClient
+from dagu_ci.server.api import DaguClient
+from dagu_ci.server.client import ApiError
 from dagu_ci.server.models import RunStatus, StepStatus
 
 if TYPE_CHECKING:

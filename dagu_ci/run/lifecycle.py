@@ -27,7 +27,7 @@ from dagu_ci.run.backstop import end_run_or_say
 from dagu_ci.run.policies import Policies, all_of
 from dagu_ci.run.request import RunRequest
 from dagu_ci.run.result import Ending, RunResult, exit_code_for
-from dagu_ci.server.client import DaguClient
+from dagu_ci.server.api import DaguClient
 from dagu_ci.server.models import RunSnapshot, StepSnapshot
 
 if TYPE_CHECKING:

@@ -18,7 +18,7 @@ from dagu_ci.reporters import Reporter
 from dagu_ci.run.lifecycle import Lifecycle
 from dagu_ci.run.request import Plan, RunRequest
 from dagu_ci.run.start import ACTIVE, Starter
-from dagu_ci.server.client import DaguClient
+from dagu_ci.server.api import DaguClient
 from dagu_ci.server.models import StepSnapshot
 
 if TYPE_CHECKING:

@@ -18,18 +18,9 @@ from dagu_ci.hosts.runid import derive_run_id, validate_run_id
 from dagu_ci.reporters import Reporter
 from dagu_ci.run.backstop import end_run_or_say
 from dagu_ci.run.request import Plan, RunRequest
+from dagu_ci.server.api import AlreadyRunning, DaguClient, LabelsRefused, RunStart, Started, StartFailed
 from dagu_ci.server.capabilities import Capabilities
-from dagu_ci.server.client import (
-    AlreadyRunning,
-    ApiError,
-    DaguClient,
-    LabelsRefused,
-    Retry,
-    RunStart,
-    Started,
-    StartFailed,
-    backoff_delay,
-)
+from dagu_ci.server.client import ApiError, Retry, backoff_delay
 from dagu_ci.server.dagyaml import load_dag_file
 from dagu_ci.server.models import RunSnapshot, RunStatus, ServerInfo, dag_name_of
 from dagu_ci.server.params import encode_params, expanding_values, typed_problems
@@ -161,11 +152,10 @@ class Starter:
     def _cancel_superseded(self, plan: Plan) -> None:
         """Stop the older active runs of this DAG in the same group (a CI concurrency group)."""
         group = provenance.label(provenance.GROUP_KEY, self.request.cancel_superseded or "")
-        param = "labels" if plan.label_field != "tags" else "tags"
         if plan.label_field is None:
             self._say("--cancel-superseded needs Dagu 2.2 or newer (run labels); skipped", Level.WARNING)
             return
-        runs = self.client.list_runs(plan.dag_name, [int(s) for s in ACTIVE], [group], label_param=param)
+        runs = self.client.list_runs(plan.dag_name, [int(s) for s in ACTIVE], [group])
         for run in runs:
             run_id = str(run.get("dagRunId") or "")
             carried = list(run.get("labels") or []) + list(run.get("tags") or [])

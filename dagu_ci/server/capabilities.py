@@ -74,9 +74,25 @@ def modern_api(version: Version) -> bool:
     return version >= MODERN
 
 
+MODERN_ROOT = "/api/v1"  # where 2.x serves the API dagu-ci speaks, under the base URL
+LEGACY_ROOT = "/api/v2"  # ...and where 1.17-1.30 serve theirs
+
+
 def api_root(version: Version) -> str:
     """Where this version serves the API dagu-ci speaks, under the base URL (API.md §2.3)."""
-    return "/api/v1" if modern_api(version) else "/api/v2"
+    return MODERN_ROOT if modern_api(version) else LEGACY_ROOT
+
+
+def modern_at(version: Optional[Version], root: str) -> bool:
+    """Does the API at `root` (an --api-path) speak 2.x? Its version says; for a version
+    that does not (a dev build), the root does: the legacy root is 1.x's."""
+    return modern_api(version) if version else not root.endswith(LEGACY_ROOT)
+
+
+def oldest_supported() -> str:
+    """'1.17': the oldest version dagu-ci supports, as messages name it."""
+    major, minor, patch = MIN_SUPPORTED
+    return f"{major}.{minor}" + (f".{patch}" if patch else "")
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from typing import Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import requests
 
-from dagu_ci.server.client import DaguClient
+from dagu_ci.server.client import ServerConnection
 from dagu_ci.server.models import RunSnapshot
 from dagu_ci.server.transport import THREAD_PREFIX, socket_of
 
@@ -63,7 +63,7 @@ class EventsStream:
     """One SSE connection, read by a daemon thread into a queue."""
 
     def __init__(
-        self, client: DaguClient, dag_name: str, run_id: str, steps: Iterable[str], sub_runs: Sequence[str] = ()
+        self, client: ServerConnection, dag_name: str, run_id: str, steps: Iterable[str], sub_runs: Sequence[str] = ()
     ):
         """The run and its steps' logs; or, given `sub_runs`, only those sub-runs of it
         (at most MAX_TOPICS)."""
@@ -84,7 +84,7 @@ class EventsStream:
         self._thread = threading.Thread(target=self._read, name=f"{THREAD_PREFIX}push", daemon=True)
 
     @classmethod
-    def available(cls, client: DaguClient) -> bool:
+    def available(cls, client: ServerConnection) -> bool:
         return client.api.features.events_stream
 
     def open(self) -> "EventsStream":
@@ -124,7 +124,7 @@ class EventsStream:
                 headers={"Accept": "text/event-stream"},
                 stream=True,
                 timeout=(5.0, READ_TIMEOUT),
-                verify=self._session.verify,  # see DaguClient._send
+                verify=self._session.verify,  # see ServerConnection._send
             )
             self._sock = socket_of(response)
             if not self.live:  # closed while the request was under way
