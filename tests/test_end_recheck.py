@@ -248,3 +248,20 @@ def test_a_quiet_step_is_polled_at_the_usual_cadence(fake_factory):
     # A lower bound only (a busy machine makes gaps longer, never shorter): the base interval
     # is 0.5 s less jitter; a quick re-check would be under 0.1 s.
     assert min(b - a for a, b in zip(polls, polls[1:])) >= 0.3, polls
+
+
+def test_a_long_handler_is_named_while_the_run_waits_for_it(fake_factory):
+    """Nothing shows while a handler runs (Dagu writes it once it has ended): after a few
+    seconds dagu-ci says what the run is waiting for, once, instead of looking hung."""
+    handlers = {"onExit": Step("onExit", [hold("cleanup"), out("cleaned up")])}
+    server = fake_factory(
+        Dag(file="deploy", steps=[Step("build", [out("built")])], handlers=handlers), version="1.30.3"
+    )
+    proc = start_cli("run", "deploy", "--url", server.url, *FAST, "--run-id", "slowexit")
+    server.wait_held("cleanup")
+    proc.wait_for("waiting for the onExit handler")
+    server.release("cleanup")
+    result = proc.finish()
+    assert result.code == 0, result.output
+    assert result.stdout.count("every step has ended; waiting for the onExit handler") == 1, result.stdout
+    assert log_lines(result.stdout) == ["built", "cleaned up"], result.stdout

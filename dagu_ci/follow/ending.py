@@ -23,7 +23,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from enum import Enum
-from typing import Dict, Optional, Tuple
+from typing import Dict, Optional, Set, Tuple
 
 from dagu_ci.server.models import RunSnapshot, RunStatus, StepSnapshot, StepStatus
 
@@ -36,6 +36,9 @@ UNWRITTEN_END_GRACE = 2.0
 # first), so someone else did: 1.30.3's zombie check after a worker died. Nothing more comes,
 # not even handlers; a longer wait, in case a live agent's next write is on its way.
 DEAD_AGENT_GRACE = 10.0
+# Every step ended and a handler has run this long: say so once. Nothing shows while a handler
+# runs (Dagu writes it only once it has ended), and a long one looked like a hang.
+HANDLER_NOTICE_AFTER = 5.0
 # A busy run (lines arriving, steps starting or ending) has no quiet stretch before its end:
 # Dagu writes the terminal status with the last step's end. Only the status poll sees it, so
 # while busy the status is polled at this share of the base interval (0.15 s at the default
@@ -61,25 +64,30 @@ class EndPhase(Enum):
     OVER = "over"
 
 
-def handlers_pending(snapshot: RunSnapshot) -> bool:
-    """Has a handler that will run for this run's status not ended yet?"""
+def pending_handler(snapshot: RunSnapshot) -> Optional[str]:
+    """The first handler that will run for this run's status and has not ended yet, if any."""
     handlers: Dict[str, StepSnapshot] = {s.handler_key: s for s in snapshot.steps if s.handler}
     if not handlers:
-        return False
+        return None
     ran = any(s.started_at is not None for s in snapshot.steps if not s.handler) or any(
         h.status.is_finished for h in handlers.values()
     )
     if not ran:
-        return False  # the agent never reached its steps (it failed to start): no handler will run
+        return None  # the agent never reached its steps (it failed to start): no handler will run
     on_exit = handlers.get("onExit")
-    if on_exit is not None:
-        return not on_exit.status.is_finished
-    if any(handlers[key].status.is_finished for key in _FIRST_KEYS if key in handlers):
-        return False  # it ran (and may have turned the run failed: onFailure does not run then)
-    for key in _FIRST_HANDLER.get(snapshot.status, ()):
-        if key in handlers:
-            return not handlers[key].status.is_finished
-    return False
+    if on_exit is not None and on_exit.status.is_finished:
+        return None  # the last handler has ended
+    first_ran = any(handlers[key].status.is_finished for key in _FIRST_KEYS if key in handlers)
+    if not first_ran:  # (once it ran it may have turned the run failed: onFailure does not run then)
+        for key in _FIRST_HANDLER.get(snapshot.status, ()):
+            if key in handlers and not handlers[key].status.is_finished:
+                return key
+    return "onExit" if on_exit is not None else None
+
+
+def handlers_pending(snapshot: RunSnapshot) -> bool:
+    """Has a handler that will run for this run's status not ended yet?"""
+    return pending_handler(snapshot) is not None
 
 
 def steps_ended(snapshot: RunSnapshot) -> bool:
@@ -106,6 +114,8 @@ class EndWatch:
         self._quick_left = self.quick_checks
         self._settling: Optional[RunSnapshot] = None
         self._settling_since = 0.0
+        self._handler_since: Optional[Tuple[str, float]] = None
+        self._handlers_told: Set[str] = set()
 
     def phase(self, snapshot: RunSnapshot, now: Optional[float] = None) -> EndPhase:
         now = time.monotonic() if now is None else now
@@ -136,6 +146,28 @@ class EndWatch:
         if terminal or (snapshot.status == RunStatus.RUNNING and snapshot.steps and steps_ended(snapshot)):
             return EndPhase.SETTLING
         return EndPhase.RUNNING
+
+    def handler_notice(self, snapshot: RunSnapshot, now: Optional[float] = None) -> Optional[str]:
+        """What to say, once per handler, when every step has ended and a handler has run for
+        HANDLER_NOTICE_AFTER seconds; None otherwise."""
+        now = time.monotonic() if now is None else now
+        if not (snapshot.steps and steps_ended(snapshot)):
+            self._handler_since = None
+            self._handlers_told.clear()  # a new attempt's handlers are news again
+            return None
+        handler = pending_handler(snapshot)
+        if handler is None or handler in self._handlers_told:
+            return None
+        if self._handler_since is None or self._handler_since[0] != handler:
+            self._handler_since = (handler, now)
+            return None
+        if now - self._handler_since[1] < HANDLER_NOTICE_AFTER:
+            return None
+        self._handlers_told.add(handler)
+        return (
+            f"every step has ended; waiting for the {handler} handler "
+            "(Dagu shows a handler's log only once it has ended)"
+        )
 
     def quick_wait(self, phase: EndPhase) -> Optional[float]:
         """The wait before the next status check while settling (None: the usual cadence)."""

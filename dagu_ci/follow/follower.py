@@ -133,6 +133,9 @@ class Follower:
             snapshot = self._poll()
             while True:
                 phase = EndPhase.OVER if self._removed else self.end.phase(snapshot)
+                handler_wait = self.end.handler_notice(snapshot)
+                if handler_wait:
+                    self.emit(Notice(handler_wait))
                 self._over = phase is EndPhase.OVER
                 changed = self._observe(snapshot)
                 changed |= self.subruns.round(snapshot)  # sub-DAG runs (subruns.py)
