@@ -61,8 +61,8 @@ def logs(client: DaguClient, output: Output, request: LogRequest) -> int:
             collected[step.name] = list(page.lines) if page else []
         else:
             key = child.run_id if child else ""
-            if key not in tailers:
-                tailers[key] = sub_run_tailer(client, snapshot, child, client.retry_window)  # type: ignore[arg-type]
+            if child is not None and key not in tailers:
+                tailers[key] = sub_run_tailer(client, snapshot, child, client.retry_window)
             # The run may still be going: FLUSH shows every line written so far.
             mode = ReadMode.FINAL if step.status.is_finished else ReadMode.FLUSH
             collected[step.name] = [
