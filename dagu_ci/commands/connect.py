@@ -38,7 +38,11 @@ def open_client(
         raise UsageError("--username and --password go together")
     if conn.insecure and conn.url.lower().startswith("https:"):  # plain http has no TLS to skip
         reporter.handle(Notice("TLS verification is off (--insecure)", Level.WARNING))
-    return DaguClient(conn, retry_for=retry_for, retry_option=retry_option, notify=reporter.handle)
+
+    def notify(text: str, warning: bool) -> None:
+        reporter.handle(Notice(text, Level.WARNING if warning else Level.INFO))
+
+    return DaguClient(conn, retry_for=retry_for, retry_option=retry_option, notify=notify)
 
 
 @contextmanager

@@ -15,10 +15,12 @@ from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, ClassVar, Iterable, Mapping, Optional
 
 from dagu_ci.hosts.provenance import Provenance
-from dagu_ci.run.state import STATE_DIR
 
 if TYPE_CHECKING:
     from dagu_ci.reporters.plain import PlainReporter
+
+
+STATE_DIR = ".dagu-ci"  # the state files' folder, in the directory the host gives (Host.state_dir)
 
 
 @dataclass(frozen=True)

@@ -25,8 +25,8 @@ from typing import List, Optional, Tuple
 from urllib.parse import urlsplit
 
 from dagu_ci.files import write_atomic
+from dagu_ci.hosts.base import STATE_DIR
 
-STATE_DIR = ".dagu-ci"  # in the directory the CI host gives (Host.state_dir)
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 _READABLE_CHARS = 48
 DEFAULT_PORTS = {"http": 80, "https": 443}

@@ -22,7 +22,6 @@ import requests
 
 from dagu_ci import __version__
 from dagu_ci.errors import MalformedAnswer, ServerError, UsageError
-from dagu_ci.follow.events import Level, Notice
 from dagu_ci.redaction import learn, without_userinfo
 from dagu_ci.server.capabilities import (
     LEGACY_ROOT,
@@ -109,11 +108,11 @@ class RetryNotices:
     """Say at once that the server is not answering and how long dagu-ci will keep trying
     (naming the option that sets that), then how it goes every PROGRESS_EVERY seconds, and
     when it answers again. One per client, made with it: detection and the start are
-    covered as well as the follow."""
+    covered as well as the follow. `notify(text, warning)`: the caller decides how it shows."""
 
     PROGRESS_EVERY = 10.0
 
-    def __init__(self, notify: Callable[[Notice], None], url: str):
+    def __init__(self, notify: Callable[[str, bool], None], url: str):
         self.notify = notify
         self.url = url
         self._since: Optional[float] = None
@@ -125,25 +124,19 @@ class RetryNotices:
         if self._since is None:
             self._since = self._last = now
             why = f" ({retry.option})" if retry.option else ""
-            self.notify(
-                Notice(
-                    f"{self.url}: server not answering ({reason}); retrying for up to {remaining:.0f}s{why}",
-                    Level.WARNING,
-                )
-            )
+            self.notify(f"{self.url}: server not answering ({reason}); retrying for up to {remaining:.0f}s{why}", True)
         elif now - self._last >= self.PROGRESS_EVERY:
             self._last = now
             self.notify(
-                Notice(
-                    f"{self.url}: still not answering ({reason}) after {now - self._since:.0f}s; "
-                    f"retrying for {remaining:.0f}s more"
-                )
+                f"{self.url}: still not answering ({reason}) after {now - self._since:.0f}s; "
+                f"retrying for {remaining:.0f}s more",
+                False,
             )
 
     def on_recover(self) -> None:
         if self._since is not None:
             self._since = None
-            self.notify(Notice(f"{self.url} is answering again"))
+            self.notify(f"{self.url} is answering again", False)
 
 
 class ApiError(ServerError):
@@ -181,7 +174,7 @@ class ServerConnection:
         connection: Connection,
         retry_for: float = 60.0,
         retry_option: str = "",
-        notify: Optional[Callable[[Notice], None]] = None,
+        notify: Optional[Callable[[str, bool], None]] = None,
     ):
         """`retry_for` seconds (set by `retry_option`) bound each request's retries unless a
         caller sets its own window; `notify` hears when the server is not answering."""
