@@ -5,12 +5,10 @@ over the tree."""
 from __future__ import annotations
 
 import json
-import time
 from collections import Counter
 
 import pytest
 
-from dagu_ci.follow.logtail import YOUNG_LOG
 from tests.conftest import eventually, run_cli, start_cli
 from tests.fakedagu import Dag, Step, call, err, fail_on_attempt, hold, out
 from tests.test_subruns_e2e import FAST, MID, expected_lines, leaf, tree_dag, untagged
@@ -239,23 +237,6 @@ def test_a_running_child_steps_log_shows_before_the_step_ends(fake_factory, push
     result = cli.finish()
     assert result.code == 0, result.output
     assert untagged(result.stdout).count("first line") == 1, result.stdout
-
-
-def test_a_slow_printing_child_step_shows_its_lines_while_it_runs_with_push(fake_factory):
-    """No push topic covers a child's step log (Dagu's steplog topic finds top-level runs only).
-    A live child's log that has printed is read as a polled log is, so a line printed after a
-    quiet stretch shows within the polled cap, not at the 5-minute safety net."""
-    child = Dag(file="child", steps=[Step("work", [out("first line"), hold("more"), out("later line"), hold("end")])])
-    srv = fake_factory(child, Dag(file="root", steps=[Step("deploy", [call("child")])]), version="2.6.5")
-    cli = start_cli("run", "root", "--url", srv.url, *FAST, "--reporter", "plain")
-    cli.wait_for("first line")
-    time.sleep(YOUNG_LOG + 1)  # past the young log's base-rate reads: a bound, not a race
-    srv.release("more")
-    cli.wait_for("later line")  # before the step ends
-    srv.release("end")
-    result = cli.finish()
-    assert result.code == 0, result.output
-    assert untagged(result.stdout).count("later line") == 1, result.stdout
 
 
 def test_before_2_4_2_the_children_are_polled_beside_the_push(fake_factory):

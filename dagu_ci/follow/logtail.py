@@ -14,7 +14,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Callable, Deque, Dict, Iterator, List, Optional, Protocol, Set, Tuple
+from typing import Callable, Deque, Dict, Iterator, List, Optional, Protocol, Tuple
 
 from dagu_ci.follow.events import Event, Level, Notice, StepLog
 from dagu_ci.server.client import Retry
@@ -251,11 +251,6 @@ class LogSchedule:
     def __init__(self, base: float):
         self.base = base
         self.cap = LOG_CAP
-        # A log that has printed is read at most this far apart though `cap` is the pushed one:
-        # set where no push covers these logs (a sub-run's: Dagu's steplog topic finds
-        # top-level runs only), so a slow printer's lines show; one that never printed waits.
-        self.printed_cap: Optional[float] = None
-        self._printed: Set[StreamKey] = set()
         self._due: Dict[StreamKey, float] = {}
         self._interval: Dict[StreamKey, float] = {}
         self._first: Dict[StreamKey, float] = {}
@@ -267,17 +262,12 @@ class LogSchedule:
         first = self._first.setdefault(key, now)
         # A young log is read at the base rate: its first lines should show at once.
         young = now - first < YOUNG_LOG
-        if active:
-            self._printed.add(key)
-        cap = self.cap
-        if self.printed_cap is not None and key in self._printed:
-            cap = min(cap, self.printed_cap)
         if active or young:
             interval = self.base
-        elif cap >= PUSHED_LOG_CAP:
-            interval = cap  # the server pushes when this log changes: no periodic reads
+        elif self.cap >= PUSHED_LOG_CAP:
+            interval = self.cap  # the server pushes when this log changes: no periodic reads
         else:
-            interval = min(self._interval.get(key, self.base) * QUIET_GROWTH, cap)
+            interval = min(self._interval.get(key, self.base) * QUIET_GROWTH, self.cap)
         self._interval[key] = interval
         due = now + interval
         # A held-back last line is re-read when it may be released, so it shows promptly.

@@ -236,11 +236,10 @@ class SubRunFollower:
             chunk = new[start : start + MAX_TOPICS]
             self._streams.append(EventsStream(self.client, self.root_name, self.root_id, (), sub_runs=chunk).open())
             self._subscribed.update(chunk)
-        # A child's end and its steps' changes are pushed: a log that never printed is read only
-        # as a safety net. No push covers a child's log lines, so one that has printed is read
-        # as a polled log is (a slow printer's lines show within LOG_CAP).
+        # Quiet logs are read only as a safety net: a child's end and its steps' changes are pushed.
+        # (No push covers a child's log lines: Dagu's steplog topic finds top-level runs only. A
+        # polled cadence for them would cost the quiet fan-out 2 more req/min, over its budget of 6.)
         self.schedule.cap = PUSHED_LOG_CAP
-        self.schedule.printed_cap = LOG_CAP
 
     def _drain(self) -> None:
         from dagu_ci.server.events_stream import Closed, PushedSubRun
