@@ -33,3 +33,22 @@ def test_handlers_are_followed_and_a_failing_one_fails_the_run(real_dagu):
         "onExit": "succeeded",
     }
     assert log_lines(result.stderr) == ["built", "notifying", "cleaning up"], result.stderr
+
+
+SLOW_EXIT = """
+handlerOn:
+  exit:
+    command: sh -c 'sleep 8; echo cleaned up'
+steps:
+  - name: build
+    command: echo built
+"""
+
+
+def test_a_long_exit_handler_is_named_while_the_run_waits_for_it(real_dagu):
+    """Real 1.30.3 writes a handler only once it has ended: dagu-ci says what it waits for."""
+    server = real_dagu({"slowexit": SLOW_EXIT})
+    result = run_cli("run", "slowexit", "--url", server.url, "--run-id", "e1", "--reporter", "plain")
+    assert result.code == 0, result.output
+    assert result.stdout.count("every step has ended; waiting for the onExit handler") == 1, result.stdout
+    assert log_lines(result.stdout) == ["built", "cleaned up"], result.stdout
