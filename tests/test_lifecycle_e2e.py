@@ -482,3 +482,17 @@ def test_a_started_run_the_server_never_shows_is_an_error_not_a_wait(fake_factor
     # `follow` of a run that does not exist is still a usage error, at once.
     missing = run_cli("follow", "deploy", "nosuch", "--url", server.url, *FAST)
     assert missing.code == 2, missing.output
+
+
+def test_a_retried_run_that_reads_404_for_a_moment_is_followed(fake_factory):
+    """Real 1.30.3, on a loaded machine: right after a retry request the run can read 404
+    while the new attempt is being made. That is "not visible yet", not an error."""
+    server = fake_factory(dag(Step("flaky", [out("try"), fail(1)], fail_attempts=1)), version="1.30.3")
+    assert run(server, "--run-id", "rt1").code == 1
+    # Armed by dagu-ci's own look at the ended run, before it asks for the retry.
+    server.fault(
+        path=r"/dag-runs/deploy/rt1$", method="GET", status=404, count=2, body=NOT_FOUND, after='"dagRunDetails"'
+    )
+    result = run_cli("retry", "deploy", "rt1", "--follow", "--url", server.url, *FAST)
+    assert result.code == 0, result.output
+    assert len(server.get_run("deploy", "rt1").attempts) == 2
