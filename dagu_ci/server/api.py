@@ -219,10 +219,13 @@ class DaguClient(ServerConnection):
         """GET /dag-runs: summaries of the runs of exactly `dag_name` (newest first), filtered
         by status and labels (`tags` before 2.6), at most `limit` of each status if given.
 
-        `name` is a substring match from 2.4.1, so the exact name is checked here. Several
+        Every run, however old: the server's default is today's. `name` is a substring match
+        from 2.4.1, so the exact name is checked here. Several
         `status` values in one query are a 400 before 2.4.2: one request per status there.
         """
-        base: List[Tuple[str, Any]] = [("name", dag_name)]
+        # Without fromDate (or toDate) every version lists only the runs filed since UTC midnight
+        # (filedagrun's prepareListOptions, 1.17.0 to 2.6.5): ask for all of them.
+        base: List[Tuple[str, Any]] = [("name", dag_name), ("fromDate", 0)]
         wanted = list(labels)
         if wanted:
             # The filter is named as the start body's field is (capabilities: labels, or tags).

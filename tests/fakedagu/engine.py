@@ -142,6 +142,7 @@ class Run:
         self.attempts: List[Attempt] = []
         self.queued_at = rfc3339() if queued else ""
         self.created_monotonic = time.monotonic()
+        self.created_wall = time.time()  # the day it is filed under (the run list's default window)
         self.finished_at_monotonic: Optional[float] = None
         self.status_history: List[Tuple[float, int]] = []
         self.auto_retry_limit = dag.auto_retry_limit
@@ -211,6 +212,7 @@ class Engine:
         self.log_root = log_root
         self.stop_delay = stop_delay  # None: stops wait for deliver_stops()
         self.finalize_delay = finalize_delay  # None: the last status write waits for release_finalize()
+        self.midnight: Optional[float] = None  # set by midnight_passes(): runs before it are yesterday's
         self._finalize_released = threading.Event()
         self.env = dict(env or {})
         self.lock = threading.RLock()
@@ -240,6 +242,13 @@ class Engine:
                 if run.name == name:
                     return run
         return None
+
+    def day_start(self) -> float:
+        """Where "today" began for the run list's default window: UTC midnight, or the moment
+        the test made midnight pass (midnight_passes)."""
+        if self.midnight is not None:
+            return self.midnight
+        return time.time() // 86400 * 86400
 
     def all_runs(self) -> List[Run]:
         with self.lock:

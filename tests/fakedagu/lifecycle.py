@@ -308,6 +308,21 @@ class Lifecycle:
                     except (ValueError, IndexError, UnicodeDecodeError):
                         return Reply.error(400, "bad_request", "invalid query cursor")
 
+        # Without fromDate or toDate, every version lists only the runs filed today (UTC):
+        # filedagrun's prepareListOptions, 1.17.0 to 2.6.5.
+        from_q, to_q = request.arg("fromDate") or "", request.arg("toDate") or ""
+        try:
+            window = (float(from_q) if from_q else None, float(to_q) if to_q else None)
+        except ValueError:
+            return Reply.error(400, "bad_request", "invalid fromDate or toDate")
+        if window == (None, None):
+            window = (self.engine.day_start(), None)
+
+        def in_window(run: Run) -> bool:
+            return (window[0] is None or run.created_wall >= window[0]) and (
+                window[1] is None or run.created_wall <= window[1]
+            )
+
         def name_ok(run: Run) -> bool:
             if not name:
                 return True
@@ -318,6 +333,7 @@ class Lifecycle:
                 r
                 for r in reversed(self.engine.all_runs())
                 if name_ok(r)
+                and in_window(r)
                 and (not run_id or run_id in r.run_id)
                 and (not statuses or r.status in statuses)
                 and all(label_matches(r.labels, f) for f in filters)

@@ -337,6 +337,11 @@ class FakeDagu:
         if not self.engine.wait_for(lambda: self.engine.holding(gate) > 0, timeout):
             raise TimeoutError(f"no step reached hold({gate!r}) within {timeout}s")
 
+    def midnight_passes(self) -> None:
+        """Every run so far is from "yesterday" (UTC): the run list without fromDate or toDate
+        leaves it out, as every Dagu version does (its default window is today)."""
+        self.engine.midnight = time.time()
+
     def release_finalize(self) -> None:
         """Runs held before their last status write (finalize_delay=None) write it now."""
         self.engine.release_finalize()
