@@ -717,3 +717,23 @@ def test_cli_prints_ready_and_stops_on_sigterm():
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_a_request_is_listed_once_its_client_has_the_answer(make, monkeypatch):
+    """A client that got its answer (and exited) must find its request in srv.requests:
+    the record used to come after the send, and a loaded machine ran the test in between."""
+    from tests.fakedagu import transport
+
+    handler = vars(transport)["_Handler"]  # the fake's request handler
+    original = handler.send
+
+    def send_then_stall(self, reply):  # the server thread descheduled right after the send
+        out = original(self, reply)
+        time.sleep(1.0)
+        return out
+
+    monkeypatch.setattr(handler, "send", send_then_stall)
+    server = make(quick_dag())
+    answer = requests.delete(server.api_url + "/dags/nosuch", timeout=5)
+    assert answer.status_code == 404
+    assert [(r.method, r.path) for r in server.requests][-1:] == [("DELETE", "/api/v1/dags/nosuch")]

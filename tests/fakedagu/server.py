@@ -388,7 +388,8 @@ class FakeDagu:
     # -- requests ------------------------------------------------------------------
     @property
     def requests(self) -> List[RequestRecord]:
-        """In order of arrival (each is recorded once its reply is out, which can be later)."""
+        """In order of arrival. A plain answer is recorded before it is sent; a stream, or an
+        answer a fault delivers badly, once it is out (which can be later)."""
         with self._lock:
             return sorted(self._records, key=lambda record: record.time)
 
@@ -555,6 +556,12 @@ class FakeDagu:
             self._arm_faults(incoming.method, below_base, reply.body)
             if injected is not None:
                 reply = injected.deliver(reply)
+        if not (reply.hang or reply.drop or reply.cut or reply.trickle):
+            # Recorded before it is sent: a client that has its answer (and has exited) finds
+            # its request listed. The bytes are known: the whole body (none for HEAD).
+            entry = record(reply.status, 0 if incoming.method == "HEAD" else len(reply.body), reply.body)
+            entry.bytes_out = handler.send(reply)  # type: ignore[attr-defined]
+            return
         sent = handler.send(reply)  # type: ignore[attr-defined]
         record(reply.status, sent, reply.body)
 
