@@ -4,6 +4,7 @@ complete teardown (no process, no port left behind), even when the test fails.""
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -19,9 +20,24 @@ Auth = Optional[Tuple[str, ...]]  # None, ("token", secret), ("basic", user, pas
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A free port below the kernel's ephemeral range. Dagu binds it a moment later; a port
+    from bind(0) could meanwhile go to another test's server (a fake), whose health answer
+    then passed for this Dagu's while Dagu itself had exited (seen under `pytest -n 8`)."""
+    lowest_ephemeral = 32768
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range", encoding="ascii") as handle:
+            lowest_ephemeral = int(handle.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        pass
+    for _ in range(500):
+        port = random.randint(10000, max(10001, lowest_ephemeral - 1))
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port below the ephemeral range")
 
 
 @dataclass
@@ -118,6 +134,8 @@ class RealDagu:
             start_new_session=True,
         )
         self._wait_healthy(ready_within)
+        if self.proc.poll() is not None:  # what answered was not this Dagu
+            raise RuntimeError(f"dagu {self.version} exited with {self.proc.returncode}:\n{self.log_tail()}")
         return self
 
     def _wait_healthy(self, within: float) -> None:
