@@ -6,6 +6,8 @@ import json
 import os
 import signal
 
+import requests
+
 from tests.conftest import WAIT_LIMIT, eventually, run_cli, start_cli
 from tests.fakedagu import Dag, Step, approval, fail, hold, out
 from tests.test_run_e2e import FAST, assert_clean_error, log_lines
@@ -496,3 +498,18 @@ def test_a_retried_run_that_reads_404_for_a_moment_is_followed(fake_factory):
     result = run_cli("retry", "deploy", "rt1", "--follow", "--url", server.url, *FAST)
     assert result.code == 0, result.output
     assert len(server.get_run("deploy", "rt1").attempts) == 2
+
+
+def test_a_run_dequeued_by_someone_else_is_aborted_though_its_aborted_write_was_seen(fake_factory):
+    """Real 1.30.3's dequeue writes the run aborted, then removes it: a poll between the two
+    sees "aborted" (no step ever ran), the next one 404. That is the dequeue, not an error."""
+    server = fake_factory(dag(), version="1.30.3", queue_delay=None)  # the queued run stays queued
+    proc = start_cli("run", "deploy", "--url", server.url, *FAST, "--enqueue", "--run-id", "dq1")
+    proc.wait_for("run is queued; waiting")
+    details = requests.get(f"{server.api_url}/dag-runs/deploy/dq1", timeout=10).json()
+    details["dagRunDetails"].update(status=3, statusLabel="aborted")
+    server.fault(path=r"/dag-runs/deploy/dq1$", method="GET", status=200, count=1, body=json.dumps(details))
+    assert requests.get(f"{server.api_url}/dag-runs/deploy/dq1/dequeue", timeout=10).status_code == 200
+    followed = proc.finish()
+    assert followed.code == 3, followed.output
+    assert "dequeued before it started" in followed.stdout and "error" not in followed.stdout

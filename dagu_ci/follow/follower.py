@@ -230,7 +230,7 @@ class Follower:
 
     def _poll_failed(self, exc: ApiError) -> RunSnapshot:
         if exc.status == 404:
-            if self.last is not None and self.last.status == RunStatus.QUEUED:
+            if self.last is not None and _never_ran(self.last):
                 return self._dequeued(self.last)
             if self.last is None and self._unseen_since is not None:
                 raise ServerError(
@@ -406,3 +406,11 @@ class Follower:
         if remaining <= 0:
             raise TimedOut()
         return min(seconds, remaining)
+
+
+def _never_ran(snapshot: RunSnapshot) -> bool:
+    """Queued, or aborted before any step started: what a dequeue leaves before Dagu removes
+    the run (real 1.30.3 writes it aborted, then removes it; a poll can fall in between)."""
+    if snapshot.status == RunStatus.QUEUED:
+        return True
+    return snapshot.status == RunStatus.ABORTED and not any(step.status.has_started for step in snapshot.steps)
