@@ -249,15 +249,10 @@ class Starter:
         self._say(f"retry requested for run {before.run_id}" + (f", step {step} only" if step else ""))
         deadline = time.monotonic() + RETRY_VISIBLE_WITHIN
         while time.monotonic() < deadline:
-            try:
-                now = self.client.get_run(dag_name, before.run_id)
-            except ApiError as exc:
-                if exc.status != 404:
-                    raise
-                # Real 1.30.3 can read 404 while it makes the new attempt: not visible yet.
-            else:
-                if now.status in ACTIVE or _attempt_key(now) != _attempt_key(before):
-                    return
+            # None: real 1.30.3 can read 404 while it makes the new attempt (not visible yet).
+            now = self.client.find_run(dag_name, before.run_id)
+            if now is not None and (now.status in ACTIVE or _attempt_key(now) != _attempt_key(before)):
+                return
             time.sleep(min(0.2, self.request.poll_interval))
         raise ServerError(
             f"the server accepted the retry of run {before.run_id} but did not start it within {RETRY_VISIBLE_WITHIN:g}s"
