@@ -513,3 +513,12 @@ def test_a_run_dequeued_by_someone_else_is_aborted_though_its_aborted_write_was_
     followed = proc.finish()
     assert followed.code == 3, followed.output
     assert "dequeued before it started" in followed.stdout and "error" not in followed.stdout
+
+
+def test_a_timeout_while_waiting_for_a_late_run_is_a_timeout(fake_factory):
+    """--timeout ends the wait for a run the server has not shown yet as any other: exit 124."""
+    server = fake_factory(dag(Step("s", [out("hello"), hold("never")])), version="1.30.3")
+    server.fault(path=r"/dag-runs/deploy/late2$", method="GET", status=404, count=None, body=NOT_FOUND)
+    result = run(server, "--run-id", "late2", "--timeout", "2")
+    assert result.code == 124, result.output
+    assert "has not shown it" not in result.stdout, result.stdout

@@ -205,13 +205,19 @@ class Follower:
         while True:
             try:
                 snapshot = self.client.get_run(self.dag_name, self.run_id, self._retry())
-            except ApiError as exc:
-                if exc.status == 404 and self.last is None and self._shown_late():
+            except ServerError as exc:
+                gone = isinstance(exc, ApiError) and exc.status == 404
+                if gone and self.last is None and self._shown_late():
                     continue
-                return self._poll_failed(exc)
-            except ServerError:
+                if gone and self.last is not None and _never_ran(self.last):
+                    return self._dequeued(self.last)
                 if self._past_deadline():
                     raise TimedOut() from None
+                if gone and self.last is None:
+                    raise ServerError(
+                        f"the server accepted run {self.run_id} of {self.dag_name} but has not shown it "
+                        f"within {SHOWN_WITHIN:g}s ({exc.message})"
+                    ) from None
                 raise
             self._last_status = time.monotonic()
             return snapshot
@@ -227,19 +233,6 @@ class Follower:
             return False
         time.sleep(self._bounded(self.options.poll_interval))
         return True
-
-    def _poll_failed(self, exc: ApiError) -> RunSnapshot:
-        if exc.status == 404:
-            if self.last is not None and _never_ran(self.last):
-                return self._dequeued(self.last)
-            if self.last is None and self._unseen_since is not None:
-                raise ServerError(
-                    f"the server accepted run {self.run_id} of {self.dag_name} but has not shown it "
-                    f"within {SHOWN_WITHIN:g}s ({exc.message})"
-                ) from None
-        if self._past_deadline():
-            raise TimedOut() from None
-        raise exc
 
     def _dequeued(self, last: RunSnapshot) -> RunSnapshot:
         """Dagu removes a run dequeued before it ran (someone else dequeued it: a superseding
